@@ -1,0 +1,138 @@
+//! How events, metadata and snapshots are stored as bytes.
+//!
+//! # The payload format
+//!
+//! A payload is [MessagePack] with named fields: an event enum is written in serde's externally
+//! tagged form, `{"Deposited": {"amount": 100}}`, and the map key is the event's stored type
+//! name, which the store also keeps beside the payload for filtering. This choice gives:
+//!
+//! - **Evolution.** Fields are found by name, so adding a field with `#[serde(default)]` reads
+//!   old payloads, and unknown fields are skipped. A renamed event keeps decoding through
+//!   `#[event(name = "Old")]` or a serde `alias`.
+//! - **Self-description.** Any payload converts to JSON without the Rust types ([`to_json`]),
+//!   so tools can show stored events.
+//! - **Speed.** Decoding a small bank event takes well under 100 ns, so a 100,000-event stream
+//!   rehydrates within the 25 ms goal.
+//!
+//! Snapshots use the same format; metadata is MessagePack too, and empty metadata is stored as
+//! zero bytes.
+//!
+//! [MessagePack]: https://msgpack.org
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::DomainEvent;
+use crate::error::{DecodeError, EncodeError};
+use crate::event::Metadata;
+
+/// Encodes a value (an event, a state) as named-field MessagePack.
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
+    let mut buf = Vec::with_capacity(64);
+    encode_into(value, &mut buf)?;
+    Ok(buf)
+}
+
+/// Encodes a value into `buf`, appending.
+pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let mut ser = rmp_serde::Serializer::new(buf).with_struct_map();
+    value
+        .serialize(&mut ser)
+        .map_err(|e| EncodeError(e.to_string()))
+}
+
+/// Decodes a value written by [`encode`].
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+}
+
+/// Decodes the payload of event `version` of `stream`, checking its type name is one `E`
+/// knows.
+pub fn decode_event<E: DomainEvent>(
+    stream: &str,
+    version: u64,
+    event_type: &str,
+    payload: &[u8],
+) -> Result<E, DecodeError> {
+    match rmp_serde::from_slice(payload) {
+        Ok(e) => Ok(e),
+        Err(_) if !E::TYPES.contains(&event_type) => Err(DecodeError::UnknownEventType {
+            stream: stream.to_owned(),
+            version,
+            event_type: event_type.to_owned(),
+        }),
+        Err(e) => Err(DecodeError::Payload {
+            stream: stream.to_owned(),
+            version,
+            event_type: event_type.to_owned(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Encodes metadata; empty metadata takes no bytes.
+pub fn encode_metadata(metadata: &Metadata) -> Vec<u8> {
+    if metadata.is_empty() {
+        return Vec::new();
+    }
+    // Metadata holds only strings, uuids and maps, which always encode.
+    encode(metadata).unwrap_or_default()
+}
+
+/// Decodes metadata written by [`encode_metadata`].
+pub fn decode_metadata(bytes: &[u8]) -> Result<Metadata, String> {
+    if bytes.is_empty() {
+        return Ok(Metadata::default());
+    }
+    decode(bytes)
+}
+
+/// Converts any stored payload to JSON, without its Rust type.
+///
+/// Binary strings become arrays of numbers; map keys that are not strings are written in their
+/// JSON form.
+pub fn to_json(bytes: &[u8]) -> Result<serde_json::Value, String> {
+    let mut rd = bytes;
+    let value = rmpv::decode::read_value(&mut rd).map_err(|e| e.to_string())?;
+    if !rd.is_empty() {
+        return Err(format!("{} trailing bytes after the payload", rd.len()));
+    }
+    Ok(value_to_json(value))
+}
+
+fn value_to_json(v: rmpv::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        rmpv::Value::Nil => J::Null,
+        rmpv::Value::Boolean(b) => J::Bool(b),
+        rmpv::Value::Integer(i) => {
+            if let Some(u) = i.as_u64() {
+                J::from(u)
+            } else if let Some(s) = i.as_i64() {
+                J::from(s)
+            } else {
+                J::Null
+            }
+        }
+        rmpv::Value::F32(f) => J::from(f64::from(f)),
+        rmpv::Value::F64(f) => J::from(f),
+        rmpv::Value::String(s) => match s.into_str() {
+            Some(s) => J::String(s),
+            None => J::Null,
+        },
+        rmpv::Value::Binary(b) => J::Array(b.into_iter().map(J::from).collect()),
+        rmpv::Value::Array(a) => J::Array(a.into_iter().map(value_to_json).collect()),
+        rmpv::Value::Map(m) => J::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        rmpv::Value::String(s) => s.into_str().unwrap_or_default(),
+                        other => value_to_json(other).to_string(),
+                    };
+                    (key, value_to_json(v))
+                })
+                .collect(),
+        ),
+        rmpv::Value::Ext(tag, data) => serde_json::json!({ "ext": tag, "data": data }),
+    }
+}

@@ -1,0 +1,424 @@
+//! The envelope of an event: stream ids, versions and positions, metadata, timestamps, and the
+//! new and recorded forms of an event.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::codec;
+use crate::error::{DecodeError, InvalidStreamId};
+
+/// The name of one event stream: the aggregate's category and its id, written `category-id`.
+///
+/// A stream id is valid when it is non-empty, at most [`StreamId::MAX_LEN`] bytes, and has no
+/// control characters. [`StreamId::new`] also requires the category to be non-empty and free
+/// of `-`, so the category of any id is the part before its first `-`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct StreamId(Arc<str>);
+
+impl StreamId {
+    /// The longest stream id in bytes. It keeps every store key (stream id plus an 8-byte
+    /// version) well under LMDB's 511-byte key limit.
+    pub const MAX_LEN: usize = 400;
+
+    /// The stream of aggregate `id` in `category` (an [`Aggregate::NAME`](crate::Aggregate::NAME)).
+    pub fn new(category: &str, id: impl fmt::Display) -> Result<Self, InvalidStreamId> {
+        if category.is_empty() || category.contains('-') {
+            return Err(InvalidStreamId::new(
+                category,
+                "the category must be non-empty and contain no `-`",
+            ));
+        }
+        let id = id.to_string();
+        if id.is_empty() {
+            return Err(InvalidStreamId::new(
+                format!("{category}-"),
+                "the aggregate id is empty",
+            ));
+        }
+        Self::parse(format!("{category}-{id}"))
+    }
+
+    /// Validates a whole stream id.
+    pub fn parse(s: impl Into<String>) -> Result<Self, InvalidStreamId> {
+        let s = s.into();
+        if s.is_empty() {
+            return Err(InvalidStreamId::new(s, "a stream id must not be empty"));
+        }
+        if s.len() > Self::MAX_LEN {
+            let why = format!(
+                "a stream id is at most {} bytes; this one has {}",
+                Self::MAX_LEN,
+                s.len()
+            );
+            return Err(InvalidStreamId::new(s, why));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(InvalidStreamId::new(
+                s,
+                "a stream id must not contain control characters",
+            ));
+        }
+        Ok(StreamId(s.into()))
+    }
+
+    /// The whole id, `category-id`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The category: the part before the first `-` (the whole id if there is none).
+    pub fn category(&self) -> &str {
+        self.0.split_once('-').map_or(&self.0, |(c, _)| c)
+    }
+
+    /// The aggregate id: the part after the first `-` (empty if there is none).
+    pub fn id(&self) -> &str {
+        self.0.split_once('-').map_or("", |(_, id)| id)
+    }
+}
+
+impl fmt::Debug for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for StreamId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for StreamId {
+    type Error = InvalidStreamId;
+    fn try_from(s: String) -> Result<Self, InvalidStreamId> {
+        StreamId::parse(s)
+    }
+}
+
+impl TryFrom<&str> for StreamId {
+    type Error = InvalidStreamId;
+    fn try_from(s: &str) -> Result<Self, InvalidStreamId> {
+        StreamId::parse(s)
+    }
+}
+
+impl From<StreamId> for String {
+    fn from(s: StreamId) -> String {
+        s.0.to_string()
+    }
+}
+
+/// What the writer expects a stream's version to be; the append fails otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's version.
+    Any,
+    /// The stream must not exist yet (same as `Exact(0)`).
+    NoStream,
+    /// The stream must have at least one event.
+    Exists,
+    /// The stream's version must be exactly this (`0`: the stream does not exist).
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream at `current` (0: no stream) satisfies this expectation.
+    pub fn matches(self, current: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => current == 0,
+            ExpectedVersion::Exists => current > 0,
+            ExpectedVersion::Exact(v) => current == v,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::NoStream => f.write_str("no stream"),
+            ExpectedVersion::Exists => f.write_str("an existing stream"),
+            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
+/// Context carried with an event: who caused it and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// The id shared by everything done for one request or workflow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    /// The id of the message (command or event) that caused this event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    /// Free-form pairs (user id, tenant, client address...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub user: BTreeMap<String, String>,
+}
+
+impl Metadata {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.correlation_id.is_none() && self.causation_id.is_none() && self.user.is_empty()
+    }
+
+    /// Sets the correlation id.
+    pub fn with_correlation_id(mut self, id: Uuid) -> Self {
+        self.correlation_id = Some(id);
+        self
+    }
+
+    /// Sets the causation id.
+    pub fn with_causation_id(mut self, id: Uuid) -> Self {
+        self.causation_id = Some(id);
+        self
+    }
+
+    /// Adds a user pair.
+    pub fn with(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.user.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// A point in time: nanoseconds since the Unix epoch (UTC).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// Nanoseconds since the Unix epoch.
+    pub fn as_nanos(self) -> u64 {
+        self.0
+    }
+
+    /// Whole milliseconds since the Unix epoch.
+    pub fn as_millis(self) -> u64 {
+        self.0 / 1_000_000
+    }
+
+    /// The same instant as a [`SystemTime`].
+    pub fn to_system_time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.0)
+    }
+}
+
+impl From<SystemTime> for Timestamp {
+    fn from(t: SystemTime) -> Self {
+        let nanos = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
+/// Where stores get the time they stamp on events. Inject a [`ManualClock`] in tests.
+pub trait Clock: Send + Sync + fmt::Debug + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from(SystemTime::now())
+    }
+}
+
+/// A clock that only moves when told to, for tests.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    /// A clock stopped at `t`.
+    pub fn new(t: Timestamp) -> Self {
+        ManualClock(AtomicU64::new(t.0))
+    }
+
+    /// Moves the clock to `t`.
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.0, Ordering::SeqCst);
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.0.fetch_add(nanos, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// An event to append: its id, stored type name, encoded payload and metadata.
+///
+/// The store assigns the version, global position and timestamp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// A unique id (UUID v7 by default, so ids sort by creation time).
+    pub event_id: Uuid,
+    /// The stored type name.
+    pub event_type: Cow<'static, str>,
+    /// The encoded payload (see [`codec`](crate::codec)).
+    pub payload: Vec<u8>,
+    /// Correlation, causation and user metadata.
+    pub metadata: Metadata,
+}
+
+impl NewEvent {
+    /// Encodes a domain event, with a fresh UUID v7 and the given metadata.
+    pub fn from_event<E: crate::DomainEvent>(
+        event: &E,
+        metadata: Metadata,
+    ) -> Result<Self, crate::error::EncodeError> {
+        Ok(NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: Cow::Borrowed(event.event_type()),
+            payload: codec::encode(event)?,
+            metadata,
+        })
+    }
+
+    /// An event from raw parts, with a fresh UUID v7 and no metadata.
+    pub fn raw(event_type: impl Into<Cow<'static, str>>, payload: Vec<u8>) -> Self {
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            payload,
+            metadata: Metadata::default(),
+        }
+    }
+}
+
+/// A stored event, borrowed from the store while it is being read.
+///
+/// Reading through [`EventStore::read_stream_with`](crate::EventStore::read_stream_with) hands
+/// out these views so that the payload can be decoded straight from the store's memory.
+#[derive(Debug, Clone, Copy)]
+pub struct EventRef<'a> {
+    /// The stream.
+    pub stream: &'a str,
+    /// The event's version in its stream (1-based).
+    pub version: u64,
+    /// The event's position in the global log (1-based, gap-free).
+    pub position: u64,
+    /// The stored type name.
+    pub event_type: &'a str,
+    /// The event's unique id.
+    pub event_id: Uuid,
+    /// When it was recorded.
+    pub timestamp: Timestamp,
+    /// The encoded metadata (empty when there is none).
+    pub metadata: &'a [u8],
+    /// The encoded payload.
+    pub payload: &'a [u8],
+}
+
+impl EventRef<'_> {
+    /// Decodes the payload as `E`, checking its type name first.
+    pub fn decode<E: crate::DomainEvent>(&self) -> Result<E, DecodeError> {
+        codec::decode_event(self.stream, self.version, self.event_type, self.payload)
+    }
+
+    /// Decodes the metadata.
+    pub fn metadata(&self) -> Result<Metadata, DecodeError> {
+        codec::decode_metadata(self.metadata).map_err(|reason| DecodeError::Metadata {
+            stream: self.stream.to_owned(),
+            version: self.version,
+            reason,
+        })
+    }
+
+    /// Copies the event out of the store.
+    pub fn to_owned(&self) -> Result<RecordedEvent, DecodeError> {
+        Ok(RecordedEvent {
+            stream: self.stream.to_owned(),
+            version: self.version,
+            position: self.position,
+            event_type: self.event_type.to_owned(),
+            event_id: self.event_id,
+            timestamp: self.timestamp,
+            metadata: self.metadata()?,
+            payload: self.payload.to_vec(),
+        })
+    }
+}
+
+/// A stored event with its envelope: where it is, when and why it was recorded, and its payload
+/// (`Vec<u8>` as stored, or a decoded event after [`RecordedEvent::decode`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent<P = Vec<u8>> {
+    /// The stream (`category-id`).
+    pub stream: String,
+    /// The event's version in its stream (1-based).
+    pub version: u64,
+    /// The event's position in the global log (1-based, gap-free).
+    pub position: u64,
+    /// The stored type name.
+    pub event_type: String,
+    /// The event's unique id (UUID v7).
+    pub event_id: Uuid,
+    /// When it was recorded, from the store's clock.
+    pub timestamp: Timestamp,
+    /// Correlation, causation and user metadata.
+    pub metadata: Metadata,
+    /// The payload.
+    pub payload: P,
+}
+
+impl RecordedEvent {
+    /// Decodes the payload as `E`.
+    pub fn decode<E: crate::DomainEvent>(self) -> Result<RecordedEvent<E>, DecodeError> {
+        let payload =
+            codec::decode_event(&self.stream, self.version, &self.event_type, &self.payload)?;
+        Ok(self.with_payload(payload))
+    }
+
+    /// The payload as JSON, without knowing its Rust type.
+    pub fn payload_json(&self) -> Result<serde_json::Value, DecodeError> {
+        codec::to_json(&self.payload).map_err(|reason| DecodeError::Payload {
+            stream: self.stream.clone(),
+            version: self.version,
+            event_type: self.event_type.clone(),
+            reason,
+        })
+    }
+}
+
+impl<P> RecordedEvent<P> {
+    /// The same envelope around another payload.
+    pub fn with_payload<Q>(self, payload: Q) -> RecordedEvent<Q> {
+        RecordedEvent {
+            stream: self.stream,
+            version: self.version,
+            position: self.position,
+            event_type: self.event_type,
+            event_id: self.event_id,
+            timestamp: self.timestamp,
+            metadata: self.metadata,
+            payload,
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The [`EventStore`] trait, and one module per backend.
+
+pub mod memory;
+
+use std::ops::ControlFlow;
+
+use crate::error::{AppendError, ReadError, WriteError};
+use crate::event::{EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId, Timestamp};
+
+/// What an append wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AppendResult {
+    /// The version of the first appended event (the stream's version + 1 before the append).
+    pub first_version: u64,
+    /// The global position of the first appended event. The batch's positions are contiguous.
+    pub first_position: u64,
+    /// How many events were appended.
+    pub count: u64,
+    /// The timestamp stamped on every event of the batch.
+    pub timestamp: Timestamp,
+}
+
+impl AppendResult {
+    /// Builds a result; for backends.
+    pub fn new(first_version: u64, first_position: u64, count: u64, timestamp: Timestamp) -> Self {
+        AppendResult {
+            first_version,
+            first_position,
+            count,
+            timestamp,
+        }
+    }
+
+    /// The stream's version after the append.
+    pub fn stream_version(&self) -> u64 {
+        self.first_version + self.count - 1
+    }
+
+    /// The global position of the last appended event (the one before `first_position` when
+    /// the batch was empty).
+    pub fn last_position(&self) -> u64 {
+        self.first_position + self.count - 1
+    }
+}
+
+/// A saved state of an aggregate at some version of its stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The stream version the state reflects (all events up to and including it applied).
+    pub version: u64,
+    /// The aggregate's [`STATE_VERSION`](crate::Aggregate::STATE_VERSION) when it was taken.
+    pub state_version: u32,
+    /// The encoded state.
+    pub payload: Vec<u8>,
+}
+
+/// A visitor of events read from a store. Return [`ControlFlow::Break`] to stop reading.
+pub type Visitor<'v> = dyn FnMut(EventRef<'_>) -> ControlFlow<()> + 'v;
+
+/// An append-only store of event streams with a global log, snapshots and projection
+/// checkpoints.
+///
+/// Versions are 1-based per stream (0 means the stream does not exist); global positions are
+/// 1-based, and readers see them without gaps. Implementations are shared between threads and
+/// every method blocks until done; the host moves blocking calls off async executors.
+///
+/// One conformance suite ([`testing::conformance`](crate::testing::conformance)) checks every
+/// backend.
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends a batch to a stream if its version matches `expected`: all events or none.
+    ///
+    /// An empty batch only checks the expectation. Returns where the events landed; once it
+    /// returns, the events are as durable as the store promises.
+    fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, AppendError>;
+
+    /// The stream's current version (0: no events).
+    fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError>;
+
+    /// Visits the events of a stream from version `from` (inclusive) in version order.
+    ///
+    /// The visitor must not write to the same store.
+    fn read_stream_with(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        visitor: &mut Visitor<'_>,
+    ) -> Result<(), ReadError>;
+
+    /// Visits the global log from position `from` (inclusive) in position order.
+    ///
+    /// The visitor must not write to the same store.
+    fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError>;
+
+    /// The position of the last event in the global log (0: empty).
+    fn head_position(&self) -> Result<u64, ReadError>;
+
+    /// Saves a snapshot of a stream, then drops all but the newest `keep` (at least one is
+    /// kept).
+    fn save_snapshot(
+        &self,
+        stream: &StreamId,
+        snapshot: Snapshot,
+        keep: usize,
+    ) -> Result<(), WriteError>;
+
+    /// The snapshot with the highest version, if any.
+    fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, ReadError>;
+
+    /// Every snapshot of a stream, oldest first (for inspection and tests).
+    fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, ReadError>;
+
+    /// Stores a projection's checkpoint (the last position it processed).
+    fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError>;
+
+    /// A projection's checkpoint, if it has one.
+    fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError>;
+
+    /// Copies the events of a stream from version `from` up to `to` (inclusive) out of the
+    /// store.
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<RecordedEvent>, ReadError> {
+        let mut out = Vec::new();
+        let mut failed = None;
+        self.read_stream_with(stream, from, &mut |e| {
+            if e.version > to {
+                return ControlFlow::Break(());
+            }
+            match e.to_owned() {
+                Ok(e) => out.push(e),
+                Err(err) => {
+                    failed = Some(err);
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        match failed {
+            Some(err) => Err(corrupt_metadata(err)),
+            None => Ok(out),
+        }
+    }
+
+    /// Copies up to `limit` events of the global log from position `from` out of the store.
+    fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, ReadError> {
+        let mut out = Vec::new();
+        let mut failed = None;
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.read_all_with(from, &mut |e| {
+            match e.to_owned() {
+                Ok(e) => out.push(e),
+                Err(err) => {
+                    failed = Some(err);
+                    return ControlFlow::Break(());
+                }
+            }
+            if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        match failed {
+            Some(err) => Err(corrupt_metadata(err)),
+            None => Ok(out),
+        }
+    }
+}
+
+fn corrupt_metadata(err: crate::error::DecodeError) -> ReadError {
+    ReadError::Corrupt {
+        what: "metadata".to_owned(),
+        reason: err.to_string(),
+    }
+}
+
+impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
+    fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, AppendError> {
+        (**self).append(stream, expected, events)
+    }
+    fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
+        (**self).stream_version(stream)
+    }
+    fn read_stream_with(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        visitor: &mut Visitor<'_>,
+    ) -> Result<(), ReadError> {
+        (**self).read_stream_with(stream, from, visitor)
+    }
+    fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError> {
+        (**self).read_all_with(from, visitor)
+    }
+    fn head_position(&self) -> Result<u64, ReadError> {
+        (**self).head_position()
+    }
+    fn save_snapshot(
+        &self,
+        stream: &StreamId,
+        snapshot: Snapshot,
+        keep: usize,
+    ) -> Result<(), WriteError> {
+        (**self).save_snapshot(stream, snapshot, keep)
+    }
+    fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, ReadError> {
+        (**self).load_snapshot(stream)
+    }
+    fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, ReadError> {
+        (**self).snapshots(stream)
+    }
+    fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError> {
+        (**self).save_checkpoint(name, position)
+    }
+    fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
+        (**self).load_checkpoint(name)
+    }
+}

@@ -1,0 +1,584 @@
+//! The conformance suite every [`EventStore`] backend must pass.
+//!
+//! Each case is a public function taking a fresh, empty store. The [`conformance_tests!`]
+//! macro turns the whole suite into one `#[test]` per case for a backend:
+//!
+//! ```
+//! es_runtime::conformance_tests!(es_runtime::MemoryStore::new());
+//! ```
+//!
+//! [`conformance_tests!`]: crate::conformance_tests
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::Barrier;
+
+use crate::error::AppendError;
+use crate::event::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId};
+use crate::store::{EventStore, Snapshot};
+
+/// Generates one `#[test]` per conformance case; `$make` is an expression evaluated once per
+/// case that yields a fresh, empty store.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@cases $make;
+            append_assigns_versions_and_positions,
+            append_preserves_ids_types_metadata_and_payload,
+            expected_version_any,
+            expected_version_no_stream,
+            expected_version_exists,
+            expected_version_exact,
+            failed_append_writes_nothing,
+            empty_batch_only_checks_expectation,
+            read_stream_ranges,
+            read_stream_stops_when_told,
+            streams_sharing_a_prefix_stay_apart,
+            unicode_and_long_stream_ids,
+            read_all_is_gap_free_in_position_order,
+            timestamps_never_go_back,
+            large_payloads_and_batches,
+            snapshots_keep_the_last_k,
+            snapshot_of_same_version_replaces,
+            checkpoints_round_trip,
+            concurrent_appenders_one_stream,
+            concurrent_appenders_many_streams,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::testing::conformance::$case(&$make);
+            }
+        )*
+    };
+}
+
+fn stream(id: &str) -> StreamId {
+    StreamId::parse(id).expect("valid test stream id")
+}
+
+fn event(n: u64) -> NewEvent {
+    NewEvent::raw(
+        "Happened",
+        crate::codec::encode(&BTreeMap::from([("n", n)])).expect("encodes"),
+    )
+}
+
+fn events(range: std::ops::Range<u64>) -> Vec<NewEvent> {
+    range.map(event).collect()
+}
+
+fn all<S: EventStore + ?Sized>(store: &S) -> Vec<RecordedEvent> {
+    store.read_all(1, usize::MAX).expect("read_all")
+}
+
+fn versions(events: &[RecordedEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.version).collect()
+}
+
+fn wrong_version(err: AppendError) -> (ExpectedVersion, u64) {
+    match err {
+        AppendError::WrongExpectedVersion {
+            expected, actual, ..
+        } => (expected, actual),
+        other => panic!("expected WrongExpectedVersion, got {other:?}"),
+    }
+}
+
+/// Versions start at 1 per stream; positions at 1 in the global log; results report both.
+pub fn append_assigns_versions_and_positions<S: EventStore>(store: &S) {
+    let a = stream("acc-a");
+    let b = stream("acc-b");
+    let r = store
+        .append(&a, ExpectedVersion::NoStream, events(0..3))
+        .unwrap();
+    assert_eq!((r.first_version, r.first_position, r.count), (1, 1, 3));
+    assert_eq!(r.stream_version(), 3);
+    assert_eq!(r.last_position(), 3);
+    let r = store
+        .append(&b, ExpectedVersion::Any, events(0..2))
+        .unwrap();
+    assert_eq!((r.first_version, r.first_position, r.count), (1, 4, 2));
+    let r = store
+        .append(&a, ExpectedVersion::Exact(3), events(3..4))
+        .unwrap();
+    assert_eq!((r.first_version, r.first_position), (4, 6));
+    assert_eq!(store.stream_version(&a).unwrap(), 4);
+    assert_eq!(store.stream_version(&b).unwrap(), 2);
+    assert_eq!(store.stream_version(&stream("acc-none")).unwrap(), 0);
+    assert_eq!(store.head_position().unwrap(), 6);
+}
+
+/// What goes in comes out: ids, type names, metadata, payload bytes.
+pub fn append_preserves_ids_types_metadata_and_payload<S: EventStore>(store: &S) {
+    let s = stream("order-7");
+    let meta = Metadata::default()
+        .with_correlation_id(uuid::Uuid::now_v7())
+        .with_causation_id(uuid::Uuid::now_v7())
+        .with("user", "ada")
+        .with("tenant", "t1");
+    let mut first = NewEvent::raw("Placed", vec![1, 2, 3]);
+    first.metadata = meta.clone();
+    let second = NewEvent::raw("Shipped", Vec::new());
+    let ids = [first.event_id, second.event_id];
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![first, second])
+        .unwrap();
+    let read = store.read_stream(&s, 1, u64::MAX).unwrap();
+    assert_eq!(read.len(), 2);
+    assert_eq!(read[0].stream, "order-7");
+    assert_eq!([read[0].event_id, read[1].event_id], ids);
+    assert_eq!(read[0].event_type, "Placed");
+    assert_eq!(read[1].event_type, "Shipped");
+    assert_eq!(read[0].metadata, meta);
+    assert_eq!(read[1].metadata, Metadata::default());
+    assert_eq!(read[0].payload, vec![1, 2, 3]);
+    assert!(read[1].payload.is_empty());
+    assert_eq!(
+        read[0].timestamp, read[1].timestamp,
+        "one batch, one timestamp"
+    );
+    assert_eq!(all(store), read);
+}
+
+/// `Any` appends whatever the version.
+pub fn expected_version_any<S: EventStore>(store: &S) {
+    let s = stream("x-1");
+    store
+        .append(&s, ExpectedVersion::Any, events(0..1))
+        .unwrap();
+    store
+        .append(&s, ExpectedVersion::Any, events(1..2))
+        .unwrap();
+    assert_eq!(store.stream_version(&s).unwrap(), 2);
+}
+
+/// `NoStream` (and `Exact(0)`) only appends to a stream without events.
+pub fn expected_version_no_stream<S: EventStore>(store: &S) {
+    let s = stream("x-1");
+    store
+        .append(&s, ExpectedVersion::NoStream, events(0..1))
+        .unwrap();
+    let err = store
+        .append(&s, ExpectedVersion::NoStream, events(1..2))
+        .unwrap_err();
+    assert_eq!(err.stream(), "x-1");
+    assert_eq!(wrong_version(err), (ExpectedVersion::NoStream, 1));
+    let err = store
+        .append(&s, ExpectedVersion::Exact(0), events(1..2))
+        .unwrap_err();
+    assert_eq!(wrong_version(err), (ExpectedVersion::Exact(0), 1));
+    store
+        .append(&stream("x-2"), ExpectedVersion::Exact(0), events(0..1))
+        .unwrap();
+}
+
+/// `Exists` only appends to a stream with events.
+pub fn expected_version_exists<S: EventStore>(store: &S) {
+    let s = stream("x-1");
+    let err = store
+        .append(&s, ExpectedVersion::Exists, events(0..1))
+        .unwrap_err();
+    assert_eq!(wrong_version(err), (ExpectedVersion::Exists, 0));
+    store
+        .append(&s, ExpectedVersion::Any, events(0..1))
+        .unwrap();
+    store
+        .append(&s, ExpectedVersion::Exists, events(1..2))
+        .unwrap();
+    assert_eq!(store.stream_version(&s).unwrap(), 2);
+}
+
+/// `Exact(v)` only appends when the stream is at `v`, and the error tells the real version.
+pub fn expected_version_exact<S: EventStore>(store: &S) {
+    let s = stream("x-1");
+    store
+        .append(&s, ExpectedVersion::Exact(0), events(0..2))
+        .unwrap();
+    for wrong in [0, 1, 3, 100] {
+        let err = store
+            .append(&s, ExpectedVersion::Exact(wrong), events(2..3))
+            .unwrap_err();
+        assert_eq!(wrong_version(err), (ExpectedVersion::Exact(wrong), 2));
+    }
+    store
+        .append(&s, ExpectedVersion::Exact(2), events(2..3))
+        .unwrap();
+    assert_eq!(store.stream_version(&s).unwrap(), 3);
+}
+
+/// A refused batch leaves no trace: no events, no positions used.
+pub fn failed_append_writes_nothing<S: EventStore>(store: &S) {
+    let s = stream("x-1");
+    store
+        .append(&s, ExpectedVersion::NoStream, events(0..2))
+        .unwrap();
+    let before = all(store);
+    store
+        .append(&s, ExpectedVersion::Exact(1), events(2..50))
+        .unwrap_err();
+    store
+        .append(&stream("x-2"), ExpectedVersion::Exists, events(0..5))
+        .unwrap_err();
+    assert_eq!(all(store), before);
+    assert_eq!(store.head_position().unwrap(), 2);
+    let r = store
+        .append(&s, ExpectedVersion::Exact(2), events(2..3))
+        .unwrap();
+    assert_eq!(
+        r.first_position, 3,
+        "no position was burnt by the failed appends"
+    );
+}
+
+/// An empty batch checks the expectation and writes nothing.
+pub fn empty_batch_only_checks_expectation<S: EventStore>(store: &S) {
+    let s = stream("x-1");
+    let err = store
+        .append(&s, ExpectedVersion::Exists, Vec::new())
+        .unwrap_err();
+    assert_eq!(wrong_version(err), (ExpectedVersion::Exists, 0));
+    let r = store
+        .append(&s, ExpectedVersion::NoStream, Vec::new())
+        .unwrap();
+    assert_eq!(r.count, 0);
+    assert_eq!(r.stream_version(), 0);
+    assert_eq!(store.head_position().unwrap(), 0);
+    assert_eq!(store.stream_version(&s).unwrap(), 0);
+}
+
+/// Reading a stream by version range.
+pub fn read_stream_ranges<S: EventStore>(store: &S) {
+    let s = stream("x-1");
+    store
+        .append(&s, ExpectedVersion::NoStream, events(0..10))
+        .unwrap();
+    store
+        .append(&stream("x-2"), ExpectedVersion::NoStream, events(0..3))
+        .unwrap();
+    store
+        .append(&s, ExpectedVersion::Exact(10), events(10..12))
+        .unwrap();
+    assert_eq!(
+        versions(&store.read_stream(&s, 1, u64::MAX).unwrap()),
+        (1..=12).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        versions(&store.read_stream(&s, 0, 3).unwrap()),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        versions(&store.read_stream(&s, 5, 7).unwrap()),
+        vec![5, 6, 7]
+    );
+    assert_eq!(
+        versions(&store.read_stream(&s, 11, 100).unwrap()),
+        vec![11, 12]
+    );
+    assert!(store.read_stream(&s, 13, 100).unwrap().is_empty());
+    assert!(store.read_stream(&s, 5, 4).unwrap().is_empty());
+    assert!(
+        store
+            .read_stream(&stream("x-3"), 1, u64::MAX)
+            .unwrap()
+            .is_empty()
+    );
+    let read = store.read_stream(&s, 10, 11).unwrap();
+    assert_eq!(read[0].position, 10);
+    assert_eq!(read[1].position, 14, "stream x-2 took positions 11..=13");
+    for e in store.read_stream(&s, 1, u64::MAX).unwrap() {
+        let n: BTreeMap<String, u64> = crate::codec::decode(&e.payload).unwrap();
+        assert_eq!(n["n"], e.version - 1, "payloads come back in version order");
+    }
+}
+
+/// A visitor that breaks stops the read.
+pub fn read_stream_stops_when_told<S: EventStore>(store: &S) {
+    let s = stream("x-1");
+    store
+        .append(&s, ExpectedVersion::NoStream, events(0..100))
+        .unwrap();
+    let mut seen = 0;
+    store
+        .read_stream_with(&s, 1, &mut |_| {
+            seen += 1;
+            if seen == 5 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(seen, 5);
+    let mut seen = 0;
+    store
+        .read_all_with(1, &mut |_| {
+            seen += 1;
+            ControlFlow::Break(())
+        })
+        .unwrap();
+    assert_eq!(seen, 1);
+}
+
+/// Streams whose ids share a prefix (`acc-1`, `acc-10`, `acc-1-x`) never mix.
+pub fn streams_sharing_a_prefix_stay_apart<S: EventStore>(store: &S) {
+    let ids = ["acc-1", "acc-10", "acc-1-x", "acc-", "acc-1!", "acc-1~"];
+    for (i, id) in ids.iter().enumerate() {
+        let n = i as u64 + 1;
+        store
+            .append(&stream(id), ExpectedVersion::NoStream, events(0..n))
+            .unwrap();
+    }
+    for (i, id) in ids.iter().enumerate() {
+        let read = store.read_stream(&stream(id), 1, u64::MAX).unwrap();
+        assert_eq!(read.len(), i + 1, "stream {id}");
+        assert!(
+            read.iter().all(|e| e.stream == *id),
+            "stream {id} holds only its own events"
+        );
+        assert_eq!(store.stream_version(&stream(id)).unwrap(), i as u64 + 1);
+    }
+}
+
+/// Any valid id is stored as given, up to the maximum length.
+pub fn unicode_and_long_stream_ids<S: EventStore>(store: &S) {
+    let long = format!("c-{}", "é".repeat((StreamId::MAX_LEN - 2) / 2));
+    assert!(long.len() <= StreamId::MAX_LEN);
+    for id in ["größe-ü", "日本-語", long.as_str()] {
+        let s = stream(id);
+        store
+            .append(&s, ExpectedVersion::NoStream, events(0..2))
+            .unwrap();
+        let read = store.read_stream(&s, 1, u64::MAX).unwrap();
+        assert_eq!(read.len(), 2);
+        assert_eq!(read[0].stream, id);
+    }
+}
+
+/// The global log holds every event once, in position order, with no gaps.
+pub fn read_all_is_gap_free_in_position_order<S: EventStore>(store: &S) {
+    for round in 0..5u64 {
+        for s in ["a-1", "b-2", "c-3"] {
+            store
+                .append(&stream(s), ExpectedVersion::Any, events(round..round + 2))
+                .unwrap();
+        }
+    }
+    let log = all(store);
+    assert_eq!(log.len(), 30);
+    assert!(
+        log.iter()
+            .enumerate()
+            .all(|(i, e)| e.position == i as u64 + 1)
+    );
+    let from_17 = store.read_all(17, usize::MAX).unwrap();
+    assert_eq!(from_17.first().map(|e| e.position), Some(17));
+    assert_eq!(from_17.len(), 14);
+    assert_eq!(store.read_all(0, 3).unwrap().len(), 3);
+    assert!(store.read_all(31, 10).unwrap().is_empty());
+    assert_eq!(store.read_all(5, 0).unwrap().len(), 0);
+}
+
+/// Timestamps along the global log never decrease.
+pub fn timestamps_never_go_back<S: EventStore>(store: &S) {
+    for i in 0..50 {
+        store
+            .append(
+                &stream(&format!("t-{}", i % 7)),
+                ExpectedVersion::Any,
+                events(0..1),
+            )
+            .unwrap();
+    }
+    let log = all(store);
+    assert!(log.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+    assert!(log[0].timestamp.as_nanos() > 0);
+}
+
+/// Big payloads and big batches round-trip.
+pub fn large_payloads_and_batches<S: EventStore>(store: &S) {
+    let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    let s = stream("big-1");
+    store
+        .append(
+            &s,
+            ExpectedVersion::NoStream,
+            vec![NewEvent::raw("Big", big.clone())],
+        )
+        .unwrap();
+    assert_eq!(store.read_stream(&s, 1, 1).unwrap()[0].payload, big);
+    let s = stream("batch-1");
+    let r = store
+        .append(&s, ExpectedVersion::NoStream, events(0..10_000))
+        .unwrap();
+    assert_eq!(r.stream_version(), 10_000);
+    let read = store.read_stream(&s, 1, u64::MAX).unwrap();
+    assert_eq!(versions(&read), (1..=10_000).collect::<Vec<_>>());
+}
+
+fn snapshot(version: u64) -> Snapshot {
+    Snapshot {
+        version,
+        state_version: 1,
+        payload: version.to_be_bytes().to_vec(),
+    }
+}
+
+/// Saving keeps the newest K snapshots; loading returns the newest.
+pub fn snapshots_keep_the_last_k<S: EventStore>(store: &S) {
+    let s = stream("snap-1");
+    let other = stream("snap-10");
+    assert_eq!(store.load_snapshot(&s).unwrap(), None);
+    assert!(store.snapshots(&s).unwrap().is_empty());
+    store.save_snapshot(&other, snapshot(7), 3).unwrap();
+    for v in [10, 20, 30, 40, 50] {
+        store.save_snapshot(&s, snapshot(v), 3).unwrap();
+        assert_eq!(store.load_snapshot(&s).unwrap(), Some(snapshot(v)));
+    }
+    let kept: Vec<u64> = store
+        .snapshots(&s)
+        .unwrap()
+        .iter()
+        .map(|s| s.version)
+        .collect();
+    assert_eq!(kept, vec![30, 40, 50]);
+    store.save_snapshot(&s, snapshot(60), 0).unwrap();
+    let kept: Vec<u64> = store
+        .snapshots(&s)
+        .unwrap()
+        .iter()
+        .map(|s| s.version)
+        .collect();
+    assert_eq!(kept, vec![60], "keep 0 still keeps the newest");
+    assert_eq!(store.load_snapshot(&other).unwrap(), Some(snapshot(7)));
+    let mut v2 = snapshot(70);
+    v2.state_version = 2;
+    store.save_snapshot(&s, v2.clone(), 2).unwrap();
+    assert_eq!(store.load_snapshot(&s).unwrap(), Some(v2));
+}
+
+/// A second snapshot at the same version replaces the first.
+pub fn snapshot_of_same_version_replaces<S: EventStore>(store: &S) {
+    let s = stream("snap-1");
+    store.save_snapshot(&s, snapshot(5), 5).unwrap();
+    let replacement = Snapshot {
+        version: 5,
+        state_version: 2,
+        payload: vec![9],
+    };
+    store.save_snapshot(&s, replacement.clone(), 5).unwrap();
+    assert_eq!(store.snapshots(&s).unwrap(), vec![replacement]);
+}
+
+/// Checkpoints are stored per name.
+pub fn checkpoints_round_trip<S: EventStore>(store: &S) {
+    assert_eq!(store.load_checkpoint("p").unwrap(), None);
+    store.save_checkpoint("p", 10).unwrap();
+    store.save_checkpoint("q", 3).unwrap();
+    store.save_checkpoint("p", 12).unwrap();
+    assert_eq!(store.load_checkpoint("p").unwrap(), Some(12));
+    assert_eq!(store.load_checkpoint("q").unwrap(), Some(3));
+}
+
+/// Threads racing on one stream with exact expected versions: exactly one wins each version,
+/// and the stream and the log have no gaps.
+pub fn concurrent_appenders_one_stream<S: EventStore>(store: &S) {
+    const THREADS: usize = 8;
+    const TARGET: u64 = 200;
+    let s = stream("race-1");
+    let barrier = Barrier::new(THREADS);
+    let wins: Vec<Vec<u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    let mut won = Vec::new();
+                    loop {
+                        let v = store.stream_version(&s).unwrap();
+                        if v >= TARGET {
+                            return won;
+                        }
+                        match store.append(&s, ExpectedVersion::Exact(v), events(v..v + 1)) {
+                            Ok(r) => {
+                                assert_eq!(r.first_version, v + 1);
+                                won.push(r.first_version);
+                            }
+                            Err(AppendError::WrongExpectedVersion { actual, .. }) => {
+                                assert!(actual > v, "a conflict means someone else moved on");
+                            }
+                            Err(e) => panic!("unexpected error: {e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all_wins: Vec<u64> = wins.into_iter().flatten().collect();
+    all_wins.sort_unstable();
+    assert_eq!(
+        all_wins,
+        (1..=TARGET).collect::<Vec<_>>(),
+        "each version won exactly once"
+    );
+    let read = store.read_stream(&s, 1, u64::MAX).unwrap();
+    assert_eq!(versions(&read), (1..=TARGET).collect::<Vec<_>>());
+    for e in &read {
+        let n: BTreeMap<String, u64> = crate::codec::decode(&e.payload).unwrap();
+        assert_eq!(
+            n["n"] + 1,
+            e.version,
+            "the winner's payload is the one stored"
+        );
+    }
+    let log = all(store);
+    assert!(
+        log.iter()
+            .enumerate()
+            .all(|(i, e)| e.position == i as u64 + 1)
+    );
+}
+
+/// Threads appending to their own streams all succeed, and the log interleaves them without
+/// gaps.
+pub fn concurrent_appenders_many_streams<S: EventStore>(store: &S) {
+    const THREADS: u64 = 8;
+    const PER_THREAD: u64 = 100;
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            scope.spawn(move || {
+                for i in 0..PER_THREAD {
+                    let s = stream(&format!("many-{t}-{}", i % 4));
+                    let batch = 1 + i % 3;
+                    store
+                        .append(&s, ExpectedVersion::Any, events(0..batch))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let log = all(store);
+    let expected: u64 = THREADS * (0..PER_THREAD).map(|i| 1 + i % 3).sum::<u64>();
+    assert_eq!(log.len() as u64, expected);
+    assert!(
+        log.iter()
+            .enumerate()
+            .all(|(i, e)| e.position == i as u64 + 1)
+    );
+    let mut per_stream: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for e in &log {
+        per_stream
+            .entry(e.stream.as_str())
+            .or_default()
+            .push(e.version);
+    }
+    for (s, vs) in per_stream {
+        assert_eq!(
+            vs,
+            (1..=vs.len() as u64).collect::<Vec<_>>(),
+            "stream {s} is contiguous"
+        );
+    }
+}

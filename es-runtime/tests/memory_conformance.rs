@@ -1,0 +1,3 @@
+//! The store conformance suite against [`MemoryStore`].
+
+es_runtime::conformance_tests!(es_runtime::MemoryStore::new());
