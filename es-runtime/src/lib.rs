@@ -23,9 +23,13 @@ pub mod aggregate;
 pub mod codec;
 pub mod error;
 pub mod event;
+pub mod history;
+pub mod projection;
 pub mod schema;
 pub mod store;
+pub mod subscription;
 pub mod testing;
+pub mod watch;
 
 pub use crate::aggregate::{Aggregate, DomainEvent};
 pub use crate::error::{

@@ -6,6 +6,7 @@ use std::ops::ControlFlow;
 
 use crate::error::{AppendError, ReadError, WriteError};
 use crate::event::{EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId, Timestamp};
+use crate::watch::HeadWatch;
 
 /// What an append wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +122,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// A projection's checkpoint, if it has one.
     fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError>;
 
+    /// The watch this store publishes its head position on after each commit, if it has one.
+    ///
+    /// Subscriptions wait on it instead of polling; without one they re-read periodically.
+    fn head_watch(&self) -> Option<&HeadWatch> {
+        None
+    }
+
     /// Copies the events of a stream from version `from` up to `to` (inclusive) out of the
     /// store.
     fn read_stream(
@@ -230,5 +238,8 @@ impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
     }
     fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
         (**self).load_checkpoint(name)
+    }
+    fn head_watch(&self) -> Option<&HeadWatch> {
+        (**self).head_watch()
     }
 }

@@ -10,6 +10,7 @@ use crate::codec;
 use crate::error::{AppendError, ReadError, WriteError};
 use crate::event::{Clock, EventRef, ExpectedVersion, NewEvent, StreamId, SystemClock, Timestamp};
 use crate::store::{AppendResult, EventStore, Snapshot, Visitor};
+use crate::watch::HeadWatch;
 
 /// An event store in memory: fast, shared between threads, gone when dropped.
 ///
@@ -26,6 +27,7 @@ use crate::store::{AppendResult, EventStore, Snapshot, Visitor};
 pub struct MemoryStore {
     inner: RwLock<Inner>,
     clock: Arc<dyn Clock>,
+    watch: HeadWatch,
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +84,7 @@ impl MemoryStore {
         MemoryStore {
             inner: RwLock::new(Inner::default()),
             clock,
+            watch: HeadWatch::default(),
         }
     }
 
@@ -103,8 +106,8 @@ impl EventStore for MemoryStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, AppendError> {
-        let mut inner = self.write();
-        let inner = &mut *inner;
+        let mut guard = self.write();
+        let inner = &mut *guard;
         let current = inner.streams.get(stream).map_or(0, |v| v.len() as u64);
         if !expected.matches(current) {
             return Err(AppendError::WrongExpectedVersion {
@@ -135,6 +138,9 @@ impl EventStore for MemoryStore {
                 payload: e.payload,
             });
         }
+        let head = inner.log.len() as u64;
+        drop(guard);
+        self.watch.publish(head);
         Ok(AppendResult::new(
             current + 1,
             first_position,
@@ -230,5 +236,9 @@ impl EventStore for MemoryStore {
 
     fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
         Ok(self.read().checkpoints.get(name).copied())
+    }
+
+    fn head_watch(&self) -> Option<&HeadWatch> {
+        Some(&self.watch)
     }
 }

@@ -1,0 +1,381 @@
+//! Subscriptions: read the global log from a position, then follow new events as they are
+//! committed.
+//!
+//! ```
+//! use std::time::Duration;
+//! use es_runtime::{EventStore, ExpectedVersion, MemoryStore, NewEvent, StreamId};
+//! use es_runtime::subscription::{Filter, Subscription};
+//!
+//! let store = std::sync::Arc::new(MemoryStore::new());
+//! let poll = StreamId::new("poll", 1)?;
+//! store.append(&poll, ExpectedVersion::Any, vec![NewEvent::raw("Voted", vec![0x80])])?;
+//!
+//! let mut votes = Subscription::new(store.clone(), Filter::all().category("poll"));
+//! assert_eq!(votes.next_timeout(Duration::from_secs(1))?.unwrap().position, 1);
+//! // Caught up: the next call waits for a commit (here, none comes).
+//! assert!(votes.next_timeout(Duration::from_millis(10))?.is_none());
+//! # Ok::<(), es_runtime::Error>(())
+//! ```
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use crate::error::ReadError;
+use crate::event::{EventRef, RecordedEvent, Timestamp};
+use crate::store::EventStore;
+
+/// Where a read of the global log stops (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Up to and including this global position.
+    Position(u64),
+    /// Up to and including the last event recorded at or before this time.
+    Time(Timestamp),
+    /// After this many matching events ("the first 100 votes"). On one stream, `Count(v)`
+    /// stops at version `v`.
+    Count(u64),
+}
+
+/// Which events of the global log a reader wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    categories: Vec<String>,
+    event_types: Vec<String>,
+    from: u64,
+    until: Option<Until>,
+}
+
+impl Filter {
+    /// Every event, from the start of the log, with no end.
+    pub fn all() -> Self {
+        Filter::default()
+    }
+
+    /// Also accepts events of streams in this category (an aggregate's `NAME`). With no
+    /// category given, every stream matches.
+    pub fn category(mut self, category: impl Into<String>) -> Self {
+        self.categories.push(category.into());
+        self
+    }
+
+    /// Also accepts events with this stored type name. With no type given, every type
+    /// matches.
+    pub fn event_type(mut self, event_type: impl Into<String>) -> Self {
+        self.event_types.push(event_type.into());
+        self
+    }
+
+    /// Accepts these stored type names (see [`event_type`](Filter::event_type)).
+    pub fn event_types<I: IntoIterator<Item = T>, T: Into<String>>(mut self, types: I) -> Self {
+        self.event_types.extend(types.into_iter().map(Into::into));
+        self
+    }
+
+    /// Starts at this global position (inclusive; positions start at 1).
+    pub fn from_position(mut self, position: u64) -> Self {
+        self.from = position;
+        self
+    }
+
+    /// Stops at this bound instead of following the log forever.
+    pub fn until(mut self, until: Until) -> Self {
+        self.until = Some(until);
+        self
+    }
+
+    /// The first position read.
+    pub fn start(&self) -> u64 {
+        self.from.max(1)
+    }
+
+    /// The bound, if any.
+    pub fn end(&self) -> Option<Until> {
+        self.until
+    }
+
+    /// Whether an event passes the category and type filters.
+    pub fn matches(&self, event: &EventRef<'_>) -> bool {
+        let category = event
+            .stream
+            .split_once('-')
+            .map_or(event.stream, |(c, _)| c);
+        (self.categories.is_empty() || self.categories.iter().any(|c| c == category))
+            && (self.event_types.is_empty()
+                || self.event_types.iter().any(|t| t == event.event_type))
+    }
+
+    /// Whether an event lies beyond a `Position` or `Time` bound.
+    pub(crate) fn is_past_end(&self, event: &EventRef<'_>) -> bool {
+        match self.until {
+            Some(Until::Position(p)) => event.position > p,
+            Some(Until::Time(t)) => event.timestamp > t,
+            Some(Until::Count(_)) | None => false,
+        }
+    }
+}
+
+/// How many events a subscription reads from the store at a time.
+const BATCH: usize = 512;
+
+/// How long a caught-up subscription waits before re-reading the store even without a
+/// notification (commits by other processes are not notified).
+const RECHECK: Duration = Duration::from_millis(250);
+
+/// A reader of the global log that catches up from a position, then follows new events as
+/// they are committed, in position order, each event once.
+///
+/// Blocking readers use [`next_timeout`](Subscription::next_timeout) or iterate; async readers
+/// await [`next`](Subscription::next). Waiting uses the store's
+/// [`HeadWatch`](crate::watch::HeadWatch): no polling loop burns CPU.
+#[derive(Debug)]
+pub struct Subscription<S> {
+    store: S,
+    filter: Filter,
+    /// The next position to read from the store.
+    next_position: u64,
+    /// The position of the last event handed out (0: none).
+    position: u64,
+    buffer: VecDeque<RecordedEvent>,
+    delivered: u64,
+    finished: bool,
+}
+
+impl<S: EventStore> Subscription<S> {
+    /// A subscription over `store` (usually an `Arc` of a store).
+    pub fn new(store: S, filter: Filter) -> Self {
+        let next_position = filter.start();
+        Subscription {
+            store,
+            filter,
+            next_position,
+            position: next_position - 1,
+            buffer: VecDeque::new(),
+            delivered: 0,
+            finished: false,
+        }
+    }
+
+    /// The position of the last event returned (or the one before the start).
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Whether the `until` bound has been reached and every event before it returned.
+    pub fn is_finished(&self) -> bool {
+        self.finished && self.buffer.is_empty()
+    }
+
+    /// The next event if one is available now, without waiting.
+    pub fn try_next(&mut self) -> Result<Option<RecordedEvent>, ReadError> {
+        if self.buffer.is_empty() && !self.finished {
+            self.fill()?;
+        }
+        Ok(self.pop())
+    }
+
+    /// The next event, waiting up to `timeout` for one to be committed. `None` when the
+    /// time is up or the `until` bound is reached.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Result<Option<RecordedEvent>, ReadError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.try_next()? {
+                return Ok(Some(e));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let wait = (deadline - now).min(RECHECK);
+            match self.store.head_watch() {
+                Some(watch) => {
+                    watch.wait_beyond(self.next_position - 1, wait);
+                }
+                None => std::thread::sleep(wait.min(Duration::from_millis(10))),
+            }
+        }
+    }
+
+    /// The next event, waiting as long as it takes. `None` once the `until` bound is reached.
+    pub fn next_blocking(&mut self) -> Result<Option<RecordedEvent>, ReadError> {
+        loop {
+            if let Some(e) = self.next_timeout(Duration::from_secs(3600))? {
+                return Ok(Some(e));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The next event, as a future that waits for a commit without blocking the executor.
+    /// `None` once the `until` bound is reached.
+    ///
+    /// Reading from the store happens on the polling thread; it does not wait on I/O for the
+    /// in-memory and LMDB stores (LMDB reads are memory-mapped and never wait for writers).
+    pub async fn next(&mut self) -> Result<Option<RecordedEvent>, ReadError> {
+        loop {
+            if let Some(e) = self.try_next()? {
+                return Ok(Some(e));
+            }
+            if self.finished {
+                return Ok(None);
+            }
+            let seen = self.next_position - 1;
+            match self.store.head_watch() {
+                Some(watch) => {
+                    Either {
+                        first: watch.changed(seen),
+                        second: Sleep::new(RECHECK),
+                    }
+                    .await;
+                }
+                None => Sleep::new(Duration::from_millis(10)).await,
+            }
+        }
+    }
+
+    fn pop(&mut self) -> Option<RecordedEvent> {
+        let e = self.buffer.pop_front()?;
+        self.position = e.position;
+        self.delivered += 1;
+        Some(e)
+    }
+
+    fn fill(&mut self) -> Result<(), ReadError> {
+        let filter = &self.filter;
+        let buffer = &mut self.buffer;
+        let mut scanned = self.next_position - 1;
+        let mut finished = false;
+        let mut failed = None;
+        let mut wanted = match filter.until {
+            Some(Until::Count(n)) => n.saturating_sub(self.delivered + buffer.len() as u64),
+            _ => u64::MAX,
+        };
+        if wanted == 0 {
+            self.finished = true;
+            return Ok(());
+        }
+        self.store.read_all_with(self.next_position, &mut |e| {
+            if filter.is_past_end(&e) {
+                finished = true;
+                return ControlFlow::Break(());
+            }
+            scanned = e.position;
+            if filter.matches(&e) {
+                match e.to_owned() {
+                    Ok(owned) => buffer.push_back(owned),
+                    Err(err) => {
+                        failed = Some(err);
+                        return ControlFlow::Break(());
+                    }
+                }
+                wanted -= 1;
+                if wanted == 0 {
+                    finished = true;
+                    return ControlFlow::Break(());
+                }
+                if buffer.len() >= BATCH {
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        })?;
+        if let Some(err) = failed {
+            return Err(ReadError::Corrupt {
+                what: format!("event at position {}", scanned + 1),
+                reason: err.to_string(),
+            });
+        }
+        self.next_position = scanned + 1;
+        if let Some(Until::Position(p)) = filter.until {
+            finished |= scanned >= p;
+        }
+        self.finished |= finished;
+        Ok(())
+    }
+}
+
+impl<S: EventStore> Iterator for Subscription<S> {
+    type Item = Result<RecordedEvent, ReadError>;
+
+    /// Blocks for the next event; ends at the `until` bound.
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_blocking().transpose()
+    }
+}
+
+/// Resolves when either future does.
+struct Either<A, B> {
+    first: A,
+    second: B,
+}
+
+impl<A: Future + Unpin, B: Future + Unpin> Future for Either<A, B> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Pin::new(&mut self.first).poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if Pin::new(&mut self.second).poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+/// A runtime-agnostic timer: one short-lived thread wakes the task when the time is up.
+struct Sleep {
+    duration: Duration,
+    shared: Option<Arc<Mutex<SleepState>>>,
+}
+
+#[derive(Default)]
+struct SleepState {
+    done: bool,
+    waker: Option<Waker>,
+}
+
+impl Sleep {
+    fn new(duration: Duration) -> Self {
+        Sleep {
+            duration,
+            shared: None,
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let duration = self.duration;
+        let shared = self.shared.get_or_insert_with(|| {
+            let shared = Arc::new(Mutex::new(SleepState::default()));
+            let timer = shared.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(duration);
+                let mut state = timer.lock().unwrap_or_else(|e| e.into_inner());
+                state.done = true;
+                if let Some(w) = state.waker.take() {
+                    w.wake();
+                }
+            });
+            shared
+        });
+        let mut state = shared.lock().unwrap_or_else(|e| e.into_inner());
+        if state.done {
+            return Poll::Ready(());
+        }
+        state.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}

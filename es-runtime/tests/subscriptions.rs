@@ -1,0 +1,215 @@
+//! Subscriptions: catch-up then live, filters, bounds, async waiting.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread;
+use std::time::Duration;
+
+use es_runtime::subscription::{Filter, Subscription, Until};
+use es_runtime::{
+    EventStore, ExpectedVersion, ManualClock, MemoryStore, NewEvent, StreamId, Timestamp,
+};
+
+fn raw(event_type: &'static str, n: u64) -> NewEvent {
+    NewEvent::raw(event_type, es_runtime::codec::encode(&n).unwrap())
+}
+
+fn append(store: &MemoryStore, stream: &str, event_type: &'static str, n: u64) -> u64 {
+    let stream = StreamId::parse(stream).unwrap();
+    store
+        .append(&stream, ExpectedVersion::Any, vec![raw(event_type, n)])
+        .unwrap()
+        .first_position
+}
+
+/// A minimal executor: polls the future on this thread, parking between wake-ups.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    struct Unpark(thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = pin!(fut);
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        thread::park();
+    }
+}
+
+#[test]
+fn catch_up_then_live_with_concurrent_writers_sees_each_event_once_in_order() {
+    const WRITERS: u64 = 4;
+    const PER_WRITER: u64 = 500;
+    let store = Arc::new(MemoryStore::new());
+    for i in 0..100 {
+        append(&store, &format!("pre-{}", i % 5), "Pre", i);
+    }
+    let mut sub = Subscription::new(store.clone(), Filter::all());
+    // Read part of the history before the writers start, the rest races with them.
+    for _ in 0..40 {
+        sub.next_timeout(Duration::from_secs(5))
+            .unwrap()
+            .expect("history is there");
+    }
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            thread::spawn(move || {
+                for i in 0..PER_WRITER {
+                    append(&store, &format!("live-{w}"), "Live", i);
+                }
+            })
+        })
+        .collect();
+    let total = 100 + WRITERS * PER_WRITER;
+    let mut positions = (1..=40).collect::<Vec<u64>>();
+    while (positions.len() as u64) < total {
+        let e = sub
+            .next_timeout(Duration::from_secs(30))
+            .unwrap()
+            .expect("an event arrives");
+        positions.push(e.position);
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert_eq!(
+        positions,
+        (1..=total).collect::<Vec<_>>(),
+        "every position once, in order"
+    );
+    assert!(sub.try_next().unwrap().is_none(), "nothing delivered twice");
+    assert_eq!(sub.position(), total);
+}
+
+#[test]
+fn filters_by_category_and_event_type() {
+    let store = Arc::new(MemoryStore::new());
+    append(&store, "poll-1", "Voted", 1);
+    append(&store, "account-1", "Deposited", 2);
+    append(&store, "poll-2", "Closed", 3);
+    append(&store, "poll-1", "Voted", 4);
+    append(&store, "pollster-1", "Voted", 5);
+    let mut sub = Subscription::new(
+        store.clone(),
+        Filter::all().category("poll").event_type("Voted"),
+    );
+    let got: Vec<u64> = std::iter::from_fn(|| sub.try_next().unwrap())
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(got, vec![1, 4]);
+    let mut sub = Subscription::new(
+        store.clone(),
+        Filter::all().category("poll").category("account"),
+    );
+    let got: Vec<u64> = std::iter::from_fn(|| sub.try_next().unwrap())
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(got, vec![1, 2, 3, 4]);
+    let mut sub = Subscription::new(store.clone(), Filter::all().from_position(3));
+    let got: Vec<u64> = std::iter::from_fn(|| sub.try_next().unwrap())
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(got, vec![3, 4, 5]);
+}
+
+#[test]
+fn until_bounds_end_the_subscription() {
+    let clock = Arc::new(ManualClock::new(Timestamp(1_000)));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    for i in 0..10 {
+        append(
+            &store,
+            "poll-1",
+            if i % 2 == 0 { "Voted" } else { "Other" },
+            i,
+        );
+        clock.advance(Duration::from_nanos(100));
+    }
+    // Positions 1..=10 at times 1000, 1100, ..., 1900.
+    let collect = |filter: Filter| -> Vec<u64> {
+        Subscription::new(store.clone(), filter)
+            .map(|e| e.unwrap().position)
+            .collect()
+    };
+    assert_eq!(
+        collect(Filter::all().until(Until::Position(4))),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(
+        collect(Filter::all().until(Until::Time(Timestamp(1_250)))),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        collect(Filter::all().event_type("Voted").until(Until::Count(3))),
+        vec![1, 3, 5],
+        "the first three votes"
+    );
+}
+
+#[test]
+fn a_bound_beyond_the_head_waits_for_it() {
+    let store = Arc::new(MemoryStore::new());
+    append(&store, "a-1", "E", 0);
+    let mut sub = Subscription::new(store.clone(), Filter::all().until(Until::Position(3)));
+    assert_eq!(
+        sub.next_timeout(Duration::from_secs(5))
+            .unwrap()
+            .unwrap()
+            .position,
+        1
+    );
+    assert!(
+        sub.next_timeout(Duration::from_millis(20))
+            .unwrap()
+            .is_none()
+    );
+    assert!(!sub.is_finished());
+    let writer = {
+        let store = store.clone();
+        thread::spawn(move || {
+            for i in 0..5 {
+                append(&store, "a-1", "E", i);
+            }
+        })
+    };
+    let rest: Vec<u64> = sub.by_ref().map(|e| e.unwrap().position).collect();
+    writer.join().unwrap();
+    assert_eq!(rest, vec![2, 3]);
+    assert!(sub.is_finished());
+}
+
+#[test]
+fn async_next_waits_for_a_commit_without_blocking() {
+    let store = Arc::new(MemoryStore::new());
+    let mut sub = Subscription::new(store.clone(), Filter::all().category("late"));
+    let writer = {
+        let store = store.clone();
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(50));
+            append(&store, "early-1", "E", 0);
+            append(&store, "late-1", "E", 1);
+        })
+    };
+    let got: Vec<u64> = block_on(async {
+        let first = sub.next().await.unwrap().unwrap();
+        vec![first.position]
+    });
+    writer.join().unwrap();
+    assert_eq!(got, vec![2]);
+    let seen: BTreeSet<u64> = store
+        .read_all(1, 10)
+        .unwrap()
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(seen, BTreeSet::from([1, 2]));
+}
