@@ -276,7 +276,8 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
             if stop.load(Ordering::Acquire) {
                 return Ok(applied);
             }
-            let seen = self.checkpoint()?.max(self.store.head_position()?);
+            // Everything up to the checkpoint is processed; anything beyond it wakes us.
+            let seen = self.checkpoint()?;
             match self.store.head_watch() {
                 Some(watch) => {
                     watch.wait_beyond(seen, tick);
