@@ -1,0 +1,155 @@
+//! The options of `#[aggregate(...)]`.
+
+use proc_macro2::TokenStream;
+use syn::meta::ParseNestedMeta;
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::{LitInt, LitStr, Path, Token, Type, Visibility};
+
+use crate::ctxt::Ctxt;
+use crate::symbol::*;
+
+/// What `#[aggregate(...)]` says; every option is optional.
+#[derive(Default)]
+pub(crate) struct Args {
+    /// The stream category.
+    pub(crate) name: Option<LitStr>,
+    /// The error type of fallible commands.
+    pub(crate) error: Option<Type>,
+    pub(crate) snapshot_every: Option<LitInt>,
+    pub(crate) snapshot_keep: Option<LitInt>,
+    pub(crate) state_version: Option<LitInt>,
+    /// The visibility of the generated enums (default `pub`).
+    pub(crate) vis: Option<Visibility>,
+    /// Derives added to both generated enums.
+    pub(crate) derives: Vec<Path>,
+    /// The path of the `es` crate (default `::es`).
+    pub(crate) krate: Option<Path>,
+}
+
+impl Args {
+    /// Reads the options, recording every mistake in `cx`.
+    pub(crate) fn parse(cx: &Ctxt, tokens: TokenStream) -> Args {
+        let mut args = Args::default();
+        let mut seen: Vec<String> = Vec::new();
+        let parser = syn::meta::parser(|meta| {
+            let Some(key) = meta.path.get_ident().map(ToString::to_string) else {
+                return Err(unknown(&meta));
+            };
+            if !AGGREGATE_OPTIONS.contains(&key.as_str()) {
+                return Err(unknown(&meta));
+            }
+            if seen.contains(&key) {
+                // Still consume the value so the rest of the options are read.
+                let _ = skip_value(&meta);
+                cx.error_spanned_by(
+                    &meta.path,
+                    format!("duplicate `{key}` option: give each option of `#[aggregate]` once"),
+                );
+                return Ok(());
+            }
+            seen.push(key.clone());
+            match key.as_str() {
+                NAME => args.name = Some(meta.value()?.parse()?),
+                ERROR => args.error = Some(meta.value()?.parse()?),
+                SNAPSHOT_EVERY => args.snapshot_every = Some(int(&meta)?),
+                SNAPSHOT_KEEP => args.snapshot_keep = Some(int(&meta)?),
+                STATE_VERSION => args.state_version = Some(int(&meta)?),
+                VIS => args.vis = Some(meta.value()?.parse()?),
+                CRATE => args.krate = Some(meta.value()?.parse()?),
+                DERIVE => {
+                    let content;
+                    syn::parenthesized!(content in meta.input);
+                    let paths = Punctuated::<Path, Token![,]>::parse_terminated(&content)?;
+                    args.derives.extend(paths);
+                }
+                _ => unreachable!("every option in AGGREGATE_OPTIONS is matched"),
+            }
+            Ok(())
+        });
+        if let Err(e) = parser.parse2(tokens) {
+            cx.syn_error(e);
+        }
+        if let Some(name) = &args.name {
+            check_stream_category(cx, name);
+        }
+        check_range::<u64>(cx, args.snapshot_every.as_ref(), SNAPSHOT_EVERY, "u64");
+        check_range::<usize>(cx, args.snapshot_keep.as_ref(), SNAPSHOT_KEEP, "usize");
+        check_range::<u32>(cx, args.state_version.as_ref(), STATE_VERSION, "u32");
+        args
+    }
+}
+
+fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
+    let list = AGGREGATE_OPTIONS
+        .iter()
+        .map(|o| format!("`{o}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    meta.error(format!(
+        "unknown option of `#[aggregate]`: expected one of {list}"
+    ))
+}
+
+fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) {
+        let _: TokenStream = {
+            let value = meta.value()?;
+            let mut tokens = TokenStream::new();
+            while !value.is_empty() && !value.peek(Token![,]) {
+                tokens.extend([value.parse::<proc_macro2::TokenTree>()?]);
+            }
+            tokens
+        };
+    } else if meta.input.peek(syn::token::Paren) {
+        let _content;
+        syn::parenthesized!(_content in meta.input);
+    }
+    Ok(())
+}
+
+fn int(meta: &ParseNestedMeta<'_>) -> syn::Result<LitInt> {
+    let lit: LitInt = meta.value()?.parse().map_err(|e| {
+        syn::Error::new(
+            e.span(),
+            format!(
+                "`{}` takes a whole number, like `{} = 100`",
+                path_str(&meta.path),
+                path_str(&meta.path)
+            ),
+        )
+    })?;
+    Ok(lit)
+}
+
+fn path_str(path: &Path) -> String {
+    path.get_ident().map(ToString::to_string).unwrap_or_default()
+}
+
+/// A stream category is non-empty ASCII letters, digits and `_` (see `Aggregate::NAME`).
+fn check_stream_category(cx: &Ctxt, name: &LitStr) {
+    let value = name.value();
+    if value.is_empty()
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        cx.error_spanned_by(
+            name,
+            "the aggregate `name` is its stream category: non-empty, made of ASCII letters, \
+             digits and `_` (no `-`)",
+        );
+    }
+}
+
+fn check_range<N>(cx: &Ctxt, lit: Option<&LitInt>, option: &str, ty: &str)
+where
+    N: std::str::FromStr,
+    N::Err: std::fmt::Display,
+{
+    if let Some(lit) = lit {
+        if lit.base10_parse::<N>().is_err() {
+            cx.error_spanned_by(lit, format!("`{option}` takes a whole number that fits a `{ty}`"));
+        }
+    }
+}
