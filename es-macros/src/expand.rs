@@ -1,7 +1,7 @@
 //! The pipeline, and the code generated for a valid aggregate.
 
-use proc_macro2::{Span, TokenStream};
-use quote::{ToTokens, format_ident, quote, quote_spanned};
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote};
 use syn::spanned::Spanned;
 use syn::{ImplItem, ItemImpl};
 
@@ -105,7 +105,10 @@ fn enum_attrs(agg: &Aggregate<'_>, full: bool) -> TokenStream {
     }
     let serde_crate = docs::tidy(&format!("{private}::serde"));
     let extra = &agg.args.derives;
+    // The enums are `pub` unless `vis` says otherwise, whatever the visibility of the types
+    // in their fields: that is the macro's choice, not a mistake of the user's.
     quote! {
+        #[allow(private_interfaces)]
         #[derive(
             #private::std::fmt::Debug,
             #private::std::clone::Clone,
@@ -274,11 +277,14 @@ fn aggregate_impl(agg: &Aggregate<'_>) -> TokenStream {
     let apply_arms = agg.events.iter().map(|e| {
         let (pattern, args) = bind(&event_enum, &e.variant, &e.params);
         let method = &e.original.sig.ident;
-        let call = quote_spanned!(e.original.sig.span()=> Self::#method(self, #(#args),*));
+        let call = located_at(
+            quote!(Self::#method(self, #(#args),*)),
+            e.original.sig.ident.span(),
+        );
         quote!(#pattern => #call,)
     });
     let schema = schema(agg);
-    let header = quote_spanned!(self_ty.span()=> impl #private::Aggregate for #self_ty);
+    let header = located_at(quote!(impl #private::Aggregate for #self_ty), self_ty.span());
     quote! {
         #[automatically_derived]
         #header {
@@ -318,22 +324,41 @@ fn handle_arm(agg: &Aggregate<'_>, c: &Command<'_>, command_enum: &syn::Ident) -
         .output
         .as_ref()
         .expect("a command without a supported return type fails validation");
-    let span = output.ty.map_or_else(|| c.original.sig.span(), Spanned::span);
-    let call = quote_spanned!(c.original.sig.ident.span()=> Self::#method(self, #(#args),*));
+    let span = output.ty.map_or_else(|| c.original.sig.ident.span(), Spanned::span);
+    let call = located_at(
+        quote!(Self::#method(self, #(#args),*)),
+        c.original.sig.ident.span(),
+    );
     let events = format_ident!("events", span = Span::mixed_site());
     let vec = quote!(#private::std::vec::Vec);
-    let event_enum_ty = agg.event_enum();
-    let convert = match output.form {
-        Form::One => quote_spanned!(span=> #private::std::vec![#events]),
-        Form::Vec => quote_spanned!(span=> #events),
-        Form::Option | Form::Array => quote_spanned!(span=>
-            <#vec<#event_enum_ty> as #private::std::iter::FromIterator<_>>::from_iter(#events)
-        ),
-        Form::Nothing => quote_spanned!(span=> {
-            let () = #events;
-            #vec::new()
-        }),
-    };
+    let event_enum = agg.event_enum();
+    // Located at the return type, so a return type that is not made of events is reported
+    // there.
+    let convert = located_at(
+        match output.form {
+            Form::One => quote!({
+                let #events: #event_enum = #events;
+                #vec::from([#events])
+            }),
+            Form::Vec => quote!({
+                let #events: #vec<#event_enum> = #events;
+                #events
+            }),
+            Form::Option => quote!({
+                let #events: #private::std::option::Option<#event_enum> = #events;
+                #vec::from_iter(#events)
+            }),
+            Form::Array => quote!({
+                let #events: [#event_enum; _] = #events;
+                #vec::from(#events)
+            }),
+            Form::Nothing => quote!({
+                let () = #events;
+                #vec::<#event_enum>::new()
+            }),
+        },
+        span,
+    );
     let ok = quote!(#private::std::result::Result::Ok);
     let body = if output.fallible {
         let err = quote!(#private::std::result::Result::Err);
@@ -351,6 +376,23 @@ fn handle_arm(agg: &Aggregate<'_>, c: &Command<'_>, command_enum: &syn::Ident) -
         }}
     };
     quote!(#pattern => #body,)
+}
+
+/// `tokens`, reported at `span` but resolved as they were (so hygiene is unchanged).
+fn located_at(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let TokenTree::Group(g) = &tt {
+                let mut group = Group::new(g.delimiter(), located_at(g.stream(), span));
+                group.set_span(g.span().located_at(span));
+                tt = TokenTree::Group(group);
+            } else {
+                tt.set_span(tt.span().located_at(span));
+            }
+            tt
+        })
+        .collect()
 }
 
 /// The body of `Aggregate::schema`: a static built from the model.

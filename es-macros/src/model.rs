@@ -98,7 +98,7 @@ pub(crate) struct Output<'a> {
 impl<'a> Aggregate<'a> {
     /// Reads an `impl` block, recording in `cx` what cannot be understood.
     pub(crate) fn from_impl(cx: &Ctxt, args: Args, original: &'a ItemImpl) -> Self {
-        let ident = self_ident(cx, &original.self_ty);
+        let ident = self_ident(cx, original);
         let mut commands = Vec::new();
         let mut events = Vec::new();
         for item in &original.items {
@@ -259,11 +259,16 @@ fn item_attrs(item: &ImplItem) -> &[Attribute] {
     }
 }
 
-fn self_ident(cx: &Ctxt, self_ty: &Type) -> Option<Ident> {
+fn self_ident(cx: &Ctxt, original: &ItemImpl) -> Option<Ident> {
+    let self_ty = &*original.self_ty;
     if let Type::Path(path) = self_ty {
         if path.qself.is_none() {
             if let Some(last) = path.path.segments.last() {
-                if matches!(last.arguments, PathArguments::None) {
+                // Generic arguments of an impl with generic parameters are reported with the
+                // parameters.
+                if matches!(last.arguments, PathArguments::None)
+                    || !original.generics.params.is_empty()
+                {
                     return Some(last.ident.clone());
                 }
                 cx.error_spanned_by(
@@ -409,7 +414,8 @@ fn field_type(cx: &Ctxt, ty: &Type, self_ty: &Type) -> Option<(FieldType, bool)>
                 "parameters are fields of a command or event, taken by value or by `&`; \
                  `&mut` has nothing to change",
             );
-            return None;
+            // Kept as a field so the rest of the code is still checked against it.
+            (&*r.elem, true)
         }
         Type::Reference(r) => (&*r.elem, true),
         Type::ImplTrait(_) => {
@@ -493,7 +499,7 @@ fn output<'a>(cx: &Ctxt, method: &'a ImplItemFn) -> Option<Output<'a>> {
         }
         ReturnType::Type(_, ty) => &**ty,
     };
-    let (events, fallible, error) = match generic_args(ty, "Result") {
+    let (events, fallible, error) = match result_args(ty) {
         Some(args) if args.len() == 2 => (args[0], true, Some(args[1])),
         Some(args) if args.len() == 1 => (args[0], true, None),
         _ => (ty, false, None),
@@ -526,11 +532,22 @@ fn form(ty: &Type) -> Option<Form> {
         Type::Path(_) => match () {
             () if generic_args(ty, "Vec").is_some_and(|a| a.len() == 1) => Some(Form::Vec),
             () if generic_args(ty, "Option").is_some_and(|a| a.len() == 1) => Some(Form::Option),
-            () if generic_args(ty, "Result").is_some() => None,
+            () if result_args(ty).is_some() => None,
             () => Some(Form::One),
         },
         _ => None,
     }
+}
+
+/// The type arguments of `ty` if it is a `Result<T, E>`, or a `Result` alias such as
+/// `io::Result<T>` or `CartResult<T>`.
+fn result_args(ty: &Type) -> Option<Vec<&Type>> {
+    let Type::Path(p) = ty else { return None };
+    let name = p.path.segments.last()?.ident.to_string();
+    if !name.ends_with("Result") {
+        return None;
+    }
+    generic_args(ty, &name).filter(|args| matches!(args.len(), 1 | 2))
 }
 
 /// The type arguments of `ty` if it is a path ending in `name<...>`.
