@@ -27,12 +27,15 @@ fn bank_account_accepts_and_refuses() {
     .then([BankAccountEvent::Withdrawn { amount: 10 }]);
     assert_eq!(state.balance(), 90);
 
-    AggregateTest::<BankAccount>::given([opened.clone(), BankAccountEvent::Deposited { amount: 90 }])
-        .when(BankAccountCommand::Withdraw { amount: 1000 })
-        .then_error(BankError::InsufficientFunds {
-            balance: 90,
-            requested: 1000,
-        });
+    AggregateTest::<BankAccount>::given([
+        opened.clone(),
+        BankAccountEvent::Deposited { amount: 90 },
+    ])
+    .when(BankAccountCommand::Withdraw { amount: 1000 })
+    .then_error(BankError::InsufficientFunds {
+        balance: 90,
+        requested: 1000,
+    });
     AggregateTest::<BankAccount>::given([opened.clone()])
         .when(BankAccountCommand::Deposit { amount: 0 })
         .then_error(BankError::ZeroAmount);
@@ -154,7 +157,11 @@ impl Board {
 
     #[command]
     fn check(&self) -> Result<(), BoardError> {
-        if self.sealed { Err(BoardError::Sealed) } else { Ok(()) }
+        if self.sealed {
+            Err(BoardError::Sealed)
+        } else {
+            Ok(())
+        }
     }
 
     #[command]
@@ -191,7 +198,9 @@ impl Board {
 #[test]
 fn every_return_form_dispatches() {
     let board = Board::default();
-    let events = board.handle(BoardCommand::Label { text: "a".into() }).unwrap();
+    let events = board
+        .handle(BoardCommand::Label { text: "a".into() })
+        .unwrap();
     assert_eq!(events, [BoardEvent::Labelled { text: "a".into() }]);
 
     let labelled = AggregateTest::<Board>::given(events)
@@ -257,7 +266,15 @@ fn stored_names_and_aliases() {
     assert_eq!(BoardEvent::Sealed.event_type(), "Sealed");
     assert_eq!(
         <BoardEvent as DomainEvent>::TYPES,
-        ["Stored", "LabelAdded", "Labelled", "Label", "Walked", "Noted", "Sealed"]
+        [
+            "Stored",
+            "LabelAdded",
+            "Labelled",
+            "Label",
+            "Walked",
+            "Noted",
+            "Sealed"
+        ]
     );
     let payload = es::codec::encode(&e).unwrap();
     assert_eq!(
@@ -270,13 +287,15 @@ fn stored_names_and_aliases() {
 fn renamed_events_decode_payloads_stored_under_old_names() {
     for old in ["Labelled", "Label"] {
         let payload = es::codec::encode(&serde_json::json!({ old: {"text": "old"} })).unwrap();
-        let decoded: BoardEvent =
-            es::codec::decode_event("board-1", 4, old, &payload).unwrap();
+        let decoded: BoardEvent = es::codec::decode_event("board-1", 4, old, &payload).unwrap();
         assert_eq!(decoded, BoardEvent::Labelled { text: "old".into() });
     }
     let unknown = es::codec::encode(&serde_json::json!({"Erased": {}})).unwrap();
     let err = es::codec::decode_event::<BoardEvent>("board-1", 5, "Erased", &unknown).unwrap_err();
-    assert!(matches!(err, es::DecodeError::UnknownEventType { .. }), "{err:?}");
+    assert!(
+        matches!(err, es::DecodeError::UnknownEventType { .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -304,6 +323,9 @@ fn commands_round_trip_through_serde() {
         points: vec![Point { x: 0, y: -1 }],
     };
     let json = serde_json::to_value(&c).unwrap();
-    assert_eq!(json, serde_json::json!({"Walk": {"points": [{"x": 0, "y": -1}]}}));
+    assert_eq!(
+        json,
+        serde_json::json!({"Walk": {"points": [{"x": 0, "y": -1}]}})
+    );
     assert_eq!(serde_json::from_value::<BoardCommand>(json).unwrap(), c);
 }

@@ -35,7 +35,12 @@ pub struct Ledger {
 }
 
 /// A ledger of entries.
-#[aggregate(name = "ledger", state_version = 2, snapshot_every = 10, snapshot_keep = 3)]
+#[aggregate(
+    name = "ledger",
+    state_version = 2,
+    snapshot_every = 10,
+    snapshot_keep = 3
+)]
 impl Ledger {
     /// Adds one entry.
     #[command]
@@ -58,7 +63,9 @@ impl Ledger {
     /// Tags the ledger, once per tag.
     #[command]
     pub fn tag(&self, tag: &str) -> Option<LedgerEvent> {
-        (!self.tags.iter().any(|t| t == tag)).then(|| LedgerEvent::Tagged { tag: tag.to_owned() })
+        (!self.tags.iter().any(|t| t == tag)).then(|| LedgerEvent::Tagged {
+            tag: tag.to_owned(),
+        })
     }
 
     /// Closes with a final entry.

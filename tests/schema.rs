@@ -14,7 +14,11 @@ fn bank_schema_describes_commands_events_and_fields() {
     assert_eq!(schema.type_name, "BankAccount");
     assert_eq!(schema.error, Some("BankError"));
     assert_eq!(schema.state_version, 1);
-    assert!(schema.docs.starts_with("A bank account: opened for an owner"));
+    assert!(
+        schema
+            .docs
+            .starts_with("A bank account: opened for an owner")
+    );
 
     let commands: Vec<_> = schema.commands.iter().map(|c| c.name).collect();
     assert_eq!(commands, ["Open", "Deposit", "Withdraw", "Close"]);
@@ -25,7 +29,10 @@ fn bank_schema_describes_commands_events_and_fields() {
     assert_eq!(open.method, "open");
     assert_eq!(
         open.fields,
-        [FieldSchema::new("owner", "String"), FieldSchema::new("initial", "u64")]
+        [
+            FieldSchema::new("owner", "String"),
+            FieldSchema::new("initial", "u64")
+        ]
     );
     assert_eq!(open.emits, ["Opened"]);
     assert!(open.fallible);
@@ -69,6 +76,8 @@ fn bank_schema_renders_markdown_with_a_diagram() {
     ] {
         assert!(md.contains(edge), "missing `{edge}` in:\n{md}");
     }
-    assert!(md.contains("| `Withdraw` | `amount: u64` | `Withdrawn` | Take money out; never below zero. |"));
+    assert!(md.contains(
+        "| `Withdraw` | `amount: u64` | `Withdrawn` | Take money out; never below zero. |"
+    ));
     assert!(md.contains("| `Deposited` | `MoneyDeposited` | `amount: u64` | Money was put in. |"));
 }

@@ -123,17 +123,15 @@ fn int(meta: &ParseNestedMeta<'_>) -> syn::Result<LitInt> {
 }
 
 fn path_str(path: &Path) -> String {
-    path.get_ident().map(ToString::to_string).unwrap_or_default()
+    path.get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 /// A stream category is non-empty ASCII letters, digits and `_` (see `Aggregate::NAME`).
 fn check_stream_category(cx: &Ctxt, name: &LitStr) {
     let value = name.value();
-    if value.is_empty()
-        || !value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
+    if value.is_empty() || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         cx.error_spanned_by(
             name,
             "the aggregate `name` is its stream category: non-empty, made of ASCII letters, \
@@ -149,7 +147,10 @@ where
 {
     if let Some(lit) = lit {
         if lit.base10_parse::<N>().is_err() {
-            cx.error_spanned_by(lit, format!("`{option}` takes a whole number that fits a `{ty}`"));
+            cx.error_spanned_by(
+                lit,
+                format!("`{option}` takes a whole number that fits a `{ty}`"),
+            );
         }
     }
 }

@@ -155,12 +155,19 @@ pub(crate) fn event_enum_doc(agg: &Aggregate<'_>) -> Vec<String> {
 }
 
 fn ty_name(agg: &Aggregate<'_>) -> String {
-    agg.ident.as_ref().map(ToString::to_string).unwrap_or_default()
+    agg.ident
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 fn krate_doc(agg: &Aggregate<'_>) -> String {
     agg.args.krate.as_ref().map_or_else(
         || "es".to_owned(),
-        |p| tidy(&p.to_token_stream().to_string()).trim_start_matches("::").to_owned(),
+        |p| {
+            tidy(&p.to_token_stream().to_string())
+                .trim_start_matches("::")
+                .to_owned()
+        },
     )
 }

@@ -64,7 +64,11 @@ pub(crate) fn stripped(original: &ItemImpl) -> ItemImpl {
     let mut item = original.clone();
     for it in &mut item.items {
         let ImplItem::Fn(method) = it else { continue };
-        if !method.attrs.iter().any(|a| model::handler_kind(a).is_some()) {
+        if !method
+            .attrs
+            .iter()
+            .any(|a| model::handler_kind(a).is_some())
+        {
             continue;
         }
         method.attrs.retain(|a| model::handler_kind(a).is_none());
@@ -234,7 +238,11 @@ fn domain_event_impl(agg: &Aggregate<'_>) -> TokenStream {
 }
 
 /// The pattern binding a variant's fields, and the arguments passing them to the method.
-fn bind(enum_name: &syn::Ident, variant: &syn::Ident, params: &[Param<'_>]) -> (TokenStream, Vec<TokenStream>) {
+fn bind(
+    enum_name: &syn::Ident,
+    variant: &syn::Ident,
+    params: &[Param<'_>],
+) -> (TokenStream, Vec<TokenStream>) {
     let idents: Vec<_> = params.iter().map(|p| &p.ident).collect();
     let pattern = if params.is_empty() {
         quote!(#enum_name::#variant)
@@ -245,7 +253,11 @@ fn bind(enum_name: &syn::Ident, variant: &syn::Ident, params: &[Param<'_>]) -> (
         .iter()
         .map(|p| {
             let ident = &p.ident;
-            if p.by_ref { quote!(&#ident) } else { quote!(#ident) }
+            if p.by_ref {
+                quote!(&#ident)
+            } else {
+                quote!(#ident)
+            }
         })
         .collect();
     (pattern, args)
@@ -263,8 +275,16 @@ fn aggregate_impl(agg: &Aggregate<'_>) -> TokenStream {
     };
     let consts = [
         (&agg.args.state_version, quote!(STATE_VERSION), quote!(u32)),
-        (&agg.args.snapshot_every, quote!(SNAPSHOT_EVERY), quote!(u64)),
-        (&agg.args.snapshot_keep, quote!(SNAPSHOT_KEEP), quote!(usize)),
+        (
+            &agg.args.snapshot_every,
+            quote!(SNAPSHOT_EVERY),
+            quote!(u64),
+        ),
+        (
+            &agg.args.snapshot_keep,
+            quote!(SNAPSHOT_KEEP),
+            quote!(usize),
+        ),
     ]
     .into_iter()
     .filter_map(|(lit, name, ty)| {
@@ -273,7 +293,10 @@ fn aggregate_impl(agg: &Aggregate<'_>) -> TokenStream {
         Some(quote!(const #name: #ty = #value;))
     });
 
-    let handle_arms = agg.commands.iter().map(|c| handle_arm(agg, c, &command_enum));
+    let handle_arms = agg
+        .commands
+        .iter()
+        .map(|c| handle_arm(agg, c, &command_enum));
     let apply_arms = agg.events.iter().map(|e| {
         let (pattern, args) = bind(&event_enum, &e.variant, &e.params);
         let method = &e.original.sig.ident;
@@ -284,7 +307,10 @@ fn aggregate_impl(agg: &Aggregate<'_>) -> TokenStream {
         quote!(#pattern => #call,)
     });
     let schema = schema(agg);
-    let header = located_at(quote!(impl #private::Aggregate for #self_ty), self_ty.span());
+    let header = located_at(
+        quote!(impl #private::Aggregate for #self_ty),
+        self_ty.span(),
+    );
     quote! {
         #[automatically_derived]
         #header {
@@ -324,7 +350,9 @@ fn handle_arm(agg: &Aggregate<'_>, c: &Command<'_>, command_enum: &syn::Ident) -
         .output
         .as_ref()
         .expect("a command without a supported return type fails validation");
-    let span = output.ty.map_or_else(|| c.original.sig.ident.span(), Spanned::span);
+    let span = output
+        .ty
+        .map_or_else(|| c.original.sig.ident.span(), Spanned::span);
     let call = located_at(
         quote!(Self::#method(self, #(#args),*)),
         c.original.sig.ident.span(),
@@ -426,9 +454,16 @@ fn schema(agg: &Aggregate<'_>) -> TokenStream {
         quote!(#private::EventSchema::new(#name, #stored, &[#(#aliases),*], #method, #doc, #fields))
     });
     let name = agg.stream_category();
-    let type_name = agg.ident.as_ref().map(ToString::to_string).unwrap_or_default();
+    let type_name = agg
+        .ident
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
     let doc = model::doc_text(&agg.original.attrs);
-    let fallible = agg.commands.iter().any(|c| c.output.as_ref().is_some_and(|o| o.fallible));
+    let fallible = agg
+        .commands
+        .iter()
+        .any(|c| c.output.as_ref().is_some_and(|o| o.fallible));
     let error = match agg.error_type() {
         Some(error) if fallible || agg.args.error.is_some() => {
             let error = docs::type_string(error);

@@ -159,13 +159,19 @@ impl<'a> Aggregate<'a> {
 
     /// The name of the command enum (`BankAccountCommand`).
     pub(crate) fn command_enum(&self) -> Ident {
-        let ident = self.ident.clone().unwrap_or_else(|| format_ident!("Aggregate"));
+        let ident = self
+            .ident
+            .clone()
+            .unwrap_or_else(|| format_ident!("Aggregate"));
         format_ident!("{}Command", ident)
     }
 
     /// The name of the event enum (`BankAccountEvent`).
     pub(crate) fn event_enum(&self) -> Ident {
-        let ident = self.ident.clone().unwrap_or_else(|| format_ident!("Aggregate"));
+        let ident = self
+            .ident
+            .clone()
+            .unwrap_or_else(|| format_ident!("Aggregate"));
         format_ident!("{}Event", ident)
     }
 
@@ -200,9 +206,7 @@ impl<'a> Aggregate<'a> {
             quote::ToTokens::to_token_stream(&command.original.block),
             &event_enum,
             &mut |variant| {
-                if !found.contains(variant)
-                    && self.events.iter().any(|e| e.variant == *variant)
-                {
+                if !found.contains(variant) && self.events.iter().any(|e| e.variant == *variant) {
                     found.push(variant.clone());
                 }
             },
@@ -582,8 +586,12 @@ fn scan_paths(tokens: TokenStream, event_enum: &Ident, found: &mut impl FnMut(&I
         match tt {
             TokenTree::Group(g) => scan_paths(g.stream(), event_enum, found),
             TokenTree::Ident(id) if id == event_enum => {
-                if let [TokenTree::Punct(a), TokenTree::Punct(b), TokenTree::Ident(v), ..] =
-                    &tokens[i + 1..]
+                if let [
+                    TokenTree::Punct(a),
+                    TokenTree::Punct(b),
+                    TokenTree::Ident(v),
+                    ..,
+                ] = &tokens[i + 1..]
                 {
                     if a.as_char() == ':' && b.as_char() == ':' {
                         found(v);

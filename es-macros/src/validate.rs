@@ -135,12 +135,11 @@ fn check_method(cx: &Ctxt, method: &ImplItemFn, kind: &str) {
                 "lifetime parameters: parameters become fields of a generated enum, which owns \
                  its data"
             }
-            _ => "generic parameters: parameters become fields of a generated enum, which needs concrete types",
+            _ => {
+                "generic parameters: parameters become fields of a generated enum, which needs concrete types"
+            }
         };
-        cx.error_spanned_by(
-            param,
-            format!("`#[{kind}]` methods cannot have {what}"),
-        );
+        cx.error_spanned_by(param, format!("`#[{kind}]` methods cannot have {what}"));
     }
 }
 
