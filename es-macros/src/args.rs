@@ -145,12 +145,12 @@ where
     N: std::str::FromStr,
     N::Err: std::fmt::Display,
 {
-    if let Some(lit) = lit {
-        if lit.base10_parse::<N>().is_err() {
-            cx.error_spanned_by(
-                lit,
-                format!("`{option}` takes a whole number that fits a `{ty}`"),
-            );
-        }
+    if let Some(lit) = lit
+        && lit.base10_parse::<N>().is_err()
+    {
+        cx.error_spanned_by(
+            lit,
+            format!("`{option}` takes a whole number that fits a `{ty}`"),
+        );
     }
 }

@@ -68,13 +68,12 @@ pub(crate) fn command_notes(agg: &Aggregate<'_>, command: &Command<'_>) -> Vec<S
         )
     };
     notes.push(format!("Handled by `{ty}::{method}`. {emits}"));
-    if let Some(output) = &command.output {
-        if output.fallible {
-            if let Some(error) = agg.error_type() {
-                notes.push(String::new());
-                notes.push(format!("Can be refused with `{}`.", type_string(error)));
-            }
-        }
+    if let Some(output) = &command.output
+        && output.fallible
+        && let Some(error) = agg.error_type()
+    {
+        notes.push(String::new());
+        notes.push(format!("Can be refused with `{}`.", type_string(error)));
     }
     notes
 }

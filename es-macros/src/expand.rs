@@ -186,7 +186,7 @@ pub(crate) fn event_enum(agg: &Aggregate<'_>, full: bool) -> TokenStream {
         let variant = &e.variant;
         let stored = e.stored_name();
         let mut serde = Vec::new();
-        if full && stored != variant.to_string() {
+        if full && *variant != stored {
             serde.push(quote!(rename = #stored));
         }
         if full {

@@ -240,14 +240,13 @@ pub(crate) fn handler_kind(attr: &Attribute) -> Option<&'static str> {
 pub(crate) fn doc_text(attrs: &[Attribute]) -> String {
     let mut lines = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident(DOC)) {
-        if let Meta::NameValue(nv) = &attr.meta {
-            if let Expr::Lit(lit) = &nv.value {
-                if let Lit::Str(s) = &lit.lit {
-                    let value = s.value();
-                    for line in value.lines() {
-                        lines.push(line.strip_prefix(' ').unwrap_or(line).trim_end().to_owned());
-                    }
-                }
+        if let Meta::NameValue(nv) = &attr.meta
+            && let Expr::Lit(lit) = &nv.value
+            && let Lit::Str(s) = &lit.lit
+        {
+            let value = s.value();
+            for line in value.lines() {
+                lines.push(line.strip_prefix(' ').unwrap_or(line).trim_end().to_owned());
             }
         }
     }
@@ -265,24 +264,21 @@ fn item_attrs(item: &ImplItem) -> &[Attribute] {
 
 fn self_ident(cx: &Ctxt, original: &ItemImpl) -> Option<Ident> {
     let self_ty = &*original.self_ty;
-    if let Type::Path(path) = self_ty {
-        if path.qself.is_none() {
-            if let Some(last) = path.path.segments.last() {
-                // Generic arguments of an impl with generic parameters are reported with the
-                // parameters.
-                if matches!(last.arguments, PathArguments::None)
-                    || !original.generics.params.is_empty()
-                {
-                    return Some(last.ident.clone());
-                }
-                cx.error_spanned_by(
-                    &last.arguments,
-                    "`#[aggregate]` does not support generic types: the aggregate must be a \
-                     plain type name, like `impl BankAccount`",
-                );
-                return None;
-            }
+    if let Type::Path(path) = self_ty
+        && path.qself.is_none()
+        && let Some(last) = path.path.segments.last()
+    {
+        // Generic arguments of an impl with generic parameters are reported with the
+        // parameters.
+        if matches!(last.arguments, PathArguments::None) || !original.generics.params.is_empty() {
+            return Some(last.ident.clone());
         }
+        cx.error_spanned_by(
+            &last.arguments,
+            "`#[aggregate]` does not support generic types: the aggregate must be a \
+                     plain type name, like `impl BankAccount`",
+        );
+        return None;
     }
     cx.error_spanned_by(
         self_ty,
@@ -318,7 +314,7 @@ fn command_attr(cx: &Ctxt, attr: &Attribute) -> Option<Vec<Ident>> {
             }
         }
         Meta::NameValue(nv) => cx.error_spanned_by(
-            &nv.eq_token,
+            nv.eq_token,
             "`#[command]` takes no value; write `#[command]` or `#[command(emits(...))]`",
         ),
     }
@@ -360,7 +356,7 @@ fn event_attr(cx: &Ctxt, attr: &Attribute) -> (Option<LitStr>, Vec<LitStr>) {
             }
         }
         Meta::NameValue(nv) => cx.error_spanned_by(
-            &nv.eq_token,
+            nv.eq_token,
             "`#[event]` takes options in parentheses: `#[event(name = \"...\")]`",
         ),
     }
@@ -481,11 +477,12 @@ struct ReplaceSelf<'a>(&'a Type);
 
 impl VisitMut for ReplaceSelf<'_> {
     fn visit_type_mut(&mut self, ty: &mut Type) {
-        if let Type::Path(p) = ty {
-            if p.qself.is_none() && p.path.is_ident("Self") {
-                *ty = self.0.clone();
-                return;
-            }
+        if let Type::Path(p) = ty
+            && p.qself.is_none()
+            && p.path.is_ident("Self")
+        {
+            *ty = self.0.clone();
+            return;
         }
         syn::visit_mut::visit_type_mut(self, ty);
     }
@@ -592,10 +589,10 @@ fn scan_paths(tokens: TokenStream, event_enum: &Ident, found: &mut impl FnMut(&I
                     TokenTree::Ident(v),
                     ..,
                 ] = &tokens[i + 1..]
+                    && a.as_char() == ':'
+                    && b.as_char() == ':'
                 {
-                    if a.as_char() == ':' && b.as_char() == ':' {
-                        found(v);
-                    }
+                    found(v);
                 }
             }
             _ => {}

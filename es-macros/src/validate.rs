@@ -14,14 +14,14 @@ pub(crate) fn check(cx: &Ctxt, agg: &Aggregate<'_>) {
     }
     for event in &agg.events {
         check_method(cx, event.original, EVENT);
-        if let ReturnType::Type(_, ty) = &event.original.sig.output {
-            if !is_unit(ty) {
-                cx.error_spanned_by(
-                    ty,
-                    "`#[event]` methods return nothing: applying an event cannot fail or \
+        if let ReturnType::Type(_, ty) = &event.original.sig.output
+            && !is_unit(ty)
+        {
+            cx.error_spanned_by(
+                ty,
+                "`#[event]` methods return nothing: applying an event cannot fail or \
                      produce a value (validation belongs in commands)",
-                );
-            }
+            );
         }
     }
     check_duplicate_variants(cx, agg);
@@ -56,13 +56,13 @@ fn check_impl(cx: &Ctxt, agg: &Aggregate<'_>) {
             ),
         }
     }
-    if let Some(where_clause) = &item.generics.where_clause {
-        if item.generics.params.is_empty() {
-            cx.error_spanned_by(
-                where_clause,
-                "`#[aggregate]` does not support `where` clauses on the impl block",
-            );
-        }
+    if let Some(where_clause) = &item.generics.where_clause
+        && item.generics.params.is_empty()
+    {
+        cx.error_spanned_by(
+            where_clause,
+            "`#[aggregate]` does not support `where` clauses on the impl block",
+        );
     }
     if agg.commands.is_empty() && agg.ident.is_some() {
         cx.error_spanned_by(
