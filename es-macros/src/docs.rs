@@ -114,12 +114,10 @@ pub(crate) fn event_notes(agg: &Aggregate<'_>, event: &Event<'_>) -> Vec<String>
     notes
 }
 
-/// The doc of one field.
+/// The doc of one field (rustdoc shows its name and type beside it).
 pub(crate) fn field_doc(agg: &Aggregate<'_>, method: &syn::Ident, param: &Param<'_>) -> String {
     format!(
-        "`{}: {}`, the `{}` argument of `{}::{method}`.",
-        param.ident,
-        field_type_string(param),
+        "The `{}` argument of `{}::{method}`.",
         param.ident,
         ty_name(agg)
     )
