@@ -17,7 +17,7 @@ fn bank_schema_describes_commands_events_and_fields() {
     assert!(
         schema
             .docs
-            .starts_with("A bank account: opened for an owner")
+            .starts_with("A bank account: opened with a first deposit")
     );
 
     let commands: Vec<_> = schema.commands.iter().map(|c| c.name).collect();
@@ -27,16 +27,13 @@ fn bank_schema_describes_commands_events_and_fields() {
 
     let open = schema.command("Open").unwrap();
     assert_eq!(open.method, "open");
-    assert_eq!(
-        open.fields,
-        [
-            FieldSchema::new("owner", "String"),
-            FieldSchema::new("initial", "u64")
-        ]
-    );
+    assert_eq!(open.fields, [FieldSchema::new("initial", "u64")]);
     assert_eq!(open.emits, ["Opened"]);
     assert!(open.fallible);
-    assert!(open.docs.starts_with("Open the account for `owner`"));
+    assert_eq!(
+        open.docs,
+        "Open the account with a first deposit (which may be zero)."
+    );
 
     assert_eq!(schema.command("Withdraw").unwrap().emits, ["Withdrawn"]);
     assert_eq!(schema.command("Close").unwrap().fields, []);

@@ -24,6 +24,11 @@ pub enum BankError {
     /// Text that is not an amount.
     #[error("`{0}` is not an amount: write a whole number of cents, like 100")]
     NotAnAmount(String),
+    /// A line the teller does not understand.
+    #[error(
+        "`{0}` is not a command: write `open`, `deposit <cents>`, `withdraw <cents>` or `close`"
+    )]
+    UnknownCommand(String),
     /// A withdrawal of more than the balance.
     #[error("insufficient funds: the balance is {balance}, {requested} was requested")]
     InsufficientFunds {
@@ -53,21 +58,20 @@ pub fn parse_amount(text: &str) -> Result<u64, BankError> {
 /// A bank account holding a balance in cents.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BankAccount {
-    owner: String,
     balance: u64,
     open: bool,
 }
 
-/// A bank account: opened for an owner, then money in and out, never below zero.
+/// A bank account: opened with a first deposit, then money in and out, never below zero.
 #[aggregate(snapshot_every = 100)]
 impl BankAccount {
-    /// Open the account for `owner`, with a first deposit (which may be zero).
+    /// Open the account with a first deposit (which may be zero).
     #[command]
-    pub fn open(&self, owner: String, initial: u64) -> Result<BankAccountEvent, BankError> {
+    pub fn open(&self, initial: u64) -> Result<BankAccountEvent, BankError> {
         if self.open {
             return Err(BankError::AlreadyOpen);
         }
-        Ok(BankAccountEvent::Opened { owner, initial })
+        Ok(BankAccountEvent::Opened { initial })
     }
 
     /// Put money in.
@@ -108,8 +112,7 @@ impl BankAccount {
 
     /// The account was opened.
     #[event]
-    fn opened(&mut self, owner: String, initial: u64) {
-        self.owner = owner;
+    fn opened(&mut self, initial: u64) {
         self.balance = initial;
         self.open = true;
     }
@@ -121,7 +124,7 @@ impl BankAccount {
     }
 
     /// Money was taken out.
-    #[event(name = "MoneyWithdrawn")]
+    #[event]
     fn withdrawn(&mut self, amount: u64) {
         self.balance -= amount;
     }
@@ -135,11 +138,6 @@ impl BankAccount {
     /// The balance in cents.
     pub fn balance(&self) -> u64 {
         self.balance
-    }
-
-    /// Who owns the account.
-    pub fn owner(&self) -> &str {
-        &self.owner
     }
 
     /// Whether the account is open.

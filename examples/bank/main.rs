@@ -15,16 +15,13 @@ use es::{NewEvent, RecordedEvent};
 
 use crate::account::{BankAccount, BankAccountCommand, BankError, parse_amount};
 
-/// Reads a teller's line: `open <owner>`, `deposit <cents>`, `withdraw <cents>` or `close`.
+/// Reads a teller's line: `open`, `deposit <cents>`, `withdraw <cents>` or `close`.
 fn parse_command(line: &str) -> Result<BankAccountCommand, BankError> {
     let mut words = line.split_whitespace();
     let verb = words.next().unwrap_or_default();
     let arg = words.next().unwrap_or_default();
     Ok(match verb {
-        "open" => BankAccountCommand::Open {
-            owner: arg.to_owned(),
-            initial: 0,
-        },
+        "open" => BankAccountCommand::Open { initial: 0 },
         "deposit" => BankAccountCommand::Deposit {
             amount: parse_amount(arg)?,
         },
@@ -32,7 +29,7 @@ fn parse_command(line: &str) -> Result<BankAccountCommand, BankError> {
             amount: parse_amount(arg)?,
         },
         "close" => BankAccountCommand::Close,
-        _ => return Err(BankError::NotAnAmount(line.to_owned())),
+        _ => return Err(BankError::UnknownCommand(line.to_owned())),
     })
 }
 
@@ -68,7 +65,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let stream = StreamId::new(BankAccount::NAME, "alice")?;
 
     for line in [
-        "open alice",
+        "open",
         "deposit 100",
         "withdraw 10",
         "withdraw 1000",
@@ -95,8 +92,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let (account, version) = load(&store, &stream)?;
     println!(
-        "balance of {}: {} (after {version} events; open: {})",
-        account.owner(),
+        "balance of {stream}: {} (after {version} events; open: {})",
         account.balance(),
         account.is_open()
     );
