@@ -374,7 +374,7 @@ fn handle_arm(agg: &Aggregate<'_>, c: &Command<'_>, command_enum: &syn::Ident) -
             }),
             Form::Option => quote!({
                 let #events: #private::std::option::Option<#event_enum> = #events;
-                #vec::from_iter(#events)
+                <#vec<#event_enum> as #private::std::iter::FromIterator<#event_enum>>::from_iter(#events)
             }),
             Form::Array => quote!({
                 let #events: [#event_enum; _] = #events;
