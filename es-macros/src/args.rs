@@ -23,6 +23,10 @@ pub(crate) struct Args {
     pub(crate) vis: Option<Visibility>,
     /// Derives added to both generated enums.
     pub(crate) derives: Vec<Path>,
+    /// Derives added to the command enum only.
+    pub(crate) command_derives: Vec<Path>,
+    /// Derives added to the event enum only.
+    pub(crate) event_derives: Vec<Path>,
     /// The path of the `es` crate (default `::es`).
     pub(crate) krate: Option<Path>,
 }
@@ -57,12 +61,9 @@ impl Args {
                 STATE_VERSION => args.state_version = Some(int(&meta)?),
                 VIS => args.vis = Some(meta.value()?.parse()?),
                 CRATE => args.krate = Some(meta.value()?.parse()?),
-                DERIVE => {
-                    let content;
-                    syn::parenthesized!(content in meta.input);
-                    let paths = Punctuated::<Path, Token![,]>::parse_terminated(&content)?;
-                    args.derives.extend(paths);
-                }
+                DERIVE => args.derives = paths(&meta)?,
+                COMMAND_DERIVE => args.command_derives = paths(&meta)?,
+                EVENT_DERIVE => args.event_derives = paths(&meta)?,
                 _ => unreachable!("every option in AGGREGATE_OPTIONS is matched"),
             }
             Ok(())
@@ -106,6 +107,14 @@ fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
         syn::parenthesized!(_content in meta.input);
     }
     Ok(())
+}
+
+/// `(A, b::C)`
+fn paths(meta: &ParseNestedMeta<'_>) -> syn::Result<Vec<Path>> {
+    let content;
+    syn::parenthesized!(content in meta.input);
+    let paths = Punctuated::<Path, Token![,]>::parse_terminated(&content)?;
+    Ok(paths.into_iter().collect())
 }
 
 fn int(meta: &ParseNestedMeta<'_>) -> syn::Result<LitInt> {

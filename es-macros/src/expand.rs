@@ -91,6 +91,7 @@ fn variant_docs(method: &syn::ImplItemFn, notes: &[String]) -> TokenStream {
         .attrs
         .iter()
         .filter(|a| a.path().is_ident(crate::symbol::DOC))
+        .filter(|a| matches!(a.meta, syn::Meta::NameValue(_)))
         .map(ToTokens::to_token_stream)
         .collect();
     let separator = if own.is_empty() {
@@ -102,13 +103,13 @@ fn variant_docs(method: &syn::ImplItemFn, notes: &[String]) -> TokenStream {
     quote!(#own #separator #notes)
 }
 
-fn enum_attrs(agg: &Aggregate<'_>, full: bool) -> TokenStream {
+fn enum_attrs(agg: &Aggregate<'_>, full: bool, own_derives: &[syn::Path]) -> TokenStream {
     let private = private(agg);
     if !full {
         return quote!(#[allow(dead_code)]);
     }
     let serde_crate = docs::tidy(&format!("{private}::serde"));
-    let extra = &agg.args.derives;
+    let extra = agg.args.derives.iter().chain(own_derives);
     // The enums are `pub` unless `vis` says otherwise, whatever the visibility of the types
     // in their fields: that is the macro's choice, not a mistake of the user's.
     quote! {
@@ -149,7 +150,7 @@ pub(crate) fn command_enum(agg: &Aggregate<'_>, full: bool) -> TokenStream {
     let name = agg.command_enum();
     let vis = vis(agg);
     let doc = doc_attrs(&docs::command_enum_doc(agg));
-    let attrs = enum_attrs(agg, full);
+    let attrs = enum_attrs(agg, full, &agg.args.command_derives);
     let mut seen = Vec::new();
     let variants = agg.commands.iter().filter_map(|c: &Command<'_>| {
         if seen.contains(&c.variant) {
@@ -175,7 +176,7 @@ pub(crate) fn event_enum(agg: &Aggregate<'_>, full: bool) -> TokenStream {
     let name = agg.event_enum();
     let vis = vis(agg);
     let doc = doc_attrs(&docs::event_enum_doc(agg));
-    let attrs = enum_attrs(agg, full);
+    let attrs = enum_attrs(agg, full, &agg.args.event_derives);
     let mut seen = Vec::new();
     let variants = agg.events.iter().filter_map(|e: &Event<'_>| {
         if seen.contains(&e.variant) {

@@ -17,6 +17,8 @@ pub(crate) const SNAPSHOT_KEEP: &str = "snapshot_keep";
 pub(crate) const STATE_VERSION: &str = "state_version";
 pub(crate) const VIS: &str = "vis";
 pub(crate) const DERIVE: &str = "derive";
+pub(crate) const COMMAND_DERIVE: &str = "command_derive";
+pub(crate) const EVENT_DERIVE: &str = "event_derive";
 pub(crate) const CRATE: &str = "crate";
 
 /// Every option of `#[aggregate(...)]`, for error messages.
@@ -28,6 +30,8 @@ pub(crate) const AGGREGATE_OPTIONS: &[&str] = &[
     STATE_VERSION,
     VIS,
     DERIVE,
+    COMMAND_DERIVE,
+    EVENT_DERIVE,
     CRATE,
 ];
 

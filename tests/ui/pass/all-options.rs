@@ -29,7 +29,9 @@ mod shop {
         snapshot_keep = 2,
         state_version = 4,
         vis = pub(crate),
-        derive(Eq, Hash),
+        derive(Eq),
+        command_derive(Hash),
+        event_derive(PartialOrd),
         crate = ::es,
     )]
     impl Cart {
@@ -76,5 +78,5 @@ fn main() {
     assert_eq!(schema.error, Some("CartError"));
     assert_eq!(schema.state_version, 4);
     assert_eq!(schema.docs, "A shopping cart.");
-    let _: Option<CartEvent> = None;
+    assert!(CartEvent::Added { item: "a".into() } < CartEvent::Added { item: "b".into() });
 }
