@@ -37,11 +37,15 @@ impl Args {
         let mut args = Args::default();
         let mut seen: Vec<String> = Vec::new();
         let parser = syn::meta::parser(|meta| {
-            let Some(key) = meta.path.get_ident().map(ToString::to_string) else {
-                return Err(unknown(&meta));
-            };
+            let key = meta
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             if !AGGREGATE_OPTIONS.contains(&key.as_str()) {
-                return Err(unknown(&meta));
+                // Reported, and skipped so the options after it are still read.
+                cx.syn_error(unknown(&meta));
+                return skip_value(&meta);
             }
             if seen.contains(&key) {
                 // Still consume the value so the rest of the options are read.
@@ -94,14 +98,10 @@ fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
 
 fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
-        let _: TokenStream = {
-            let value = meta.value()?;
-            let mut tokens = TokenStream::new();
-            while !value.is_empty() && !value.peek(Token![,]) {
-                tokens.extend([value.parse::<proc_macro2::TokenTree>()?]);
-            }
-            tokens
-        };
+        let value = meta.value()?;
+        while !value.is_empty() && !value.peek(Token![,]) {
+            value.parse::<proc_macro2::TokenTree>()?;
+        }
     } else if meta.input.peek(syn::token::Paren) {
         let _content;
         syn::parenthesized!(_content in meta.input);

@@ -5,7 +5,7 @@ struct Account {
     balance: u64,
 }
 
-#[aggregate(name = "account", snapshot = 5)]
+#[aggregate(snapshot = 5, name = "account", state_version = -1)]
 impl Account {
     #[command]
     fn deposit(&mut self, amount: u64) -> AccountEvent {
