@@ -32,7 +32,19 @@ pub(crate) fn tidy(printed: &str) -> String {
     ] {
         s = s.replace(from, to);
     }
-    s
+    // `Fn (u8)` → `Fn(u8)`, leaving `, (u8, u8)` and `-> (u8, u8)` alone.
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    for (i, &c) in chars.iter().enumerate() {
+        let call = c == ' '
+            && chars.get(i + 1) == Some(&'(')
+            && i > 0
+            && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
+        if !call {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The field type of a parameter, as shown in docs and the schema.
@@ -167,4 +179,22 @@ fn krate_doc(agg: &Aggregate<'_>) -> String {
                 .to_owned()
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_print_as_written() {
+        let ty: Type = syn::parse_quote!(std::collections::BTreeMap<String, Vec<(u8, [u16; 4])>>);
+        assert_eq!(
+            type_string(&ty),
+            "std::collections::BTreeMap<String, Vec<(u8, [u16; 4])>>"
+        );
+        let ty: Type = syn::parse_quote!(&'static str);
+        assert_eq!(type_string(&ty), "&'static str");
+        let ty: Type = syn::parse_quote!(Option<Box<dyn Fn(u8) -> u8 + Send>>);
+        assert_eq!(type_string(&ty), "Option<Box<dyn Fn(u8) -> u8 + Send>>");
+    }
 }

@@ -417,6 +417,14 @@ fn field_type(cx: &Ctxt, ty: &Type, self_ty: &Type) -> Option<(FieldType, bool)>
             // Kept as a field so the rest of the code is still checked against it.
             (&*r.elem, true)
         }
+        Type::Reference(r) if r.lifetime.is_some() => {
+            cx.error_spanned_by(
+                ty,
+                "a parameter taken by `&` is lent from the command or event for the call; \
+                 write it without a lifetime (`&T`) or take it by value",
+            );
+            (&*r.elem, true)
+        }
         Type::Reference(r) => (&*r.elem, true),
         Type::ImplTrait(_) => {
             cx.error_spanned_by(
