@@ -60,9 +60,9 @@ impl Args {
             match key.as_str() {
                 NAME => args.name = Some(meta.value()?.parse()?),
                 ERROR => args.error = Some(meta.value()?.parse()?),
-                SNAPSHOT_EVERY => args.snapshot_every = Some(int(&meta)?),
-                SNAPSHOT_KEEP => args.snapshot_keep = Some(int(&meta)?),
-                STATE_VERSION => args.state_version = Some(int(&meta)?),
+                SNAPSHOT_EVERY => args.snapshot_every = int(cx, &meta)?,
+                SNAPSHOT_KEEP => args.snapshot_keep = int(cx, &meta)?,
+                STATE_VERSION => args.state_version = int(cx, &meta)?,
                 VIS => args.vis = Some(meta.value()?.parse()?),
                 CRATE => args.krate = Some(meta.value()?.parse()?),
                 DERIVE => args.derives = paths(&meta)?,
@@ -117,18 +117,20 @@ fn paths(meta: &ParseNestedMeta<'_>) -> syn::Result<Vec<Path>> {
     Ok(paths.into_iter().collect())
 }
 
-fn int(meta: &ParseNestedMeta<'_>) -> syn::Result<LitInt> {
-    let lit: LitInt = meta.value()?.parse().map_err(|e| {
-        syn::Error::new(
-            e.span(),
-            format!(
-                "`{}` takes a whole number, like `{} = 100`",
-                path_str(&meta.path),
-                path_str(&meta.path)
-            ),
-        )
-    })?;
-    Ok(lit)
+/// A whole number; anything else is reported and skipped.
+fn int(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<LitInt>> {
+    let value = meta.value()?;
+    if value.peek(LitInt) || (value.peek(Token![-]) && value.peek2(LitInt)) {
+        return value.parse().map(Some);
+    }
+    let option = path_str(&meta.path);
+    cx.syn_error(value.error(format!(
+        "`{option}` takes a whole number, like `{option} = 100`"
+    )));
+    while !value.is_empty() && !value.peek(Token![,]) {
+        value.parse::<proc_macro2::TokenTree>()?;
+    }
+    Ok(None)
 }
 
 fn path_str(path: &Path) -> String {

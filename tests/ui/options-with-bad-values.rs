@@ -5,7 +5,7 @@ struct Account {
     balance: u64,
 }
 
-#[aggregate(snapshot_every = "often")]
+#[aggregate(snapshot_every = "often", name = "bank-account")]
 impl Account {
     #[command]
     fn deposit(&self, amount: u64) -> AccountEvent {
