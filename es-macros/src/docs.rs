@@ -63,7 +63,7 @@ pub(crate) fn command_notes(agg: &Aggregate<'_>, command: &Command<'_>) -> Vec<S
     let method = &command.original.sig.ident;
     let mut notes = Vec::new();
     if crate::model::doc_text(&command.original.attrs).is_empty() {
-        notes.push(format!("The `{method}` command of [`{ty}`]."));
+        notes.push(format!("The `{method}` command of {}.", ty_link(agg)));
         notes.push(String::new());
     }
     let emits = agg.emits(command);
@@ -97,7 +97,7 @@ pub(crate) fn event_notes(agg: &Aggregate<'_>, event: &Event<'_>) -> Vec<String>
     let method = &event.original.sig.ident;
     let mut notes = Vec::new();
     if crate::model::doc_text(&event.original.attrs).is_empty() {
-        notes.push(format!("The `{method}` event of [`{ty}`]."));
+        notes.push(format!("The `{method}` event of {}.", ty_link(agg)));
         notes.push(String::new());
     }
     let mut stored = format!("Stored as `{}`", event.stored_name());
@@ -137,10 +137,12 @@ pub(crate) fn field_doc(agg: &Aggregate<'_>, method: &syn::Ident, param: &Param<
 
 /// The doc of the command enum.
 pub(crate) fn command_enum_doc(agg: &Aggregate<'_>) -> Vec<String> {
-    let ty = ty_name(agg);
     let krate = krate_doc(agg);
     vec![
-        format!("Commands handled by [`{ty}`], one variant per `#[command]` method."),
+        format!(
+            "Commands handled by {}, one variant per `#[command]` method.",
+            ty_link(agg)
+        ),
         String::new(),
         format!(
             "Handle one with [`Aggregate::handle`]({krate}::Aggregate::handle): it calls the \
@@ -151,16 +153,29 @@ pub(crate) fn command_enum_doc(agg: &Aggregate<'_>) -> Vec<String> {
 
 /// The doc of the event enum.
 pub(crate) fn event_enum_doc(agg: &Aggregate<'_>) -> Vec<String> {
-    let ty = ty_name(agg);
     let krate = krate_doc(agg);
     vec![
-        format!("Events of [`{ty}`], one variant per `#[event]` method."),
+        format!(
+            "Events of {}, one variant per `#[event]` method.",
+            ty_link(agg)
+        ),
         String::new(),
         format!(
             "Each is stored under its type name ([`DomainEvent::event_type`]({krate}::DomainEvent::event_type)) \
              and applied by its method through [`Aggregate::apply`]({krate}::Aggregate::apply)."
         ),
     ]
+}
+
+/// An intra-doc link to the aggregate type, through its path as written in the impl.
+fn ty_link(agg: &Aggregate<'_>) -> String {
+    let name = ty_name(agg);
+    let path = type_string(&agg.original.self_ty);
+    if path == name {
+        format!("[`{name}`]")
+    } else {
+        format!("[`{name}`]({path})")
+    }
 }
 
 fn ty_name(agg: &Aggregate<'_>) -> String {
