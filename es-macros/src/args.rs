@@ -86,14 +86,58 @@ impl Args {
 }
 
 fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
-    let list = AGGREGATE_OPTIONS
+    let key = meta
+        .path
+        .get_ident()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    let close: Vec<String> = AGGREGATE_OPTIONS
+        .iter()
+        .filter(|o| resembles(&key, o))
+        .map(|o| format!("`{o}`"))
+        .collect();
+    let all = AGGREGATE_OPTIONS
         .iter()
         .map(|o| format!("`{o}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    meta.error(format!(
-        "unknown option of `#[aggregate]`: expected one of {list}"
-    ))
+    if close.is_empty() {
+        meta.error(format!(
+            "unknown option of `#[aggregate]`: expected one of {all}"
+        ))
+    } else {
+        meta.error(format!(
+            "unknown option of `#[aggregate]`: did you mean {}? (options: {all})",
+            close.join(" or ")
+        ))
+    }
+}
+
+/// Whether a mistyped option looks like `option`: a long common prefix, or a typo or two.
+fn resembles(typed: &str, option: &str) -> bool {
+    let prefix = typed
+        .chars()
+        .zip(option.chars())
+        .take_while(|(a, b)| a == b)
+        .count();
+    prefix >= 4 || (typed.len() > 2 && edit_distance(typed, option) <= 2)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
@@ -163,5 +207,20 @@ where
             lit,
             format!("`{option}` takes a whole number that fits a `{ty}`"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resembles;
+
+    #[test]
+    fn suggestions() {
+        assert!(resembles("snapshots", "snapshot_every"));
+        assert!(resembles("snapshots", "snapshot_keep"));
+        assert!(resembles("nmae", "name"));
+        assert!(resembles("eror", "error"));
+        assert!(!resembles("visibility", "name"));
+        assert!(!resembles("x", "vis"));
     }
 }
