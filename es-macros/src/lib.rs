@@ -1,10 +1,20 @@
 //! The `#[aggregate]` attribute macro of `es`.
+#![doc = include_str!("../README.md")]
+
+mod args;
+mod case;
+mod ctxt;
+mod docs;
+mod expand;
+mod fallback;
+mod model;
+mod symbol;
+mod validate;
 
 use proc_macro::TokenStream;
 
-/// Generates the command and event enums and the `Aggregate` implementation for an `impl`
-/// block.
+#[doc = include_str!("../aggregate.md")]
 #[proc_macro_attribute]
-pub fn aggregate(_args: TokenStream, input: TokenStream) -> TokenStream {
-    input
+pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::aggregate(args.into(), input.into()).into()
 }

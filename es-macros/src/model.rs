@@ -1,0 +1,609 @@
+//! The aggregate as the macro understands it, pointing back at the syntax it came from.
+
+use proc_macro2::{Ident, TokenStream, TokenTree};
+use quote::format_ident;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::visit_mut::VisitMut;
+use syn::{
+    Attribute, Expr, FnArg, GenericArgument, ImplItem, ImplItemFn, ItemImpl, Lit, LitStr, Meta,
+    Pat, PathArguments, ReturnType, Token, Type,
+};
+
+use crate::args::Args;
+use crate::case;
+use crate::ctxt::Ctxt;
+use crate::symbol::*;
+
+/// An `impl` block under `#[aggregate]`.
+pub(crate) struct Aggregate<'a> {
+    pub(crate) original: &'a ItemImpl,
+    pub(crate) args: Args,
+    /// The state type's name (`BankAccount`); `None` when the self type is not a plain name.
+    pub(crate) ident: Option<Ident>,
+    pub(crate) commands: Vec<Command<'a>>,
+    pub(crate) events: Vec<Event<'a>>,
+}
+
+/// A `#[command]` method.
+pub(crate) struct Command<'a> {
+    pub(crate) original: &'a ImplItemFn,
+    pub(crate) variant: Ident,
+    pub(crate) params: Vec<Param<'a>>,
+    /// What it returns; `None` when the return type is not one the macro supports.
+    pub(crate) output: Option<Output<'a>>,
+    /// The events it may emit, when given with `#[command(emits(...))]`.
+    pub(crate) emits: Option<Vec<Ident>>,
+}
+
+/// An `#[event]` method.
+pub(crate) struct Event<'a> {
+    pub(crate) original: &'a ImplItemFn,
+    pub(crate) variant: Ident,
+    pub(crate) params: Vec<Param<'a>>,
+    /// The stored type name, when pinned with `#[event(name = "...")]`.
+    pub(crate) name: Option<LitStr>,
+    /// Other stored names this event decodes from.
+    pub(crate) aliases: Vec<LitStr>,
+}
+
+/// A parameter of a handler, which becomes a field of its variant.
+pub(crate) struct Param<'a> {
+    pub(crate) ident: Ident,
+    /// The field's type: the parameter's, without a leading `&`.
+    pub(crate) ty: FieldType,
+    /// Whether the method takes it by reference (the field is lent, not moved).
+    pub(crate) by_ref: bool,
+    /// `#[serde(...)]` attributes, carried onto the field.
+    pub(crate) serde: Vec<&'a Attribute>,
+}
+
+/// The type of a generated field.
+pub(crate) enum FieldType {
+    /// The parameter's type (after `&`), with `Self` replaced by the aggregate type.
+    Plain(Type),
+    /// `String`, for a `&str` parameter.
+    String,
+    /// `Vec<T>`, for a `&[T]` parameter.
+    VecOf(Type),
+}
+
+/// How a command returns its events.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    /// `Event`
+    One,
+    /// `Vec<Event>`
+    Vec,
+    /// `Option<Event>`
+    Option,
+    /// `[Event; N]`
+    Array,
+    /// `()`: the command only checks.
+    Nothing,
+}
+
+/// The return type of a command.
+pub(crate) struct Output<'a> {
+    pub(crate) form: Form,
+    /// The return type as written, for spans.
+    pub(crate) ty: Option<&'a Type>,
+    /// Whether it returns a `Result`.
+    pub(crate) fallible: bool,
+    /// The error type of the `Result`, when it names one.
+    pub(crate) error: Option<&'a Type>,
+}
+
+impl<'a> Aggregate<'a> {
+    /// Reads an `impl` block, recording in `cx` what cannot be understood.
+    pub(crate) fn from_impl(cx: &Ctxt, args: Args, original: &'a ItemImpl) -> Self {
+        let ident = self_ident(cx, original);
+        let mut commands = Vec::new();
+        let mut events = Vec::new();
+        for item in &original.items {
+            let ImplItem::Fn(method) = item else {
+                for attr in item_attrs(item) {
+                    if let Some(kind) = handler_kind(attr) {
+                        cx.error_spanned_by(
+                            attr,
+                            format!("`#[{kind}]` goes on a method of the impl block"),
+                        );
+                    }
+                }
+                continue;
+            };
+            let mut kinds = method.attrs.iter().filter(|a| handler_kind(a).is_some());
+            let Some(attr) = kinds.next() else { continue };
+            for extra in kinds {
+                cx.error_spanned_by(
+                    extra,
+                    "a method is either one `#[command]` or one `#[event]`, not both",
+                );
+            }
+            let params = params(cx, method, &original.self_ty);
+            let variant = format_ident!(
+                "{}",
+                case::upper_camel(&method.sig.ident.to_string()),
+                span = method.sig.ident.span()
+            );
+            if handler_kind(attr) == Some(COMMAND) {
+                let emits = command_attr(cx, attr);
+                let output = output(cx, method);
+                commands.push(Command {
+                    original: method,
+                    variant,
+                    params,
+                    output,
+                    emits,
+                });
+            } else {
+                let (name, aliases) = event_attr(cx, attr);
+                events.push(Event {
+                    original: method,
+                    variant,
+                    params,
+                    name,
+                    aliases,
+                });
+            }
+        }
+        Aggregate {
+            original,
+            args,
+            ident,
+            commands,
+            events,
+        }
+    }
+
+    /// The name of the command enum (`BankAccountCommand`).
+    pub(crate) fn command_enum(&self) -> Ident {
+        let ident = self
+            .ident
+            .clone()
+            .unwrap_or_else(|| format_ident!("Aggregate"));
+        format_ident!("{}Command", ident)
+    }
+
+    /// The name of the event enum (`BankAccountEvent`).
+    pub(crate) fn event_enum(&self) -> Ident {
+        let ident = self
+            .ident
+            .clone()
+            .unwrap_or_else(|| format_ident!("Aggregate"));
+        format_ident!("{}Event", ident)
+    }
+
+    /// The error type of the fallible commands: the option, or the first one's.
+    pub(crate) fn error_type(&self) -> Option<&Type> {
+        self.args.error.as_ref().or_else(|| {
+            self.commands
+                .iter()
+                .filter_map(|c| c.output.as_ref())
+                .find_map(|o| o.error)
+        })
+    }
+
+    /// The stream category.
+    pub(crate) fn stream_category(&self) -> String {
+        match (&self.args.name, &self.ident) {
+            (Some(name), _) => name.value(),
+            (None, Some(ident)) => case::snake(&ident.to_string()),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The event variants `command` may emit: as given with `emits(...)`, or else every
+    /// `<Type>Event::Variant` path in its body, in order of first appearance.
+    pub(crate) fn emits(&self, command: &Command<'_>) -> Vec<Ident> {
+        if let Some(given) = &command.emits {
+            return given.clone();
+        }
+        let event_enum = self.event_enum();
+        let mut found: Vec<Ident> = Vec::new();
+        scan_paths(
+            quote::ToTokens::to_token_stream(&command.original.block),
+            &event_enum,
+            &mut |variant| {
+                if !found.contains(variant) && self.events.iter().any(|e| e.variant == *variant) {
+                    found.push(variant.clone());
+                }
+            },
+        );
+        found
+    }
+}
+
+impl Event<'_> {
+    /// The stored type name: pinned, or the variant name.
+    pub(crate) fn stored_name(&self) -> String {
+        self.name
+            .as_ref()
+            .map_or_else(|| self.variant.to_string(), LitStr::value)
+    }
+}
+
+/// `#[command]` or `#[event]`, if `attr` is one of them.
+pub(crate) fn handler_kind(attr: &Attribute) -> Option<&'static str> {
+    let path = attr.path();
+    if path.is_ident(COMMAND) {
+        Some(COMMAND)
+    } else if path.is_ident(EVENT) {
+        Some(EVENT)
+    } else {
+        None
+    }
+}
+
+/// The `///` comments among `attrs`, as text with the conventional leading space removed.
+pub(crate) fn doc_text(attrs: &[Attribute]) -> String {
+    let mut lines = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident(DOC)) {
+        if let Meta::NameValue(nv) = &attr.meta
+            && let Expr::Lit(lit) = &nv.value
+            && let Lit::Str(s) = &lit.lit
+        {
+            let value = s.value();
+            for line in value.lines() {
+                lines.push(line.strip_prefix(' ').unwrap_or(line).trim_end().to_owned());
+            }
+        }
+    }
+    lines.join("\n").trim().to_owned()
+}
+
+fn item_attrs(item: &ImplItem) -> &[Attribute] {
+    match item {
+        ImplItem::Const(c) => &c.attrs,
+        ImplItem::Type(t) => &t.attrs,
+        ImplItem::Macro(m) => &m.attrs,
+        _ => &[],
+    }
+}
+
+fn self_ident(cx: &Ctxt, original: &ItemImpl) -> Option<Ident> {
+    let self_ty = &*original.self_ty;
+    if let Type::Path(path) = self_ty
+        && path.qself.is_none()
+        && let Some(last) = path.path.segments.last()
+    {
+        // Generic arguments of an impl with generic parameters are reported with the
+        // parameters.
+        if matches!(last.arguments, PathArguments::None) || !original.generics.params.is_empty() {
+            return Some(last.ident.clone());
+        }
+        cx.error_spanned_by(
+            &last.arguments,
+            "`#[aggregate]` does not support generic types: the aggregate must be a \
+                     plain type name, like `impl BankAccount`",
+        );
+        return None;
+    }
+    cx.error_spanned_by(
+        self_ty,
+        "`#[aggregate]` goes on the impl block of a named type, like `impl BankAccount`",
+    );
+    None
+}
+
+/// `emits(A, B)` of `#[command(...)]`.
+fn command_attr(cx: &Ctxt, attr: &Attribute) -> Option<Vec<Ident>> {
+    let mut emits = None;
+    match &attr.meta {
+        Meta::Path(_) => {}
+        Meta::List(_) => {
+            let result = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident(EMITS) {
+                    if emits.is_some() {
+                        return Err(meta.error("duplicate `emits` option: give it once"));
+                    }
+                    let content;
+                    syn::parenthesized!(content in meta.input);
+                    let list = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
+                    emits = Some(list.into_iter().collect());
+                    Ok(())
+                } else {
+                    Err(meta.error(
+                        "unknown option of `#[command]`: expected `emits(EventVariant, ...)`",
+                    ))
+                }
+            });
+            if let Err(e) = result {
+                cx.syn_error(e);
+            }
+        }
+        Meta::NameValue(nv) => cx.error_spanned_by(
+            nv.eq_token,
+            "`#[command]` takes no value; write `#[command]` or `#[command(emits(...))]`",
+        ),
+    }
+    emits
+}
+
+/// `name = "..."` and `alias = "..."` of `#[event(...)]`.
+fn event_attr(cx: &Ctxt, attr: &Attribute) -> (Option<LitStr>, Vec<LitStr>) {
+    let mut name: Option<LitStr> = None;
+    let mut aliases = Vec::new();
+    match &attr.meta {
+        Meta::Path(_) => {}
+        Meta::List(_) => {
+            let result = attr.parse_nested_meta(|meta| {
+                if meta.path.is_ident(NAME) {
+                    let lit: LitStr = meta.value()?.parse()?;
+                    if name.is_some() {
+                        cx.error_spanned_by(
+                            &meta.path,
+                            "duplicate `name` option: an event has one stored type name; \
+                             list older names with `alias = \"...\"`",
+                        );
+                    } else {
+                        name = Some(lit);
+                    }
+                    Ok(())
+                } else if meta.path.is_ident(ALIAS) {
+                    aliases.push(meta.value()?.parse::<LitStr>()?);
+                    Ok(())
+                } else {
+                    Err(meta.error(
+                        "unknown option of `#[event]`: expected `name = \"...\"` or \
+                         `alias = \"...\"`",
+                    ))
+                }
+            });
+            if let Err(e) = result {
+                cx.syn_error(e);
+            }
+        }
+        Meta::NameValue(nv) => cx.error_spanned_by(
+            nv.eq_token,
+            "`#[event]` takes options in parentheses: `#[event(name = \"...\")]`",
+        ),
+    }
+    for lit in name.iter().chain(&aliases) {
+        if lit.value().trim().is_empty() {
+            cx.error_spanned_by(lit, "an event type name must not be empty");
+        }
+    }
+    (name, aliases)
+}
+
+fn params<'a>(cx: &Ctxt, method: &'a ImplItemFn, self_ty: &Type) -> Vec<Param<'a>> {
+    let mut params = Vec::new();
+    for arg in &method.sig.inputs {
+        let FnArg::Typed(pat_type) = arg else {
+            continue;
+        };
+        let ident = match &*pat_type.pat {
+            Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => Some(p.ident.clone()),
+            _ => None,
+        };
+        let Some(ident) = ident else {
+            cx.error_spanned_by(
+                &pat_type.pat,
+                "parameters of `#[command]` and `#[event]` methods become named fields, so \
+                 each needs a plain name, like `amount: u64`; this is a pattern",
+            );
+            continue;
+        };
+        let Some((ty, by_ref)) = field_type(cx, &pat_type.ty, self_ty) else {
+            continue;
+        };
+        let serde = pat_type
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident(SERDE))
+            .collect();
+        params.push(Param {
+            ident,
+            ty,
+            by_ref,
+            serde,
+        });
+    }
+    params
+}
+
+/// The field type of a parameter type: `T` for `T`; `T` (lent to the method) for `&T`, with
+/// `&str` stored as `String` and `&[T]` as `Vec<T>`.
+fn field_type(cx: &Ctxt, ty: &Type, self_ty: &Type) -> Option<(FieldType, bool)> {
+    let (field, by_ref) = match ty {
+        Type::Reference(r) if r.mutability.is_some() => {
+            cx.error_spanned_by(
+                ty,
+                "parameters are fields of a command or event, taken by value or by `&`; \
+                 `&mut` has nothing to change",
+            );
+            // Kept as a field so the rest of the code is still checked against it.
+            (&*r.elem, true)
+        }
+        Type::Reference(r) if r.lifetime.is_some() => {
+            cx.error_spanned_by(
+                ty,
+                "a parameter taken by `&` is lent from the command or event for the call; \
+                 write it without a lifetime (`&T`) or take it by value",
+            );
+            (&*r.elem, true)
+        }
+        Type::Reference(r) => (&*r.elem, true),
+        Type::ImplTrait(_) => {
+            cx.error_spanned_by(
+                ty,
+                "parameters become fields of a generated enum and need a concrete type; \
+                 `impl Trait` cannot be stored",
+            );
+            return None;
+        }
+        other => (other, false),
+    };
+    let mut field = match field {
+        Type::Path(p) if by_ref && p.qself.is_none() && p.path.is_ident("str") => {
+            return Some((FieldType::String, true));
+        }
+        Type::Slice(s) if by_ref => FieldType::VecOf((*s.elem).clone()),
+        other => FieldType::Plain(other.clone()),
+    };
+    let (FieldType::Plain(inner) | FieldType::VecOf(inner)) = &mut field else {
+        unreachable!("strings returned above")
+    };
+    let mut borrowed = FindBorrow(None);
+    borrowed.visit_type(inner);
+    if let Some(at) = borrowed.0 {
+        cx.error_at(
+            at,
+            "parameters become fields of a generated enum, which owns its data: use an owned \
+             type here (`String`, `Vec<T>`, ...) or a `'static` one",
+        );
+        return None;
+    }
+    ReplaceSelf(self_ty).visit_type_mut(inner);
+    Some((field, by_ref))
+}
+
+/// Finds a borrow that a field could not hold: a reference or lifetime other than `'static`.
+struct FindBorrow(Option<proc_macro2::Span>);
+
+impl<'ast> Visit<'ast> for FindBorrow {
+    fn visit_type_reference(&mut self, r: &'ast syn::TypeReference) {
+        match &r.lifetime {
+            Some(l) if l.ident == "static" => syn::visit::visit_type_reference(self, r),
+            _ => {
+                self.0.get_or_insert(r.and_token.span());
+            }
+        }
+    }
+
+    fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {
+        if l.ident != "static" {
+            self.0.get_or_insert(l.span());
+        }
+    }
+}
+
+/// `Self` in a field type means the aggregate, not the enum the field ends up in.
+struct ReplaceSelf<'a>(&'a Type);
+
+impl VisitMut for ReplaceSelf<'_> {
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        if let Type::Path(p) = ty
+            && p.qself.is_none()
+            && p.path.is_ident("Self")
+        {
+            *ty = self.0.clone();
+            return;
+        }
+        syn::visit_mut::visit_type_mut(self, ty);
+    }
+}
+
+fn output<'a>(cx: &Ctxt, method: &'a ImplItemFn) -> Option<Output<'a>> {
+    let ty = match &method.sig.output {
+        ReturnType::Default => {
+            return Some(Output {
+                form: Form::Nothing,
+                ty: None,
+                fallible: false,
+                error: None,
+            });
+        }
+        ReturnType::Type(_, ty) => &**ty,
+    };
+    let (events, fallible, error) = match result_args(ty) {
+        Some(args) if args.len() == 2 => (args[0], true, Some(args[1])),
+        Some(args) if args.len() == 1 => (args[0], true, None),
+        _ => (ty, false, None),
+    };
+    let form = match form(events) {
+        Some(form) => form,
+        None => {
+            cx.error_spanned_by(
+                events,
+                "`#[command]` methods return their events: one `Event`, `Vec<Event>`, \
+                 `Option<Event>` or `[Event; N]`, either bare or in `Result<_, E>`",
+            );
+            return None;
+        }
+    };
+    Some(Output {
+        form,
+        ty: Some(ty),
+        fallible,
+        error,
+    })
+}
+
+fn form(ty: &Type) -> Option<Form> {
+    match ty {
+        Type::Paren(p) => form(&p.elem),
+        Type::Group(g) => form(&g.elem),
+        Type::Tuple(t) if t.elems.is_empty() => Some(Form::Nothing),
+        Type::Array(_) => Some(Form::Array),
+        Type::Path(_) => match () {
+            () if generic_args(ty, "Vec").is_some_and(|a| a.len() == 1) => Some(Form::Vec),
+            () if generic_args(ty, "Option").is_some_and(|a| a.len() == 1) => Some(Form::Option),
+            () if result_args(ty).is_some() => None,
+            () => Some(Form::One),
+        },
+        _ => None,
+    }
+}
+
+/// The type arguments of `ty` if it is a `Result<T, E>`, or a `Result` alias such as
+/// `io::Result<T>` or `CartResult<T>`.
+fn result_args(ty: &Type) -> Option<Vec<&Type>> {
+    let Type::Path(p) = ty else { return None };
+    let name = p.path.segments.last()?.ident.to_string();
+    if !name.ends_with("Result") {
+        return None;
+    }
+    generic_args(ty, &name).filter(|args| matches!(args.len(), 1 | 2))
+}
+
+/// The type arguments of `ty` if it is a path ending in `name<...>`.
+fn generic_args<'t>(ty: &'t Type, name: &str) -> Option<Vec<&'t Type>> {
+    let Type::Path(p) = ty else { return None };
+    if p.qself.is_some() {
+        return None;
+    }
+    let last = p.path.segments.last()?;
+    if last.ident != name {
+        return None;
+    }
+    let PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    Some(
+        args.args
+            .iter()
+            .filter_map(|a| match a {
+                GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// Calls `found` with `V` for every `Enum::V` (or `...::Enum::V`) in `tokens`, macro bodies
+/// included.
+fn scan_paths(tokens: TokenStream, event_enum: &Ident, found: &mut impl FnMut(&Ident)) {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    for (i, tt) in tokens.iter().enumerate() {
+        match tt {
+            TokenTree::Group(g) => scan_paths(g.stream(), event_enum, found),
+            TokenTree::Ident(id) if id == event_enum => {
+                if let [
+                    TokenTree::Punct(a),
+                    TokenTree::Punct(b),
+                    TokenTree::Ident(v),
+                    ..,
+                ] = &tokens[i + 1..]
+                    && a.as_char() == ':'
+                    && b.as_char() == ':'
+                {
+                    found(v);
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,8 @@
+use es::prelude::*;
+
+#[aggregate]
+struct Ledger {
+    entries: Vec<u64>,
+}
+
+fn main() {}

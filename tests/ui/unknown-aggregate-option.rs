@@ -1,0 +1,21 @@
+use es::prelude::*;
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Account {
+    balance: u64,
+}
+
+#[aggregate(name = "account", snapshots = 10)]
+impl Account {
+    #[command]
+    fn deposit(&self, amount: u64) -> AccountEvent {
+        AccountEvent::Deposited { amount }
+    }
+
+    #[event]
+    fn deposited(&mut self, amount: u64) {
+        self.balance += amount;
+    }
+}
+
+fn main() {}
