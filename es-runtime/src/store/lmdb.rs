@@ -365,7 +365,14 @@ impl LmdbStore {
             source: Box::new(e),
         })?;
         let max_map_size = round_to_mib(options.max_map_size.max(MIB));
-        let map_size = round_to_mib(options.map_size.max(MIB)).min(max_map_size);
+        // LMDB takes the configured size even when the environment had grown larger (down to
+        // the size of the data); start from the data file's size so a reopened store does not
+        // have to grow again at once.
+        let existing = std::fs::metadata(path.join("data.mdb")).map_or(0, |m| m.len());
+        let existing = usize::try_from(existing).unwrap_or(usize::MAX);
+        let map_size = round_to_mib(options.map_size.max(MIB))
+            .min(max_map_size)
+            .max(round_to_mib(existing));
         let mut env_options = EnvOpenOptions::new().read_txn_without_tls();
         env_options
             .map_size(map_size)
