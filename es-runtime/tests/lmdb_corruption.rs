@@ -90,20 +90,20 @@ fn a_flipped_bit_in_a_record_is_reported_with_stream_version_and_position() {
     assert!(msg.contains("checksum"), "{msg}");
     expect_corrupt(read_all(&store), &["position 2"]);
     // What is intact still reads.
-    let mut first = None;
+    let mut after = 0;
     store
-        .read_stream_with(&s, 1, &mut |e| {
-            first = Some(e.version);
-            ControlFlow::Break(())
+        .read_all_with(3, &mut |_| {
+            after += 1;
+            ControlFlow::Continue(())
         })
         .unwrap();
-    assert_eq!(first, Some(1));
+    assert_eq!(after, 1);
     assert_eq!(store.read_stream(&s, 3, 3).unwrap().len(), 1);
     assert_eq!(store.stream_version(&s).unwrap(), 3);
 }
 
 #[test]
-fn garbled_and_truncated_records_and_index_entries_are_reported() {
+fn garbled_and_truncated_records_and_heads_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     store_with_events(dir.path());
     let s = stream("acc-1");
@@ -115,21 +115,53 @@ fn garbled_and_truncated_records_and_index_entries_are_reported() {
         expect_corrupt(store.read_stream(&s, 1, u64::MAX), &["event 3", "acc-1"]);
         expect_corrupt(read_all(&store), &["position 3"]);
     }
-    // An index entry that points at the wrong event.
-    let mut key = b"acc-1\0".to_vec();
-    key.extend_from_slice(&1u64.to_be_bytes());
-    raw_write(dir.path(), "streams", |db, txn| {
-        db.put(txn, &key, &2u64.to_be_bytes()).unwrap();
+    store_with_events_again(dir.path());
+    // A stream head that points at the wrong event.
+    raw_write(dir.path(), "heads", |db, txn| {
+        let mut head = 3u64.to_be_bytes().to_vec();
+        head.extend_from_slice(&2u64.to_be_bytes());
+        db.put(txn, b"acc-1", &head).unwrap();
     });
     let store = LmdbStore::open(dir.path()).unwrap();
-    let msg = expect_corrupt(store.read_stream(&s, 1, 1), &["event 1", "acc-1"]);
+    let msg = expect_corrupt(store.read_stream(&s, 1, 3), &["event 3", "acc-1"]);
     assert!(msg.contains("event 2"), "{msg}");
     drop(store);
-    raw_write(dir.path(), "streams", |db, txn| {
-        db.put(txn, &key, b"short").unwrap();
+    // A stream head that is not a head at all.
+    raw_write(dir.path(), "heads", |db, txn| {
+        db.put(txn, b"acc-1", b"short").unwrap();
     });
     let store = LmdbStore::open(dir.path()).unwrap();
-    expect_corrupt(store.read_stream(&s, 1, 1), &["event 1", "acc-1"]);
+    expect_corrupt(store.stream_version(&s), &["head", "acc-1"]);
+    expect_corrupt(store.read_stream(&s, 1, 1), &["head", "acc-1"]);
+    match store.append(&s, ExpectedVersion::Any, vec![NewEvent::raw("D", vec![])]) {
+        Err(es_runtime::AppendError::Storage { stream, source }) => {
+            assert_eq!(stream, "acc-1");
+            assert!(source.to_string().contains("corrupt"), "{source}");
+        }
+        other => panic!("expected a Storage error, got {other:?}"),
+    }
+}
+
+/// Writes the three events of [`store_with_events`] again over whatever position 3 holds.
+fn store_with_events_again(dir: &Path) {
+    let store = LmdbStore::open(dir).unwrap();
+    drop(store);
+    raw_write(dir, "log", |db, txn| {
+        db.delete(txn, &position_key(3)).unwrap();
+    });
+    raw_write(dir, "heads", |db, txn| {
+        let mut head = 2u64.to_be_bytes().to_vec();
+        head.extend_from_slice(&2u64.to_be_bytes());
+        db.put(txn, b"acc-1", &head).unwrap();
+    });
+    let store = LmdbStore::open(dir).unwrap();
+    store
+        .append(
+            &stream("acc-1"),
+            ExpectedVersion::Exact(2),
+            vec![NewEvent::raw("C", b"third-payload".to_vec())],
+        )
+        .unwrap();
 }
 
 #[test]

@@ -68,11 +68,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Expect::Exists),
     ];
     prop_oneof![
-        8 => (stream.clone(), expect, 0..5usize)
+        8 => (stream.clone(), expect, prop_oneof![6 => 0..5usize, 1 => 30..45usize])
             .prop_map(|(stream, expect, count)| Op::Append { stream, expect, count }),
-        3 => (stream.clone(), 0..15u64, 0..15u64)
+        3 => (stream.clone(), 0..120u64, 0..130u64)
             .prop_map(|(stream, from, to)| Op::ReadStream { stream, from, to }),
-        2 => (0..50u64, 0..30usize).prop_map(|(from, limit)| Op::ReadAll { from, limit }),
+        2 => (0..300u64, 0..100usize).prop_map(|(from, limit)| Op::ReadAll { from, limit }),
         2 => (stream.clone(), 0..12u64, 0..4usize)
             .prop_map(|(stream, version, keep)| Op::SaveSnapshot { stream, version, keep }),
         1 => stream.prop_map(|stream| Op::LoadSnapshot { stream }),

@@ -38,6 +38,11 @@ use crate::store::{AppendResult, EventStore, Snapshot, Visitor};
 pub const FORMAT_VERSION: u32 = 1;
 
 const FORMAT_KEY: &[u8] = b"format";
+
+/// The stream index holds the position of every `BLOCK`-th event of a stream (versions
+/// `BLOCK`, `2 * BLOCK`, ...); the events in between are found through the back pointers
+/// of the log records. See `docs/STORAGE.md` for why.
+const BLOCK: u64 = 32;
 const MIB: usize = 1 << 20;
 
 type Position = U64<heed::byteorder::BigEndian>;
@@ -207,6 +212,7 @@ pub struct LmdbStore {
 struct Inner {
     env: Env<WithoutTls>,
     log: LogDb,
+    heads: BytesDb,
     index: BytesDb,
     snapshots: BytesDb,
     checkpoints: BytesDb,
@@ -393,7 +399,8 @@ impl LmdbStore {
         let opened = env
             .create_databases_and_commit(txn, |opener, txn| -> heed::Result<_> {
                 let log: Database<Position, Bytes> = opener.create_database(txn, Some("log"))?;
-                let index: Database<Bytes, Bytes> = opener.create_database(txn, Some("streams"))?;
+                let heads: Database<Bytes, Bytes> = opener.create_database(txn, Some("heads"))?;
+                let index: Database<Bytes, Bytes> = opener.create_database(txn, Some("index"))?;
                 let snapshots: Database<Bytes, Bytes> =
                     opener.create_database(txn, Some("snapshots"))?;
                 let checkpoints: Database<Bytes, Bytes> =
@@ -410,10 +417,16 @@ impl LmdbStore {
                     None if log.len(txn)? > 0 => return Ok(CommitOrAbort::Abort(0)),
                     None => meta.put(txn, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?,
                 }
-                Ok(CommitOrAbort::Commit((log, index, snapshots, checkpoints)))
+                Ok(CommitOrAbort::Commit((
+                    log,
+                    heads,
+                    index,
+                    snapshots,
+                    checkpoints,
+                )))
             })
             .map_err(|e| storage(&e))?;
-        let (log, index, snapshots, checkpoints) = match opened {
+        let (log, heads, index, snapshots, checkpoints) = match opened {
             CommitOrAbort::Commit(dbs) => dbs,
             CommitOrAbort::Abort(found) => {
                 return Err(OpenError::UnsupportedFormat {
@@ -428,6 +441,7 @@ impl LmdbStore {
             inner: Inner {
                 env,
                 log,
+                heads,
                 index,
                 snapshots,
                 checkpoints,
@@ -549,14 +563,15 @@ impl Inner {
         }
     }
 
-    /// The version of `stream` as `txn` sees it.
-    fn version_in(&self, txn: &RoTxn<'_>, stream: &str, key: &mut Vec<u8>) -> Result<u64, Fail> {
-        record::stream_key(key, stream, u64::MAX);
-        Ok(self
-            .index
-            .get_lower_than_or_equal_to(txn, key)?
-            .and_then(|(k, _)| record::key_version(k, stream))
-            .unwrap_or(0))
+    /// The version of `stream` and the position of its last event, as `txn` sees them.
+    fn head_in(&self, txn: &RoTxn<'_>, stream: &str) -> Result<(u64, u64), Fail> {
+        match self.heads.get(txn, stream.as_bytes())? {
+            None => Ok((0, 0)),
+            Some(value) => record::read_head(value).ok_or_else(|| Fail::Corrupt {
+                what: format!("the head of stream {stream:?}"),
+                reason: format!("{} bytes instead of 16", value.len()),
+            }),
+        }
     }
 
     /// Commits a group of appends, growing the map as needed. One outcome per request.
@@ -627,7 +642,7 @@ impl Inner {
         let mut wrote = false;
         for request in group {
             let stream = request.stream.as_str();
-            let current = self.version_in(&txn, stream, &mut key)?;
+            let (current, mut previous) = self.head_in(&txn, stream)?;
             if !request.expected.matches(current) {
                 outcomes.push(Err(AppendError::WrongExpectedVersion {
                     stream: stream.to_owned(),
@@ -645,6 +660,7 @@ impl Inner {
                     &record::EventParts {
                         stream,
                         version,
+                        previous,
                         timestamp,
                         event_id: event.event_id,
                         event_type: &event.event_type,
@@ -655,10 +671,21 @@ impl Inner {
                 .map_err(|reason| Fail::Other(heed::Error::Io(io::Error::other(reason))))?;
                 self.log
                     .put_with_flags(&mut txn, PutFlags::APPEND, &position, &buf)?;
-                record::stream_key(&mut key, stream, version);
-                self.index
-                    .put(&mut txn, &key, &record::position_value(position))?;
+                if version % BLOCK == 0 {
+                    record::stream_key(&mut key, stream, version);
+                    self.index
+                        .put(&mut txn, &key, &record::position_value(position))?;
+                }
+                previous = position;
                 last_position = position;
+            }
+            if !request.events.is_empty() {
+                let version = current + request.events.len() as u64;
+                self.heads.put(
+                    &mut txn,
+                    stream.as_bytes(),
+                    &record::head_value(version, previous),
+                )?;
                 wrote = true;
             }
             outcomes.push(Ok(AppendResult::new(
@@ -672,6 +699,44 @@ impl Inner {
             txn.commit()?;
         }
         Ok(outcomes)
+    }
+}
+
+/// Reads log records by position, walking backwards with one cursor while the positions are
+/// consecutive (a stream written in batches) and seeking otherwise.
+#[derive(Default)]
+struct LogWalker<'t> {
+    cursor: Option<(u64, heed::RoRevRange<'t, Position, Bytes>)>,
+}
+
+impl<'t> LogWalker<'t> {
+    fn get(
+        &mut self,
+        inner: &Inner,
+        txn: &'t RoTxn<'t, WithoutTls>,
+        position: u64,
+    ) -> heed::Result<Option<&'t [u8]>> {
+        let cursor = match &mut self.cursor {
+            Some((next, cursor)) if *next == position => cursor,
+            _ => {
+                &mut self
+                    .cursor
+                    .insert((position, inner.log.rev_range(txn, &(..=position))?))
+                    .1
+            }
+        };
+        match cursor.next().transpose()? {
+            Some((found, value)) if found == position => {
+                if let Some((next, _)) = &mut self.cursor {
+                    *next = position.wrapping_sub(1);
+                }
+                Ok(Some(value))
+            }
+            _ => {
+                self.cursor = None;
+                Ok(None)
+            }
+        }
     }
 }
 
@@ -755,9 +820,9 @@ impl EventStore for LmdbStore {
 
     fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
         let r = self.inner.reader()?;
-        let mut key = Vec::new();
         self.inner
-            .version_in(&r.txn, stream.as_str(), &mut key)
+            .head_in(&r.txn, stream.as_str())
+            .map(|(version, _)| version)
             .map_err(Fail::into_read_error)
     }
 
@@ -770,79 +835,72 @@ impl EventStore for LmdbStore {
         let inner = &self.inner;
         let r = inner.reader()?;
         let name = stream.as_str();
-        let (mut lo, mut hi) = (Vec::new(), Vec::new());
-        record::stream_key(&mut lo, name, from.max(1));
-        record::stream_key(&mut hi, name, u64::MAX);
-        let entries = inner
-            .index
-            .range(
-                &r.txn,
-                &(Bound::Included(&lo[..]), Bound::Included(&hi[..])),
-            )
-            .map_err(read_failed)?;
-        // The log is read with a cursor that moves forward while the stream's positions are
-        // consecutive (a stream written in batches), and seeks otherwise.
-        let mut log: Option<(u64, heed::RoRange<'_, Position, Bytes>)> = None;
-        for entry in entries {
-            let (key, value) = entry.map_err(read_failed)?;
-            let Some(version) = record::key_version(key, name) else {
-                return Err(corrupt(
-                    || format!("in the index of stream {name:?}"),
-                    "a key does not belong to the stream",
-                ));
+        let (head_version, head_position) =
+            inner.head_in(&r.txn, name).map_err(Fail::into_read_error)?;
+        let mut lo = from.max(1);
+        if lo > head_version {
+            return Ok(());
+        }
+        let mut key = Vec::new();
+        let mut log = LogWalker::default();
+        let mut block = Vec::with_capacity(BLOCK as usize);
+        // Block by block in version order: find the block's last event (in the index, or the
+        // head for the last block), walk the back pointers down to the block's first wanted
+        // version, then visit the block forwards.
+        loop {
+            let block_end = lo.div_ceil(BLOCK).saturating_mul(BLOCK);
+            let (end_version, end_position) = if block_end <= head_version {
+                record::stream_key(&mut key, name, block_end);
+                let value = inner.index.get(&r.txn, &key).map_err(read_failed)?;
+                let position = value.and_then(record::read_position).ok_or_else(|| {
+                    corrupt(
+                        || format!("event {block_end} of stream {name:?}"),
+                        "the stream index has no valid entry for it",
+                    )
+                })?;
+                (block_end, position)
+            } else {
+                (head_version, head_position)
             };
-            let what = |position: Option<u64>| {
-                let at = position
-                    .map(|p| format!(" (position {p})"))
-                    .unwrap_or_default();
-                move || format!("event {version} of stream {name:?}{at}")
-            };
-            let position = record::read_position(value)
-                .ok_or_else(|| corrupt(what(None), "the index entry is not a position"))?;
-            let cursor = match &mut log {
-                Some((next, cursor)) if *next == position => cursor,
-                _ => {
-                    let cursor = inner
-                        .log
-                        .range(&r.txn, &(position..))
-                        .map_err(read_failed)?;
-                    &mut log.insert((position, cursor)).1
-                }
-            };
-            let (found, record) = match cursor.next() {
-                Some(item) => item.map_err(read_failed)?,
-                None => {
+            block.clear();
+            let (mut version, mut position) = (end_version, end_position);
+            loop {
+                let what = || format!("event {version} of stream {name:?} (position {position})");
+                let value = log
+                    .get(inner, &r.txn, position)
+                    .map_err(read_failed)?
+                    .ok_or_else(|| corrupt(what, "the log has no such position"))?;
+                let (event, previous) = record::decode_linked(position, value)
+                    .map_err(|reason| corrupt(what, reason))?;
+                if event.stream != name || event.version != version {
                     return Err(corrupt(
-                        what(Some(position)),
-                        "the log has no such position",
+                        what,
+                        format!(
+                            "the log holds event {} of stream {:?} there",
+                            event.version, event.stream
+                        ),
                     ));
                 }
-            };
-            if found != position {
-                return Err(corrupt(
-                    what(Some(position)),
-                    "the log has no such position",
-                ));
+                block.push(event);
+                if version == lo {
+                    break;
+                }
+                if previous == 0 || previous >= position {
+                    return Err(corrupt(what, "its link to the previous event is broken"));
+                }
+                version -= 1;
+                position = previous;
             }
-            if let Some((next, _)) = &mut log {
-                *next = position + 1;
+            for event in block.drain(..).rev() {
+                if visitor(event).is_break() {
+                    return Ok(());
+                }
             }
-            let event = record::decode_event(position, record)
-                .map_err(|reason| corrupt(what(Some(position)), reason))?;
-            if event.stream != name || event.version != version {
-                return Err(corrupt(
-                    what(Some(position)),
-                    format!(
-                        "the log holds event {} of stream {:?} there",
-                        event.version, event.stream
-                    ),
-                ));
+            if end_version >= head_version {
+                return Ok(());
             }
-            if visitor(event).is_break() {
-                break;
-            }
+            lo = end_version + 1;
         }
-        Ok(())
     }
 
     fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError> {

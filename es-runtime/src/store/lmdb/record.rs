@@ -16,9 +16,9 @@ const SEP: u8 = 0;
 /// The format tag of a log record.
 const EVENT_TAG: u8 = 1;
 
-/// crc (4) + tag (1) + version (8) + timestamp (8) + event id (16) + stream length (2) +
-/// type length (2) + metadata length (4).
-const EVENT_HEADER: usize = 45;
+/// crc (4) + tag (1) + version (8) + previous position (8) + timestamp (8) + event id (16) +
+/// stream length (2) + type length (2) + metadata length (4).
+const EVENT_HEADER: usize = 53;
 
 /// crc (4) + state version (4).
 const SNAPSHOT_HEADER: usize = 8;
@@ -43,6 +43,23 @@ pub(super) fn position_value(position: u64) -> [u8; 8] {
     position.to_be_bytes()
 }
 
+/// A stream head: the stream's version and the position of its last event.
+pub(super) fn head_value(version: u64, position: u64) -> [u8; 16] {
+    let mut v = [0; 16];
+    v[..8].copy_from_slice(&version.to_be_bytes());
+    v[8..].copy_from_slice(&position.to_be_bytes());
+    v
+}
+
+pub(super) fn read_head(value: &[u8]) -> Option<(u64, u64)> {
+    let value: &[u8; 16] = value.try_into().ok()?;
+    let (v, p) = value.split_at(8);
+    Some((
+        u64::from_be_bytes(v.try_into().ok()?),
+        u64::from_be_bytes(p.try_into().ok()?),
+    ))
+}
+
 pub(super) fn read_position(value: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(value.try_into().ok()?))
 }
@@ -51,6 +68,8 @@ pub(super) fn read_position(value: &[u8]) -> Option<u64> {
 pub(super) struct EventParts<'a> {
     pub(super) stream: &'a str,
     pub(super) version: u64,
+    /// The position of the stream's previous event (0 for its first).
+    pub(super) previous: u64,
     pub(super) timestamp: Timestamp,
     pub(super) event_id: Uuid,
     pub(super) event_type: &'a str,
@@ -76,6 +95,7 @@ pub(super) fn encode_event(buf: &mut Vec<u8>, e: &EventParts<'_>) -> Result<(), 
     buf.extend_from_slice(&[0; 4]);
     buf.push(EVENT_TAG);
     buf.extend_from_slice(&e.version.to_le_bytes());
+    buf.extend_from_slice(&e.previous.to_le_bytes());
     buf.extend_from_slice(&e.timestamp.as_nanos().to_le_bytes());
     buf.extend_from_slice(e.event_id.as_bytes());
     buf.extend_from_slice(&stream_len.to_le_bytes());
@@ -92,12 +112,18 @@ pub(super) fn encode_event(buf: &mut Vec<u8>, e: &EventParts<'_>) -> Result<(), 
 
 /// The timestamp of a log record, read without checking the rest (the writer needs only it).
 pub(super) fn event_timestamp(value: &[u8]) -> Option<Timestamp> {
-    let bytes = value.get(13..21)?;
+    let bytes = value.get(21..29)?;
     Some(Timestamp(u64::from_le_bytes(bytes.try_into().ok()?)))
 }
 
 /// Decodes and checks a log record at `position`.
 pub(super) fn decode_event(position: u64, value: &[u8]) -> Result<EventRef<'_>, String> {
+    decode_linked(position, value).map(|(e, _)| e)
+}
+
+/// Decodes and checks a log record at `position`, with the position of the stream's previous
+/// event.
+pub(super) fn decode_linked(position: u64, value: &[u8]) -> Result<(EventRef<'_>, u64), String> {
     if value.len() < EVENT_HEADER {
         return Err(format!(
             "the record has {} bytes, less than its {EVENT_HEADER}-byte header",
@@ -117,11 +143,12 @@ pub(super) fn decode_event(position: u64, value: &[u8]) -> Result<EventRef<'_>, 
     }
     let u64_at = |at: usize| u64::from_le_bytes(value[at..at + 8].try_into().unwrap_or_default());
     let version = u64_at(5);
-    let timestamp = Timestamp(u64_at(13));
-    let event_id = Uuid::from_bytes(value[21..37].try_into().unwrap_or_default());
-    let stream_len = usize::from(u16::from_le_bytes([value[37], value[38]]));
-    let type_len = usize::from(u16::from_le_bytes([value[39], value[40]]));
-    let meta_len = u32::from_le_bytes(value[41..45].try_into().unwrap_or_default()) as usize;
+    let previous = u64_at(13);
+    let timestamp = Timestamp(u64_at(21));
+    let event_id = Uuid::from_bytes(value[29..45].try_into().unwrap_or_default());
+    let stream_len = usize::from(u16::from_le_bytes([value[45], value[46]]));
+    let type_len = usize::from(u16::from_le_bytes([value[47], value[48]]));
+    let meta_len = u32::from_le_bytes(value[49..53].try_into().unwrap_or_default()) as usize;
     let rest = &value[EVENT_HEADER..];
     if stream_len + type_len + meta_len > rest.len() {
         return Err("field lengths run past the end of the record".to_owned());
@@ -132,7 +159,7 @@ pub(super) fn decode_event(position: u64, value: &[u8]) -> Result<EventRef<'_>, 
     let stream = std::str::from_utf8(stream).map_err(|_| "the stream id is not UTF-8")?;
     let event_type =
         std::str::from_utf8(event_type).map_err(|_| "the event type name is not UTF-8")?;
-    Ok(EventRef {
+    let event = EventRef {
         stream,
         version,
         position,
@@ -141,7 +168,8 @@ pub(super) fn decode_event(position: u64, value: &[u8]) -> Result<EventRef<'_>, 
         timestamp,
         metadata,
         payload,
-    })
+    };
+    Ok((event, previous))
 }
 
 /// Writes a snapshot value into `buf` (cleared first).
@@ -188,6 +216,7 @@ mod tests {
             &EventParts {
                 stream: "acc-1",
                 version: 7,
+                previous: 2,
                 timestamp: Timestamp(42),
                 event_id: id,
                 event_type: "Opened",
@@ -196,7 +225,8 @@ mod tests {
             },
         )
         .unwrap();
-        let e = decode_event(3, &buf).unwrap();
+        let (e, previous) = decode_linked(3, &buf).unwrap();
+        assert_eq!(previous, 2);
         assert_eq!(
             (e.stream, e.version, e.position, e.event_type),
             ("acc-1", 7, 3, "Opened")
