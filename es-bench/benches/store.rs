@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 
-use es_bench::{Table, median_of, ms, per_sec, rate, time};
+use es_bench::{Table, median, median_of, ms, per_sec, rate, time};
 use es_runtime::{
     DomainEvent, Durability, EventStore, ExpectedVersion, LmdbOptions, LmdbStore, NewEvent,
     StreamId,
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 type Position = U64<heed::byteorder::BigEndian>;
 
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 9;
 
 /// A small event enum, as the macro would generate it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +73,7 @@ struct Raw {
     env: Env<WithoutTls>,
     log: Database<'static, Position, Bytes>,
     other: Database<'static, Bytes, Bytes>,
+    third: Database<'static, Bytes, Bytes>,
 }
 
 fn raw(dir: &Path, durability: Durability) -> Raw {
@@ -87,15 +88,21 @@ fn raw(dir: &Path, durability: Durability) -> Raw {
     // SAFETY: a fresh private directory that nothing else touches.
     let env = unsafe { options.open(dir) }.unwrap();
     let txn = env.write_txn().unwrap();
-    let (log, other) = env
+    let (log, other, third) = env
         .create_databases_and_commit(txn, |opener, txn| -> heed::Result<_> {
             let log = opener.create_database(txn, Some("log"))?;
             let other = opener.create_database(txn, Some("other"))?;
-            Ok(CommitOrAbort::<_, ()>::Commit((log, other)))
+            let third = opener.create_database(txn, Some("third"))?;
+            Ok(CommitOrAbort::<_, ()>::Commit((log, other, third)))
         })
         .unwrap()
         .unwrap_commit();
-    Raw { env, log, other }
+    Raw {
+        env,
+        log,
+        other,
+        third,
+    }
 }
 
 fn main() {
@@ -116,23 +123,23 @@ fn main() {
 fn single_caller() -> f64 {
     const N: u64 = 1000;
     let payloads: Vec<NewEvent> = (0..N).map(new_event).collect();
-    let store_time = median_of(ROUNDS, || {
+    // Store and raw rounds alternate, so a drift in the disk's speed hits both alike.
+    let (mut store_times, mut raw_times) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
         let dir = bench_dir();
         let store = store(dir.path(), Durability::Sync);
         let stream = StreamId::new("account", 1).unwrap();
         let events = payloads.clone();
-        time(|| {
+        store_times.push(time(|| {
             for (i, e) in events.into_iter().enumerate() {
                 store
                     .append(&stream, ExpectedVersion::Exact(i as u64), vec![e])
                     .unwrap();
             }
-        })
-    });
-    let raw_time = median_of(ROUNDS, || {
+        }));
         let dir = bench_dir();
         let raw = raw(dir.path(), Durability::Sync);
-        time(|| {
+        raw_times.push(time(|| {
             for (i, e) in payloads.iter().enumerate() {
                 let mut txn = raw.env.write_txn().unwrap();
                 raw.log
@@ -140,8 +147,9 @@ fn single_caller() -> f64 {
                     .unwrap();
                 txn.commit().unwrap();
             }
-        })
-    });
+        }));
+    }
+    let (store_time, raw_time) = (median(store_times), median(raw_times));
     let (s, r) = (rate(N, store_time), rate(N, raw_time));
     println!("## Durable append, one caller ({N} appends of one event, fsync each)\n");
     let mut t = Table::new(&["", "events/s", "vs raw heed"]);
@@ -282,22 +290,18 @@ fn batch_overhead() {
         let dir = bench_dir();
         let store = store(dir.path(), durability);
         let stream = StreamId::new("account", 1).unwrap();
-        let mut round = 0;
-        let s = median_of(ROUNDS * 2, || {
-            let batch = events.clone();
-            let d = time(|| {
-                store
-                    .append(&stream, ExpectedVersion::Exact(round * N), batch)
-                    .unwrap();
-            });
-            round += 1;
-            d
-        });
         let dir = bench_dir();
         let raw = raw(dir.path(), durability);
         let mut next = 1u64;
-        let r = median_of(ROUNDS * 2, || {
-            time(|| {
+        let (mut store_times, mut raw_times) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS as u64 * 4 {
+            let batch = events.clone();
+            store_times.push(time(|| {
+                store
+                    .append(&stream, ExpectedVersion::Exact(round * N), batch)
+                    .unwrap();
+            }));
+            raw_times.push(time(|| {
                 let mut txn = raw.env.write_txn().unwrap();
                 for e in &events {
                     raw.log
@@ -306,8 +310,9 @@ fn batch_overhead() {
                     next += 1;
                 }
                 txn.commit().unwrap();
-            })
-        });
+            }));
+        }
+        let (s, r) = (median(store_times), median(raw_times));
         t.row(vec![
             format!("{durability:?}"),
             ms(s),
@@ -319,52 +324,121 @@ fn batch_overhead() {
     t.print();
 }
 
-/// Layout choices, measured on raw heed: where the payload lives, for a batch over one stream
-/// and over 1000 streams.
+/// How each stream's events are found, simulated on raw heed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Layout {
+    /// The payload keyed by stream and version, and a pointer to it in the log.
+    PayloadInStreamIndex,
+    /// The payload in the log, and a stream index entry (stream, version) → position for
+    /// every event.
+    IndexPerEvent,
+    /// The payload in the log, one head per stream, and an index entry every 32 events (the
+    /// store's layout; the back pointer is part of the record).
+    HeadsAndSparseIndex,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::PayloadInStreamIndex => "payload by stream and version, pointer in the log",
+            Layout::IndexPerEvent => "payload in the log, index entry per event",
+            Layout::HeadsAndSparseIndex => {
+                "payload in the log, stream heads, index every 32nd (chosen)"
+            }
+        }
+    }
+
+    /// Writes event `version` of stream `s` at `position` in `txn`.
+    fn write(
+        self,
+        raw: &Raw,
+        txn: &mut heed::RwTxn<'_>,
+        s: u64,
+        version: u64,
+        position: u64,
+        payload: &[u8],
+    ) {
+        let mut key = format!("account-{s}").into_bytes();
+        let head_key = key.clone();
+        key.push(0);
+        key.extend_from_slice(&version.to_be_bytes());
+        match self {
+            Layout::PayloadInStreamIndex => {
+                raw.log
+                    .put_with_flags(txn, PutFlags::APPEND, &position, &key)
+                    .unwrap();
+                raw.other.put(txn, &key, payload).unwrap();
+            }
+            Layout::IndexPerEvent => {
+                raw.log
+                    .put_with_flags(txn, PutFlags::APPEND, &position, payload)
+                    .unwrap();
+                raw.other.put(txn, &key, &position.to_be_bytes()).unwrap();
+            }
+            Layout::HeadsAndSparseIndex => {
+                raw.log
+                    .put_with_flags(txn, PutFlags::APPEND, &position, payload)
+                    .unwrap();
+                if version % 32 == 0 {
+                    raw.other.put(txn, &key, &position.to_be_bytes()).unwrap();
+                }
+                let mut head = version.to_be_bytes().to_vec();
+                head.extend_from_slice(&position.to_be_bytes());
+                raw.third.put(txn, &head_key, &head).unwrap();
+            }
+        }
+    }
+}
+
+/// Layout choices, measured on raw heed with durable commits: a batch of 1000 events to one
+/// stream, and groups of 64 single-event appends spread over 1000 streams.
 fn layouts() {
-    const N: u64 = 1000;
-    let events: Vec<NewEvent> = (0..N).map(new_event).collect();
-    let mut t = Table::new(&["layout", "1 stream", "1000 streams"]);
-    for payload_in_log in [true, false] {
-        let mut cells = vec![if payload_in_log {
-            "payload in the log, position in the stream index (chosen)".to_owned()
-        } else {
-            "payload in the stream index, pointer in the log".to_owned()
-        }];
-        for streams in [1u64, 1000] {
+    const BATCH: u64 = 1000;
+    const GROUP: u64 = 64;
+    const STREAMS: u64 = 1000;
+    let payload = new_event(1).payload;
+    let mut t = Table::new(&[
+        "layout",
+        "1000 events, 1 stream",
+        "64 events over 1000 streams",
+    ]);
+    for layout in [
+        Layout::PayloadInStreamIndex,
+        Layout::IndexPerEvent,
+        Layout::HeadsAndSparseIndex,
+    ] {
+        let mut cells = vec![layout.name().to_owned()];
+        for spread in [false, true] {
             let dir = bench_dir();
             let raw = raw(dir.path(), Durability::Sync);
+            let mut versions = vec![0u64; STREAMS as usize];
             let mut next = 1u64;
-            let mut versions = vec![0u64; streams as usize];
-            let d = median_of(ROUNDS * 2, || {
-                time(|| {
-                    let mut txn = raw.env.write_txn().unwrap();
-                    for (i, e) in events.iter().enumerate() {
-                        let s = i as u64 % streams;
-                        versions[s as usize] += 1;
-                        let mut key = format!("account-{s}").into_bytes();
-                        key.push(0);
-                        key.extend_from_slice(&versions[s as usize].to_be_bytes());
-                        if payload_in_log {
-                            raw.log
-                                .put_with_flags(&mut txn, PutFlags::APPEND, &next, &e.payload)
-                                .unwrap();
-                            raw.other.put(&mut txn, &key, &next.to_be_bytes()).unwrap();
-                        } else {
-                            raw.log
-                                .put_with_flags(&mut txn, PutFlags::APPEND, &next, &key)
-                                .unwrap();
-                            raw.other.put(&mut txn, &key, &e.payload).unwrap();
-                        }
-                        next += 1;
-                    }
-                    txn.commit().unwrap();
-                })
-            });
-            cells.push(per_sec(rate(N, d)));
+            let mut pick = 1u64;
+            let mut commit = |n: u64, raw: &Raw| {
+                let mut txn = raw.env.write_txn().unwrap();
+                for _ in 0..n {
+                    let s = if spread {
+                        pick = pick.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        (pick >> 33) % STREAMS
+                    } else {
+                        0
+                    };
+                    versions[s as usize] += 1;
+                    layout.write(raw, &mut txn, s, versions[s as usize], next, &payload);
+                    next += 1;
+                }
+                txn.commit().unwrap();
+            };
+            let n = if spread { GROUP } else { BATCH };
+            // Give every stream some history first, so the index spans many pages.
+            for _ in 0..25 {
+                commit(if spread { STREAMS } else { BATCH }, &raw);
+            }
+            let d = median_of(ROUNDS * 4, || time(|| commit(n, &raw)));
+            cells.push(per_sec(rate(n, d)));
         }
         t.row(cells);
     }
-    println!("## Layouts on raw heed: durable batches of {N} events (events/s)\n");
+    println!("## Layouts on raw heed: durable commits (events/s)\n");
     t.print();
 }

@@ -6,7 +6,11 @@ use std::time::{Duration, Instant};
 
 /// Runs `f` `rounds` times and returns the median duration.
 pub fn median_of(rounds: usize, mut f: impl FnMut() -> Duration) -> Duration {
-    let mut times: Vec<Duration> = (0..rounds).map(|_| f()).collect();
+    median((0..rounds).map(|_| f()).collect())
+}
+
+/// The median of some durations.
+pub fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
 }
