@@ -38,7 +38,7 @@ impl DomainEvent for AccountEvent {
 }
 
 fn new_event(i: u64) -> NewEvent {
-    let e = if i % 3 == 0 {
+    let e = if i.is_multiple_of(3) {
         AccountEvent::Withdrawn {
             amount: i,
             reason: "rent".to_owned(),
@@ -379,7 +379,7 @@ impl Layout {
                 raw.log
                     .put_with_flags(txn, PutFlags::APPEND, &position, payload)
                     .unwrap();
-                if version % 32 == 0 {
+                if version.is_multiple_of(32) {
                     raw.other.put(txn, &key, &position.to_be_bytes()).unwrap();
                 }
                 let mut head = version.to_be_bytes().to_vec();

@@ -406,10 +406,9 @@ impl LmdbStore {
                 let checkpoints: Database<Bytes, Bytes> =
                     opener.create_database(txn, Some("checkpoints"))?;
                 let meta: Database<Bytes, Bytes> = opener.create_database(txn, Some("meta"))?;
-                let found = match meta.get(txn, FORMAT_KEY)? {
-                    Some(v) => Some(v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX)),
-                    None => None,
-                };
+                let found = meta
+                    .get(txn, FORMAT_KEY)?
+                    .map(|v| v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX));
                 match found {
                     Some(FORMAT_VERSION) => {}
                     Some(other) => return Ok(CommitOrAbort::Abort(other)),
@@ -671,7 +670,7 @@ impl Inner {
                 .map_err(|reason| Fail::Other(heed::Error::Io(io::Error::other(reason))))?;
                 self.log
                     .put_with_flags(&mut txn, PutFlags::APPEND, &position, &buf)?;
-                if version % BLOCK == 0 {
+                if version.is_multiple_of(BLOCK) {
                     record::stream_key(&mut key, stream, version);
                     self.index
                         .put(&mut txn, &key, &record::position_value(position))?;
