@@ -1,6 +1,7 @@
 //! The LMDB map grows when full, readers keep reading while it does, and the configured
 //! maximum turns into a clear `StoreFull` error that loses nothing acknowledged.
 
+use std::io::Write;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -181,4 +182,42 @@ fn in_a_full_group_each_append_that_fits_still_succeeds() {
     let ok = outcomes.iter().filter(|(_, r)| r.is_ok()).count();
     let log = store.read_all(1, usize::MAX).unwrap();
     assert_eq!(log.len(), ok, "exactly the acknowledged appends are stored");
+}
+
+/// A full disk is a clear error and loses nothing acknowledged. Needs a small file system:
+/// `ES_SMALL_FS=/mnt/small` (e.g. `mount -t tmpfs -o size=3m tmpfs /mnt/small`); skipped
+/// without it.
+#[test]
+fn a_full_disk_is_a_clear_error_and_loses_nothing() {
+    let Some(root) = std::env::var_os("ES_SMALL_FS") else {
+        return;
+    };
+    let dir = tempfile::tempdir_in(root).unwrap();
+    let store = LmdbOptions::new().map_size(MIB).open(dir.path()).unwrap();
+    let stream = StreamId::new("disk", 1).unwrap();
+    let mut acknowledged = 0u64;
+    let err = loop {
+        let batch = vec![NewEvent::raw("Big", payload(acknowledged, 50_000))];
+        match store.append(&stream, ExpectedVersion::Exact(acknowledged), batch) {
+            Ok(_) => acknowledged += 1,
+            Err(e) => break e,
+        }
+        assert!(acknowledged < 100_000, "the disk never filled up");
+    };
+    let message = err.to_string();
+    let _ = writeln!(
+        std::io::stderr(),
+        "disk full after {acknowledged} appends: {message}"
+    );
+    match &err {
+        AppendError::Storage { stream: s, source } => {
+            assert_eq!(s, "disk-1");
+            assert!(source.to_string().contains("disk is full"), "{source}");
+        }
+        other => panic!("expected a Storage error, got {other:?}"),
+    }
+    drop(store);
+    let store = LmdbOptions::new().open(dir.path()).unwrap();
+    let events = store.read_stream(&stream, 1, u64::MAX).unwrap();
+    assert_eq!(events.len() as u64, acknowledged);
 }

@@ -260,6 +260,8 @@ enum Fail {
         what: String,
         reason: String,
     },
+    /// The file system is out of space.
+    DiskFull(String),
     Other(heed::Error),
 }
 
@@ -274,12 +276,32 @@ impl From<heed::Error> for Fail {
 }
 
 impl Fail {
-    /// A fresh error for one caller; disk full is called out as such.
+    /// Turns an I/O error of a write into a disk-full error when the file system of `path` is
+    /// out of space. LMDB reports a short write as `EIO`, so the error code alone does not
+    /// tell.
+    fn check_disk_full(self, path: &Path) -> Fail {
+        match self {
+            Fail::Other(heed::Error::Io(e)) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                Fail::DiskFull(e.to_string())
+            }
+            Fail::Other(heed::Error::Io(e)) if e.raw_os_error() == Some(libc::EIO) => {
+                match free_space(path) {
+                    Some(free) if free < 16 * MIB as u64 => Fail::DiskFull(format!(
+                        "{e}, with {free} bytes left on the store's file system"
+                    )),
+                    _ => Fail::Other(heed::Error::Io(e)),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// A fresh error for one caller.
     fn to_box(&self) -> BoxError {
         match self {
-            Fail::Other(heed::Error::Io(e)) if is_disk_full(e) => Box::new(io::Error::new(
+            Fail::DiskFull(detail) => Box::new(io::Error::new(
                 io::ErrorKind::StorageFull,
-                format!("the disk is full: {e}"),
+                format!("the disk is full ({detail}); nothing acknowledged was lost"),
             )),
             Fail::Other(heed::Error::Io(e)) => Box::new(io::Error::new(e.kind(), e.to_string())),
             Fail::Other(e) => Box::new(io::Error::other(e.to_string())),
@@ -303,8 +325,28 @@ impl Fail {
     }
 }
 
-fn is_disk_full(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+/// Bytes available to unprivileged users on the file system holding `path`.
+#[cfg(not(unix))]
+fn free_space(_path: &Path) -> Option<u64> {
+    None
+}
+
+/// Bytes available to unprivileged users on the file system holding `path`.
+#[cfg(unix)]
+fn free_space(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a valid C string and `stat` is writable memory of the right type.
+    if unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statvfs succeeded, so it filled `stat`.
+    let stat = unsafe { stat.assume_init() };
+    // The field types vary between platforms.
+    #[allow(clippy::unnecessary_cast)]
+    let (blocks, size) = (stat.f_bavail as u64, stat.f_frsize as u64);
+    Some(blocks.saturating_mul(size))
 }
 
 /// Growing the map failed.
@@ -553,7 +595,7 @@ impl Inner {
                     Ok(()) => continue,
                     Err(f) => f,
                 },
-                Err(other) => other,
+                Err(other) => other.check_disk_full(&self.path),
             };
             return Err(WriteError::Storage {
                 what: what(),
@@ -600,7 +642,7 @@ impl Inner {
                     Ok(()) => continue,
                     Err(f) => f,
                 },
-                Err(other) => other,
+                Err(other) => other.check_disk_full(&self.path),
             };
             tracing::error!(path = %self.path.display(), error = %failed.to_box(), "commit failed");
             return group
