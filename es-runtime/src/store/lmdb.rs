@@ -698,6 +698,7 @@ impl Inner {
                 let position = last_position + 1;
                 record::encode_event(
                     &mut buf,
+                    position,
                     &record::EventParts {
                         stream,
                         version,

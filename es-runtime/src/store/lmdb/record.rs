@@ -16,9 +16,11 @@ const SEP: u8 = 0;
 /// The format tag of a log record.
 const EVENT_TAG: u8 = 1;
 
-/// crc (4) + tag (1) + version (8) + previous position (8) + timestamp (8) + event id (16) +
-/// stream length (2) + type length (2) + metadata length (4).
-const EVENT_HEADER: usize = 53;
+/// crc (4) + tag (1) + timestamp (8) + event id (16), then five varints.
+const EVENT_FIXED: usize = 29;
+
+/// The shortest possible record: the fixed part and five one-byte varints.
+const EVENT_MIN: usize = EVENT_FIXED + 5;
 
 /// crc (4) + state version (4).
 const SNAPSHOT_HEADER: usize = 8;
@@ -77,30 +79,66 @@ pub(super) struct EventParts<'a> {
     pub(super) payload: &'a [u8],
 }
 
-/// Writes a log record into `buf` (cleared first). Fails when a length does not fit its
-/// field.
-pub(super) fn encode_event(buf: &mut Vec<u8>, e: &EventParts<'_>) -> Result<(), String> {
-    let stream_len = u16::try_from(e.stream.len()).map_err(|_| "stream id too long")?;
-    let type_len = u16::try_from(e.event_type.len()).map_err(|_| {
-        format!(
+/// Appends `v` as an unsigned LEB128 varint (7 bits a byte, low bits first).
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// Reads a varint at `*at`, moving past it.
+fn get_varint(bytes: &[u8], at: &mut usize) -> Result<u64, String> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let Some(&b) = bytes.get(*at) else {
+            return Err("a length or number runs past the end of the record".to_owned());
+        };
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err("a varint is longer than 10 bytes".to_owned())
+}
+
+/// Writes a log record for the event at `position` into `buf` (cleared first).
+///
+/// The record holds the distance back to the stream's previous event rather than its
+/// position: it is small, so its varint is short.
+pub(super) fn encode_event(
+    buf: &mut Vec<u8>,
+    position: u64,
+    e: &EventParts<'_>,
+) -> Result<(), String> {
+    if e.event_type.len() > usize::from(u16::MAX) {
+        return Err(format!(
             "event type name of {} bytes is too long",
             e.event_type.len()
-        )
-    })?;
-    let meta_len = u32::try_from(e.metadata.len()).map_err(|_| "metadata too large")?;
+        ));
+    }
     buf.clear();
     buf.reserve(
-        EVENT_HEADER + e.stream.len() + e.event_type.len() + e.metadata.len() + e.payload.len(),
+        EVENT_FIXED + 30 + e.stream.len() + e.event_type.len() + e.metadata.len() + e.payload.len(),
     );
     buf.extend_from_slice(&[0; 4]);
     buf.push(EVENT_TAG);
-    buf.extend_from_slice(&e.version.to_le_bytes());
-    buf.extend_from_slice(&e.previous.to_le_bytes());
     buf.extend_from_slice(&e.timestamp.as_nanos().to_le_bytes());
     buf.extend_from_slice(e.event_id.as_bytes());
-    buf.extend_from_slice(&stream_len.to_le_bytes());
-    buf.extend_from_slice(&type_len.to_le_bytes());
-    buf.extend_from_slice(&meta_len.to_le_bytes());
+    put_varint(buf, e.version);
+    put_varint(
+        buf,
+        if e.previous == 0 {
+            0
+        } else {
+            position - e.previous
+        },
+    );
+    put_varint(buf, e.stream.len() as u64);
+    put_varint(buf, e.event_type.len() as u64);
+    put_varint(buf, e.metadata.len() as u64);
     buf.extend_from_slice(e.stream.as_bytes());
     buf.extend_from_slice(e.event_type.as_bytes());
     buf.extend_from_slice(e.metadata);
@@ -112,7 +150,7 @@ pub(super) fn encode_event(buf: &mut Vec<u8>, e: &EventParts<'_>) -> Result<(), 
 
 /// The timestamp of a log record, read without checking the rest (the writer needs only it).
 pub(super) fn event_timestamp(value: &[u8]) -> Option<Timestamp> {
-    let bytes = value.get(21..29)?;
+    let bytes = value.get(5..13)?;
     Some(Timestamp(u64::from_le_bytes(bytes.try_into().ok()?)))
 }
 
@@ -122,11 +160,11 @@ pub(super) fn decode_event(position: u64, value: &[u8]) -> Result<EventRef<'_>, 
 }
 
 /// Decodes and checks a log record at `position`, with the position of the stream's previous
-/// event.
+/// event (0 if it is the stream's first).
 pub(super) fn decode_linked(position: u64, value: &[u8]) -> Result<(EventRef<'_>, u64), String> {
-    if value.len() < EVENT_HEADER {
+    if value.len() < EVENT_MIN {
         return Err(format!(
-            "the record has {} bytes, less than its {EVENT_HEADER}-byte header",
+            "the record has {} bytes, less than the {EVENT_MIN} of the shortest record",
             value.len()
         ));
     }
@@ -141,16 +179,30 @@ pub(super) fn decode_linked(position: u64, value: &[u8]) -> Result<(EventRef<'_>
     if body[0] != EVENT_TAG {
         return Err(format!("unknown record tag {}", body[0]));
     }
-    let u64_at = |at: usize| u64::from_le_bytes(value[at..at + 8].try_into().unwrap_or_default());
-    let version = u64_at(5);
-    let previous = u64_at(13);
-    let timestamp = Timestamp(u64_at(21));
-    let event_id = Uuid::from_bytes(value[29..45].try_into().unwrap_or_default());
-    let stream_len = usize::from(u16::from_le_bytes([value[45], value[46]]));
-    let type_len = usize::from(u16::from_le_bytes([value[47], value[48]]));
-    let meta_len = u32::from_le_bytes(value[49..53].try_into().unwrap_or_default()) as usize;
-    let rest = &value[EVENT_HEADER..];
-    if stream_len + type_len + meta_len > rest.len() {
+    let timestamp = Timestamp(u64::from_le_bytes(
+        value[5..13].try_into().unwrap_or_default(),
+    ));
+    let event_id = Uuid::from_bytes(value[13..29].try_into().unwrap_or_default());
+    let mut at = EVENT_FIXED;
+    let version = get_varint(value, &mut at)?;
+    let back = get_varint(value, &mut at)?;
+    let previous = if back == 0 {
+        0
+    } else {
+        position
+            .checked_sub(back)
+            .ok_or("the link to the previous event points before the log")?
+    };
+    let mut len = || -> Result<usize, String> {
+        usize::try_from(get_varint(value, &mut at)?).map_err(|_| "a length is too large".to_owned())
+    };
+    let (stream_len, type_len, meta_len) = (len()?, len()?, len()?);
+    let rest = &value[at..];
+    if stream_len
+        .checked_add(type_len)
+        .and_then(|n| n.checked_add(meta_len))
+        .is_none_or(|n| n > rest.len())
+    {
         return Err("field lengths run past the end of the record".to_owned());
     }
     let (stream, rest) = rest.split_at(stream_len);
@@ -213,6 +265,7 @@ mod tests {
         let id = Uuid::now_v7();
         encode_event(
             &mut buf,
+            3,
             &EventParts {
                 stream: "acc-1",
                 version: 7,
@@ -234,6 +287,11 @@ mod tests {
         assert_eq!((e.event_id, e.timestamp), (id, Timestamp(42)));
         assert_eq!((e.metadata, e.payload), (&[1u8, 2][..], &[9u8, 9, 9][..]));
         assert_eq!(event_timestamp(&buf), Some(Timestamp(42)));
+        let mut big = Vec::new();
+        put_varint(&mut big, u64::MAX);
+        let mut at = 0;
+        assert_eq!(get_varint(&big, &mut at), Ok(u64::MAX));
+        assert_eq!(at, big.len());
         for i in 0..buf.len() {
             for bit in 0..8 {
                 let mut bad = buf.clone();
