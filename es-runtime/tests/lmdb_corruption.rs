@@ -270,3 +270,46 @@ fn opening_the_same_directory_twice_in_one_process_is_an_error() {
         Err(OpenError::Storage { .. })
     ));
 }
+
+#[test]
+fn undecodable_payloads_and_unknown_types_are_decode_errors_naming_the_event() {
+    use es_runtime::{DecodeError, DomainEvent};
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    enum Known {
+        #[allow(dead_code)]
+        Opened { initial: u64 },
+    }
+    impl DomainEvent for Known {
+        const TYPES: &'static [&'static str] = &["Opened"];
+        fn event_type(&self) -> &'static str {
+            "Opened"
+        }
+    }
+    let store = LmdbStore::temporary(es_runtime::LmdbOptions::new()).unwrap();
+    let s = stream("acc-1");
+    store
+        .append(
+            &s,
+            ExpectedVersion::NoStream,
+            vec![
+                NewEvent::raw("Renamed", vec![0xc0]),
+                NewEvent::raw("Opened", vec![0xc1, 0xff]),
+            ],
+        )
+        .unwrap();
+    let mut errors = Vec::new();
+    store
+        .read_stream_with(&s, 1, &mut |e| {
+            errors.push(e.decode::<Known>().unwrap_err());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert!(matches!(
+        &errors[0],
+        DecodeError::UnknownEventType { stream, version: 1, event_type } if stream == "acc-1" && event_type == "Renamed"
+    ));
+    assert!(matches!(
+        &errors[1],
+        DecodeError::Payload { stream, version: 2, .. } if stream == "acc-1"
+    ));
+}
