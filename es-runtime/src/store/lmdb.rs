@@ -196,6 +196,16 @@ impl LmdbOptions {
 /// expected version in arrival order (an append sees the effect of earlier appends in its
 /// group) and fails alone.
 ///
+/// # Bad data
+///
+/// Every stored record carries a checksum. A damaged event, stream head or index entry makes
+/// reads return [`ReadError::Corrupt`] naming the stream, version and position (never a
+/// panic); a stream read stops at the damaged event's block, while the global log reads up to
+/// it. A damaged snapshot makes [`load_snapshot`](EventStore::load_snapshot) return
+/// [`ReadError::Corrupt`] naming the stream and snapshot version: the host ignores it with a
+/// warning and rebuilds the aggregate from its events, and the next snapshot saved replaces
+/// it as the latest.
+///
 /// # Safety
 ///
 /// LMDB's memory map shows through in the views passed to
@@ -820,10 +830,9 @@ fn prepare(
 }
 
 fn corrupt(what: impl FnOnce() -> String, reason: impl Into<String>) -> ReadError {
-    ReadError::Corrupt {
-        what: what(),
-        reason: reason.into(),
-    }
+    let (what, reason) = (what(), reason.into());
+    tracing::warn!(%what, %reason, "corrupt record in the LMDB store");
+    ReadError::Corrupt { what, reason }
 }
 
 fn read_failed(e: heed::Error) -> ReadError {
