@@ -1117,6 +1117,52 @@ mod tests {
     fn assert_send_sync_static<T: Send + Sync + 'static>() {}
 
     #[test]
+    fn appends_in_one_group_see_each_other_in_order_and_fail_alone() {
+        let store = LmdbStore::temporary(LmdbOptions::new()).unwrap();
+        let a = StreamId::new("acc", 1).unwrap();
+        let b = StreamId::new("acc", 2).unwrap();
+        let request = |stream: &StreamId, expected, n: usize| {
+            let events = (0..n).map(|_| NewEvent::raw("E", vec![0xc0])).collect();
+            prepare(stream, expected, events).unwrap()
+        };
+        let group = [
+            request(&a, ExpectedVersion::NoStream, 2),
+            request(&a, ExpectedVersion::Exact(2), 1),
+            request(&b, ExpectedVersion::Exists, 1),
+            request(&a, ExpectedVersion::Exact(2), 1),
+            request(&a, ExpectedVersion::Exact(3), 0),
+            request(&b, ExpectedVersion::NoStream, 3),
+            request(&a, ExpectedVersion::Any, 1),
+        ];
+        let outcomes = store.inner.commit_group(&group);
+        let summary: Vec<_> = outcomes
+            .iter()
+            .map(|o| match o {
+                Ok(r) => Ok((r.first_version, r.first_position, r.count)),
+                Err(AppendError::WrongExpectedVersion { actual, .. }) => Err(*actual),
+                Err(e) => panic!("{e}"),
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                Ok((1, 1, 2)),
+                Ok((3, 3, 1)),
+                Err(0),
+                Err(3),
+                Ok((4, 4, 0)),
+                Ok((1, 4, 3)),
+                Ok((4, 7, 1)),
+            ]
+        );
+        let timestamps: Vec<_> = outcomes.iter().flatten().map(|r| r.timestamp).collect();
+        assert!(timestamps.windows(2).all(|w| w[0] == w[1]), "one commit");
+        assert_eq!(store.stream_version(&a).unwrap(), 4);
+        assert_eq!(store.stream_version(&b).unwrap(), 3);
+        assert_eq!(store.head_position().unwrap(), 7);
+    }
+
+    #[test]
     fn the_store_is_send_sync_and_static() {
         assert_send_sync_static::<LmdbStore>();
         assert_send_sync_static::<Arc<dyn EventStore>>();
