@@ -40,6 +40,8 @@ pub use crate::event::{
     SystemClock, Timestamp,
 };
 pub use crate::schema::{AggregateSchema, CommandSchema, EventSchema, FieldSchema};
+#[cfg(feature = "lmdb")]
+pub use crate::store::lmdb::{Durability, LmdbOptions, LmdbStore};
 pub use crate::store::memory::MemoryStore;
 pub use crate::store::{AppendResult, EventStore, Snapshot};
 

@@ -1,5 +1,7 @@
 //! The [`EventStore`] trait, and one module per backend.
 
+#[cfg(feature = "lmdb")]
+pub mod lmdb;
 pub mod memory;
 
 use std::ops::ControlFlow;

@@ -33,6 +33,7 @@ macro_rules! conformance_tests {
             empty_batch_only_checks_expectation,
             read_stream_ranges,
             read_stream_stops_when_told,
+            read_long_interleaved_stream_from_any_version,
             streams_sharing_a_prefix_stay_apart,
             unicode_and_long_stream_ids,
             read_all_is_gap_free_in_position_order,
@@ -291,6 +292,62 @@ pub fn read_stream_ranges<S: EventStore>(store: &S) {
     for e in store.read_stream(&s, 1, u64::MAX).unwrap() {
         let n: BTreeMap<String, u64> = crate::codec::decode(&e.payload).unwrap();
         assert_eq!(n["n"], e.version - 1, "payloads come back in version order");
+    }
+}
+
+/// A long stream written in batches of every size, interleaved with another stream, reads
+/// correctly from any version to any version.
+pub fn read_long_interleaved_stream_from_any_version<S: EventStore>(store: &S) {
+    let s = stream("long-1");
+    let other = stream("long-2");
+    let mut version = 0;
+    let mut size = 1;
+    while version < 150 {
+        store
+            .append(
+                &s,
+                ExpectedVersion::Exact(version),
+                events(version..version + size),
+            )
+            .unwrap();
+        store
+            .append(&other, ExpectedVersion::Any, events(0..1))
+            .unwrap();
+        version += size;
+        size = size % 7 + 1;
+    }
+    let all_positions: Vec<u64> = store
+        .read_stream(&s, 1, u64::MAX)
+        .unwrap()
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(all_positions.len() as u64, version);
+    for from in [
+        0,
+        1,
+        2,
+        31,
+        32,
+        33,
+        63,
+        64,
+        65,
+        100,
+        version - 1,
+        version,
+        version + 1,
+    ] {
+        for to in [from, from + 1, from + 40, u64::MAX] {
+            let read = store.read_stream(&s, from, to).unwrap();
+            let want: Vec<u64> = (from.max(1)..=to.min(version)).collect();
+            assert_eq!(versions(&read), want, "versions {from}..={to}");
+            for e in &read {
+                assert_eq!(e.position, all_positions[e.version as usize - 1]);
+                let n: BTreeMap<String, u64> = crate::codec::decode(&e.payload).unwrap();
+                assert_eq!(n["n"], e.version - 1);
+            }
+        }
     }
 }
 

@@ -1,0 +1,320 @@
+//! Byte layouts of keys and values (described in `docs/STORAGE.md`).
+//!
+//! Every value that holds user data starts with a CRC-32 of the rest of the value, so a
+//! flipped bit anywhere in a record is reported as corruption instead of being handed out.
+
+use uuid::Uuid;
+
+use crate::event::{EventRef, Timestamp};
+
+/// Separates the stream id from the version in stream-index and snapshot keys. Stream ids
+/// have no control characters, so no id contains it, and the keys of one stream form one
+/// contiguous range that no other stream's keys fall into (`acc-1\0…` sorts before
+/// `acc-10…`).
+const SEP: u8 = 0;
+
+/// The format tag of a log record.
+const EVENT_TAG: u8 = 1;
+
+/// crc (4) + tag (1) + timestamp (8) + event id (16), then five varints.
+const EVENT_FIXED: usize = 29;
+
+/// The shortest possible record: the fixed part and five one-byte varints.
+const EVENT_MIN: usize = EVENT_FIXED + 5;
+
+/// crc (4) + state version (4).
+const SNAPSHOT_HEADER: usize = 8;
+
+/// `stream \0 version(BE)`: the key of a stream-index entry or a snapshot.
+pub(super) fn stream_key(buf: &mut Vec<u8>, stream: &str, version: u64) {
+    buf.clear();
+    buf.reserve(stream.len() + 9);
+    buf.extend_from_slice(stream.as_bytes());
+    buf.push(SEP);
+    buf.extend_from_slice(&version.to_be_bytes());
+}
+
+/// The version in a key written by [`stream_key`], if the key belongs to `stream`.
+pub(super) fn key_version(key: &[u8], stream: &str) -> Option<u64> {
+    let rest = key.strip_prefix(stream.as_bytes())?.strip_prefix(&[SEP])?;
+    Some(u64::from_be_bytes(rest.try_into().ok()?))
+}
+
+/// A position as stored in the stream index.
+pub(super) fn position_value(position: u64) -> [u8; 8] {
+    position.to_be_bytes()
+}
+
+/// A stream head: the stream's version and the position of its last event.
+pub(super) fn head_value(version: u64, position: u64) -> [u8; 16] {
+    let mut v = [0; 16];
+    v[..8].copy_from_slice(&version.to_be_bytes());
+    v[8..].copy_from_slice(&position.to_be_bytes());
+    v
+}
+
+pub(super) fn read_head(value: &[u8]) -> Option<(u64, u64)> {
+    let value: &[u8; 16] = value.try_into().ok()?;
+    let (v, p) = value.split_at(8);
+    Some((
+        u64::from_be_bytes(v.try_into().ok()?),
+        u64::from_be_bytes(p.try_into().ok()?),
+    ))
+}
+
+pub(super) fn read_position(value: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(value.try_into().ok()?))
+}
+
+/// What goes into one log record, borrowed from the caller.
+pub(super) struct EventParts<'a> {
+    pub(super) stream: &'a str,
+    pub(super) version: u64,
+    /// The position of the stream's previous event (0 for its first).
+    pub(super) previous: u64,
+    pub(super) timestamp: Timestamp,
+    pub(super) event_id: Uuid,
+    pub(super) event_type: &'a str,
+    pub(super) metadata: &'a [u8],
+    pub(super) payload: &'a [u8],
+}
+
+/// Appends `v` as an unsigned LEB128 varint (7 bits a byte, low bits first).
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// Reads a varint at `*at`, moving past it.
+fn get_varint(bytes: &[u8], at: &mut usize) -> Result<u64, String> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let Some(&b) = bytes.get(*at) else {
+            return Err("a length or number runs past the end of the record".to_owned());
+        };
+        *at += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    Err("a varint is longer than 10 bytes".to_owned())
+}
+
+/// Writes a log record for the event at `position` into `buf` (cleared first).
+///
+/// The record holds the distance back to the stream's previous event rather than its
+/// position: it is small, so its varint is short.
+pub(super) fn encode_event(
+    buf: &mut Vec<u8>,
+    position: u64,
+    e: &EventParts<'_>,
+) -> Result<(), String> {
+    if e.event_type.len() > usize::from(u16::MAX) {
+        return Err(format!(
+            "event type name of {} bytes is too long",
+            e.event_type.len()
+        ));
+    }
+    buf.clear();
+    buf.reserve(
+        EVENT_FIXED + 30 + e.stream.len() + e.event_type.len() + e.metadata.len() + e.payload.len(),
+    );
+    buf.extend_from_slice(&[0; 4]);
+    buf.push(EVENT_TAG);
+    buf.extend_from_slice(&e.timestamp.as_nanos().to_le_bytes());
+    buf.extend_from_slice(e.event_id.as_bytes());
+    put_varint(buf, e.version);
+    put_varint(
+        buf,
+        if e.previous == 0 {
+            0
+        } else {
+            position - e.previous
+        },
+    );
+    put_varint(buf, e.stream.len() as u64);
+    put_varint(buf, e.event_type.len() as u64);
+    put_varint(buf, e.metadata.len() as u64);
+    buf.extend_from_slice(e.stream.as_bytes());
+    buf.extend_from_slice(e.event_type.as_bytes());
+    buf.extend_from_slice(e.metadata);
+    buf.extend_from_slice(e.payload);
+    let crc = crc32fast::hash(&buf[4..]);
+    buf[..4].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+/// The timestamp of a log record, read without checking the rest (the writer needs only it).
+pub(super) fn event_timestamp(value: &[u8]) -> Option<Timestamp> {
+    let bytes = value.get(5..13)?;
+    Some(Timestamp(u64::from_le_bytes(bytes.try_into().ok()?)))
+}
+
+/// Decodes and checks a log record at `position`.
+pub(super) fn decode_event(position: u64, value: &[u8]) -> Result<EventRef<'_>, String> {
+    decode_linked(position, value).map(|(e, _)| e)
+}
+
+/// Decodes and checks a log record at `position`, with the position of the stream's previous
+/// event (0 if it is the stream's first).
+pub(super) fn decode_linked(position: u64, value: &[u8]) -> Result<(EventRef<'_>, u64), String> {
+    if value.len() < EVENT_MIN {
+        return Err(format!(
+            "the record has {} bytes, less than the {EVENT_MIN} of the shortest record",
+            value.len()
+        ));
+    }
+    let (crc, body) = value.split_at(4);
+    let stored = u32::from_le_bytes(crc.try_into().unwrap_or_default());
+    let actual = crc32fast::hash(body);
+    if stored != actual {
+        return Err(format!(
+            "checksum mismatch (stored {stored:08x}, computed {actual:08x})"
+        ));
+    }
+    if body[0] != EVENT_TAG {
+        return Err(format!("unknown record tag {}", body[0]));
+    }
+    let timestamp = Timestamp(u64::from_le_bytes(
+        value[5..13].try_into().unwrap_or_default(),
+    ));
+    let event_id = Uuid::from_bytes(value[13..29].try_into().unwrap_or_default());
+    let mut at = EVENT_FIXED;
+    let version = get_varint(value, &mut at)?;
+    let back = get_varint(value, &mut at)?;
+    let previous = if back == 0 {
+        0
+    } else {
+        position
+            .checked_sub(back)
+            .ok_or("the link to the previous event points before the log")?
+    };
+    let mut len = || -> Result<usize, String> {
+        usize::try_from(get_varint(value, &mut at)?).map_err(|_| "a length is too large".to_owned())
+    };
+    let (stream_len, type_len, meta_len) = (len()?, len()?, len()?);
+    let rest = &value[at..];
+    if stream_len
+        .checked_add(type_len)
+        .and_then(|n| n.checked_add(meta_len))
+        .is_none_or(|n| n > rest.len())
+    {
+        return Err("field lengths run past the end of the record".to_owned());
+    }
+    let (stream, rest) = rest.split_at(stream_len);
+    let (event_type, rest) = rest.split_at(type_len);
+    let (metadata, payload) = rest.split_at(meta_len);
+    let stream = std::str::from_utf8(stream).map_err(|_| "the stream id is not UTF-8")?;
+    let event_type =
+        std::str::from_utf8(event_type).map_err(|_| "the event type name is not UTF-8")?;
+    let event = EventRef {
+        stream,
+        version,
+        position,
+        event_type,
+        event_id,
+        timestamp,
+        metadata,
+        payload,
+    };
+    Ok((event, previous))
+}
+
+/// Writes a snapshot value into `buf` (cleared first).
+pub(super) fn encode_snapshot(buf: &mut Vec<u8>, state_version: u32, payload: &[u8]) {
+    buf.clear();
+    buf.reserve(SNAPSHOT_HEADER + payload.len());
+    buf.extend_from_slice(&[0; 4]);
+    buf.extend_from_slice(&state_version.to_le_bytes());
+    buf.extend_from_slice(payload);
+    let crc = crc32fast::hash(&buf[4..]);
+    buf[..4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Decodes and checks a snapshot value: its state version and payload.
+pub(super) fn decode_snapshot(value: &[u8]) -> Result<(u32, &[u8]), String> {
+    if value.len() < SNAPSHOT_HEADER {
+        return Err(format!(
+            "the snapshot has {} bytes, less than its {SNAPSHOT_HEADER}-byte header",
+            value.len()
+        ));
+    }
+    let (crc, body) = value.split_at(4);
+    let stored = u32::from_le_bytes(crc.try_into().unwrap_or_default());
+    let actual = crc32fast::hash(body);
+    if stored != actual {
+        return Err(format!(
+            "checksum mismatch (stored {stored:08x}, computed {actual:08x})"
+        ));
+    }
+    let state_version = u32::from_le_bytes(body[..4].try_into().unwrap_or_default());
+    Ok((state_version, &body[4..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_round_trip_and_bit_flips() {
+        let mut buf = Vec::new();
+        let id = Uuid::now_v7();
+        encode_event(
+            &mut buf,
+            3,
+            &EventParts {
+                stream: "acc-1",
+                version: 7,
+                previous: 2,
+                timestamp: Timestamp(42),
+                event_id: id,
+                event_type: "Opened",
+                metadata: &[1, 2],
+                payload: &[9, 9, 9],
+            },
+        )
+        .unwrap();
+        let (e, previous) = decode_linked(3, &buf).unwrap();
+        assert_eq!(previous, 2);
+        assert_eq!(
+            (e.stream, e.version, e.position, e.event_type),
+            ("acc-1", 7, 3, "Opened")
+        );
+        assert_eq!((e.event_id, e.timestamp), (id, Timestamp(42)));
+        assert_eq!((e.metadata, e.payload), (&[1u8, 2][..], &[9u8, 9, 9][..]));
+        assert_eq!(event_timestamp(&buf), Some(Timestamp(42)));
+        let mut big = Vec::new();
+        put_varint(&mut big, u64::MAX);
+        let mut at = 0;
+        assert_eq!(get_varint(&big, &mut at), Ok(u64::MAX));
+        assert_eq!(at, big.len());
+        for i in 0..buf.len() {
+            for bit in 0..8 {
+                let mut bad = buf.clone();
+                bad[i] ^= 1 << bit;
+                assert!(
+                    decode_event(3, &bad).is_err(),
+                    "flip of bit {bit} of byte {i}"
+                );
+            }
+        }
+        for len in 0..buf.len() {
+            assert!(decode_event(3, &buf[..len]).is_err());
+        }
+    }
+
+    #[test]
+    fn keys_of_one_stream_stay_apart_from_longer_ids() {
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        stream_key(&mut a, "acc-1", u64::MAX);
+        stream_key(&mut b, "acc-10", 0);
+        assert!(a < b);
+        assert_eq!(key_version(&a, "acc-1"), Some(u64::MAX));
+        assert_eq!(key_version(&b, "acc-1"), None);
+    }
+}

@@ -1,0 +1,315 @@
+//! Bad bytes in an LMDB store are typed errors naming the record, never panics; a store of a
+//! newer format is refused at open.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use es_runtime::store::lmdb::FORMAT_VERSION;
+use es_runtime::{
+    EventStore, ExpectedVersion, LmdbStore, NewEvent, OpenError, ReadError, Snapshot, StreamId,
+};
+use heed::types::Bytes;
+use heed::{CommitOrAbort, Database, EnvOpenOptions};
+
+/// Runs `f` on one database of the environment in `dir` in a raw heed write transaction (the
+/// store must be closed).
+fn raw_write(
+    dir: &Path,
+    db: &str,
+    f: impl FnOnce(&Database<'_, Bytes, Bytes>, &mut heed::RwTxn<'_>),
+) {
+    // SAFETY: the store is closed, and nothing else touches the directory during the test.
+    let env = unsafe { EnvOpenOptions::new().max_dbs(8).open(dir) }.unwrap();
+    let txn = env.write_txn().unwrap();
+    env.create_databases_and_commit(txn, |opener, txn| -> heed::Result<_> {
+        let db: Database<Bytes, Bytes> = opener.create_database(txn, Some(db))?;
+        f(&db, txn);
+        Ok(CommitOrAbort::<(), ()>::Commit(()))
+    })
+    .unwrap();
+}
+
+fn position_key(p: u64) -> [u8; 8] {
+    p.to_be_bytes()
+}
+
+fn stream(id: &str) -> StreamId {
+    StreamId::parse(id).unwrap()
+}
+
+/// Three events of `acc-1` at positions 1..=3, the middle one with a recognisable payload.
+fn store_with_events(dir: &Path) {
+    let store = LmdbStore::open(dir).unwrap();
+    let events = vec![
+        NewEvent::raw("A", b"first-payload".to_vec()),
+        NewEvent::raw("B", b"MARKER-of-the-second-event".to_vec()),
+        NewEvent::raw("C", b"third-payload".to_vec()),
+    ];
+    store
+        .append(&stream("acc-1"), ExpectedVersion::NoStream, events)
+        .unwrap();
+}
+
+fn expect_corrupt<T: std::fmt::Debug>(result: Result<T, ReadError>, mentions: &[&str]) -> String {
+    match result {
+        Err(ReadError::Corrupt { what, reason }) => {
+            for m in mentions {
+                assert!(what.contains(m), "{what:?} mentions {m:?} ({reason})");
+            }
+            format!("{what}: {reason}")
+        }
+        other => panic!("expected a Corrupt error, got {other:?}"),
+    }
+}
+
+fn read_all(store: &LmdbStore) -> Result<usize, ReadError> {
+    let mut n = 0;
+    store.read_all_with(1, &mut |_| {
+        n += 1;
+        ControlFlow::Continue(())
+    })?;
+    Ok(n)
+}
+
+#[test]
+fn a_flipped_bit_in_a_record_is_reported_with_stream_version_and_position() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_events(dir.path());
+    raw_write(dir.path(), "log", |db, txn| {
+        let mut value = db.get(txn, &position_key(2)).unwrap().unwrap().to_vec();
+        let last = value.len() - 1;
+        value[last] ^= 0x01; // one bit of the payload
+        db.put(txn, &position_key(2), &value).unwrap();
+    });
+    let store = LmdbStore::open(dir.path()).unwrap();
+    let s = stream("acc-1");
+    let msg = expect_corrupt(
+        store.read_stream(&s, 1, u64::MAX),
+        &["event 2", "acc-1", "position 2"],
+    );
+    assert!(msg.contains("checksum"), "{msg}");
+    expect_corrupt(read_all(&store), &["position 2"]);
+    // What is intact still reads.
+    let mut after = 0;
+    store
+        .read_all_with(3, &mut |_| {
+            after += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(after, 1);
+    assert_eq!(store.read_stream(&s, 3, 3).unwrap().len(), 1);
+    assert_eq!(store.stream_version(&s).unwrap(), 3);
+}
+
+#[test]
+fn garbled_and_truncated_records_and_heads_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_events(dir.path());
+    let s = stream("acc-1");
+    for garbage in [&b""[..], &b"\x01\x02\x03"[..], &[0xff; 200][..]] {
+        raw_write(dir.path(), "log", |db, txn| {
+            db.put(txn, &position_key(3), garbage).unwrap();
+        });
+        let store = LmdbStore::open(dir.path()).unwrap();
+        expect_corrupt(store.read_stream(&s, 1, u64::MAX), &["event 3", "acc-1"]);
+        expect_corrupt(read_all(&store), &["position 3"]);
+    }
+    store_with_events_again(dir.path());
+    // A stream head that points at the wrong event.
+    raw_write(dir.path(), "heads", |db, txn| {
+        let mut head = 3u64.to_be_bytes().to_vec();
+        head.extend_from_slice(&2u64.to_be_bytes());
+        db.put(txn, b"acc-1", &head).unwrap();
+    });
+    let store = LmdbStore::open(dir.path()).unwrap();
+    let msg = expect_corrupt(store.read_stream(&s, 1, 3), &["event 3", "acc-1"]);
+    assert!(msg.contains("event 2"), "{msg}");
+    drop(store);
+    // A stream head that is not a head at all.
+    raw_write(dir.path(), "heads", |db, txn| {
+        db.put(txn, b"acc-1", b"short").unwrap();
+    });
+    let store = LmdbStore::open(dir.path()).unwrap();
+    expect_corrupt(store.stream_version(&s), &["head", "acc-1"]);
+    expect_corrupt(store.read_stream(&s, 1, 1), &["head", "acc-1"]);
+    match store.append(&s, ExpectedVersion::Any, vec![NewEvent::raw("D", vec![])]) {
+        Err(es_runtime::AppendError::Storage { stream, source }) => {
+            assert_eq!(stream, "acc-1");
+            assert!(source.to_string().contains("corrupt"), "{source}");
+        }
+        other => panic!("expected a Storage error, got {other:?}"),
+    }
+}
+
+/// Writes the three events of [`store_with_events`] again over whatever position 3 holds.
+fn store_with_events_again(dir: &Path) {
+    let store = LmdbStore::open(dir).unwrap();
+    drop(store);
+    raw_write(dir, "log", |db, txn| {
+        db.delete(txn, &position_key(3)).unwrap();
+    });
+    raw_write(dir, "heads", |db, txn| {
+        let mut head = 2u64.to_be_bytes().to_vec();
+        head.extend_from_slice(&2u64.to_be_bytes());
+        db.put(txn, b"acc-1", &head).unwrap();
+    });
+    let store = LmdbStore::open(dir).unwrap();
+    store
+        .append(
+            &stream("acc-1"),
+            ExpectedVersion::Exact(2),
+            vec![NewEvent::raw("C", b"third-payload".to_vec())],
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_byte_changed_in_the_data_file_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_events(dir.path());
+    let file = dir.path().join("data.mdb");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let marker = b"MARKER-of-the-second-event";
+    let at = bytes
+        .windows(marker.len())
+        .position(|w| w == marker)
+        .expect("the payload is in the data file");
+    bytes[at + 3] = b'#';
+    std::fs::write(&file, &bytes).unwrap();
+    let store = LmdbStore::open(dir.path()).unwrap();
+    expect_corrupt(
+        store.read_stream(&stream("acc-1"), 1, u64::MAX),
+        &["event 2", "acc-1", "position 2"],
+    );
+    expect_corrupt(read_all(&store), &["position 2"]);
+}
+
+#[test]
+fn a_corrupt_snapshot_is_reported_with_its_stream_and_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = stream("acc-1");
+    {
+        let store = LmdbStore::open(dir.path()).unwrap();
+        for version in [5, 10] {
+            store
+                .save_snapshot(
+                    &s,
+                    Snapshot {
+                        version,
+                        state_version: 1,
+                        payload: vec![1, 2, 3],
+                    },
+                    5,
+                )
+                .unwrap();
+        }
+    }
+    let mut key = b"acc-1\0".to_vec();
+    key.extend_from_slice(&10u64.to_be_bytes());
+    raw_write(dir.path(), "snapshots", |db, txn| {
+        let mut value = db.get(txn, &key).unwrap().unwrap().to_vec();
+        value[5] ^= 0x80;
+        db.put(txn, &key, &value).unwrap();
+    });
+    let store = LmdbStore::open(dir.path()).unwrap();
+    expect_corrupt(store.load_snapshot(&s), &["snapshot 10", "acc-1"]);
+    expect_corrupt(store.snapshots(&s), &["snapshot 10", "acc-1"]);
+    // Saving a newer snapshot recovers.
+    let fresh = Snapshot {
+        version: 12,
+        state_version: 1,
+        payload: vec![4],
+    };
+    store.save_snapshot(&s, fresh.clone(), 5).unwrap();
+    assert_eq!(store.load_snapshot(&s).unwrap(), Some(fresh));
+}
+
+#[test]
+fn a_newer_format_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_events(dir.path());
+    raw_write(dir.path(), "meta", |db, txn| {
+        db.put(txn, b"format", &(FORMAT_VERSION + 1).to_be_bytes())
+            .unwrap();
+    });
+    match LmdbStore::open(dir.path()) {
+        Err(OpenError::UnsupportedFormat {
+            found, supported, ..
+        }) => {
+            assert_eq!((found, supported), (FORMAT_VERSION + 1, FORMAT_VERSION));
+        }
+        other => panic!("expected UnsupportedFormat, got {other:?}"),
+    }
+    // Refusing wrote nothing: restoring the version makes the store readable again.
+    raw_write(dir.path(), "meta", |db, txn| {
+        db.put(txn, b"format", &FORMAT_VERSION.to_be_bytes())
+            .unwrap();
+    });
+    let store = LmdbStore::open(dir.path()).unwrap();
+    assert_eq!(store.head_position().unwrap(), 3);
+}
+
+#[test]
+fn a_store_directory_that_cannot_be_created_is_an_open_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"x").unwrap();
+    match LmdbStore::open(file.join("store")) {
+        Err(OpenError::Storage { path, .. }) => assert!(path.contains("not-a-directory")),
+        other => panic!("expected a Storage error, got {other:?}"),
+    }
+}
+
+#[test]
+fn opening_the_same_directory_twice_in_one_process_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = LmdbStore::open(dir.path()).unwrap();
+    assert!(matches!(
+        LmdbStore::open(dir.path()),
+        Err(OpenError::Storage { .. })
+    ));
+}
+
+#[test]
+fn undecodable_payloads_and_unknown_types_are_decode_errors_naming_the_event() {
+    use es_runtime::{DecodeError, DomainEvent};
+    #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+    enum Known {
+        #[allow(dead_code)]
+        Opened { initial: u64 },
+    }
+    impl DomainEvent for Known {
+        const TYPES: &'static [&'static str] = &["Opened"];
+        fn event_type(&self) -> &'static str {
+            "Opened"
+        }
+    }
+    let store = LmdbStore::temporary(es_runtime::LmdbOptions::new()).unwrap();
+    let s = stream("acc-1");
+    store
+        .append(
+            &s,
+            ExpectedVersion::NoStream,
+            vec![
+                NewEvent::raw("Renamed", vec![0xc0]),
+                NewEvent::raw("Opened", vec![0xc1, 0xff]),
+            ],
+        )
+        .unwrap();
+    let mut errors = Vec::new();
+    store
+        .read_stream_with(&s, 1, &mut |e| {
+            errors.push(e.decode::<Known>().unwrap_err());
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert!(matches!(
+        &errors[0],
+        DecodeError::UnknownEventType { stream, version: 1, event_type } if stream == "acc-1" && event_type == "Renamed"
+    ));
+    assert!(matches!(
+        &errors[1],
+        DecodeError::Payload { stream, version: 2, .. } if stream == "acc-1"
+    ));
+}
