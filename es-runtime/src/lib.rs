@@ -23,7 +23,9 @@ pub mod aggregate;
 pub mod codec;
 pub mod error;
 pub mod event;
+pub mod host;
 pub mod schema;
+pub mod snapshot;
 pub mod store;
 pub mod testing;
 
@@ -35,7 +37,11 @@ pub use crate::event::{
     Clock, EventRef, ExpectedVersion, ManualClock, Metadata, NewEvent, RecordedEvent, StreamId,
     SystemClock, Timestamp,
 };
+pub use crate::host::{
+    ExecuteError, ExecuteResult, Executed, Host, HostBuilder, LoadError, Metrics, Phase,
+};
 pub use crate::schema::{AggregateSchema, CommandSchema, EventSchema, FieldSchema};
+pub use crate::snapshot::SnapshotPolicy;
 pub use crate::store::memory::MemoryStore;
 pub use crate::store::{AppendResult, EventStore, Snapshot};
 
