@@ -230,7 +230,7 @@ fn commands_racing_passivation_are_not_lost() {
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 host.passivate("shared");
-                if n % 8 == 0 {
+                if n.is_multiple_of(8) {
                     host.passivate_all();
                 }
                 n += 1;

@@ -176,16 +176,18 @@ type RunResult<A, R> =
     Result<(Executed<<A as Aggregate>::Event>, R), ExecuteError<<A as Aggregate>::Error>>;
 
 struct Shared<A: Aggregate, S: EventStore> {
-    store: S,
+    // The background threads share these parts, never `Shared` itself, so the host is
+    // dropped (and its pending snapshots written) on the thread that drops the last `Host`.
+    store: Arc<S>,
+    cache: Arc<Cache<A>>,
+    counters: Arc<Counters>,
+    snapshots: Arc<SnapshotQueue>,
     options: HostOptions,
     policy: SnapshotPolicy,
-    cache: Cache<A>,
-    counters: Counters,
-    snapshots: Arc<SnapshotQueue>,
     writer: OnceLock<()>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     pool: OnceLock<Pool>,
     sweeper: Mutex<Option<std::thread::Thread>>,
-    me: Weak<Shared<A, S>>,
 }
 
 impl<A: Aggregate, S: EventStore> Host<A, S> {
@@ -201,23 +203,28 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
 
     fn from_builder(builder: HostBuilder<A, S>) -> Self {
         let HostBuilder { store, options, .. } = builder;
-        let shared = Arc::new_cyclic(|me| Shared {
-            store,
+        let shared = Arc::new(Shared {
+            store: Arc::new(store),
             policy: options.policy::<A>(),
-            cache: Cache::new(options.max_live, options.shards, options.idle_timeout),
+            cache: Arc::new(Cache::new(
+                options.max_live,
+                options.shards,
+                options.idle_timeout,
+            )),
             options,
-            counters: Counters::default(),
+            counters: Arc::default(),
             snapshots: Arc::default(),
             writer: OnceLock::new(),
+            writer_thread: Mutex::new(None),
             pool: OnceLock::new(),
             sweeper: Mutex::new(None),
-            me: me.clone(),
         });
         if let Some(every) = shared.options.sweep_every() {
-            let me = Arc::downgrade(&shared);
+            let cache = Arc::downgrade(&shared.cache);
+            let counters = shared.counters.clone();
             match std::thread::Builder::new()
                 .name(format!("es-host-sweep-{}", A::NAME))
-                .spawn(move || sweep(me, every))
+                .spawn(move || sweep(cache, counters, every))
             {
                 Ok(handle) => {
                     *shared.sweeper.lock().unwrap_or_else(|e| e.into_inner()) =
@@ -313,8 +320,15 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
     /// it is writing. Useful before inspecting the store's snapshots, or before a shutdown
     /// that does not drop the host.
     pub fn flush_snapshots(&self) {
-        for (stream, snapshot) in self.shared.snapshots.drain() {
-            self.shared.write_snapshot(&stream, snapshot);
+        let shared = &*self.shared;
+        for (stream, snapshot) in shared.snapshots.drain() {
+            write_snapshot(
+                &*shared.store,
+                &shared.counters,
+                shared.policy.keep,
+                &stream,
+                snapshot,
+            );
         }
     }
 }
@@ -420,28 +434,45 @@ fn stream_of<A: Aggregate>(key: &str) -> Result<StreamId, crate::InvalidStreamId
     StreamId::new(A::NAME, key.get(A::NAME.len() + 1..).unwrap_or(""))
 }
 
-fn sweep<A: Aggregate, S: EventStore>(me: Weak<Shared<A, S>>, every: Duration) {
+fn sweep<A>(cache: Weak<Cache<A>>, counters: Arc<Counters>, every: Duration) {
     loop {
         std::thread::park_timeout(every);
-        let Some(shared) = me.upgrade() else { return };
-        let n = shared.passivate_idle();
-        if n > 0 {
-            tracing::debug!(
-                aggregate = A::NAME,
-                passivated = n,
-                "idle instances dropped"
-            );
-        }
+        let Some(cache) = cache.upgrade() else { return };
+        let n = cache.passivate_idle();
+        counters
+            .passivations_idle
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
-fn write_snapshots<A: Aggregate, S: EventStore>(me: Weak<Shared<A, S>>, queue: Arc<SnapshotQueue>) {
+fn write_snapshots<S: EventStore>(
+    store: Arc<S>,
+    queue: Arc<SnapshotQueue>,
+    counters: Arc<Counters>,
+    keep: usize,
+) {
     while queue.next_batch().is_some() {
-        let Some(shared) = me.upgrade() else { return };
         for (stream, snapshot) in queue.begin() {
-            shared.write_snapshot(&stream, snapshot);
+            write_snapshot(&*store, &counters, keep, &stream, snapshot);
         }
         queue.end();
+    }
+}
+
+fn write_snapshot<S: EventStore>(
+    store: &S,
+    counters: &Counters,
+    keep: usize,
+    stream: &StreamId,
+    snapshot: Snapshot,
+) {
+    let version = snapshot.version;
+    match store.save_snapshot(stream, snapshot, keep) {
+        Ok(()) => bump(&counters.snapshots_written),
+        Err(error) => {
+            bump(&counters.snapshot_failures);
+            tracing::warn!(%stream, version, %error, "could not save a snapshot");
+        }
     }
 }
 
@@ -740,38 +771,58 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
             payload,
         };
         if !self.options.background_snapshots {
-            self.write_snapshot(stream, snapshot);
+            write_snapshot(
+                &*self.store,
+                &self.counters,
+                self.policy.keep,
+                stream,
+                snapshot,
+            );
             return;
         }
         self.snapshots.push(stream.clone(), snapshot);
         self.writer.get_or_init(|| {
-            let me = self.me.clone();
-            let queue = self.snapshots.clone();
+            let (store, queue, counters) = (
+                self.store.clone(),
+                self.snapshots.clone(),
+                self.counters.clone(),
+            );
+            let keep = self.policy.keep;
             let started = std::thread::Builder::new()
                 .name(format!("es-host-snapshots-{}", A::NAME))
-                .spawn(move || write_snapshots(me, queue));
-            if let Err(error) = started {
-                tracing::warn!(%error, "could not start the snapshot writer; snapshots are written when flushed");
+                .spawn(move || write_snapshots(store, queue, counters, keep));
+            match started {
+                Ok(handle) => {
+                    *self.writer_thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+                }
+                Err(error) => tracing::warn!(
+                    %error,
+                    "could not start the snapshot writer; snapshots are written when flushed"
+                ),
             }
         });
-    }
-
-    fn write_snapshot(&self, stream: &StreamId, snapshot: Snapshot) {
-        let version = snapshot.version;
-        match self.store.save_snapshot(stream, snapshot, self.policy.keep) {
-            Ok(()) => bump(&self.counters.snapshots_written),
-            Err(error) => {
-                bump(&self.counters.snapshot_failures);
-                tracing::warn!(%stream, version, %error, "could not save a snapshot");
-            }
-        }
     }
 }
 
 impl<A: Aggregate, S: EventStore> Drop for Shared<A, S> {
     fn drop(&mut self) {
         for (stream, snapshot) in self.snapshots.close() {
-            self.write_snapshot(&stream, snapshot);
+            write_snapshot(
+                &*self.store,
+                &self.counters,
+                self.policy.keep,
+                &stream,
+                snapshot,
+            );
+        }
+        // The writer finishes the batch it took, if any, and stops.
+        let writer = self
+            .writer_thread
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(writer) = writer {
+            let _ = writer.join();
         }
         if let Some(sweeper) = self
             .sweeper
