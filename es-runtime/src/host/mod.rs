@@ -547,15 +547,39 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
             }
             .expect("the command is kept until the last attempt");
 
-            let events = match catch_unwind(AssertUnwindSafe(|| instance.state.handle(cmd))) {
-                Ok(Ok(events)) => events,
-                Ok(Err(e)) => return Err(ExecuteError::Rejected(e)),
+            let handled = match catch_unwind(AssertUnwindSafe(|| instance.state.handle(cmd))) {
+                Ok(handled) => handled,
                 Err(panic) => {
                     slot.instance = None;
                     return Err(self.panicked(stream, Phase::Handle, &*panic));
                 }
             };
             let before = instance.version;
+            // An append proves the instance was current; a refusal or an empty result proves
+            // nothing, so check the stream did not move under it (another writer) before
+            // answering. Alone on a stream, this costs one version read per refusal.
+            let decided_without_append = match &handled {
+                Ok(events) => events.is_empty(),
+                Err(_) => true,
+            };
+            if decided_without_append && attempts < max_attempts {
+                let current =
+                    self.store
+                        .stream_version(stream)
+                        .map_err(|source| LoadError::Read {
+                            stream: stream.to_string(),
+                            source,
+                        })?;
+                if current != before {
+                    bump(&self.counters.retries);
+                    if let Err(e) = self.catch_up(stream, instance) {
+                        slot.instance = None;
+                        return Err(e.into());
+                    }
+                    continue;
+                }
+            }
+            let events = handled.map_err(ExecuteError::Rejected)?;
             if events.is_empty() {
                 let r = after(&instance.state);
                 return Ok((
@@ -599,6 +623,8 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
                     bump(&self.counters.conflicts);
                     tracing::debug!(expected = before, actual, attempts, "version conflict");
                     if attempts >= max_attempts {
+                        // The instance is known to be behind: the next command reloads it.
+                        slot.instance = None;
                         return Err(ExecuteError::Conflict {
                             stream: stream.to_string(),
                             attempts,
