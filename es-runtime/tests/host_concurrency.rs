@@ -49,7 +49,7 @@ fn eight_threads_ten_thousand_commands_ten_accounts() {
                 for _ in 0..COMMANDS {
                     let account = rng.next() % ACCOUNTS;
                     let amount = rng.next() % 100 + 1;
-                    let command = if rng.next() % 2 == 0 {
+                    let command = if rng.next().is_multiple_of(2) {
                         AccountCommand::Deposit(amount)
                     } else {
                         AccountCommand::Withdraw(amount)
@@ -199,7 +199,7 @@ fn two_hosts_on_one_store_agree() {
                 for _ in 0..2_000 {
                     let account = (rng.next() % 3) as usize;
                     let amount = rng.next() % 10 + 1;
-                    if rng.next() % 3 == 0 {
+                    if rng.next().is_multiple_of(3) {
                         if host
                             .execute(account, AccountCommand::Withdraw(amount))
                             .is_ok()
