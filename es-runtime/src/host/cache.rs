@@ -18,11 +18,12 @@
 //! - Idle expiry reads the time of the last use stored in the list node, so there are no timers
 //!   to go stale: an instance used again just before its deadline is simply not expired.
 
-use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
+
+use hashbrown::HashTable;
 
 use crate::event::StreamId;
 use crate::host::metrics::{Counters, bump};
@@ -83,37 +84,24 @@ impl<A> Slot<A> {
     }
 }
 
-/// A map key that borrows as the stream's `str`, so lookups need no `StreamId`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Key(StreamId);
-
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.as_str().hash(state);
-    }
-}
-
-impl Borrow<str> for Key {
-    fn borrow(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
 const NIL: u32 = u32::MAX;
 
 #[derive(Debug)]
 struct Node<A> {
     slot: Option<Arc<Slot<A>>>,
+    /// The stream's hash, which also chose the shard.
+    hash: u64,
     /// Nanoseconds since the cache's epoch.
     last_used: u64,
     prev: u32,
     next: u32,
 }
 
-/// One shard: a map into a slab of list nodes, most recently used at the head.
+/// One shard: a hash table of indices into a slab of list nodes, most recently used at the
+/// head. The table stores only the index; the key is the node's stream.
 #[derive(Debug)]
 struct Shard<A> {
-    map: HashMap<Key, u32>,
+    map: HashTable<u32>,
     nodes: Vec<Node<A>>,
     free: Vec<u32>,
     head: u32,
@@ -125,7 +113,7 @@ struct Shard<A> {
 impl<A> Shard<A> {
     fn new(cap: usize) -> Self {
         Shard {
-            map: HashMap::new(),
+            map: HashTable::new(),
             nodes: Vec::new(),
             free: Vec::new(),
             head: NIL,
@@ -179,10 +167,21 @@ impl<A> Shard<A> {
             .expect("a linked node holds a slot")
     }
 
-    fn insert(&mut self, slot: Arc<Slot<A>>, now: u64) {
-        let key = Key(slot.stream.clone());
+    fn find(&self, hash: u64, key: &str) -> Option<u32> {
+        self.map
+            .find(hash, |&i| {
+                self.nodes[i as usize]
+                    .slot
+                    .as_ref()
+                    .is_some_and(|s| s.stream.as_str() == key)
+            })
+            .copied()
+    }
+
+    fn insert(&mut self, slot: Arc<Slot<A>>, hash: u64, now: u64) {
         let node = Node {
             slot: Some(slot),
+            hash,
             last_used: now,
             prev: NIL,
             next: NIL,
@@ -197,7 +196,8 @@ impl<A> Shard<A> {
                 u32::try_from(self.nodes.len() - 1).expect("fewer than 2^32 live instances")
             }
         };
-        self.map.insert(key, i);
+        let nodes = &self.nodes;
+        self.map.insert_unique(hash, i, |&j| nodes[j as usize].hash);
         self.push_front(i);
     }
 
@@ -207,8 +207,11 @@ impl<A> Shard<A> {
             return false;
         }
         self.unlink(i);
-        let slot = self.nodes[i as usize].slot.take().expect("a linked node");
-        self.map.remove(slot.stream.as_str());
+        let hash = self.nodes[i as usize].hash;
+        if let Ok(entry) = self.map.find_entry(hash, |&j| j == i) {
+            entry.remove();
+        }
+        self.nodes[i as usize].slot = None;
         self.free.push(i);
         true
     }
@@ -262,6 +265,11 @@ pub(crate) struct Cache<A> {
     epoch: Instant,
     /// The idle timeout in nanoseconds (`u64::MAX`: never).
     idle: u64,
+    /// Nanoseconds since `epoch` as of the sweeper's last tick. While a sweeper ticks, the
+    /// hot path reads this rather than the system clock: idle times are only needed to about
+    /// the sweep interval.
+    coarse_now: AtomicU64,
+    ticking: AtomicBool,
 }
 
 /// What an insert needs when the stream is not live: its validated id.
@@ -282,18 +290,38 @@ impl<A> Cache<A> {
             hasher: RandomState::new(),
             epoch: Instant::now(),
             idle: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
+            coarse_now: AtomicU64::new(0),
+            ticking: AtomicBool::new(false),
         }
     }
 
-    fn now(&self) -> u64 {
+    fn precise_now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn shard(&self, key: &str) -> MutexGuard<'_, Shard<A>> {
-        let h = self.hasher.hash_one(key);
-        let i = (h % self.shards.len() as u64) as usize;
-        // Nothing panics while a shard lock is held but the map's allocations.
-        self.shards[i].0.lock().unwrap_or_else(|e| e.into_inner())
+    fn now(&self) -> u64 {
+        if self.ticking.load(Ordering::Relaxed) {
+            self.coarse_now.load(Ordering::Relaxed)
+        } else {
+            self.precise_now()
+        }
+    }
+
+    /// Advances the coarse clock; called by the sweeper on each round.
+    pub(crate) fn tick(&self) {
+        self.coarse_now.store(self.precise_now(), Ordering::Relaxed);
+        self.ticking.store(true, Ordering::Relaxed);
+    }
+
+    /// The key's hash, and its shard's lock.
+    fn shard(&self, key: &str) -> (u64, MutexGuard<'_, Shard<A>>) {
+        let hash = self.hasher.hash_one(key);
+        // The table uses the low bits (bucket) and the top 7 (tag); pick the shard from the
+        // bits between, so keys of one shard still spread over its table.
+        let i = ((hash >> 32) & 0xff_ffff) as usize % self.shards.len();
+        // Nothing panics while a shard lock is held but the table's allocations.
+        let shard = self.shards[i].0.lock().unwrap_or_else(|e| e.into_inner());
+        (hash, shard)
     }
 
     /// The slot of `key`, inserted (evicting the least recently used slot of a full shard)
@@ -306,9 +334,9 @@ impl<A> Cache<A> {
         command: bool,
     ) -> Result<Arc<Slot<A>>, crate::InvalidStreamId> {
         let now = self.now();
-        let mut shard = self.shard(key);
+        let (hash, mut shard) = self.shard(key);
         shard.commands += u64::from(command);
-        if let Some(&i) = shard.map.get(key) {
+        if let Some(i) = shard.find(hash, key) {
             shard.touch(i, now);
             let slot = shard.slot(i).clone();
             // Lazy idle expiry: the list's tail is the oldest, so one look is enough.
@@ -334,15 +362,15 @@ impl<A> Cache<A> {
             bump(&counters.passivations_lru);
         }
         let slot = Arc::new(Slot::new(stream));
-        shard.insert(slot.clone(), now);
+        shard.insert(slot.clone(), hash, now);
         Ok(slot)
     }
 
     /// Passivates one stream, waiting for a command running on it to finish.
     pub(crate) fn passivate(&self, key: &str) -> bool {
-        let mut shard = self.shard(key);
-        match shard.map.get(key) {
-            Some(&i) => shard.evict(i, true),
+        let (hash, mut shard) = self.shard(key);
+        match shard.find(hash, key) {
+            Some(i) => shard.evict(i, true),
             None => false,
         }
     }
@@ -352,7 +380,7 @@ impl<A> Cache<A> {
         if self.idle == u64::MAX {
             return 0;
         }
-        let deadline = self.now().saturating_sub(self.idle);
+        let deadline = self.precise_now().saturating_sub(self.idle);
         self.shards
             .iter()
             .map(|s| {

@@ -421,8 +421,10 @@ fn with_key<A: Aggregate, R>(id: impl Display, f: impl FnOnce(&str) -> R) -> R {
     thread_local!(static KEY: Cell<String> = const { Cell::new(String::new()) });
     let mut key = KEY.take();
     key.clear();
+    key.push_str(A::NAME);
+    key.push('-');
     // Writing to a String cannot fail.
-    let _ = write!(key, "{}-{}", A::NAME, id);
+    let _ = write!(key, "{id}");
     let r = f(&key);
     if key.capacity() <= 1024 {
         KEY.set(key);
@@ -438,6 +440,7 @@ fn sweep<A>(cache: Weak<Cache<A>>, counters: Arc<Counters>, every: Duration) {
     loop {
         std::thread::park_timeout(every);
         let Some(cache) = cache.upgrade() else { return };
+        cache.tick();
         let n = cache.passivate_idle();
         counters
             .passivations_idle

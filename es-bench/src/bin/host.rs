@@ -1,0 +1,282 @@
+//! Benchmarks of the host, printed as one table of medians.
+//!
+//! ```sh
+//! cargo run --release -p es-bench --bin host            # 5 runs per row
+//! cargo run --release -p es-bench --bin host -- --quick # 3 runs, smaller workloads
+//! ```
+//!
+//! Every row runs the same workload on each store listed in `main`; adding a backend is one
+//! more `suite(...)` line.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+use es_runtime::{Aggregate, DomainEvent, EventStore, Host, MemoryStore};
+use serde::{Deserialize, Serialize};
+
+/// Counts the bytes the process holds, to measure memory per live instance.
+struct Counting;
+
+static HELD: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every call is forwarded to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HELD.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HELD.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: the caller upholds `dealloc`'s contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        HELD.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: the caller upholds `realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Account {
+    balance: u64,
+    open: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Command {
+    Deposit(u64),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Event {
+    Deposited { amount: u64 },
+}
+
+impl DomainEvent for Event {
+    const TYPES: &'static [&'static str] = &["Deposited"];
+    fn event_type(&self) -> &'static str {
+        "Deposited"
+    }
+}
+
+impl Aggregate for Account {
+    const NAME: &'static str = "account";
+    type Command = Command;
+    type Event = Event;
+    type Error = std::convert::Infallible;
+    fn handle(&self, Command::Deposit(amount): Command) -> Result<Vec<Event>, Self::Error> {
+        Ok(vec![Event::Deposited { amount }])
+    }
+    fn apply(&mut self, Event::Deposited { amount }: Event) {
+        self.open = true;
+        self.balance += amount;
+    }
+}
+
+struct Config {
+    runs: usize,
+    commands: u64,
+    history: u64,
+    idle_accounts: u64,
+}
+
+struct Row {
+    name: String,
+    value: f64,
+    unit: &'static str,
+    goal: &'static str,
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn time(f: impl FnOnce()) -> Duration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+/// The host rows for one store; `make` opens a fresh, empty store.
+fn suite<S: EventStore>(store_name: &str, make: impl Fn() -> S, cfg: &Config) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let row = |name: &str, value: f64, unit: &'static str, goal: &'static str| Row {
+        name: format!("{store_name}: {name}"),
+        value,
+        unit,
+        goal,
+    };
+
+    // 1 thread, 1000 accounts, round robin; instances are warm.
+    let throughput = median(
+        (0..cfg.runs)
+            .map(|_| {
+                let host = Host::<Account, _>::new(make());
+                for id in 0..1000u64 {
+                    host.execute(id, Command::Deposit(1)).unwrap();
+                }
+                let took = time(|| {
+                    for i in 0..cfg.commands {
+                        host.execute(i % 1000, Command::Deposit(1)).unwrap();
+                    }
+                });
+                cfg.commands as f64 / took.as_secs_f64()
+            })
+            .collect(),
+    );
+    rows.push(row(
+        "1 thread, 1000 accounts",
+        throughput,
+        "cmd/s",
+        ">= 2,000,000",
+    ));
+
+    // A command's cost with no history and with `history` events (snapshots every 100).
+    let host = Host::<Account, _>::builder(make())
+        .snapshot_every(100)
+        .build();
+    for _ in 0..cfg.history {
+        host.execute("long", Command::Deposit(1)).unwrap();
+    }
+    host.flush_snapshots();
+    for (name, id) in [
+        ("command, 0 events of history", "fresh"),
+        ("command, long history", "long"),
+    ] {
+        let n = 10_000;
+        let cost = median(
+            (0..cfg.runs)
+                .map(|_| {
+                    // Each run starts cold: the first command rehydrates.
+                    host.passivate(id);
+                    let took = time(|| {
+                        for _ in 0..n {
+                            host.execute(id, Command::Deposit(1)).unwrap();
+                        }
+                    });
+                    took.as_nanos() as f64 / n as f64
+                })
+                .collect(),
+        );
+        let name = if id == "long" {
+            format!("command, {} events of history", cfg.history)
+        } else {
+            name.to_owned()
+        };
+        rows.push(row(&name, cost, "ns/cmd", "equal within noise"));
+    }
+    drop(host);
+
+    // Rehydrating `history` events, without and with a snapshot.
+    for (with_snapshot, goal) in [(false, "<= 25 ms"), (true, "<= 0.1 ms")] {
+        let store = Arc::new(make());
+        {
+            let writer = Host::<Account, _>::builder(store.clone())
+                .snapshot_every(0)
+                .build();
+            for _ in 0..cfg.history {
+                writer.execute("r", Command::Deposit(1)).unwrap();
+            }
+        }
+        let host = Host::<Account, _>::builder(store.clone())
+            .snapshot_every(if with_snapshot { 100 } else { 0 })
+            .background_snapshots(false)
+            .build();
+        // With a policy, the first load replays everything and saves the snapshot.
+        host.version("r").unwrap();
+        let took = median(
+            (0..cfg.runs.max(5))
+                .map(|_| {
+                    host.passivate("r");
+                    time(|| assert_eq!(host.version("r").unwrap(), cfg.history)).as_secs_f64() * 1e3
+                })
+                .collect(),
+        );
+        let name = format!(
+            "rehydrate {} events, {}",
+            cfg.history,
+            if with_snapshot {
+                "from a snapshot"
+            } else {
+                "no snapshot"
+            }
+        );
+        rows.push(row(&name, took, "ms", goal));
+    }
+
+    // Memory per live idle account: load accounts written earlier, count what is held.
+    let store = Arc::new(make());
+    {
+        let writer = Host::<Account, _>::new(store.clone());
+        for id in 0..cfg.idle_accounts {
+            writer.execute(id, Command::Deposit(1)).unwrap();
+        }
+    }
+    let host = Host::<Account, _>::builder(store.clone())
+        .max_live(cfg.idle_accounts as usize)
+        .build();
+    host.version(0).unwrap();
+    let before = HELD.load(Ordering::Relaxed);
+    for id in 1..cfg.idle_accounts {
+        host.version(id).unwrap();
+    }
+    let held = HELD.load(Ordering::Relaxed) - before;
+    let per = held as f64 / (cfg.idle_accounts - 1) as f64;
+    rows.push(row(
+        &format!(
+            "memory per live idle account (state {} B)",
+            size_of::<Account>()
+        ),
+        per,
+        "B",
+        "<= state + 256 B",
+    ));
+    rows
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let cfg = if quick {
+        Config {
+            runs: 3,
+            commands: 200_000,
+            history: 100_000,
+            idle_accounts: 10_000,
+        }
+    } else {
+        Config {
+            runs: 5,
+            commands: 1_000_000,
+            history: 100_000,
+            idle_accounts: 100_000,
+        }
+    };
+
+    let mut rows = Vec::new();
+    rows.extend(suite("memory", MemoryStore::new, &cfg));
+
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    println!(
+        "{:width$}  {:>14}  {:7}  goal",
+        "host benchmark (median)", "value", "unit"
+    );
+    for r in rows {
+        let value = if r.value >= 1000.0 {
+            format!("{:.0}", r.value)
+        } else {
+            format!("{:.3}", r.value)
+        };
+        println!("{:width$}  {:>14}  {:7}  {}", r.name, value, r.unit, r.goal);
+    }
+}
