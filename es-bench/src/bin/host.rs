@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --release -p es-bench --bin host            # 5 runs per row
 //! cargo run --release -p es-bench --bin host -- --quick # 3 runs, smaller workloads
+//! cargo run --release -p es-bench --bin host -- --throughput  # the first row only
 //! ```
 //!
 //! Every row runs the same workload on each store listed in `main`; adding a backend is one
@@ -13,7 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
-use es_runtime::{Aggregate, DomainEvent, EventStore, Host, MemoryStore};
+use es_runtime::{
+    Aggregate, DomainEvent, EventStore, ExpectedVersion, Host, MemoryStore, Metadata, NewEvent,
+    StreamId,
+};
 use serde::{Deserialize, Serialize};
 
 /// Counts the bytes the process holds, to measure memory per live instance.
@@ -88,6 +92,8 @@ struct Config {
     commands: u64,
     history: u64,
     idle_accounts: u64,
+    /// Only the first row (for profiling).
+    throughput_only: bool,
 }
 
 struct Row {
@@ -141,6 +147,36 @@ fn suite<S: EventStore>(store_name: &str, make: impl Fn() -> S, cfg: &Config) ->
         "cmd/s",
         ">= 2,000,000",
     ));
+
+    if cfg.throughput_only {
+        return rows;
+    }
+
+    // The same appends straight to the store, without a host: the floor of the row above.
+    let raw = median(
+        (0..cfg.runs)
+            .map(|_| {
+                let store = make();
+                let streams: Vec<StreamId> = (0..1000u64)
+                    .map(|id| StreamId::new(Account::NAME, id).unwrap())
+                    .collect();
+                let mut versions = vec![0u64; 1000];
+                let took = time(|| {
+                    for i in 0..cfg.commands {
+                        let a = (i % 1000) as usize;
+                        let event = Event::Deposited { amount: 1 };
+                        let new = NewEvent::from_event(&event, Metadata::default()).unwrap();
+                        store
+                            .append(&streams[a], ExpectedVersion::Exact(versions[a]), vec![new])
+                            .unwrap();
+                        versions[a] += 1;
+                    }
+                });
+                cfg.commands as f64 / took.as_secs_f64()
+            })
+            .collect(),
+    );
+    rows.push(row("raw appends, no host (floor)", raw, "cmd/s", ""));
 
     // A command's cost with no history and with `history` events (snapshots every 100).
     let host = Host::<Account, _>::builder(make())
@@ -247,12 +283,14 @@ fn suite<S: EventStore>(store_name: &str, make: impl Fn() -> S, cfg: &Config) ->
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let throughput_only = std::env::args().any(|a| a == "--throughput");
     let cfg = if quick {
         Config {
             runs: 3,
             commands: 200_000,
             history: 100_000,
             idle_accounts: 10_000,
+            throughput_only,
         }
     } else {
         Config {
@@ -260,6 +298,7 @@ fn main() {
             commands: 1_000_000,
             history: 100_000,
             idle_accounts: 100_000,
+            throughput_only,
         }
     };
 

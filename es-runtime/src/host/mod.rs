@@ -220,6 +220,7 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
             sweeper: Mutex::new(None),
         });
         if let Some(every) = shared.options.sweep_every() {
+            shared.cache.tick();
             let cache = Arc::downgrade(&shared.cache);
             let counters = shared.counters.clone();
             match std::thread::Builder::new()
