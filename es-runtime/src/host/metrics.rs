@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Metrics {
     /// Instances held in memory now (loaded, or about to be).
     pub live: u64,
-    /// Commands run to completion, accepted or rejected.
+    /// Commands routed to an instance (each counted once, whatever its outcome).
     pub commands: u64,
     /// Instances loaded from the store.
     pub rehydrations: u64,
@@ -29,7 +29,8 @@ pub struct Metrics {
     pub passivations_lru: u64,
     /// Appends refused with a wrong expected version.
     pub conflicts: u64,
-    /// Commands run again after a conflict.
+    /// Commands run again on a reloaded instance: after a conflict, or after a refusal (or an
+    /// empty result) decided on an instance the stream had moved past.
     pub retries: u64,
     /// Panics caught in domain code.
     pub panics: u64,
