@@ -281,7 +281,7 @@ pub struct NewEvent {
     pub event_id: Uuid,
     /// The stored type name.
     pub event_type: Cow<'static, str>,
-    /// The encoded payload (see [`codec`](crate::codec)).
+    /// The encoded payload (see [`codec`]).
     pub payload: Vec<u8>,
     /// Correlation, causation and user metadata.
     pub metadata: Metadata,

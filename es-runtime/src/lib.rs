@@ -1,5 +1,6 @@
 //! The runtime of `es`: the [`Aggregate`] trait, the event envelope, the [`EventStore`] trait
-//! with its backends, and the testing helpers.
+//! with its backends, the [`Host`] that runs commands against live aggregate instances (with
+//! its [`SnapshotPolicy`]), and the testing helpers.
 //!
 //! Most users depend on the `es` facade, which re-exports this crate with the `#[aggregate]`
 //! macro.
