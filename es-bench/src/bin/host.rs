@@ -178,6 +178,43 @@ fn suite<S: EventStore>(store_name: &str, make: impl Fn() -> S, cfg: &Config) ->
     );
     rows.push(row("raw appends, no host (floor)", raw, "cmd/s", ""));
 
+    // 64 callers at once over the same 1000 accounts (each thread its own share).
+    let callers = 64u64;
+    let concurrent = median(
+        (0..cfg.runs)
+            .map(|_| {
+                let host = Host::<Account, _>::new(make());
+                for id in 0..1000u64 {
+                    host.execute(id, Command::Deposit(1)).unwrap();
+                }
+                let per_thread = cfg.commands / callers;
+                let start = std::sync::Barrier::new(callers as usize + 1);
+                let took = std::thread::scope(|scope| {
+                    for t in 0..callers {
+                        let (host, start) = (&host, &start);
+                        scope.spawn(move || {
+                            start.wait();
+                            for i in 0..per_thread {
+                                host.execute((t * 7919 + i) % 1000, Command::Deposit(1))
+                                    .unwrap();
+                            }
+                        });
+                    }
+                    start.wait();
+                    Instant::now()
+                })
+                .elapsed();
+                (per_thread * callers) as f64 / took.as_secs_f64()
+            })
+            .collect(),
+    );
+    rows.push(row(
+        "64 callers, 1000 accounts",
+        concurrent,
+        "cmd/s",
+        ">= 50,000 (durable store)",
+    ));
+
     // A command's cost with no history and with `history` events (snapshots every 100).
     let host = Host::<Account, _>::builder(make())
         .snapshot_every(100)
@@ -313,8 +350,10 @@ fn main() {
     for r in rows {
         let value = if r.value >= 1000.0 {
             format!("{:.0}", r.value)
-        } else {
+        } else if r.value >= 1.0 {
             format!("{:.3}", r.value)
+        } else {
+            format!("{:.5}", r.value)
         };
         println!("{:width$}  {:>14}  {:7}  {}", r.name, value, r.unit, r.goal);
     }
