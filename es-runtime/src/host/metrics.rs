@@ -27,6 +27,9 @@ pub struct Metrics {
     pub passivations_idle: u64,
     /// Instances dropped to stay within the live-instance bound (least recently used first).
     pub passivations_lru: u64,
+    /// Instances dropped on request ([`Host::passivate`](crate::Host::passivate),
+    /// [`Host::passivate_all`](crate::Host::passivate_all)).
+    pub passivations_manual: u64,
     /// Appends refused with a wrong expected version.
     pub conflicts: u64,
     /// Commands run again on a reloaded instance: after a conflict, or after a refusal (or an
@@ -37,9 +40,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// All passivations, idle and LRU.
+    /// All passivations: idle, LRU and on request.
     pub fn passivations(&self) -> u64 {
-        self.passivations_idle + self.passivations_lru
+        self.passivations_idle + self.passivations_lru + self.passivations_manual
     }
 }
 
@@ -55,6 +58,7 @@ pub(crate) struct Counters {
     pub(crate) snapshot_failures: AtomicU64,
     pub(crate) passivations_idle: AtomicU64,
     pub(crate) passivations_lru: AtomicU64,
+    pub(crate) passivations_manual: AtomicU64,
     pub(crate) conflicts: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) panics: AtomicU64,
@@ -78,6 +82,7 @@ impl Counters {
             snapshot_failures: r(&self.snapshot_failures),
             passivations_idle: r(&self.passivations_idle),
             passivations_lru: r(&self.passivations_lru),
+            passivations_manual: r(&self.passivations_manual),
             conflicts: r(&self.conflicts),
             retries: r(&self.retries),
             panics: r(&self.panics),

@@ -296,7 +296,7 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
     pub fn passivate(&self, id: impl Display) -> bool {
         let n = with_key::<A, _>(id, |key| self.shared.cache.passivate(key));
         if n {
-            bump(&self.shared.counters.passivations_lru);
+            bump(&self.shared.counters.passivations_manual);
         }
         n
     }
@@ -312,7 +312,7 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
         let n = self.shared.cache.passivate_all();
         self.shared
             .counters
-            .passivations_lru
+            .passivations_manual
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         n
     }
