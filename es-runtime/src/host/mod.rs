@@ -255,9 +255,12 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
         self.shared.counters.read(live, commands)
     }
 
-    /// Runs `f` on the current state and version of aggregate `id`, loading it if needed.
+    /// Runs `f` on the state and version of aggregate `id` as this host holds it, loading it
+    /// if needed. Commands on it wait while `f` runs.
     ///
-    /// An aggregate with no events reads as `A::default()` at version 0.
+    /// An aggregate with no events reads as `A::default()` at version 0. When other hosts or
+    /// processes write the same stream, a live instance shows their events only once a
+    /// command has run on it since (or after it was passivated).
     pub fn read<R>(&self, id: impl Display, f: impl FnOnce(&A, u64) -> R) -> Result<R, LoadError> {
         with_key::<A, _>(id, |key| {
             let shared = &*self.shared;
