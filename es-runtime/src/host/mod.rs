@@ -638,6 +638,10 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
                         });
                     }
                     bump(&self.counters.retries);
+                    if attempts > 1 {
+                        // Losing twice in a row: let the other writer finish its burst.
+                        std::thread::yield_now();
+                    }
                     if let Err(e) = self.catch_up(stream, instance) {
                         slot.instance = None;
                         return Err(e.into());
