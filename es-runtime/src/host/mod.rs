@@ -655,7 +655,7 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
             let applied = catch_unwind(AssertUnwindSafe(|| {
                 for (i, r) in recorded.iter_mut().enumerate() {
                     let i = i as u64;
-                    r.stream = stream.to_string();
+                    r.stream = stream.as_str().to_owned();
                     r.version = written.first_version + i;
                     r.position = written.first_position + i;
                     r.timestamp = written.timestamp;
