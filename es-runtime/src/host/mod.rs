@@ -261,6 +261,8 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
     /// An aggregate with no events reads as `A::default()` at version 0. When other hosts or
     /// processes write the same stream, a live instance shows their events only once a
     /// command has run on it since (or after it was passivated).
+    ///
+    /// `f` must not use this host on the same aggregate: the instance is locked while it runs.
     pub fn read<R>(&self, id: impl Display, f: impl FnOnce(&A, u64) -> R) -> Result<R, LoadError> {
         with_key::<A, _>(id, |key| {
             let shared = &*self.shared;
@@ -364,7 +366,8 @@ where
     }
 
     /// [`execute_with`](Self::execute_with), then runs `f` on the new state before another
-    /// command can change it.
+    /// command can change it. Like [`read`](Self::read)'s, `f` must not use this host on the
+    /// same aggregate.
     pub fn execute_and_read<R>(
         &self,
         id: impl Display,
