@@ -282,3 +282,30 @@ fn metrics_count_commands() {
     assert_eq!((m.commands, m.live, m.rehydrations), (2, 1, 1));
     assert!(format!("{host:?}").contains("account"));
 }
+
+/// An instance that is in use is never evicted to make room: the shard goes over its bound
+/// until the next insert finds an idle one.
+#[test]
+fn a_busy_instance_is_not_evicted() {
+    let host = Host::<Account, _>::builder(MemoryStore::new())
+        .max_live(1)
+        .build();
+    host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    let balance = host
+        .read("a", |a, _| {
+            // While `a` is locked here, another thread needs a slot.
+            thread::scope(|s| {
+                s.spawn(|| host.execute("b", AccountCommand::Deposit(1)).unwrap())
+                    .join()
+                    .unwrap();
+            });
+            assert_eq!(host.metrics().live, 2);
+            a.balance
+        })
+        .unwrap();
+    assert_eq!(balance, 1);
+    host.execute("c", AccountCommand::Deposit(1)).unwrap();
+    let m = host.metrics();
+    assert_eq!((m.live, m.passivations_lru), (1, 2));
+    assert_eq!(host.state("a").unwrap().balance, 1);
+}
