@@ -1,5 +1,6 @@
 //! The runtime of `es`: the [`Aggregate`] trait, the event envelope, the [`EventStore`] trait
-//! with its backends, and the testing helpers.
+//! with its backends, the [`Host`] that runs commands against live aggregate instances (with
+//! its [`SnapshotPolicy`]), and the testing helpers.
 //!
 //! Most users depend on the `es` facade, which re-exports this crate with the `#[aggregate]`
 //! macro.
@@ -24,8 +25,10 @@ pub mod codec;
 pub mod error;
 pub mod event;
 pub mod history;
+pub mod host;
 pub mod projection;
 pub mod schema;
+pub mod snapshot;
 pub mod store;
 pub mod subscription;
 pub mod testing;
@@ -39,7 +42,11 @@ pub use crate::event::{
     Clock, EventRef, ExpectedVersion, ManualClock, Metadata, NewEvent, RecordedEvent, StreamId,
     SystemClock, Timestamp,
 };
+pub use crate::host::{
+    ExecuteError, ExecuteResult, Executed, Host, HostBuilder, LoadError, Metrics, Phase,
+};
 pub use crate::schema::{AggregateSchema, CommandSchema, EventSchema, FieldSchema};
+pub use crate::snapshot::SnapshotPolicy;
 #[cfg(feature = "lmdb")]
 pub use crate::store::lmdb::{Durability, LmdbOptions, LmdbStore};
 pub use crate::store::memory::MemoryStore;

@@ -33,6 +33,7 @@ use crate::codec;
 use crate::error::{AppendError, BoxError, OpenError, ReadError, WriteError};
 use crate::event::{Clock, ExpectedVersion, NewEvent, StreamId, SystemClock, Timestamp};
 use crate::store::{AppendResult, EventStore, Snapshot, Visitor};
+use crate::watch::HeadWatch;
 
 /// The on-disk format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -230,6 +231,9 @@ struct Inner {
     clock: Arc<dyn Clock>,
     max_map_size: usize,
     path: PathBuf,
+    /// Published after each commit of this handle; other processes' commits are found by
+    /// subscribers re-reading the head now and then.
+    watch: HeadWatch,
 }
 
 /// One append waiting to be committed.
@@ -487,6 +491,12 @@ impl LmdbStore {
                 });
             }
         };
+        let head = {
+            let txn = env.read_txn().map_err(|e| storage(&e))?;
+            log.last(&txn)
+                .map_err(|e| storage(&e))?
+                .map_or(0, |(p, _)| p)
+        };
         tracing::debug!(path = %path.display(), map_size, max_map_size, "opened LMDB store");
         Ok(LmdbStore {
             inner: Inner {
@@ -500,6 +510,7 @@ impl LmdbStore {
                 clock: options.clock,
                 max_map_size,
                 path: path.to_owned(),
+                watch: HeadWatch::new(head),
             },
             commits: GroupCommit::default(),
             _temporary: temporary,
@@ -749,6 +760,7 @@ impl Inner {
         }
         if wrote {
             txn.commit()?;
+            self.watch.publish(last_position);
         }
         Ok(outcomes)
     }
@@ -970,6 +982,10 @@ impl EventStore for LmdbStore {
             }
         }
         Ok(())
+    }
+
+    fn head_watch(&self) -> Option<&HeadWatch> {
+        Some(&self.inner.watch)
     }
 
     fn head_position(&self) -> Result<u64, ReadError> {

@@ -1,0 +1,414 @@
+//! The live instances: a sharded map from stream to instance slot, each shard with its own
+//! least-recently-used list.
+//!
+//! # Invariants
+//!
+//! - A command takes a shard lock only to find or insert its slot, and never while it holds a
+//!   slot lock. Passivation takes the shard lock, then a slot lock; it only *tries* the slot
+//!   lock when evicting on the hot path, so a busy instance is skipped, never waited for.
+//! - A slot is passivated by marking it `retired` and dropping its state while holding its
+//!   lock, then removing it from the map under the same shard lock. A command that found the
+//!   slot before that and was waiting for its lock sees `retired` and looks the stream up again:
+//!   it gets a fresh slot and rehydrates from the store, so it is neither lost nor run on stale
+//!   state.
+//! - Each shard holds at most `cap` slots, and the caps add up to the host's `max_live`. When a
+//!   full shard cannot evict (every slot in it is running a command), it goes over by one until
+//!   its next insert; with shards of more than a handful of slots this needs as many
+//!   simultaneous commands in one shard.
+//! - Idle expiry reads the time of the last use stored in the list node, so there are no timers
+//!   to go stale: an instance used again just before its deadline is simply not expired.
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
+
+use hashbrown::HashTable;
+
+use crate::event::StreamId;
+use crate::host::metrics::{Counters, bump};
+
+/// One aggregate's place in the host: its stream, and behind a lock its loaded state.
+#[derive(Debug)]
+pub(crate) struct Slot<A> {
+    pub(crate) stream: StreamId,
+    pub(crate) inner: Mutex<SlotInner<A>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SlotInner<A> {
+    /// Passivated: the slot left the map, and whoever holds it must look the stream up again.
+    pub(crate) retired: bool,
+    /// The state, or `None` before the first load and after a panic.
+    pub(crate) instance: Option<Instance<A>>,
+}
+
+/// A loaded aggregate: its state and the stream version it reflects.
+#[derive(Debug)]
+pub(crate) struct Instance<A> {
+    pub(crate) state: A,
+    pub(crate) version: u64,
+}
+
+impl<A> Slot<A> {
+    fn new(stream: StreamId) -> Self {
+        Slot {
+            stream,
+            inner: Mutex::new(SlotInner {
+                retired: false,
+                instance: None,
+            }),
+        }
+    }
+
+    /// Locks the slot. Panics in domain code are caught inside the lock, so poisoning only
+    /// follows a panicking store, which leaves the instance as it was: the data stays usable.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotInner<A>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Retires the slot if nobody holds it (or unconditionally with `wait`).
+    fn retire(&self, wait: bool) -> bool {
+        let mut guard = if wait {
+            self.lock()
+        } else {
+            match self.inner.try_lock() {
+                Ok(g) => g,
+                Err(TryLockError::Poisoned(e)) => e.into_inner(),
+                Err(TryLockError::WouldBlock) => return false,
+            }
+        };
+        guard.retired = true;
+        guard.instance = None;
+        true
+    }
+}
+
+const NIL: u32 = u32::MAX;
+
+#[derive(Debug)]
+struct Node<A> {
+    slot: Option<Arc<Slot<A>>>,
+    /// The stream's hash, which also chose the shard.
+    hash: u64,
+    /// Nanoseconds since the cache's epoch.
+    last_used: u64,
+    prev: u32,
+    next: u32,
+}
+
+/// One shard: a hash table of indices into a slab of list nodes, most recently used at the
+/// head. The table stores only the index; the key is the node's stream.
+#[derive(Debug)]
+struct Shard<A> {
+    map: HashTable<u32>,
+    nodes: Vec<Node<A>>,
+    free: Vec<u32>,
+    head: u32,
+    tail: u32,
+    cap: usize,
+    commands: u64,
+}
+
+impl<A> Shard<A> {
+    fn new(cap: usize) -> Self {
+        Shard {
+            map: HashTable::new(),
+            nodes: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            cap,
+            commands: 0,
+        }
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next) = {
+            let n = &self.nodes[i as usize];
+            (n.prev, n.next)
+        };
+        match prev {
+            NIL => self.head = next,
+            p => self.nodes[p as usize].next = next,
+        }
+        match next {
+            NIL => self.tail = prev,
+            n => self.nodes[n as usize].prev = prev,
+        }
+    }
+
+    fn push_front(&mut self, i: u32) {
+        let old = self.head;
+        {
+            let n = &mut self.nodes[i as usize];
+            n.prev = NIL;
+            n.next = old;
+        }
+        match old {
+            NIL => self.tail = i,
+            o => self.nodes[o as usize].prev = i,
+        }
+        self.head = i;
+    }
+
+    fn touch(&mut self, i: u32, now: u64) {
+        self.nodes[i as usize].last_used = now;
+        if self.head != i {
+            self.unlink(i);
+            self.push_front(i);
+        }
+    }
+
+    fn slot(&self, i: u32) -> &Arc<Slot<A>> {
+        self.nodes[i as usize]
+            .slot
+            .as_ref()
+            .expect("a linked node holds a slot")
+    }
+
+    fn find(&self, hash: u64, key: &str) -> Option<u32> {
+        self.map
+            .find(hash, |&i| {
+                self.nodes[i as usize]
+                    .slot
+                    .as_ref()
+                    .is_some_and(|s| s.stream.as_str() == key)
+            })
+            .copied()
+    }
+
+    fn insert(&mut self, slot: Arc<Slot<A>>, hash: u64, now: u64) {
+        let node = Node {
+            slot: Some(slot),
+            hash,
+            last_used: now,
+            prev: NIL,
+            next: NIL,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                u32::try_from(self.nodes.len() - 1).expect("fewer than 2^32 live instances")
+            }
+        };
+        let nodes = &self.nodes;
+        self.map.insert_unique(hash, i, |&j| nodes[j as usize].hash);
+        self.push_front(i);
+    }
+
+    /// Removes node `i` if its slot can be retired now (or always with `wait`).
+    fn evict(&mut self, i: u32, wait: bool) -> bool {
+        if !self.slot(i).retire(wait) {
+            return false;
+        }
+        self.unlink(i);
+        let hash = self.nodes[i as usize].hash;
+        if let Ok(entry) = self.map.find_entry(hash, |&j| j == i) {
+            entry.remove();
+        }
+        self.nodes[i as usize].slot = None;
+        self.free.push(i);
+        true
+    }
+
+    /// Evicts the least recently used slot that is not busy, looking at most `tries` slots.
+    fn evict_lru(&mut self, tries: usize) -> bool {
+        let mut i = self.tail;
+        for _ in 0..tries {
+            if i == NIL {
+                break;
+            }
+            let prev = self.nodes[i as usize].prev;
+            if self.evict(i, false) {
+                return true;
+            }
+            i = prev;
+        }
+        false
+    }
+
+    /// Evicts slots unused since `deadline`, oldest first, at most `limit` of them.
+    fn expire(&mut self, deadline: u64, limit: usize) -> usize {
+        let mut evicted = 0;
+        let mut i = self.tail;
+        let mut looked = 0;
+        while i != NIL && evicted < limit && looked < limit.saturating_mul(2) {
+            let node = &self.nodes[i as usize];
+            if node.last_used > deadline {
+                break;
+            }
+            let prev = node.prev;
+            if self.evict(i, false) {
+                evicted += 1;
+            }
+            looked += 1;
+            i = prev;
+        }
+        evicted
+    }
+}
+
+#[repr(align(128))]
+#[derive(Debug)]
+struct Padded<T>(T);
+
+/// The sharded map of live instances.
+#[derive(Debug)]
+pub(crate) struct Cache<A> {
+    shards: Box<[Padded<Mutex<Shard<A>>>]>,
+    hasher: RandomState,
+    epoch: Instant,
+    /// The idle timeout in nanoseconds (`u64::MAX`: never).
+    idle: u64,
+    /// Nanoseconds since `epoch` as of the sweeper's last tick. While a sweeper ticks, the
+    /// hot path reads this rather than the system clock: idle times are only needed to about
+    /// the sweep interval.
+    coarse_now: AtomicU64,
+    ticking: AtomicBool,
+}
+
+/// What an insert needs when the stream is not live: its validated id.
+pub(crate) type MakeStream<'a> = &'a mut dyn FnMut() -> Result<StreamId, crate::InvalidStreamId>;
+
+impl<A> Cache<A> {
+    pub(crate) fn new(max_live: usize, shards: usize, idle: Duration) -> Self {
+        let max_live = max_live.max(1);
+        let n = shards.clamp(1, max_live);
+        let shards = (0..n)
+            .map(|i| {
+                let cap = max_live / n + usize::from(i < max_live % n);
+                Padded(Mutex::new(Shard::new(cap)))
+            })
+            .collect();
+        Cache {
+            shards,
+            hasher: RandomState::new(),
+            epoch: Instant::now(),
+            idle: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
+            coarse_now: AtomicU64::new(0),
+            ticking: AtomicBool::new(false),
+        }
+    }
+
+    fn precise_now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn now(&self) -> u64 {
+        if self.ticking.load(Ordering::Relaxed) {
+            self.coarse_now.load(Ordering::Relaxed)
+        } else {
+            self.precise_now()
+        }
+    }
+
+    /// Advances the coarse clock; called by the sweeper on each round.
+    pub(crate) fn tick(&self) {
+        self.coarse_now.store(self.precise_now(), Ordering::Relaxed);
+        self.ticking.store(true, Ordering::Relaxed);
+    }
+
+    /// The key's hash, and its shard's lock.
+    fn shard(&self, key: &str) -> (u64, MutexGuard<'_, Shard<A>>) {
+        let hash = self.hasher.hash_one(key);
+        // The table uses the low bits (bucket) and the top 7 (tag); pick the shard from the
+        // bits between, so keys of one shard still spread over its table.
+        let i = ((hash >> 32) & 0xff_ffff) as usize % self.shards.len();
+        // Nothing panics while a shard lock is held but the table's allocations.
+        let shard = self.shards[i].0.lock().unwrap_or_else(|e| e.into_inner());
+        (hash, shard)
+    }
+
+    /// The slot of `key`, inserted (evicting the least recently used slot of a full shard)
+    /// when the stream is not live.
+    pub(crate) fn get_or_insert(
+        &self,
+        key: &str,
+        make: MakeStream<'_>,
+        counters: &Counters,
+        command: bool,
+    ) -> Result<Arc<Slot<A>>, crate::InvalidStreamId> {
+        let now = self.now();
+        let (hash, mut shard) = self.shard(key);
+        shard.commands += u64::from(command);
+        if let Some(i) = shard.find(hash, key) {
+            shard.touch(i, now);
+            let slot = shard.slot(i).clone();
+            // Lazy idle expiry: the list's tail is the oldest, so one look is enough.
+            if self.idle != u64::MAX {
+                let expired = shard.expire(now.saturating_sub(self.idle), 2);
+                for _ in 0..expired {
+                    bump(&counters.passivations_idle);
+                }
+            }
+            return Ok(slot);
+        }
+        let stream = make()?;
+        if self.idle != u64::MAX {
+            let expired = shard.expire(now.saturating_sub(self.idle), 4);
+            for _ in 0..expired {
+                bump(&counters.passivations_idle);
+            }
+        }
+        while shard.map.len() >= shard.cap {
+            if !shard.evict_lru(8) {
+                break;
+            }
+            bump(&counters.passivations_lru);
+        }
+        let slot = Arc::new(Slot::new(stream));
+        shard.insert(slot.clone(), hash, now);
+        Ok(slot)
+    }
+
+    /// Passivates one stream, waiting for a command running on it to finish.
+    pub(crate) fn passivate(&self, key: &str) -> bool {
+        let (hash, mut shard) = self.shard(key);
+        match shard.find(hash, key) {
+            Some(i) => shard.evict(i, true),
+            None => false,
+        }
+    }
+
+    /// Passivates every instance idle for longer than the idle timeout (and not busy).
+    pub(crate) fn passivate_idle(&self) -> usize {
+        if self.idle == u64::MAX {
+            return 0;
+        }
+        let deadline = self.precise_now().saturating_sub(self.idle);
+        self.shards
+            .iter()
+            .map(|s| {
+                let mut shard = s.0.lock().unwrap_or_else(|e| e.into_inner());
+                shard.expire(deadline, usize::MAX)
+            })
+            .sum()
+    }
+
+    /// Passivates every instance, waiting for running commands.
+    pub(crate) fn passivate_all(&self) -> usize {
+        let mut n = 0;
+        for s in self.shards.iter() {
+            let mut shard = s.0.lock().unwrap_or_else(|e| e.into_inner());
+            while shard.tail != NIL {
+                let tail = shard.tail;
+                shard.evict(tail, true);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// How many slots are live, and how many commands were routed.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        self.shards.iter().fold((0, 0), |(live, commands), s| {
+            let shard = s.0.lock().unwrap_or_else(|e| e.into_inner());
+            (live + shard.map.len() as u64, commands + shard.commands)
+        })
+    }
+}

@@ -1,0 +1,135 @@
+//! The errors of the host: [`ExecuteError`] for commands, [`LoadError`] for loading an instance.
+
+use std::fmt;
+
+use crate::error::{AppendError, DecodeError, EncodeError, InvalidStreamId, ReadError};
+
+/// Where in a command's run domain code panicked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// In [`Aggregate::handle`](crate::Aggregate::handle): nothing was stored.
+    Handle,
+    /// In [`Aggregate::apply`](crate::Aggregate::apply) after the command's events were stored.
+    /// The events are in the stream; the instance was dropped and is rebuilt from the store on
+    /// its next use.
+    Apply,
+    /// In the store or the host itself, for a command run by
+    /// [`Host::execute_async`](crate::Host::execute_async) (a blocking
+    /// [`Host::execute`](crate::Host::execute) lets such a panic reach its caller).
+    Store,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Handle => "handling the command",
+            Phase::Apply => "applying the stored events",
+            Phase::Store => "running the command in the store or the host",
+        })
+    }
+}
+
+/// Loading an aggregate instance (its latest snapshot, then the tail of its stream) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The aggregate id does not make a valid stream id.
+    #[error(transparent)]
+    InvalidStreamId(#[from] InvalidStreamId),
+    /// The store could not be read.
+    #[error("loading stream {stream:?} failed: {source}")]
+    Read {
+        /// The stream.
+        stream: String,
+        /// The store's error.
+        #[source]
+        source: ReadError,
+    },
+    /// A stored event does not decode as the aggregate's event type (the error names the
+    /// stream and version).
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// [`Aggregate::apply`](crate::Aggregate::apply) panicked while replaying an event.
+    #[error("applying event {version} of stream {stream:?} panicked: {message}")]
+    Panicked {
+        /// The stream.
+        stream: String,
+        /// The version of the event being applied.
+        version: u64,
+        /// The panic's message.
+        message: String,
+    },
+}
+
+/// A command failed. Unless said otherwise, nothing was stored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecuteError<E> {
+    /// The aggregate refused the command (its own error).
+    #[error("command rejected: {0}")]
+    Rejected(#[source] E),
+    /// The stream kept changing under the command (another host or process wrote it): the
+    /// host reloaded and retried `attempts - 1` times, then gave up.
+    #[error("stream {stream:?} changed concurrently; gave up after {attempts} attempts")]
+    Conflict {
+        /// The stream.
+        stream: String,
+        /// How many times the command was run.
+        attempts: u32,
+    },
+    /// Domain code panicked. The instance was dropped; the host and every other aggregate
+    /// carry on. With [`Phase::Apply`] the command's events were stored.
+    #[error("stream {stream:?} panicked while {phase}: {message}")]
+    Panicked {
+        /// The stream.
+        stream: String,
+        /// Where it panicked.
+        phase: Phase,
+        /// The panic's message.
+        message: String,
+    },
+    /// The instance could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// An event the command emitted could not be encoded.
+    #[error("encoding an event for stream {stream:?} failed: {source}")]
+    Encode {
+        /// The stream.
+        stream: String,
+        /// The codec's error.
+        #[source]
+        source: EncodeError,
+    },
+    /// The store refused the append for another reason than a version conflict (full, I/O...).
+    #[error(transparent)]
+    Append(AppendError),
+    /// The aggregate id does not make a valid stream id.
+    #[error(transparent)]
+    InvalidStreamId(#[from] InvalidStreamId),
+}
+
+impl<E> ExecuteError<E> {
+    /// The domain error, if the aggregate refused the command.
+    pub fn rejection(&self) -> Option<&E> {
+        match self {
+            ExecuteError::Rejected(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether the aggregate refused the command (as opposed to an infrastructure failure).
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, ExecuteError::Rejected(_))
+    }
+}
+
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}

@@ -1,0 +1,883 @@
+//! The [`Host`]: runs commands against aggregate instances kept in memory over an
+//! [`EventStore`].
+//!
+//! # What a command goes through
+//!
+//! 1. **Routing.** The aggregate id names a stream (`NAME-id`). The host finds its instance
+//!    in a sharded map, or inserts an empty slot for it. Only that shard's lock is taken, and
+//!    only for the lookup.
+//! 2. **One at a time.** The instance's own lock is held for the rest of the command, so the
+//!    commands of one aggregate run one after another, and those of different aggregates run
+//!    in parallel, appends included: a group-committing store sees them all at once.
+//! 3. **Rehydration**, on first use: the latest snapshot whose state version matches, then the
+//!    events after it. A snapshot that does not decode is ignored with a warning.
+//! 4. **Handle, append, apply.** [`Aggregate::handle`] decides the events; they are appended
+//!    with the instance's version as the expected version, then applied. A conflict (another
+//!    host or process wrote the stream) reads the new events, and the command is run again,
+//!    up to [`max_retries`](HostBuilder::max_retries) times.
+//! 5. **Snapshot**, when the batch reaches or crosses a multiple of the policy's interval
+//!    ([`SnapshotPolicy`]). The state is encoded on the command's thread and written by a
+//!    background thread, so the command never waits for a snapshot write.
+//!
+//! A panic in [`Aggregate::handle`] or [`Aggregate::apply`] fails that command with
+//! [`ExecuteError::Panicked`] and drops the instance, which is rebuilt from the store on its
+//! next use; every other instance carries on.
+//!
+//! # Passivation
+//!
+//! At most [`max_live`](HostBuilder::max_live) instances are held (10,000 by default; the
+//! least recently used goes first), and an instance unused for
+//! [`idle_timeout`](HostBuilder::idle_timeout) (5 minutes) is dropped by a background sweep.
+//! A command that arrives while its instance is being passivated waits, then loads a fresh
+//! instance from the store.
+//!
+//! # Blocking or async
+//!
+//! [`Host::execute`] blocks the calling thread until the events are stored: use it from plain
+//! threads, and from async code only inside `spawn_blocking` or similar. In async code, use
+//! [`Host::execute_async`]: the command runs on a pool of threads owned by the host, and the
+//! task waits on a future without blocking its executor, whatever the runtime.
+
+mod blocking;
+mod cache;
+mod error;
+mod metrics;
+mod options;
+mod snapshots;
+
+use std::cell::Cell;
+use std::fmt::{self, Display, Write as _};
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+pub use self::error::{ExecuteError, LoadError, Phase};
+pub use self::metrics::Metrics;
+pub use self::options::HostBuilder;
+
+use self::blocking::Pool;
+use self::cache::{Cache, Instance, SlotInner};
+use self::error::panic_message;
+use self::metrics::{Counters, bump};
+use self::options::HostOptions;
+use self::snapshots::SnapshotQueue;
+use crate::aggregate::{Aggregate, DomainEvent};
+use crate::codec;
+use crate::error::AppendError;
+use crate::event::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId};
+use crate::snapshot::SnapshotPolicy;
+use crate::store::{EventStore, Snapshot};
+
+/// Runs commands against the instances of aggregate `A`, stored in `S`.
+///
+/// A `Host` is a cheap handle: clone it to share it between threads and tasks. The instances,
+/// threads and pending snapshots go away when the last clone is dropped (pending snapshots
+/// are written first).
+///
+/// ```
+/// use es_runtime::{Aggregate, DomainEvent, ExecuteError, Host, MemoryStore};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+/// struct Account { balance: u64 }
+///
+/// #[derive(Debug, Clone)]
+/// enum AccountCommand { Deposit(u64), Withdraw(u64) }
+///
+/// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// enum AccountEvent { Deposited { amount: u64 }, Withdrawn { amount: u64 } }
+///
+/// impl DomainEvent for AccountEvent {
+///     const TYPES: &'static [&'static str] = &["Deposited", "Withdrawn"];
+///     fn event_type(&self) -> &'static str {
+///         match self { Self::Deposited { .. } => "Deposited", Self::Withdrawn { .. } => "Withdrawn" }
+///     }
+/// }
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("insufficient funds")]
+/// struct InsufficientFunds;
+///
+/// impl Aggregate for Account {
+///     const NAME: &'static str = "account";
+///     type Command = AccountCommand;
+///     type Event = AccountEvent;
+///     type Error = InsufficientFunds;
+///     fn handle(&self, command: AccountCommand) -> Result<Vec<AccountEvent>, InsufficientFunds> {
+///         match command {
+///             AccountCommand::Deposit(amount) => Ok(vec![AccountEvent::Deposited { amount }]),
+///             AccountCommand::Withdraw(amount) if amount > self.balance => Err(InsufficientFunds),
+///             AccountCommand::Withdraw(amount) => Ok(vec![AccountEvent::Withdrawn { amount }]),
+///         }
+///     }
+///     fn apply(&mut self, event: AccountEvent) {
+///         match event {
+///             AccountEvent::Deposited { amount } => self.balance += amount,
+///             AccountEvent::Withdrawn { amount } => self.balance -= amount,
+///         }
+///     }
+/// }
+///
+/// let host = Host::<Account, _>::new(MemoryStore::new());
+/// let done = host.execute("alice", AccountCommand::Deposit(100))?;
+/// assert_eq!(done.version, 1);
+/// assert_eq!(done.events[0].payload, AccountEvent::Deposited { amount: 100 });
+///
+/// let refused = host.execute("alice", AccountCommand::Withdraw(500));
+/// assert!(matches!(refused, Err(ExecuteError::Rejected(InsufficientFunds))));
+///
+/// // Passivated instances come back from the store.
+/// host.passivate("alice");
+/// assert_eq!(host.state("alice")?.balance, 100);
+/// assert_eq!(host.metrics().rehydrations, 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Host<A: Aggregate, S: EventStore> {
+    shared: Arc<Shared<A, S>>,
+}
+
+impl<A: Aggregate, S: EventStore> Clone for Host<A, S> {
+    fn clone(&self) -> Self {
+        Host {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<A: Aggregate, S: EventStore> fmt::Debug for Host<A, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Host")
+            .field("aggregate", &A::NAME)
+            .field("policy", &self.shared.policy)
+            .field("metrics", &self.metrics())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a command did: the events it recorded and the stream's version after them.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Executed<E> {
+    /// The aggregate's stream.
+    pub stream: StreamId,
+    /// The stream's version after the command (unchanged when it emitted no events).
+    pub version: u64,
+    /// The recorded events, in order (empty when the command emitted none).
+    pub events: Vec<RecordedEvent<E>>,
+}
+
+/// What [`Host::execute`] returns.
+pub type ExecuteResult<A> =
+    Result<Executed<<A as Aggregate>::Event>, ExecuteError<<A as Aggregate>::Error>>;
+
+type RunResult<A, R> =
+    Result<(Executed<<A as Aggregate>::Event>, R), ExecuteError<<A as Aggregate>::Error>>;
+
+struct Shared<A: Aggregate, S: EventStore> {
+    // The background threads share these parts, never `Shared` itself, so the host is
+    // dropped (and its pending snapshots written) on the thread that drops the last `Host`.
+    store: Arc<S>,
+    cache: Arc<Cache<A>>,
+    counters: Arc<Counters>,
+    snapshots: Arc<SnapshotQueue>,
+    options: HostOptions,
+    policy: SnapshotPolicy,
+    writer: OnceLock<()>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    pool: OnceLock<Pool>,
+    sweeper: Mutex<Option<std::thread::Thread>>,
+}
+
+impl<A: Aggregate, S: EventStore> Host<A, S> {
+    /// A host over `store` with the default settings (see [`HostBuilder`]).
+    pub fn new(store: S) -> Self {
+        Self::builder(store).build()
+    }
+
+    /// Starts configuring a host over `store`.
+    pub fn builder(store: S) -> HostBuilder<A, S> {
+        HostBuilder::new(store)
+    }
+
+    fn from_builder(builder: HostBuilder<A, S>) -> Self {
+        let HostBuilder { store, options, .. } = builder;
+        let shared = Arc::new(Shared {
+            store: Arc::new(store),
+            policy: options.policy::<A>(),
+            cache: Arc::new(Cache::new(
+                options.max_live,
+                options.shards,
+                options.idle_timeout,
+            )),
+            options,
+            counters: Arc::default(),
+            snapshots: Arc::default(),
+            writer: OnceLock::new(),
+            writer_thread: Mutex::new(None),
+            pool: OnceLock::new(),
+            sweeper: Mutex::new(None),
+        });
+        if let Some(every) = shared.options.sweep_every() {
+            shared.cache.tick();
+            let cache = Arc::downgrade(&shared.cache);
+            let counters = shared.counters.clone();
+            match std::thread::Builder::new()
+                .name(format!("es-host-sweep-{}", A::NAME))
+                .spawn(move || sweep(cache, counters, every))
+            {
+                Ok(handle) => {
+                    *shared.sweeper.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(handle.thread().clone())
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not start the idle sweeper; idle instances are dropped on access only")
+                }
+            }
+        }
+        Host { shared }
+    }
+
+    /// The store the host writes to.
+    pub fn store(&self) -> &S {
+        &self.shared.store
+    }
+
+    /// The snapshot policy the host follows for `A`.
+    pub fn snapshot_policy(&self) -> SnapshotPolicy {
+        self.shared.policy
+    }
+
+    /// The host's counters.
+    pub fn metrics(&self) -> Metrics {
+        let (live, commands) = self.shared.cache.counts();
+        self.shared.counters.read(live, commands)
+    }
+
+    /// Runs `f` on the state and version of aggregate `id` as this host holds it, loading it
+    /// if needed. Commands on it wait while `f` runs.
+    ///
+    /// An aggregate with no events reads as `A::default()` at version 0. When other hosts or
+    /// processes write the same stream, a live instance shows their events only once a
+    /// command has run on it since (or after it was passivated).
+    ///
+    /// `f` must not use this host on the same aggregate: the instance is locked while it runs.
+    pub fn read<R>(&self, id: impl Display, f: impl FnOnce(&A, u64) -> R) -> Result<R, LoadError> {
+        with_key::<A, _>(id, |key| {
+            let shared = &*self.shared;
+            loop {
+                let slot = shared.cache.get_or_insert(
+                    key,
+                    &mut || stream_of::<A>(key),
+                    &shared.counters,
+                    false,
+                )?;
+                let mut guard = slot.lock();
+                if guard.retired {
+                    continue;
+                }
+                let instance = shared.loaded(&slot.stream, &mut guard)?;
+                return Ok(f(&instance.state, instance.version));
+            }
+        })
+    }
+
+    /// A copy of the current state of aggregate `id`, loading it if needed.
+    pub fn state(&self, id: impl Display) -> Result<A, LoadError>
+    where
+        A: Clone,
+    {
+        self.read(id, |state, _| state.clone())
+    }
+
+    /// The current version of aggregate `id`'s stream as this host knows it (0: no events).
+    pub fn version(&self, id: impl Display) -> Result<u64, LoadError> {
+        self.read(id, |_, version| version)
+    }
+
+    /// Drops aggregate `id`'s instance now, waiting for a command running on it. Returns
+    /// whether it was live.
+    pub fn passivate(&self, id: impl Display) -> bool {
+        let n = with_key::<A, _>(id, |key| self.shared.cache.passivate(key));
+        if n {
+            bump(&self.shared.counters.passivations_manual);
+        }
+        n
+    }
+
+    /// Drops every instance idle for longer than the idle timeout now, instead of waiting for
+    /// the background sweep. Returns how many were dropped.
+    pub fn passivate_idle(&self) -> usize {
+        self.shared.passivate_idle()
+    }
+
+    /// Drops every instance, waiting for running commands. Returns how many were dropped.
+    pub fn passivate_all(&self) -> usize {
+        let n = self.shared.cache.passivate_all();
+        self.shared
+            .counters
+            .passivations_manual
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        n
+    }
+
+    /// Writes the snapshots still waiting for the background writer, and waits for the one
+    /// it is writing. Useful before inspecting the store's snapshots, or before a shutdown
+    /// that does not drop the host.
+    pub fn flush_snapshots(&self) {
+        let shared = &*self.shared;
+        for (stream, snapshot) in shared.snapshots.drain() {
+            write_snapshot(
+                &*shared.store,
+                &shared.counters,
+                shared.policy.keep,
+                &stream,
+                snapshot,
+            );
+        }
+    }
+}
+
+impl<A: Aggregate, S: EventStore> Host<A, S>
+where
+    A::Command: Clone,
+{
+    /// Runs `command` on aggregate `id`, blocking until its events are stored and applied.
+    ///
+    /// The command's `Clone` lets the host run it again after a version conflict.
+    pub fn execute(&self, id: impl Display, command: A::Command) -> ExecuteResult<A> {
+        self.execute_with(id, command, Metadata::default())
+    }
+
+    /// [`execute`](Self::execute), recording `metadata` (correlation and causation ids, user
+    /// pairs) on every event.
+    pub fn execute_with(
+        &self,
+        id: impl Display,
+        command: A::Command,
+        metadata: Metadata,
+    ) -> ExecuteResult<A> {
+        with_key::<A, _>(id, |key| {
+            self.shared
+                .execute(key, command, metadata, |_| ())
+                .map(|(done, ())| done)
+        })
+    }
+
+    /// [`execute_with`](Self::execute_with), then runs `f` on the new state before another
+    /// command can change it. Like [`read`](Self::read)'s, `f` must not use this host on the
+    /// same aggregate.
+    pub fn execute_and_read<R>(
+        &self,
+        id: impl Display,
+        command: A::Command,
+        metadata: Metadata,
+        f: impl FnOnce(&A) -> R,
+    ) -> RunResult<A, R> {
+        with_key::<A, _>(id, |key| self.shared.execute(key, command, metadata, f))
+    }
+
+    /// Runs `command` on aggregate `id` on the host's thread pool; the future resolves when
+    /// the events are stored and applied. For async code: no executor thread ever blocks on
+    /// the store.
+    ///
+    /// The command starts at once, and runs to the end even if the future is dropped.
+    pub fn execute_async(
+        &self,
+        id: impl Display,
+        command: A::Command,
+    ) -> impl Future<Output = ExecuteResult<A>> + Send + 'static {
+        self.execute_with_async(id, command, Metadata::default())
+    }
+
+    /// [`execute_async`](Self::execute_async) recording `metadata` on every event.
+    pub fn execute_with_async(
+        &self,
+        id: impl Display,
+        command: A::Command,
+        metadata: Metadata,
+    ) -> impl Future<Output = ExecuteResult<A>> + Send + 'static {
+        let key = format!("{}-{}", A::NAME, id);
+        let shared = self.shared.clone();
+        let pool = self
+            .shared
+            .pool
+            .get_or_init(|| Pool::new(self.shared.options.max_blocking_threads));
+        let stream = key.clone();
+        let rx = pool.spawn(move || {
+            shared
+                .execute(&key, command, metadata, |_| ())
+                .map(|(done, ())| done)
+        });
+        async move {
+            rx.await.unwrap_or_else(|| {
+                Err(ExecuteError::Panicked {
+                    stream,
+                    phase: Phase::Store,
+                    message: "the store or the host panicked while running the command".to_owned(),
+                })
+            })
+        }
+    }
+}
+
+/// Formats `NAME-id` into a reused buffer: routing a command to a live instance allocates
+/// nothing.
+fn with_key<A: Aggregate, R>(id: impl Display, f: impl FnOnce(&str) -> R) -> R {
+    thread_local!(static KEY: Cell<String> = const { Cell::new(String::new()) });
+    let mut key = KEY.take();
+    key.clear();
+    key.push_str(A::NAME);
+    key.push('-');
+    // Writing to a String cannot fail.
+    let _ = write!(key, "{id}");
+    let r = f(&key);
+    if key.capacity() <= 1024 {
+        KEY.set(key);
+    }
+    r
+}
+
+fn stream_of<A: Aggregate>(key: &str) -> Result<StreamId, crate::InvalidStreamId> {
+    StreamId::new(A::NAME, key.get(A::NAME.len() + 1..).unwrap_or(""))
+}
+
+fn sweep<A>(cache: Weak<Cache<A>>, counters: Arc<Counters>, every: Duration) {
+    loop {
+        std::thread::park_timeout(every);
+        let Some(cache) = cache.upgrade() else { return };
+        cache.tick();
+        let n = cache.passivate_idle();
+        counters
+            .passivations_idle
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+fn write_snapshots<S: EventStore>(
+    store: Arc<S>,
+    queue: Arc<SnapshotQueue>,
+    counters: Arc<Counters>,
+    keep: usize,
+) {
+    while queue.next_batch().is_some() {
+        for (stream, snapshot) in queue.begin() {
+            write_snapshot(&*store, &counters, keep, &stream, snapshot);
+        }
+        queue.end();
+    }
+}
+
+fn write_snapshot<S: EventStore>(
+    store: &S,
+    counters: &Counters,
+    keep: usize,
+    stream: &StreamId,
+    snapshot: Snapshot,
+) {
+    let version = snapshot.version;
+    match store.save_snapshot(stream, snapshot, keep) {
+        Ok(()) => bump(&counters.snapshots_written),
+        Err(error) => {
+            bump(&counters.snapshot_failures);
+            tracing::warn!(%stream, version, %error, "could not save a snapshot");
+        }
+    }
+}
+
+impl<A: Aggregate, S: EventStore> Shared<A, S> {
+    fn passivate_idle(&self) -> usize {
+        let n = self.cache.passivate_idle();
+        self.counters
+            .passivations_idle
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        n
+    }
+
+    fn execute<R>(
+        &self,
+        key: &str,
+        command: A::Command,
+        metadata: Metadata,
+        after: impl FnOnce(&A) -> R,
+    ) -> RunResult<A, R>
+    where
+        A::Command: Clone,
+    {
+        let span = tracing::info_span!("es.execute", stream = key);
+        let _entered = span.enter();
+        loop {
+            let slot =
+                self.cache
+                    .get_or_insert(key, &mut || stream_of::<A>(key), &self.counters, true)?;
+            let mut guard = slot.lock();
+            if guard.retired {
+                // Passivated between the lookup and the lock: look it up again.
+                continue;
+            }
+            return self.run(&slot.stream, &mut guard, command, metadata, after);
+        }
+    }
+
+    /// The instance, loaded if the slot is empty.
+    fn loaded<'g>(
+        &self,
+        stream: &StreamId,
+        slot: &'g mut SlotInner<A>,
+    ) -> Result<&'g mut Instance<A>, LoadError> {
+        if slot.instance.is_none() {
+            slot.instance = Some(self.load(stream)?);
+        }
+        Ok(slot.instance.as_mut().expect("just loaded"))
+    }
+
+    fn run<R>(
+        &self,
+        stream: &StreamId,
+        slot: &mut SlotInner<A>,
+        command: A::Command,
+        metadata: Metadata,
+        after: impl FnOnce(&A) -> R,
+    ) -> RunResult<A, R>
+    where
+        A::Command: Clone,
+    {
+        let max_attempts = self.options.max_retries.saturating_add(1);
+        let mut command = Some(command);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let instance = self.loaded(stream, slot)?;
+            // Keep the command for a retry, except on the last attempt.
+            let cmd = if attempts >= max_attempts {
+                command.take()
+            } else {
+                command.clone()
+            }
+            .expect("the command is kept until the last attempt");
+
+            let handled = match catch_unwind(AssertUnwindSafe(|| instance.state.handle(cmd))) {
+                Ok(handled) => handled,
+                Err(panic) => {
+                    slot.instance = None;
+                    return Err(self.panicked(stream, Phase::Handle, &*panic));
+                }
+            };
+            let before = instance.version;
+            // An append proves the instance was current; a refusal or an empty result proves
+            // nothing, so check the stream did not move under it (another writer) before
+            // answering. Alone on a stream, this costs one version read per refusal.
+            let decided_without_append = match &handled {
+                Ok(events) => events.is_empty(),
+                Err(_) => true,
+            };
+            if decided_without_append && attempts < max_attempts {
+                let current =
+                    self.store
+                        .stream_version(stream)
+                        .map_err(|source| LoadError::Read {
+                            stream: stream.to_string(),
+                            source,
+                        })?;
+                if current != before {
+                    bump(&self.counters.retries);
+                    if let Err(e) = self.catch_up(stream, instance) {
+                        slot.instance = None;
+                        return Err(e.into());
+                    }
+                    continue;
+                }
+            }
+            let events = handled.map_err(ExecuteError::Rejected)?;
+            if events.is_empty() {
+                let r = after(&instance.state);
+                return Ok((
+                    Executed {
+                        stream: stream.clone(),
+                        version: before,
+                        events: Vec::new(),
+                    },
+                    r,
+                ));
+            }
+
+            let mut batch = Vec::with_capacity(events.len());
+            let mut recorded = Vec::with_capacity(events.len());
+            for event in events {
+                let new = NewEvent::from_event(&event, metadata.clone()).map_err(|source| {
+                    ExecuteError::Encode {
+                        stream: stream.to_string(),
+                        source,
+                    }
+                })?;
+                recorded.push(RecordedEvent {
+                    stream: String::new(),
+                    version: 0,
+                    position: 0,
+                    event_type: event.event_type().to_owned(),
+                    event_id: new.event_id,
+                    timestamp: Default::default(),
+                    metadata: Metadata::default(),
+                    payload: event,
+                });
+                batch.push(new);
+            }
+
+            let written = match self
+                .store
+                .append(stream, ExpectedVersion::Exact(before), batch)
+            {
+                Ok(written) => written,
+                Err(AppendError::WrongExpectedVersion { actual, .. }) => {
+                    bump(&self.counters.conflicts);
+                    tracing::debug!(expected = before, actual, attempts, "version conflict");
+                    if attempts >= max_attempts {
+                        // The instance is known to be behind: the next command reloads it.
+                        slot.instance = None;
+                        return Err(ExecuteError::Conflict {
+                            stream: stream.to_string(),
+                            attempts,
+                        });
+                    }
+                    bump(&self.counters.retries);
+                    if attempts > 1 {
+                        // Losing twice in a row: let the other writer finish its burst.
+                        std::thread::yield_now();
+                    }
+                    if let Err(e) = self.catch_up(stream, instance) {
+                        slot.instance = None;
+                        return Err(e.into());
+                    }
+                    continue;
+                }
+                Err(e) => return Err(ExecuteError::Append(e)),
+            };
+
+            // Stored: now the instance must reflect every event, or be dropped.
+            let applied = catch_unwind(AssertUnwindSafe(|| {
+                for (i, r) in recorded.iter_mut().enumerate() {
+                    let i = i as u64;
+                    r.stream = stream.as_str().to_owned();
+                    r.version = written.first_version + i;
+                    r.position = written.first_position + i;
+                    r.timestamp = written.timestamp;
+                    r.metadata = metadata.clone();
+                    instance.state.apply(r.payload.clone());
+                }
+            }));
+            if let Err(panic) = applied {
+                slot.instance = None;
+                return Err(self.panicked(stream, Phase::Apply, &*panic));
+            }
+            instance.version = written.stream_version();
+            if self.policy.is_due(before, instance.version) {
+                self.snapshot(stream, instance);
+            }
+            let r = after(&instance.state);
+            return Ok((
+                Executed {
+                    stream: stream.clone(),
+                    version: instance.version,
+                    events: recorded,
+                },
+                r,
+            ));
+        }
+    }
+
+    fn panicked<E>(
+        &self,
+        stream: &StreamId,
+        phase: Phase,
+        panic: &(dyn std::any::Any + Send),
+    ) -> ExecuteError<E> {
+        bump(&self.counters.panics);
+        let message = panic_message(panic);
+        tracing::error!(%stream, %phase, message, "domain code panicked; the instance was dropped");
+        ExecuteError::Panicked {
+            stream: stream.to_string(),
+            phase,
+            message,
+        }
+    }
+
+    /// Rehydrates an instance: the latest acceptable snapshot, then the tail of the stream.
+    fn load(&self, stream: &StreamId) -> Result<Instance<A>, LoadError> {
+        bump(&self.counters.rehydrations);
+        let mut instance = Instance {
+            state: A::default(),
+            version: 0,
+        };
+        match self.store.load_snapshot(stream) {
+            Ok(Some(snapshot)) if self.policy.accepts(&snapshot) => {
+                match codec::decode::<A>(&snapshot.payload) {
+                    Ok(state) => {
+                        bump(&self.counters.snapshot_hits);
+                        instance = Instance {
+                            state,
+                            version: snapshot.version,
+                        };
+                    }
+                    Err(reason) => {
+                        bump(&self.counters.snapshots_corrupt);
+                        tracing::warn!(
+                            %stream,
+                            version = snapshot.version,
+                            reason,
+                            "ignoring a snapshot that does not decode; rebuilding from events"
+                        );
+                    }
+                }
+            }
+            Ok(Some(snapshot)) => {
+                bump(&self.counters.snapshots_outdated);
+                tracing::debug!(
+                    %stream,
+                    found = snapshot.state_version,
+                    expected = self.policy.state_version,
+                    "ignoring a snapshot of another state version"
+                );
+            }
+            Ok(None) => {}
+            Err(error) => {
+                bump(&self.counters.snapshots_corrupt);
+                tracing::warn!(%stream, %error, "could not read the snapshot; rebuilding from events");
+            }
+        }
+        let replayed = self.catch_up(stream, &mut instance)?;
+        tracing::debug!(%stream, version = instance.version, replayed, "rehydrated");
+        if self.policy.is_due_after_replay(replayed) {
+            self.snapshot(stream, &instance);
+        }
+        Ok(instance)
+    }
+
+    /// Applies the events after the instance's version. Returns how many there were. On error
+    /// the instance is part-way and must be dropped.
+    fn catch_up(&self, stream: &StreamId, instance: &mut Instance<A>) -> Result<u64, LoadError> {
+        let mut failed = None;
+        let mut replayed = 0;
+        self.store
+            .read_stream_with(stream, instance.version + 1, &mut |e| {
+                let event = match e.decode::<A::Event>() {
+                    Ok(event) => event,
+                    Err(err) => {
+                        failed = Some(LoadError::Decode(err));
+                        return ControlFlow::Break(());
+                    }
+                };
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| instance.state.apply(event))) {
+                    failed = Some(LoadError::Panicked {
+                        stream: stream.to_string(),
+                        version: e.version,
+                        message: panic_message(&*panic),
+                    });
+                    return ControlFlow::Break(());
+                }
+                instance.version = e.version;
+                replayed += 1;
+                ControlFlow::Continue(())
+            })
+            .map_err(|source| LoadError::Read {
+                stream: stream.to_string(),
+                source,
+            })?;
+        match failed {
+            Some(e) => {
+                if matches!(e, LoadError::Panicked { .. }) {
+                    bump(&self.counters.panics);
+                }
+                tracing::error!(%stream, error = %e, "could not load the instance");
+                Err(e)
+            }
+            None => Ok(replayed),
+        }
+    }
+
+    /// Encodes the instance's state and has it saved.
+    fn snapshot(&self, stream: &StreamId, instance: &Instance<A>) {
+        let payload = match codec::encode(&instance.state) {
+            Ok(payload) => payload,
+            Err(error) => {
+                bump(&self.counters.snapshot_failures);
+                tracing::warn!(%stream, %error, "could not encode the state for a snapshot");
+                return;
+            }
+        };
+        let snapshot = Snapshot {
+            version: instance.version,
+            state_version: self.policy.state_version,
+            payload,
+        };
+        if !self.options.background_snapshots {
+            write_snapshot(
+                &*self.store,
+                &self.counters,
+                self.policy.keep,
+                stream,
+                snapshot,
+            );
+            return;
+        }
+        self.snapshots.push(stream.clone(), snapshot);
+        self.writer.get_or_init(|| {
+            let (store, queue, counters) = (
+                self.store.clone(),
+                self.snapshots.clone(),
+                self.counters.clone(),
+            );
+            let keep = self.policy.keep;
+            let started = std::thread::Builder::new()
+                .name(format!("es-host-snapshots-{}", A::NAME))
+                .spawn(move || write_snapshots(store, queue, counters, keep));
+            match started {
+                Ok(handle) => {
+                    *self.writer_thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+                }
+                Err(error) => tracing::warn!(
+                    %error,
+                    "could not start the snapshot writer; snapshots are written when flushed"
+                ),
+            }
+        });
+    }
+}
+
+impl<A: Aggregate, S: EventStore> Drop for Shared<A, S> {
+    fn drop(&mut self) {
+        for (stream, snapshot) in self.snapshots.close() {
+            write_snapshot(
+                &*self.store,
+                &self.counters,
+                self.policy.keep,
+                &stream,
+                snapshot,
+            );
+        }
+        // The writer finishes the batch it took, if any, and stops.
+        let writer = self
+            .writer_thread
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+        if let Some(sweeper) = self
+            .sweeper
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            sweeper.unpark();
+        }
+    }
+}
+
+// `Shared` is only reached through `Host`, whose `Debug` shows what matters.
+impl<A: Aggregate, S: EventStore> fmt::Debug for Shared<A, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,211 @@
+//! [`HostBuilder`]: the host's settings and their defaults.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use crate::Aggregate;
+use crate::host::Host;
+use crate::snapshot::SnapshotPolicy;
+use crate::store::EventStore;
+
+/// The settings of a [`Host`], all with defaults. Start from [`Host::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// # use es_runtime::{Aggregate, DomainEvent, Host, MemoryStore};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Default, Serialize, Deserialize)]
+/// # struct Counter { value: u64 }
+/// # #[derive(Debug, Clone, Serialize, Deserialize)]
+/// # enum CounterEvent { Incremented { by: u64 } }
+/// # impl DomainEvent for CounterEvent {
+/// #     const TYPES: &'static [&'static str] = &["Incremented"];
+/// #     fn event_type(&self) -> &'static str { "Incremented" }
+/// # }
+/// # impl Aggregate for Counter {
+/// #     const NAME: &'static str = "counter";
+/// #     type Command = u64;
+/// #     type Event = CounterEvent;
+/// #     type Error = std::convert::Infallible;
+/// #     fn handle(&self, by: u64) -> Result<Vec<CounterEvent>, Self::Error> {
+/// #         Ok(vec![CounterEvent::Incremented { by }])
+/// #     }
+/// #     fn apply(&mut self, CounterEvent::Incremented { by }: CounterEvent) { self.value += by }
+/// # }
+/// let host = Host::<Counter, _>::builder(MemoryStore::new())
+///     .max_live(50_000)
+///     .idle_timeout(Duration::from_secs(60))
+///     .snapshot_every(500)
+///     .snapshot_keep(1)
+///     .max_retries(5)
+///     .build();
+/// ```
+#[derive(Debug)]
+#[must_use = "call `build` to get the host"]
+pub struct HostBuilder<A, S> {
+    pub(crate) store: S,
+    pub(crate) options: HostOptions,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+/// The resolved settings of a host.
+#[derive(Debug, Clone)]
+pub(crate) struct HostOptions {
+    pub(crate) max_live: usize,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) sweep_interval: Option<Duration>,
+    pub(crate) shards: usize,
+    pub(crate) max_retries: u32,
+    pub(crate) snapshot_every: Option<u64>,
+    pub(crate) snapshot_keep: Option<usize>,
+    pub(crate) state_version: Option<u32>,
+    pub(crate) background_snapshots: bool,
+    pub(crate) max_blocking_threads: usize,
+}
+
+impl HostOptions {
+    pub(crate) fn policy<A: Aggregate>(&self) -> SnapshotPolicy {
+        let default = SnapshotPolicy::of::<A>();
+        SnapshotPolicy {
+            every: self.snapshot_every.unwrap_or(default.every),
+            keep: self.snapshot_keep.unwrap_or(default.keep).max(1),
+            state_version: self.state_version.unwrap_or(default.state_version),
+        }
+    }
+
+    /// How often the background sweeper looks for idle instances, if at all.
+    pub(crate) fn sweep_every(&self) -> Option<Duration> {
+        if self.idle_timeout == Duration::MAX {
+            return None;
+        }
+        match self.sweep_interval {
+            Some(d) if d == Duration::MAX || d.is_zero() => None,
+            Some(d) => Some(d),
+            None => Some(
+                (self.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(60)),
+            ),
+        }
+    }
+}
+
+impl<A: Aggregate, S: EventStore> HostBuilder<A, S> {
+    /// The default bound on live instances.
+    pub const DEFAULT_MAX_LIVE: usize = 10_000;
+    /// The default idle timeout.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+    /// The default number of retries after a version conflict.
+    pub const DEFAULT_MAX_RETRIES: u32 = 3;
+    /// The default bound on threads running async commands.
+    pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 256;
+
+    pub(crate) fn new(store: S) -> Self {
+        HostBuilder {
+            store,
+            options: HostOptions {
+                max_live: Self::DEFAULT_MAX_LIVE,
+                idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+                sweep_interval: None,
+                shards: 64,
+                max_retries: Self::DEFAULT_MAX_RETRIES,
+                snapshot_every: None,
+                snapshot_keep: None,
+                state_version: None,
+                background_snapshots: true,
+                max_blocking_threads: Self::DEFAULT_MAX_BLOCKING_THREADS,
+            },
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// The most instances held in memory at once (default 10,000, at least 1). When a new
+    /// one is needed, the least recently used goes first.
+    ///
+    /// The bound is kept per shard of the instance map (the shards' shares add up to it), so
+    /// the instance evicted is the least recently used of its shard: close to, but not
+    /// exactly, the least recently used overall.
+    pub fn max_live(mut self, max: usize) -> Self {
+        self.options.max_live = max;
+        self
+    }
+
+    /// Drop an instance unused for this long (default 5 minutes). `Duration::MAX` keeps idle
+    /// instances until the live bound pushes them out.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.options.idle_timeout = timeout;
+        self
+    }
+
+    /// How often a background thread passivates idle instances (default: a quarter of the
+    /// idle timeout, between 10 ms and 1 minute). `Duration::ZERO` or `Duration::MAX` starts
+    /// no thread: idle instances are then dropped when their shard is next used, or by
+    /// [`Host::passivate_idle`].
+    pub fn sweep_interval(mut self, interval: Duration) -> Self {
+        self.options.sweep_interval = Some(interval);
+        self
+    }
+
+    /// How many shards the instance map has (default 64, at most `max_live`). More shards mean
+    /// less contention between threads, and a coarser LRU.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.options.shards = shards;
+        self
+    }
+
+    /// How many times a command is run again after a version conflict before it fails with
+    /// [`ExecuteError::Conflict`](crate::ExecuteError::Conflict) (default 3).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.options.max_retries = retries;
+        self
+    }
+
+    /// Take a snapshot every this many events, overriding
+    /// [`Aggregate::SNAPSHOT_EVERY`]; `0` takes none. Default: the aggregate's setting, else
+    /// [`SnapshotPolicy::DEFAULT_EVERY`].
+    pub fn snapshot_every(mut self, events: u64) -> Self {
+        self.options.snapshot_every = Some(events);
+        self
+    }
+
+    /// Keep this many snapshots per stream, overriding [`Aggregate::SNAPSHOT_KEEP`]. Default:
+    /// the aggregate's setting, else [`SnapshotPolicy::DEFAULT_KEEP`].
+    pub fn snapshot_keep(mut self, keep: usize) -> Self {
+        self.options.snapshot_keep = Some(keep);
+        self
+    }
+
+    /// Write and accept snapshots of this state version, overriding
+    /// [`Aggregate::STATE_VERSION`].
+    pub fn state_version(mut self, version: u32) -> Self {
+        self.options.state_version = Some(version);
+        self
+    }
+
+    /// Write snapshots on a background thread (the default) rather than on the command's
+    /// thread before it returns.
+    ///
+    /// In the background, a snapshot costs the command only the encoding of the state, never a
+    /// store write (with a durable store, a write and an fsync). Snapshots waiting to be
+    /// written are coalesced per stream, written when the host is dropped, and can be waited
+    /// for with [`Host::flush_snapshots`].
+    pub fn background_snapshots(mut self, background: bool) -> Self {
+        self.options.background_snapshots = background;
+        self
+    }
+
+    /// The most threads running async commands at once (default 256). Each async command
+    /// holds one while it runs, so this bounds how many reach the store together.
+    pub fn max_blocking_threads(mut self, threads: usize) -> Self {
+        self.options.max_blocking_threads = threads;
+        self
+    }
+
+    /// The snapshot policy the host will follow.
+    pub fn snapshot_policy(&self) -> SnapshotPolicy {
+        self.options.policy::<A>()
+    }
+
+    /// Builds the host.
+    pub fn build(self) -> Host<A, S> {
+        Host::from_builder(self)
+    }
+}

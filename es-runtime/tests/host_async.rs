@@ -1,0 +1,173 @@
+//! `execute_async`: commands from async code, on any runtime, without blocking its threads.
+
+mod common;
+
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use common::{Account, AccountCommand, BankError};
+use es_runtime::store::Visitor;
+use es_runtime::{
+    AppendError, AppendResult, EventStore, ExecuteError, ExpectedVersion, Host, MemoryStore,
+    NewEvent, ReadError, Snapshot, StreamId, WriteError,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_async_commands() {
+    let host = Host::<Account, _>::new(MemoryStore::new());
+    let tasks: Vec<_> = (0..1_000u64)
+        .map(|i| {
+            let host = host.clone();
+            tokio::spawn(async move {
+                host.execute_async(i % 10, AccountCommand::Deposit(i + 1))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    for account in 0..10u64 {
+        let expected: u64 = (0..1_000)
+            .filter(|i| i % 10 == account)
+            .map(|i| i + 1)
+            .sum();
+        assert_eq!(host.state(account).unwrap().balance, expected);
+        assert_eq!(host.version(account).unwrap(), 100);
+    }
+}
+
+#[tokio::test]
+async fn async_errors_are_the_same_as_blocking_ones() {
+    let host = Host::<Account, _>::new(MemoryStore::new());
+    let err = host
+        .execute_async("a", AccountCommand::Withdraw(1))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        ExecuteError::Rejected(BankError::InsufficientFunds { .. })
+    ));
+    let err = host
+        .execute_async("a", AccountCommand::Explode)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ExecuteError::Panicked { .. }));
+    let done = host
+        .execute_with_async(
+            "a",
+            AccountCommand::Deposit(3),
+            es_runtime::Metadata::default().with("k", "v"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.events[0].metadata.user["k"], "v");
+}
+
+/// A store whose appends take 100 ms, like a slow disk's fsync.
+#[derive(Debug, Default)]
+struct SlowStore(MemoryStore);
+
+impl EventStore for SlowStore {
+    fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, AppendError> {
+        std::thread::sleep(Duration::from_millis(100));
+        self.0.append(stream, expected, events)
+    }
+    fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
+        self.0.stream_version(stream)
+    }
+    fn read_stream_with(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        visitor: &mut Visitor<'_>,
+    ) -> Result<(), ReadError> {
+        self.0.read_stream_with(stream, from, visitor)
+    }
+    fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError> {
+        self.0.read_all_with(from, visitor)
+    }
+    fn head_position(&self) -> Result<u64, ReadError> {
+        self.0.head_position()
+    }
+    fn save_snapshot(
+        &self,
+        s: &StreamId,
+        snapshot: Snapshot,
+        keep: usize,
+    ) -> Result<(), WriteError> {
+        self.0.save_snapshot(s, snapshot, keep)
+    }
+    fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, ReadError> {
+        self.0.load_snapshot(stream)
+    }
+    fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, ReadError> {
+        self.0.snapshots(stream)
+    }
+    fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError> {
+        self.0.save_checkpoint(name, position)
+    }
+    fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
+        self.0.load_checkpoint(name)
+    }
+}
+
+/// On a single-threaded runtime, 20 slow commands on 20 aggregates overlap, and a timer task
+/// keeps ticking meanwhile: the executor's one thread never waits for the store.
+#[tokio::test(flavor = "current_thread")]
+async fn slow_appends_do_not_block_the_executor() {
+    let host = Host::<Account, _>::new(SlowStore::default());
+    let ticker = tokio::spawn(async {
+        let mut ticks = 0u32;
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(150) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            ticks += 1;
+        }
+        ticks
+    });
+    let start = Instant::now();
+    let commands: Vec<_> = (0..20u64)
+        .map(|id| host.execute_async(id, AccountCommand::Deposit(1)))
+        .collect();
+    for c in commands {
+        c.await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < Duration::from_millis(1_000),
+        "took {elapsed:?}: the appends ran one by one"
+    );
+    assert!(ticker.await.unwrap() >= 5);
+}
+
+/// No runtime at all: the future is driven by a hand-written `block_on`.
+#[test]
+fn execute_async_needs_no_particular_runtime() {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        let mut f = std::pin::pin!(f);
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
+        }
+    }
+    let host = Host::<Account, _>::new(MemoryStore::new());
+    let done = block_on(host.execute_async("a", AccountCommand::Deposit(9))).unwrap();
+    assert_eq!(done.version, 1);
+}

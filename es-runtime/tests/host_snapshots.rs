@@ -1,0 +1,276 @@
+//! The snapshot policy on the host: when snapshots are taken, how many are kept, which are
+//! trusted, and that snapshot + tail always equals a full replay.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use common::{Account, AccountCommand, replay, stream_events};
+use es_runtime::{Aggregate, EventStore, Host, MemoryStore, Snapshot, StreamId};
+use proptest::prelude::*;
+
+fn versions(store: &impl EventStore, id: &str) -> Vec<u64> {
+    let stream = StreamId::new(Account::NAME, id).unwrap();
+    store
+        .snapshots(&stream)
+        .unwrap()
+        .iter()
+        .map(|s| s.version)
+        .collect()
+}
+
+fn inline(store: Arc<MemoryStore>, every: u64, keep: usize) -> Host<Account, Arc<MemoryStore>> {
+    Host::builder(store)
+        .snapshot_every(every)
+        .snapshot_keep(keep)
+        .background_snapshots(false)
+        .build()
+}
+
+#[test]
+fn a_batch_crossing_a_multiple_is_snapshotted() {
+    let store = Arc::new(MemoryStore::new());
+    let host = inline(store.clone(), 10, 10);
+    for _ in 0..9 {
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    assert!(versions(&*store, "a").is_empty());
+    host.execute("a", AccountCommand::DepositTwice(1, 1))
+        .unwrap(); // 9 -> 11
+    assert_eq!(versions(&*store, "a"), [11]);
+    for _ in 0..4 {
+        host.execute("a", AccountCommand::DepositTwice(1, 1))
+            .unwrap(); // 13, 15, 17, 19
+    }
+    assert_eq!(versions(&*store, "a"), [11]);
+    host.execute("a", AccountCommand::Deposit(1)).unwrap(); // 20, exactly on the multiple
+    assert_eq!(versions(&*store, "a"), [11, 20]);
+    assert_eq!(host.metrics().snapshots_written, 2);
+}
+
+#[test]
+fn only_the_last_k_are_kept() {
+    let store = Arc::new(MemoryStore::new());
+    let host = inline(store.clone(), 2, 3);
+    for _ in 0..20 {
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    assert_eq!(versions(&*store, "a"), [16, 18, 20]);
+}
+
+#[test]
+fn zero_takes_no_snapshots() {
+    let store = Arc::new(MemoryStore::new());
+    let host = inline(store.clone(), 0, 3);
+    for _ in 0..300 {
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    assert!(versions(&*store, "a").is_empty());
+}
+
+#[test]
+fn background_snapshots_are_written_and_flushed() {
+    let store = Arc::new(MemoryStore::new());
+    let host = Host::<Account, _>::builder(store.clone())
+        .snapshot_every(5)
+        .snapshot_keep(1)
+        .build();
+    for i in 0..100u64 {
+        host.execute(i % 4, AccountCommand::Deposit(1)).unwrap();
+    }
+    host.flush_snapshots();
+    for id in ["0", "1", "2", "3"] {
+        assert_eq!(versions(&*store, id), [25]);
+    }
+    // Dropping the host writes what is still queued.
+    let host = Host::<Account, _>::builder(store.clone())
+        .snapshot_every(1)
+        .build();
+    host.execute("z", AccountCommand::Deposit(1)).unwrap();
+    drop(host);
+    assert_eq!(versions(&*store, "z"), [1]);
+}
+
+#[test]
+fn the_aggregate_constants_set_the_default_policy() {
+    #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+    struct Tuned(u64);
+    impl Aggregate for Tuned {
+        const NAME: &'static str = "tuned";
+        const STATE_VERSION: u32 = 4;
+        const SNAPSHOT_EVERY: u64 = 3;
+        const SNAPSHOT_KEEP: usize = 5;
+        type Command = ();
+        type Event = common::AccountEvent;
+        type Error = std::convert::Infallible;
+        fn handle(&self, (): ()) -> Result<Vec<common::AccountEvent>, Self::Error> {
+            Ok(vec![])
+        }
+        fn apply(&mut self, _: common::AccountEvent) {}
+    }
+    let policy = Host::<Tuned, _>::new(MemoryStore::new()).snapshot_policy();
+    assert_eq!((policy.every, policy.keep, policy.state_version), (3, 5, 4));
+    let policy = Host::<Tuned, _>::builder(MemoryStore::new())
+        .snapshot_every(7)
+        .state_version(9)
+        .build()
+        .snapshot_policy();
+    assert_eq!((policy.every, policy.keep, policy.state_version), (7, 5, 9));
+    let policy = Host::<Account, _>::new(MemoryStore::new()).snapshot_policy();
+    assert_eq!(
+        (policy.every, policy.keep, policy.state_version),
+        (100, 2, 1)
+    );
+}
+
+#[test]
+fn snapshots_of_another_state_version_are_ignored() {
+    let store = Arc::new(MemoryStore::new());
+    let v1 = inline(store.clone(), 10, 2);
+    for _ in 0..25 {
+        v1.execute("a", AccountCommand::Deposit(2)).unwrap();
+    }
+    assert_eq!(versions(&*store, "a"), [10, 20]);
+    let v2 = Host::<Account, _>::builder(store.clone())
+        .state_version(2)
+        .snapshot_every(10)
+        .background_snapshots(false)
+        .build();
+    assert_eq!(v2.state("a").unwrap().balance, 50);
+    let m = v2.metrics();
+    assert_eq!((m.snapshot_hits, m.snapshots_outdated), (0, 1));
+    // The rebuild replayed 25 events, so it saved a snapshot of the new shape.
+    let stream = StreamId::new(Account::NAME, "a").unwrap();
+    let latest = store.load_snapshot(&stream).unwrap().unwrap();
+    assert_eq!((latest.version, latest.state_version), (25, 2));
+}
+
+/// Collects the messages of `WARN` events.
+#[derive(Default)]
+struct Warnings(Mutex<Vec<String>>);
+
+impl tracing::Subscriber for Warnings {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Message<'a>(&'a mut String);
+        impl tracing::field::Visit for Message<'_> {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                use std::fmt::Write;
+                let _ = write!(self.0, "{}={:?} ", field.name(), value);
+            }
+        }
+        if *event.metadata().level() == tracing::Level::WARN {
+            let mut s = String::new();
+            event.record(&mut Message(&mut s));
+            self.0.lock().unwrap().push(s);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn a_corrupt_snapshot_is_ignored_with_a_warning_and_rebuilt() {
+    let store = Arc::new(MemoryStore::new());
+    let host = inline(store.clone(), 0, 1);
+    for _ in 0..10 {
+        host.execute("a", AccountCommand::Deposit(3)).unwrap();
+    }
+    let stream = StreamId::new(Account::NAME, "a").unwrap();
+    let garbage = Snapshot {
+        version: 8,
+        state_version: 1,
+        payload: vec![0xc1, 0xff, 0x00, 0x13],
+    };
+    store.save_snapshot(&stream, garbage, 1).unwrap();
+
+    let warnings = Arc::new(Warnings::default());
+    let fresh = inline(store.clone(), 0, 1);
+    let state = tracing::subscriber::with_default(warnings.clone(), || fresh.state("a").unwrap());
+    assert_eq!(state.balance, 30);
+    assert_eq!(
+        state,
+        replay(stream_events(&*store, "a").into_iter().map(|(_, e)| e))
+    );
+    let m = fresh.metrics();
+    assert_eq!((m.snapshots_corrupt, m.snapshot_hits), (1, 0));
+    let logged = warnings.0.lock().unwrap();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    assert!(logged[0].contains("does not decode"), "{logged:?}");
+    assert!(logged[0].contains("account-a"), "{logged:?}");
+}
+
+#[test]
+fn a_long_replay_saves_a_snapshot() {
+    let store = Arc::new(MemoryStore::new());
+    let writer = inline(store.clone(), 0, 1);
+    for _ in 0..250 {
+        writer.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    let reader = inline(store.clone(), 100, 1);
+    assert_eq!(reader.state("a").unwrap().balance, 250);
+    assert_eq!(versions(&*store, "a"), [250]);
+    let again = inline(store.clone(), 100, 1);
+    assert_eq!(again.state("a").unwrap().balance, 250);
+    assert_eq!(again.metrics().snapshot_hits, 1);
+}
+
+fn command() -> impl Strategy<Value = AccountCommand> {
+    prop_oneof![
+        (1..100u64).prop_map(AccountCommand::Deposit),
+        (1..150u64).prop_map(AccountCommand::Withdraw),
+        (1..50u64, 1..50u64).prop_map(|(a, b)| AccountCommand::DepositTwice(a, b)),
+        Just(AccountCommand::Nothing),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// For any command sequence and interval, rehydrating from the latest snapshot plus the
+    /// tail gives the state a full replay gives, and the state the live instance has.
+    #[test]
+    fn snapshot_plus_tail_equals_full_replay(
+        commands in prop::collection::vec(command(), 0..80),
+        every in 1..20u64,
+        keep in 1..4usize,
+        passivate_at in 0..80usize,
+    ) {
+        let store = Arc::new(MemoryStore::new());
+        let host = inline(store.clone(), every, keep);
+        for (i, c) in commands.into_iter().enumerate() {
+            if i == passivate_at {
+                host.passivate("p");
+            }
+            let _ = host.execute("p", c);
+        }
+        let live = host.read("p", |a, v| (a.clone(), v)).unwrap();
+        let events = stream_events(&*store, "p");
+        let full = replay(events.iter().map(|(_, e)| e.clone()));
+        prop_assert_eq!(&live.0, &full);
+        prop_assert_eq!(live.1, events.len() as u64);
+
+        let fresh = inline(store.clone(), every, keep);
+        let rebuilt = fresh.read("p", |a, v| (a.clone(), v)).unwrap();
+        prop_assert_eq!(&rebuilt, &live);
+        let stream = StreamId::new(Account::NAME, "p").unwrap();
+        let snapshots = store.snapshots(&stream).unwrap();
+        prop_assert!(snapshots.len() <= keep);
+        prop_assert_eq!(fresh.metrics().snapshot_hits, u64::from(!snapshots.is_empty()));
+        // Every kept snapshot, taken as the starting point, gives the same state.
+        for s in snapshots {
+            let mut state: Account = es_runtime::codec::decode(&s.payload).unwrap();
+            for (_, e) in events.iter().filter(|(v, _)| *v > s.version) {
+                state.apply(e.clone());
+            }
+            prop_assert_eq!(&state, &full);
+        }
+    }
+}
