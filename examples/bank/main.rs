@@ -1,19 +1,31 @@
-//! The classic bank demo on the in-memory store: a teller reads commands as text, and the
-//! account accepts or refuses them.
+//! The classic bank demo: a teller types commands, a `Host` runs them against a bank account
+//! stored in the embedded LMDB store, and a projection keeps every account's balance.
 //!
-//! The plumbing (load the stream, handle, append with the expected version) is written out
-//! here; it is what a host does for you.
+//! The store lives in `target/es-examples/bank` (or the directory given as the first
+//! argument), so each run continues the history of the ones before: it opens an account for a
+//! new customer, and the read model shows the balances of them all.
+//!
+//! ```sh
+//! cargo run --example bank                 # run it twice: the second run continues the first
+//! cargo run --example bank -- /tmp/bank    # a store of your own
+//! ```
 
-// Written as a library module would be, so its `pub` items are not reachable from here.
+// Written as library modules would be, so their `pub` items are not reachable from here.
 #[allow(unreachable_pub)]
 mod account;
+#[allow(unreachable_pub)]
+mod balances;
 
 use std::error::Error;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use es::prelude::*;
-use es::{NewEvent, RecordedEvent};
+use es::projection::ProjectionRunner;
+use es::{ExecuteError, Host, LmdbStore};
 
 use crate::account::{BankAccount, BankAccountCommand, BankError, parse_amount};
+use crate::balances::Balances;
 
 /// Reads a teller's line: `open`, `deposit <cents>`, `withdraw <cents>` or `close`.
 fn parse_command(line: &str) -> Result<BankAccountCommand, BankError> {
@@ -33,37 +45,69 @@ fn parse_command(line: &str) -> Result<BankAccountCommand, BankError> {
     })
 }
 
-/// Rebuilds the account from its stream.
-fn load(store: &MemoryStore, stream: &StreamId) -> Result<(BankAccount, u64), Box<dyn Error>> {
-    let mut account = BankAccount::default();
-    let mut version = 0;
-    for recorded in store.read_stream(stream, 1, u64::MAX)? {
-        version = recorded.version;
-        account.apply(recorded.decode()?.payload);
+/// Runs one teller line on `customer`'s account and prints what happened. A refusal is part
+/// of the demo; any other failure (of the store, say) ends it.
+fn teller<S: EventStore>(
+    host: &Host<BankAccount, S>,
+    customer: &str,
+    line: &str,
+) -> Result<(), ExecuteError<BankError>> {
+    let outcome = parse_command(line)
+        .map_err(ExecuteError::Rejected)
+        .and_then(|command| host.execute(customer, command));
+    match outcome {
+        Ok(done) => {
+            for e in done.events {
+                println!("{line:<14} ok       v{}: {:?}", e.version, e.payload);
+            }
+        }
+        Err(ExecuteError::Rejected(why)) => println!("{line:<14} refused  {why}"),
+        Err(other) => return Err(other),
     }
-    Ok((account, version))
+    Ok(())
 }
 
-/// Loads the account, runs one command and appends the events it decided.
-fn execute(
-    store: &MemoryStore,
-    stream: &StreamId,
-    command: BankAccountCommand,
-) -> Result<Vec<RecordedEvent>, Box<dyn Error>> {
-    let (account, version) = load(store, stream)?;
-    let events = account.handle(command)?;
-    let new_events = events
-        .iter()
-        .map(|e| NewEvent::from_event(e, Metadata::default()))
-        .collect::<Result<Vec<_>, _>>()?;
-    store.append(stream, ExpectedVersion::Exact(version), new_events)?;
-    Ok(store.read_stream(stream, version + 1, u64::MAX)?)
+/// The first customer name no account uses yet.
+fn new_customer(taken: impl Fn(&str) -> bool) -> String {
+    const NAMES: [&str; 8] = [
+        "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+    ];
+    (1..)
+        .flat_map(|round| {
+            NAMES.iter().map(move |name| match round {
+                1 => (*name).to_owned(),
+                n => format!("{name}{n}"),
+            })
+        })
+        .find(|name| !taken(name))
+        .expect("names never run out")
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let store = MemoryStore::new();
-    let stream = StreamId::new(BankAccount::NAME, "alice")?;
+    let dir = std::env::args_os().nth(1).map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/es-examples/bank"),
+        PathBuf::from,
+    );
+    let store = Arc::new(LmdbStore::open(&dir)?);
+    // The same demo in memory, where nothing outlives the run:
+    // let store = Arc::new(MemoryStore::new());
 
+    match store.head_position()? {
+        0 => println!("store {}: new", dir.display()),
+        n => println!(
+            "store {}: {n} events from earlier runs; continuing",
+            dir.display()
+        ),
+    }
+
+    // The read model catches up with the earlier runs first, to know which customers exist.
+    let model = Balances::open(&dir.join("balances.json"), &*store)?;
+    let mut balances = ProjectionRunner::new(store.clone(), model);
+    balances.catch_up()?;
+    let customer = new_customer(|name| balances.projection().accounts().contains_key(name));
+
+    let host = Host::<BankAccount, _>::new(store.clone());
+    println!("\nteller, for {customer}:");
     for line in [
         "open",
         "deposit 100",
@@ -72,29 +116,43 @@ fn main() -> Result<(), Box<dyn Error>> {
         "withdraw -50",
         "deposit 0",
     ] {
-        let outcome = parse_command(line)
-            .map_err(Box::<dyn Error>::from)
-            .and_then(|command| execute(&store, &stream, command));
-        match outcome {
-            Ok(events) => {
-                for e in events {
-                    println!(
-                        "{line:<15} ok       {stream} v{}: {} {}",
-                        e.version,
-                        e.event_type,
-                        e.payload_json()?
-                    );
-                }
-            }
-            Err(error) => println!("{line:<15} refused  {error}"),
-        }
+        teller(&host, &customer, line)?;
     }
-
-    let (account, version) = load(&store, &stream)?;
+    let (before, version) = host.read(&customer, |account, v| (account.clone(), v))?;
     println!(
-        "balance of {stream}: {} (after {version} events; open: {})",
-        account.balance(),
-        account.is_open()
+        "balance of {customer}: {} (version {version}, {})",
+        before.balance(),
+        if before.is_open() { "open" } else { "closed" }
     );
+
+    // Drop the instance from memory: the next command loads it again from its events.
+    host.passivate(&customer);
+    println!("\npassivated {customer}; the next command reloads it from its {version} events:");
+    teller(&host, &customer, "withdraw 1000")?;
+    let after = host.state(&customer)?;
+    let m = host.metrics();
+    println!(
+        "host metrics: {} commands, {} rehydrations, {} passivation",
+        m.commands,
+        m.rehydrations,
+        m.passivations()
+    );
+    println!(
+        "state after rehydration equals the state before: {}",
+        if after == before { "yes" } else { "NO" }
+    );
+
+    // The read model follows the new events, then is saved for the next run.
+    let from = balances.projection().position();
+    let applied = balances.catch_up()?;
+    balances.projection().save()?;
+    println!(
+        "\nbalances read model ({applied} new events applied, position {from} -> {}):",
+        balances.checkpoint()?
+    );
+    for (id, balance) in balances.projection().accounts() {
+        let closed = if balance.open { "" } else { " (closed)" };
+        println!("  {id:<8} {:>6}{closed}", balance.cents);
+    }
     Ok(())
 }
