@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use es::testing::AggregateTest;
-use es::{Aggregate, EventStore, LmdbOptions, LmdbStore, StreamId};
+use es::{Aggregate, Durability, EventStore, LmdbOptions, LmdbStore, StreamId};
 
 use poll::{
     CHOICES, OneBallotPerVoter, Poll, PollCommand, PollError, PollEvent, Rule, Tally, is_valid,
@@ -74,16 +74,20 @@ fn the_voters_are_drawn_the_same_every_time() {
 
 #[test]
 fn every_count_agrees_with_the_recorded_ballots() {
-    let store = Arc::new(LmdbStore::temporary(LmdbOptions::new()).unwrap());
+    // Durability is not what this test is about: no fsync per ballot.
+    let options = LmdbOptions::new().durability(Durability::NoSync);
+    let store = Arc::new(LmdbStore::temporary(options).unwrap());
     let voters = poll::voters(1000, 2024);
     let mut progress = Vec::new();
-    let election = poll::run(store.clone(), &voters, 4, |p| progress.push(p)).unwrap();
+    let voting = poll::vote(store.clone(), &voters, 4).unwrap();
+    let counts = poll::count(store.clone(), |p| progress.push(p)).unwrap();
 
     // The ballots as recorded, in log order.
     let events = store.read_all(1, usize::MAX).unwrap();
     let mut ballots: Vec<(String, String)> = Vec::new();
     for e in &events {
-        if let PollEvent::VoteCast { voter, choice } = e.clone().decode::<PollEvent>().unwrap().payload
+        if let PollEvent::VoteCast { voter, choice } =
+            e.clone().decode::<PollEvent>().unwrap().payload
         {
             ballots.push((voter, choice));
         }
@@ -92,9 +96,17 @@ fn every_count_agrees_with_the_recorded_ballots() {
     assert_eq!(ballots.len(), vote_casts);
     assert_eq!(ballots.len(), 1485);
     let stream = StreamId::new(Poll::NAME, poll::POLL).unwrap();
-    assert_eq!(store.stream_version(&stream).unwrap(), 1486, "the ballots and the closing");
-    assert_eq!(election.poll.ballots(), 1485);
-    assert_eq!(election.late_ballot, Some(PollError::Closed));
+    assert_eq!(
+        store.stream_version(&stream).unwrap(),
+        1486,
+        "the ballots and the closing"
+    );
+    assert_eq!(voting.poll.ballots(), 1485);
+    assert_eq!(voting.late_ballot, Some(PollError::Closed));
+    assert_eq!(
+        voting.host.commands, 1487,
+        "the ballots, the closing and the late ballot"
+    );
 
     // Each voter's ballots were recorded in the order they were cast.
     let mut by_voter: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -103,22 +115,27 @@ fn every_count_agrees_with_the_recorded_ballots() {
     }
     assert_eq!(by_voter.len(), 1000);
     for v in &voters {
-        assert_eq!(by_voter[v.name.as_str()], v.ballots, "ballots of {}", v.name);
+        assert_eq!(
+            by_voter[v.name.as_str()],
+            v.ballots,
+            "ballots of {}",
+            v.name
+        );
     }
 
     // The naive count: every ballot.
-    let every = election.every.tally();
+    let every = counts.every.tally();
     assert_eq!(every.total(), vote_casts as u64);
     assert_eq!(every, tally(ballots.iter().map(|(_, c)| c)));
 
     // One ballot per voter, the last.
-    let last = election.last.tally();
-    assert_eq!(election.last.rule(), Rule::Last);
+    let last = counts.last.tally();
+    assert_eq!(counts.last.rule(), Rule::Last);
     assert_eq!(last.total(), by_voter.len() as u64);
     assert_eq!(last, tally(by_voter.values().map(|b| b.last().unwrap())));
 
     // One valid ballot per voter, the last valid one.
-    let valid = election.valid.tally();
+    let valid = counts.valid.tally();
     let last_valid: Vec<&String> = by_voter
         .values()
         .filter_map(|b| b.iter().rev().find(|c| is_valid(c)))
@@ -131,28 +148,28 @@ fn every_count_agrees_with_the_recorded_ballots() {
 
     // Per choice, a count of one ballot per voter never exceeds the count of every ballot.
     for choice in CHOICES {
-        for count in [&last, &valid, &election.rebuilt.tally()] {
+        for count in [&last, &valid, &counts.rebuilt.tally()] {
             assert!(count.get(choice) <= every.get(choice), "{choice}");
         }
     }
 
     // The first 100 ballots in the log.
-    assert_eq!(election.first_100.total(), 100);
+    assert_eq!(counts.first_100.total(), 100);
     assert_eq!(
-        election.first_100,
+        counts.first_100,
         tally(ballots.iter().take(100).map(|(_, c)| c))
     );
 
     // The rebuild with the new rule equals a fresh count with it, and the reference.
-    assert_eq!(election.rebuilt.rule(), Rule::First);
+    assert_eq!(counts.rebuilt.rule(), Rule::First);
     let fresh = poll::replay(&*store, OneBallotPerVoter::new(Rule::First)).unwrap();
-    assert_eq!(election.rebuilt, fresh);
+    assert_eq!(counts.rebuilt, fresh);
     assert_eq!(
-        election.rebuilt.tally(),
+        counts.rebuilt.tally(),
         tally(by_voter.values().map(|b| b.first().unwrap()))
     );
-    assert_ne!(election.rebuilt.tally(), last, "the rule change shows");
-    assert_eq!(election.rebuilt_events, 1486);
+    assert_ne!(counts.rebuilt.tally(), last, "the rule change shows");
+    assert_eq!(counts.rebuilt_events, 1486);
 
     // The rebuild reported its progress as it went, up to the head of the log.
     let head = store.head_position().unwrap();

@@ -107,7 +107,10 @@ impl Projection for Balances {
         if e.position <= self.position {
             return Ok(());
         }
-        let account = self.accounts.entry(e.aggregate_id().to_owned()).or_default();
+        let account = self
+            .accounts
+            .entry(e.aggregate_id().to_owned())
+            .or_default();
         match *e.event {
             BankAccountEvent::Opened { initial } => {
                 account.cents = initial;

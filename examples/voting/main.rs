@@ -28,6 +28,19 @@ const VOTERS: usize = 1000;
 const THREADS: usize = 4;
 const SEED: u64 = 2024;
 
+/// A bar on stdout for a rebuild up to position `head`, or a hidden one.
+fn rebuild_bar(watched: bool, head: u64) -> ProgressBar {
+    if !watched {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(head), ProgressDrawTarget::stdout());
+    if let Ok(style) = ProgressStyle::with_template("rebuilding {msg} [{bar:30}] {pos}/{len}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message("one_ballot_per_voter");
+    bar
+}
+
 fn rule(rule: Rule) -> &'static str {
     match rule {
         Rule::First => "first",
@@ -49,42 +62,38 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
          {invalid} write in a choice not on the poll"
     );
 
-    // A progress bar for the rebuild, drawn only for a person watching.
-    let bar = if std::env::var_os("CI").is_some() || !std::io::stdout().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout())
-    };
-    bar.set_style(
-        ProgressStyle::with_template("rebuilding {msg} [{bar:30}] {pos}/{len}")?
-            .progress_chars("=> "),
-    );
-    bar.set_message("one_ballot_per_voter");
-    let election = poll::run(store.clone(), &voters, THREADS, |p| {
-        bar.set_length(p.head);
-        bar.set_position(p.position);
-    })?;
-    bar.finish_and_clear();
-
+    let voting = poll::vote(store.clone(), &voters, THREADS)?;
     println!(
         "voted in {:.2?}: the poll recorded {} ballots ({:.0}/s; {} commands on one poll, \
          run one at a time)",
-        election.voting_time,
-        election.poll.ballots(),
-        ballots as f64 / election.voting_time.as_secs_f64(),
-        election.host.commands,
+        voting.time,
+        voting.poll.ballots(),
+        ballots as f64 / voting.time.as_secs_f64(),
+        voting.host.commands,
     );
-    if let Some(why) = &election.late_ballot {
+    if let Some(why) = &voting.late_ballot {
         println!("a ballot after the poll closed: refused ({why})");
     }
+
+    // The rebuild draws a progress bar for a person watching, and nothing otherwise.
+    let watched = std::env::var_os("CI").is_none() && std::io::stdout().is_terminal();
+    let mut bar = None;
+    let counts = poll::count(store.clone(), |p| {
+        let bar = bar.get_or_insert_with(|| rebuild_bar(watched, p.head));
+        bar.set_position(p.position);
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+
     // The rebuilt read model must equal one built from scratch with the new rule.
-    let fresh = poll::replay(&*store, OneBallotPerVoter::new(election.rebuilt.rule()))?;
+    let fresh = poll::replay(&*store, OneBallotPerVoter::new(counts.rebuilt.rule()))?;
     println!(
         "one ballot per voter: the {} ballot counts now, not the {}; rebuilt from {} events{}",
-        rule(election.rebuilt.rule()),
-        rule(election.last.rule()),
-        election.rebuilt_events,
-        if fresh == election.rebuilt {
+        rule(counts.rebuilt.rule()),
+        rule(counts.last.rule()),
+        counts.rebuilt_events,
+        if fresh == counts.rebuilt {
             ", equal to a fresh count"
         } else {
             ", DIFFERENT from a fresh count"
@@ -92,11 +101,11 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     );
 
     let columns: [(&str, &str, Tally); 5] = [
-        ("every", "ballot", election.every.tally()),
-        ("last ballot", "per voter", election.last.tally()),
-        ("last valid", "per voter", election.valid.tally()),
-        ("first ballot", "per voter", election.rebuilt.tally()),
-        ("first 100", "ballots*", election.first_100.clone()),
+        ("every", "ballot", counts.every.tally()),
+        ("last ballot", "per voter", counts.last.tally()),
+        ("last valid", "per voter", counts.valid.tally()),
+        ("first ballot", "per voter", counts.rebuilt.tally()),
+        ("first 100", "ballots*", counts.first_100.clone()),
     ];
     println!();
     let titles: String = columns.iter().map(|c| format!("{:>14}", c.0)).collect();

@@ -366,56 +366,40 @@ pub fn voters(count: usize, seed: u64) -> Vec<Voter> {
 /// The poll's id (its stream is `poll-lunch`).
 pub const POLL: &str = "lunch";
 
-/// What [`run`] found.
+/// How the vote went.
 #[derive(Debug)]
-pub struct Election {
+pub struct Voting {
     /// How long casting the ballots took.
-    pub voting_time: Duration,
+    pub time: Duration,
     /// The refusal of a ballot cast after the poll closed.
     pub late_ballot: Option<PollError>,
     /// The poll's state at the end, from the host.
     pub poll: Poll,
     /// The host's counters.
     pub host: Metrics,
-    /// The naive count.
-    pub every: EveryBallot,
-    /// One ballot per voter, the last.
-    pub last: OneBallotPerVoter,
-    /// One valid ballot per voter, the last valid.
-    pub valid: OneValidBallotPerVoter,
-    /// The naive count of the first 100 ballots recorded.
-    pub first_100: Tally,
-    /// The one-per-voter count rebuilt after its rule changed to the first ballot.
-    pub rebuilt: OneBallotPerVoter,
-    /// Events the rebuild applied.
-    pub rebuilt_events: u64,
 }
 
 /// Casts the ballots of `voters` on the poll through a `Host` over `store` from `threads`
-/// threads (each voter's ballots from one thread, in order), closes the poll, tries a late
-/// ballot, then counts: three projections, the first 100 ballots, and a rebuild of the
-/// one-per-voter count after its rule changes from the last ballot to the first, reporting
-/// to `progress`.
-pub fn run<S>(
+/// threads (each voter's ballots from one thread, in order: every first ballot, then the
+/// second ones), closes the poll, and tries a late ballot.
+pub fn vote<S>(
     store: S,
     voters: &[Voter],
     threads: usize,
-    progress: impl FnMut(Progress),
-) -> Result<Election, Box<dyn Error + Send + Sync>>
+) -> Result<Voting, Box<dyn Error + Send + Sync>>
 where
-    S: EventStore + Clone + Send + Sync + 'static,
+    S: EventStore + Send + Sync + 'static,
 {
-    let host = Host::<Poll, _>::new(store.clone());
+    let host = Host::<Poll, _>::new(store);
+    let threads = threads.max(1);
     let started = Instant::now();
     thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.max(1))
+        let workers: Vec<_> = (0..threads)
             .map(|t| {
                 let host = &host;
                 scope.spawn(move || -> Result<(), ExecuteError<PollError>> {
-                    let mine = || voters.iter().skip(t).step_by(threads.max(1));
-                    // Everyone's first ballot, then the second thoughts.
                     for round in 0..2 {
-                        for voter in mine() {
+                        for voter in voters.iter().skip(t).step_by(threads) {
                             if let Some(choice) = voter.ballots.get(round) {
                                 let cast = PollCommand::Cast {
                                     voter: voter.name.clone(),
@@ -433,7 +417,7 @@ where
             .into_iter()
             .try_for_each(|w| w.join().expect("a voting thread panicked"))
     })?;
-    let voting_time = started.elapsed();
+    let time = started.elapsed();
     host.execute(POLL, PollCommand::Close)?;
     let late = PollCommand::Cast {
         voter: "latecomer".to_owned(),
@@ -444,11 +428,44 @@ where
         Err(ExecuteError::Rejected(why)) => Some(why),
         Err(other) => return Err(other.into()),
     };
+    Ok(Voting {
+        time,
+        late_ballot,
+        poll: host.state(POLL)?,
+        host: host.metrics(),
+    })
+}
 
-    // Three read models over the same events, each with its checkpoint in the store.
+/// The counts of the ballots in a store.
+#[derive(Debug)]
+pub struct Counts {
+    /// The naive count.
+    pub every: EveryBallot,
+    /// One ballot per voter, the last.
+    pub last: OneBallotPerVoter,
+    /// One valid ballot per voter, the last valid.
+    pub valid: OneValidBallotPerVoter,
+    /// The naive count of the first 100 ballots recorded.
+    pub first_100: Tally,
+    /// The one-per-voter count rebuilt after its rule changed to the first ballot.
+    pub rebuilt: OneBallotPerVoter,
+    /// Events the rebuild applied.
+    pub rebuilt_events: u64,
+}
+
+/// Counts the ballots in `store`: three projections, each with its checkpoint in the store;
+/// the first 100 ballots; and a rebuild of the one-per-voter count after its rule changes
+/// from the last ballot to the first, reporting to `progress`.
+pub fn count<S>(
+    store: S,
+    progress: impl FnMut(Progress),
+) -> Result<Counts, Box<dyn Error + Send + Sync>>
+where
+    S: EventStore + Clone,
+{
     let mut every = ProjectionRunner::new(store.clone(), EveryBallot::default());
-    let mut last = ProjectionRunner::new(store.clone(), OneBallotPerVoter::new(Rule::Last))
-        .progress_every(50);
+    let mut last =
+        ProjectionRunner::new(store.clone(), OneBallotPerVoter::new(Rule::Last)).progress_every(50);
     let mut valid = ProjectionRunner::new(store.clone(), OneValidBallotPerVoter::default());
     every.catch_up()?;
     last.catch_up()?;
@@ -467,11 +484,7 @@ where
     last.projection_mut().set_rule(Rule::First);
     let rebuilt_events = last.rebuild(progress)?;
 
-    Ok(Election {
-        voting_time,
-        late_ballot,
-        poll: host.state(POLL)?,
-        host: host.metrics(),
+    Ok(Counts {
         every: every.into_projection(),
         last: last_counted,
         valid: valid.into_projection(),
