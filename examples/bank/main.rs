@@ -92,11 +92,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     // The same demo in memory, where nothing outlives the run:
     // let store = Arc::new(MemoryStore::new());
 
+    let shown = dir.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&dir);
     match store.head_position()? {
-        0 => println!("store {}: new", dir.display()),
+        0 => println!("store {}: new", shown.display()),
         n => println!(
             "store {}: {n} events from earlier runs; continuing",
-            dir.display()
+            shown.display()
         ),
     }
 

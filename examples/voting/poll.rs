@@ -272,7 +272,8 @@ impl Projection for OneValidBallotPerVoter {
     }
 }
 
-/// Folds the whole log into a fresh projection, without a runner or a checkpoint.
+/// Folds the whole log into a fresh projection, without a runner or a checkpoint (like
+/// [`count`]'s first 100 ballots, it reads the poll's event types from every stream).
 pub fn replay<P, S>(store: &S, projection: P) -> Result<P, es::history::HistoryError>
 where
     P: Projection<Event = PollEvent, Error = Infallible>,
@@ -472,7 +473,8 @@ where
     valid.catch_up()?;
     let last_counted = last.projection().clone();
 
-    // The first 100 ballots, by position in the log.
+    // The first 100 ballots, by position in the log. (`fold_log` reads events of the poll's
+    // types from every stream; this store holds only the poll.)
     let (first_100, _) = fold_log(&store, Until::Count(100), Tally::default(), |mut t, e| {
         if let PollEvent::VoteCast { choice, .. } = e.event {
             t.add(choice);
