@@ -16,9 +16,14 @@ pub use es_runtime::*;
 /// What aggregate code needs: the macro, the traits, the stores and serde's derives.
 pub mod prelude {
     pub use es_macros::aggregate;
+    pub use es_runtime::projection::{Envelope, Projection, ProjectionRunner};
+    #[cfg(feature = "lmdb")]
+    pub use es_runtime::store::lmdb::{Table, TableProjection, TableRunner};
     pub use es_runtime::{
-        Aggregate, DomainEvent, EventStore, ExpectedVersion, MemoryStore, Metadata, RecordedEvent,
-        StreamId,
+        Aggregate, DomainEvent, EventStore, ExecuteError, Executed, ExpectedVersion, Host,
+        MemoryStore, Metadata, RecordedEvent, StreamId,
     };
+    #[cfg(feature = "lmdb")]
+    pub use es_runtime::{Durability, LmdbOptions, LmdbStore};
     pub use serde::{Deserialize, Serialize};
 }

@@ -15,6 +15,17 @@
 //! so a read model kept outside the store sees each event *at least once* across restarts; the
 //! event's position ([`Envelope::position`]) lets it drop repeats. A projection that fails on an
 //! event stops the runner with an error naming the event; the checkpoint stays before it.
+//!
+//! With the LMDB store, a read model can live inside the store instead and be updated
+//! *exactly once*: see
+#![cfg_attr(
+    feature = "lmdb",
+    doc = "[`TableProjection`](crate::store::lmdb::TableProjection) and [`TableRunner`](crate::store::lmdb::TableRunner)."
+)]
+#![cfg_attr(
+    not(feature = "lmdb"),
+    doc = "`TableProjection` and `TableRunner` in `store::lmdb` (feature `lmdb`)."
+)]
 
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -313,3 +313,49 @@ fn undecodable_payloads_and_unknown_types_are_decode_errors_naming_the_event() {
         DecodeError::Payload { stream, version: 2, .. } if stream == "acc-1"
     ));
 }
+
+mod common;
+
+/// A snapshot damaged on disk does not stop the host: it is ignored with a warning and the
+/// account is rebuilt from its events.
+#[test]
+fn the_host_rebuilds_from_events_past_a_damaged_snapshot() {
+    use common::{Account, AccountCommand};
+    use es_runtime::{Aggregate, Host};
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = StreamId::new(Account::NAME, "a").unwrap();
+    let expected = {
+        let store = LmdbStore::open(dir.path()).unwrap();
+        let host = Host::<Account, _>::builder(store)
+            .snapshot_every(5)
+            .background_snapshots(false)
+            .build();
+        for amount in 1..=12 {
+            host.execute("a", AccountCommand::Deposit(amount)).unwrap();
+        }
+        host.state("a").unwrap()
+    };
+    // Damage the newest snapshot (version 10).
+    let mut key = format!("{s}\0").into_bytes();
+    key.extend_from_slice(&10u64.to_be_bytes());
+    raw_write(dir.path(), "snapshots", |db, txn| {
+        let mut value = db
+            .get(txn, &key)
+            .unwrap()
+            .expect("a snapshot at 10")
+            .to_vec();
+        let last = value.len() - 1;
+        value[last] ^= 0x55;
+        db.put(txn, &key, &value).unwrap();
+    });
+    let store = LmdbStore::open(dir.path()).unwrap();
+    let host = Host::<Account, _>::builder(store)
+        .snapshot_every(5)
+        .background_snapshots(false)
+        .build();
+    assert_eq!(host.state("a").unwrap(), expected);
+    assert_eq!(expected.balance, (1..=12).sum::<u64>());
+    let m = host.metrics();
+    assert_eq!((m.snapshots_corrupt, m.snapshot_hits), (1, 0));
+}

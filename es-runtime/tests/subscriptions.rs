@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use es_runtime::subscription::{Filter, Subscription, Until};
 use es_runtime::{
-    EventStore, ExpectedVersion, ManualClock, MemoryStore, NewEvent, StreamId, Timestamp,
+    Durability, EventStore, ExpectedVersion, LmdbOptions, LmdbStore, ManualClock, MemoryStore,
+    NewEvent, StreamId, Timestamp,
 };
 
 fn raw(event_type: &'static str, n: u64) -> NewEvent {
     NewEvent::raw(event_type, es_runtime::codec::encode(&n).unwrap())
 }
 
-fn append(store: &MemoryStore, stream: &str, event_type: &'static str, n: u64) -> u64 {
+fn append(store: &impl EventStore, stream: &str, event_type: &'static str, n: u64) -> u64 {
     let stream = StreamId::parse(stream).unwrap();
     store
         .append(&stream, ExpectedVersion::Any, vec![raw(event_type, n)])
@@ -46,9 +47,18 @@ fn block_on<F: Future>(fut: F) -> F::Output {
 
 #[test]
 fn catch_up_then_live_with_concurrent_writers_sees_each_event_once_in_order() {
+    catch_up_then_live(Arc::new(MemoryStore::new()));
+}
+
+#[test]
+fn catch_up_then_live_on_lmdb() {
+    let store = LmdbStore::temporary(LmdbOptions::new().durability(Durability::NoSync)).unwrap();
+    catch_up_then_live(Arc::new(store));
+}
+
+fn catch_up_then_live<S: EventStore>(store: Arc<S>) {
     const WRITERS: u64 = 4;
     const PER_WRITER: u64 = 500;
-    let store = Arc::new(MemoryStore::new());
     for i in 0..100 {
         append(&store, &format!("pre-{}", i % 5), "Pre", i);
     }
@@ -189,7 +199,15 @@ fn a_bound_beyond_the_head_waits_for_it() {
 
 #[test]
 fn async_next_waits_for_a_commit_without_blocking() {
-    let store = Arc::new(MemoryStore::new());
+    async_next_waits(Arc::new(MemoryStore::new()));
+}
+
+#[test]
+fn async_next_waits_for_an_lmdb_commit() {
+    async_next_waits(Arc::new(LmdbStore::temporary(LmdbOptions::new()).unwrap()));
+}
+
+fn async_next_waits<S: EventStore>(store: Arc<S>) {
     let mut sub = Subscription::new(store.clone(), Filter::all().category("late"));
     let writer = {
         let store = store.clone();

@@ -16,6 +16,9 @@
 mod gate;
 mod group;
 mod record;
+mod tables;
+
+pub use self::tables::{Entries, Table, TableProjection, TableRunner, TableView};
 
 use std::fmt;
 use std::io;
@@ -227,6 +230,7 @@ struct Inner {
     index: BytesDb,
     snapshots: BytesDb,
     checkpoints: BytesDb,
+    tables: BytesDb,
     gate: MapGate,
     clock: Arc<dyn Clock>,
     max_map_size: usize,
@@ -462,6 +466,7 @@ impl LmdbStore {
                 let checkpoints: Database<Bytes, Bytes> =
                     opener.create_database(txn, Some("checkpoints"))?;
                 let meta: Database<Bytes, Bytes> = opener.create_database(txn, Some("meta"))?;
+                let tables: Database<Bytes, Bytes> = opener.create_database(txn, Some("tables"))?;
                 let found = meta
                     .get(txn, FORMAT_KEY)?
                     .map(|v| v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX));
@@ -478,10 +483,11 @@ impl LmdbStore {
                     index,
                     snapshots,
                     checkpoints,
+                    tables,
                 )))
             })
             .map_err(|e| storage(&e))?;
-        let (log, heads, index, snapshots, checkpoints) = match opened {
+        let (log, heads, index, snapshots, checkpoints, tables) = match opened {
             CommitOrAbort::Commit(dbs) => dbs,
             CommitOrAbort::Abort(found) => {
                 return Err(OpenError::UnsupportedFormat {
@@ -506,6 +512,7 @@ impl LmdbStore {
                 index,
                 snapshots,
                 checkpoints,
+                tables,
                 gate: MapGate::default(),
                 clock: options.clock,
                 max_map_size,
@@ -591,13 +598,25 @@ impl Inner {
         what: &dyn Fn() -> String,
         mut f: impl FnMut(&mut RwTxn<'_>) -> Result<T, Fail>,
     ) -> Result<T, WriteError> {
+        self.transact(what, |txn| f(txn).map(|out| (out, true)))
+    }
+
+    /// Runs a write transaction that commits when `f` answers `true` and aborts otherwise,
+    /// growing the map and running `f` again when it is full.
+    fn transact<T>(
+        &self,
+        what: &dyn Fn() -> String,
+        mut f: impl FnMut(&mut RwTxn<'_>) -> Result<(T, bool), Fail>,
+    ) -> Result<T, WriteError> {
         loop {
             let seen = self.env.info().map_size;
             let attempt = (|| {
                 let _pass = self.gate.enter();
                 let mut txn = self.env.write_txn()?;
-                let out = f(&mut txn)?;
-                txn.commit()?;
+                let (out, commit) = f(&mut txn)?;
+                if commit {
+                    txn.commit()?;
+                }
                 Ok(out)
             })();
             let failed = match attempt {

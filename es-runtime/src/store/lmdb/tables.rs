@@ -1,0 +1,820 @@
+//! Read models kept inside the LMDB store, updated in the same write transaction as their
+//! projection's checkpoint: each event is applied exactly once, whatever crashes.
+//!
+//! A [`TableProjection`] owns one table, a sorted map of byte keys to byte values named after
+//! the projection. A [`TableRunner`] reads a chunk of events after the checkpoint, applies them
+//! to the table and moves the checkpoint, all in one LMDB write transaction: either the whole
+//! chunk and its checkpoint are durable, or none of it is. [`LmdbStore::read_table`] reads the
+//! table on a consistent snapshot, together with the position it reflects.
+
+use std::fmt;
+use std::io;
+use std::ops::{Bound, ControlFlow};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use heed::RwTxn;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::{BytesDb, Fail, Inner, LmdbStore, read_failed, record};
+use crate::DomainEvent;
+use crate::error::{ReadError, WriteError};
+use crate::event::Timestamp;
+use crate::projection::{Envelope, Progress, ProjectionError};
+use crate::store::EventStore;
+use crate::subscription::Until;
+
+/// The longest projection name, in bytes.
+const MAX_NAME: usize = 200;
+/// LMDB's key limit, which the table name, a separator and the user's key share.
+const MAX_KEY: usize = 511;
+
+/// A projection whose read model is a [`Table`] in the LMDB store.
+///
+/// `apply` takes `&self`: all the state lives in the table, so a chunk that is rolled back (a
+/// crash, a full map being grown, an event the projection refuses) leaves nothing behind, and
+/// running it again gives the same table.
+///
+/// ```
+/// use es_runtime::LmdbStore;
+/// use es_runtime::projection::Envelope;
+/// use es_runtime::store::lmdb::{Table, TableProjection, TableRunner};
+/// # use es_runtime::DomainEvent;
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Debug, Clone, Serialize, Deserialize)]
+/// # enum AccountEvent { Deposited { amount: u64 } }
+/// # impl DomainEvent for AccountEvent {
+/// #     const TYPES: &'static [&'static str] = &["Deposited"];
+/// #     fn event_type(&self) -> &'static str { "Deposited" }
+/// # }
+///
+/// /// Deposits per account.
+/// struct Deposits;
+///
+/// impl TableProjection for Deposits {
+///     type Event = AccountEvent;
+///     type Error = std::convert::Infallible;
+///     fn name(&self) -> &str { "deposits" }
+///     fn apply(&self, table: &mut Table<'_>, e: Envelope<'_, AccountEvent>) -> Result<(), Self::Error> {
+///         let AccountEvent::Deposited { amount } = e.event;
+///         table.update(e.aggregate_id(), |total: &mut u64| *total += amount);
+///         Ok(())
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let store = LmdbStore::temporary(Default::default())?;
+/// let mut runner = TableRunner::new(&store, Deposits);
+/// runner.catch_up()?;
+/// let total: Option<u64> = store.read_table("deposits", |t| t.get_value("alice"))??;
+/// assert_eq!(total, None);
+/// # Ok(())
+/// # }
+/// ```
+pub trait TableProjection {
+    /// The events it reads. Events whose stored type name is not in
+    /// [`DomainEvent::TYPES`] are skipped without decoding.
+    type Event: DomainEvent;
+
+    /// Why applying an event can fail.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// A unique name: the name of its table and the key of its checkpoint (1 to 200 bytes,
+    /// no NUL byte).
+    fn name(&self) -> &str;
+
+    /// The stream categories it reads (an aggregate's `NAME`); empty: all.
+    fn categories(&self) -> &[&str] {
+        &[]
+    }
+
+    /// Folds one event into the table.
+    ///
+    /// When it returns an error, whatever it wrote for this event is rolled back, the
+    /// events before it are committed with the checkpoint just before it, and the runner
+    /// stops with [`ProjectionError::Apply`].
+    fn apply(
+        &self,
+        table: &mut Table<'_>,
+        event: Envelope<'_, Self::Event>,
+    ) -> Result<(), Self::Error>;
+}
+
+/// Byte access to one table inside an LMDB write transaction.
+trait WriteOps {
+    fn get(&self, key: &[u8]) -> heed::Result<Option<&[u8]>>;
+    fn put(&mut self, key: &[u8], value: &[u8]) -> heed::Result<()>;
+    fn delete(&mut self, key: &[u8]) -> heed::Result<bool>;
+}
+
+struct Writer<'t, 'e> {
+    txn: &'t mut RwTxn<'e>,
+    db: BytesDb,
+}
+
+impl WriteOps for Writer<'_, '_> {
+    fn get(&self, key: &[u8]) -> heed::Result<Option<&[u8]>> {
+        self.db.get(self.txn, key)
+    }
+
+    fn put(&mut self, key: &[u8], value: &[u8]) -> heed::Result<()> {
+        self.db.put(self.txn, key, value)
+    }
+
+    fn delete(&mut self, key: &[u8]) -> heed::Result<bool> {
+        self.db.delete(self.txn, key)
+    }
+}
+
+/// A projection's table, as [`TableProjection::apply`] sees it: reads see the writes made
+/// before them in the same chunk.
+///
+/// Keys are bytes (`&str` and `&[u8]` both work) of at most 510 bytes minus the projection's
+/// name; values are bytes, or any serde value through [`get_value`](Table::get_value),
+/// [`put_value`](Table::put_value) and [`update`](Table::update) (stored as MessagePack with
+/// field names, so adding a field with `#[serde(default)]` keeps old values readable).
+///
+/// Storage failures are not returned to `apply`: the first one is kept, later calls do nothing
+/// (reads answer `None`), and the runner rolls the chunk back and reports it. A full map is
+/// grown and the chunk is applied again.
+pub struct Table<'a> {
+    ops: &'a mut (dyn WriteOps + 'a),
+    /// The projection's name and a NUL byte, then the key being used.
+    key: Vec<u8>,
+    prefix: usize,
+    failure: Option<Fail>,
+}
+
+impl fmt::Debug for Table<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Table")
+            .field(
+                "name",
+                &String::from_utf8_lossy(&self.key[..self.prefix - 1]),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Table<'a> {
+    fn new(ops: &'a mut (dyn WriteOps + 'a), name: &str) -> Self {
+        let mut key = Vec::with_capacity(64);
+        key.extend_from_slice(name.as_bytes());
+        key.push(0);
+        Table {
+            prefix: key.len(),
+            ops,
+            key,
+            failure: None,
+        }
+    }
+
+    /// Whether an earlier call failed (the chunk will be rolled back).
+    pub fn failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    /// Prepares the full key, or records why it cannot be one.
+    fn full_key(&mut self, key: &[u8]) -> bool {
+        if self.failure.is_some() {
+            return false;
+        }
+        if self.prefix + key.len() > MAX_KEY {
+            self.failure = Some(Fail::Other(heed::Error::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a key of table {:?} has at most {} bytes; this one has {}",
+                    String::from_utf8_lossy(&self.key[..self.prefix - 1]),
+                    MAX_KEY - self.prefix,
+                    key.len()
+                ),
+            ))));
+            return false;
+        }
+        self.key.truncate(self.prefix);
+        self.key.extend_from_slice(key);
+        true
+    }
+
+    fn fail(&mut self, e: heed::Error) {
+        if self.failure.is_none() {
+            self.failure = Some(Fail::from(e));
+        }
+    }
+
+    /// The value stored under `key`.
+    pub fn get(&mut self, key: impl AsRef<[u8]>) -> Option<&[u8]> {
+        if !self.full_key(key.as_ref()) {
+            return None;
+        }
+        match self.ops.get(&self.key) {
+            Ok(value) => value,
+            Err(e) => {
+                // Cannot call `fail` while `self.ops` is borrowed by the result type.
+                if self.failure.is_none() {
+                    self.failure = Some(Fail::from(e));
+                }
+                None
+            }
+        }
+    }
+
+    /// Whether `key` has a value.
+    pub fn contains(&mut self, key: impl AsRef<[u8]>) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Stores `value` under `key`, replacing any value.
+    pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        if self.full_key(key.as_ref())
+            && let Err(e) = self.ops.put(&self.key, value.as_ref())
+        {
+            self.fail(e);
+        }
+    }
+
+    /// Removes `key`; whether it had a value.
+    pub fn delete(&mut self, key: impl AsRef<[u8]>) -> bool {
+        if !self.full_key(key.as_ref()) {
+            return false;
+        }
+        match self.ops.delete(&self.key) {
+            Ok(found) => found,
+            Err(e) => {
+                self.fail(e);
+                false
+            }
+        }
+    }
+
+    /// The value stored under `key`, decoded. A value that does not decode as `T` fails the
+    /// chunk like a storage error.
+    pub fn get_value<T: DeserializeOwned>(&mut self, key: impl AsRef<[u8]>) -> Option<T> {
+        let key = key.as_ref();
+        let decoded = self.get(key).map(crate::codec::decode::<T>)?;
+        match decoded {
+            Ok(value) => Some(value),
+            Err(reason) => {
+                let what = format!(
+                    "the value of key {:?} in table {:?}",
+                    String::from_utf8_lossy(key),
+                    String::from_utf8_lossy(&self.key[..self.prefix - 1]),
+                );
+                self.failure.get_or_insert(Fail::Corrupt { what, reason });
+                None
+            }
+        }
+    }
+
+    /// Stores `value`, encoded, under `key`.
+    pub fn put_value<T: Serialize + ?Sized>(&mut self, key: impl AsRef<[u8]>, value: &T) {
+        match crate::codec::encode(value) {
+            Ok(bytes) => self.put(key, bytes),
+            Err(e) => {
+                self.failure
+                    .get_or_insert(Fail::Other(heed::Error::Io(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        e.to_string(),
+                    ))));
+            }
+        }
+    }
+
+    /// Changes the value under `key` in place, starting from `T::default()` when there is
+    /// none.
+    pub fn update<T, R>(&mut self, key: impl AsRef<[u8]>, change: impl FnOnce(&mut T) -> R) -> R
+    where
+        T: Serialize + DeserializeOwned + Default,
+    {
+        let key = key.as_ref();
+        let mut value: T = self.get_value(key).unwrap_or_default();
+        let out = change(&mut value);
+        self.put_value(key, &value);
+        out
+    }
+}
+
+/// A consistent, read-only view of a projection's table, with the checkpoint it reflects.
+/// See [`LmdbStore::read_table`].
+pub struct TableView<'a> {
+    txn: &'a heed::RoTxn<'a, heed::WithoutTls>,
+    inner: &'a Inner,
+    name: &'a str,
+    prefix: Vec<u8>,
+}
+
+impl fmt::Debug for TableView<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TableView")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> TableView<'a> {
+    /// The last position the table reflects (0: none).
+    pub fn checkpoint(&self) -> Result<u64, ReadError> {
+        match self
+            .inner
+            .checkpoints
+            .get(self.txn, self.name.as_bytes())
+            .map_err(read_failed)?
+        {
+            None => Ok(0),
+            Some(v) => record::read_position(v).ok_or_else(|| ReadError::Corrupt {
+                what: format!("checkpoint of projection {:?}", self.name),
+                reason: format!("{} bytes instead of 8", v.len()),
+            }),
+        }
+    }
+
+    /// The value stored under `key`.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<&'a [u8]>, ReadError> {
+        let mut full = self.prefix.clone();
+        full.extend_from_slice(key.as_ref());
+        self.inner.tables.get(self.txn, &full).map_err(read_failed)
+    }
+
+    /// The value stored under `key`, decoded.
+    pub fn get_value<T: DeserializeOwned>(
+        &self,
+        key: impl AsRef<[u8]>,
+    ) -> Result<Option<T>, ReadError> {
+        let key = key.as_ref();
+        match self.get(key)? {
+            None => Ok(None),
+            Some(bytes) => crate::codec::decode(bytes)
+                .map(Some)
+                .map_err(|reason| self.bad_value(key, reason)),
+        }
+    }
+
+    fn bad_value(&self, key: &[u8], reason: String) -> ReadError {
+        ReadError::Corrupt {
+            what: format!(
+                "the value of key {:?} in table {:?}",
+                String::from_utf8_lossy(key),
+                self.name
+            ),
+            reason,
+        }
+    }
+
+    /// Every entry in key order (keys without the table's prefix).
+    pub fn iter(&self) -> Result<Entries<'a>, ReadError> {
+        let entries = self
+            .inner
+            .tables
+            .prefix_iter(self.txn, &self.prefix)
+            .map_err(read_failed)?;
+        Ok(Entries {
+            entries,
+            prefix: self.prefix.len(),
+        })
+    }
+
+    /// Every entry in key order, keys as text and values decoded.
+    pub fn values<T: DeserializeOwned>(&self) -> Result<Vec<(String, T)>, ReadError> {
+        let mut out = Vec::new();
+        for entry in self.iter()? {
+            let (key, bytes) = entry?;
+            let value = crate::codec::decode(bytes).map_err(|r| self.bad_value(key, r))?;
+            out.push((String::from_utf8_lossy(key).into_owned(), value));
+        }
+        Ok(out)
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> Result<usize, ReadError> {
+        let mut n = 0;
+        for entry in self.iter()? {
+            entry?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> Result<bool, ReadError> {
+        Ok(self.iter()?.next().transpose()?.is_none())
+    }
+}
+
+/// The entries of a table in key order, from [`TableView::iter`].
+pub struct Entries<'a> {
+    entries: heed::RoPrefix<'a, heed::types::Bytes, heed::types::Bytes>,
+    prefix: usize,
+}
+
+impl fmt::Debug for Entries<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entries").finish_non_exhaustive()
+    }
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = Result<(&'a [u8], &'a [u8]), ReadError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let prefix = self.prefix;
+        self.entries
+            .next()
+            .map(|entry| entry.map(|(k, v)| (&k[prefix..], v)).map_err(read_failed))
+    }
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME || name.contains('\0') {
+        return Err(format!(
+            "a projection name has 1 to {MAX_NAME} bytes and no NUL byte; got {name:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn table_prefix(name: &str) -> Vec<u8> {
+    let mut prefix = name.as_bytes().to_vec();
+    prefix.push(0);
+    prefix
+}
+
+impl LmdbStore {
+    /// Reads the table of the [`TableProjection`] named `name` on one consistent snapshot:
+    /// the entries and [`TableView::checkpoint`] agree, whatever the runner is doing.
+    pub fn read_table<R>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&TableView<'_>) -> R,
+    ) -> Result<R, ReadError> {
+        check_name(name).map_err(|reason| ReadError::Storage(Box::new(invalid_input(reason))))?;
+        let r = self.inner.reader()?;
+        let view = TableView {
+            txn: &r.txn,
+            inner: &self.inner,
+            name,
+            prefix: table_prefix(name),
+        };
+        Ok(read(&view))
+    }
+}
+
+fn invalid_input(reason: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, reason)
+}
+
+/// An event of a chunk, decoded and owned, waiting to be applied.
+struct Pending<E> {
+    stream: String,
+    version: u64,
+    position: u64,
+    event_id: Uuid,
+    timestamp: Timestamp,
+    event_type: &'static str,
+    event: E,
+}
+
+/// What one transaction did.
+struct Chunk<E: std::error::Error + 'static> {
+    /// The checkpoint after the chunk.
+    last: u64,
+    applied: u64,
+    /// Whether the chunk stopped at its size limit (more events may follow).
+    full: bool,
+    failure: Option<ProjectionError<E>>,
+}
+
+/// Feeds a [`TableProjection`] from an [`LmdbStore`], one write transaction per chunk of
+/// events holding the table's updates and the checkpoint: exactly once.
+///
+/// `S` is anything that lends the store: `&LmdbStore`, `Arc<LmdbStore>`, `LmdbStore`.
+#[derive(Debug)]
+pub struct TableRunner<S, P> {
+    store: S,
+    projection: P,
+    chunk: u64,
+    progress_every: u64,
+}
+
+impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
+    /// A runner feeding `projection` from `store`.
+    pub fn new(store: S, projection: P) -> Self {
+        TableRunner {
+            store,
+            projection,
+            chunk: 1000,
+            progress_every: 10_000,
+        }
+    }
+
+    /// Log positions per transaction (default 1000). Larger chunks amortize the commit;
+    /// appends wait while a chunk is applied.
+    pub fn chunk_size(mut self, positions: u64) -> Self {
+        self.chunk = positions.max(1);
+        self
+    }
+
+    /// Reports progress every `n` positions (default 10,000) besides at the end.
+    pub fn progress_every(mut self, n: u64) -> Self {
+        self.progress_every = n.max(1);
+        self
+    }
+
+    /// The projection.
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// The store.
+    pub fn store(&self) -> &LmdbStore {
+        self.store.as_ref()
+    }
+
+    /// Reads the projection's table; see [`LmdbStore::read_table`].
+    pub fn read<R>(&self, read: impl FnOnce(&TableView<'_>) -> R) -> Result<R, ReadError> {
+        self.store().read_table(self.projection.name(), read)
+    }
+
+    /// The last position applied, as stored (0: none).
+    pub fn checkpoint(&self) -> Result<u64, ReadError> {
+        Ok(self
+            .store()
+            .load_checkpoint(self.projection.name())?
+            .unwrap_or(0))
+    }
+
+    /// Applies every event committed so far after the checkpoint; returns the events applied.
+    pub fn catch_up(&mut self) -> Result<u64, ProjectionError<P::Error>> {
+        self.run(None, &mut |_| {})
+    }
+
+    /// Applies events after the checkpoint up to a bound (a position, a time, or a number of
+    /// applied events); returns the events applied.
+    pub fn run_until(&mut self, until: Until) -> Result<u64, ProjectionError<P::Error>> {
+        self.run(Some(until), &mut |_| {})
+    }
+
+    /// Catches up, then waits for new commits and applies them until `stop` is set (checked
+    /// at least every `tick`). Returns the events applied.
+    pub fn follow(
+        &mut self,
+        stop: &AtomicBool,
+        tick: Duration,
+    ) -> Result<u64, ProjectionError<P::Error>> {
+        let mut applied = 0;
+        loop {
+            applied += self.catch_up()?;
+            if stop.load(Ordering::Acquire) {
+                return Ok(applied);
+            }
+            let seen = self.checkpoint()?;
+            match self.store().head_watch() {
+                Some(watch) => {
+                    watch.wait_beyond(seen, tick);
+                }
+                None => std::thread::sleep(tick.min(Duration::from_millis(10))),
+            }
+        }
+    }
+
+    /// Empties the table and resets the checkpoint in one transaction, then replays all
+    /// history, calling `progress` as it goes. Returns the events applied. A crash during the
+    /// rebuild leaves a table that matches its checkpoint; running again continues.
+    pub fn rebuild(
+        &mut self,
+        mut progress: impl FnMut(Progress),
+    ) -> Result<u64, ProjectionError<P::Error>> {
+        let name = self.name()?;
+        let inner = &self.store.as_ref().inner;
+        let prefix = table_prefix(&name);
+        let what = || format!("the reset of projection {name:?}");
+        inner.write(&what, |txn| {
+            let mut keys = Vec::new();
+            for entry in inner.tables.prefix_iter(txn, &prefix)? {
+                keys.push(entry?.0.to_vec());
+            }
+            for key in keys {
+                inner.tables.delete(txn, &key)?;
+            }
+            inner.checkpoints.delete(txn, name.as_bytes())?;
+            Ok(())
+        })?;
+        self.run(None, &mut progress)
+    }
+
+    fn name(&self) -> Result<String, ProjectionError<P::Error>> {
+        let name = self.projection.name();
+        check_name(name).map_err(|reason| {
+            ProjectionError::Checkpoint(WriteError::Storage {
+                what: format!("the checkpoint of projection {name:?}"),
+                source: Box::new(invalid_input(reason)),
+            })
+        })?;
+        Ok(name.to_owned())
+    }
+
+    fn run(
+        &mut self,
+        until: Option<Until>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<u64, ProjectionError<P::Error>> {
+        let name = self.name()?;
+        let started = Instant::now();
+        let store = self.store.as_ref();
+        let head = store.head_position()?;
+        let mut applied = 0u64;
+        let mut last = self.checkpoint()?;
+        loop {
+            let remaining = match until {
+                Some(Until::Count(n)) => n.saturating_sub(applied),
+                _ => u64::MAX,
+            };
+            if remaining == 0 {
+                break;
+            }
+            let before = last;
+            let chunk = self.chunk(&name, head, until, remaining)?;
+            applied += chunk.applied;
+            last = chunk.last;
+            if last / self.progress_every > before / self.progress_every {
+                progress(Progress {
+                    position: last,
+                    head,
+                    applied,
+                    elapsed: started.elapsed(),
+                });
+            }
+            if let Some(failure) = chunk.failure {
+                return Err(failure);
+            }
+            if !chunk.full {
+                break;
+            }
+        }
+        progress(Progress {
+            position: last,
+            head,
+            applied,
+            elapsed: started.elapsed(),
+        });
+        Ok(applied)
+    }
+
+    /// Applies one chunk in one transaction. When the projection refuses an event, the
+    /// transaction is rolled back and the events before it are applied again and committed.
+    fn chunk(
+        &self,
+        name: &str,
+        head: u64,
+        until: Option<Until>,
+        remaining: u64,
+    ) -> Result<Chunk<P::Error>, ProjectionError<P::Error>> {
+        let inner = &self.store.as_ref().inner;
+        let what = || format!("the table and checkpoint of projection {name:?}");
+        let categories = self.projection.categories();
+        // Set when an attempt met an event the projection refused: apply only what precedes it.
+        let mut limit: Option<u64> = None;
+        let mut refused: Option<ProjectionError<P::Error>> = None;
+        loop {
+            let mut refusal = None;
+            let outcome = inner.transact(&what, |txn| {
+                refusal = None;
+                let start = match inner.checkpoints.get(txn, name.as_bytes())? {
+                    None => 0,
+                    Some(v) => record::read_position(v).ok_or_else(|| Fail::Corrupt {
+                        what: format!("the checkpoint of projection {name:?}"),
+                        reason: format!("{} bytes instead of 8", v.len()),
+                    })?,
+                };
+                let end = start.saturating_add(self.chunk);
+                let mut last = start;
+                let mut full = false;
+                let mut failure = None;
+                let mut pending: Vec<Pending<P::Event>> = Vec::new();
+                let range = (Bound::Excluded(start), Bound::Unbounded);
+                for item in inner.log.range(txn, &range)? {
+                    let (position, value) = item?;
+                    let e =
+                        record::decode_event(position, value).map_err(|reason| Fail::Corrupt {
+                            what: format!("at position {position}"),
+                            reason,
+                        })?;
+                    let past_end = match until {
+                        Some(Until::Position(p)) => position > p,
+                        Some(Until::Time(t)) => e.timestamp > t,
+                        Some(Until::Count(_)) => pending.len() as u64 >= remaining,
+                        None => position > head,
+                    } || limit.is_some_and(|l| position > l);
+                    if past_end {
+                        break;
+                    }
+                    if position > end {
+                        full = true;
+                        break;
+                    }
+                    let category = e.stream.split_once('-').map_or(e.stream, |(c, _)| c);
+                    let wanted = (categories.is_empty() || categories.contains(&category))
+                        && P::Event::TYPES.contains(&e.event_type);
+                    if wanted {
+                        match e.decode::<P::Event>() {
+                            Ok(event) => {
+                                let event_type = event.event_type();
+                                pending.push(Pending {
+                                    stream: e.stream.to_owned(),
+                                    version: e.version,
+                                    position,
+                                    event_id: e.event_id,
+                                    timestamp: e.timestamp,
+                                    event_type,
+                                    event,
+                                });
+                            }
+                            Err(source) => {
+                                failure = Some(ProjectionError::Decode {
+                                    projection: name.to_owned(),
+                                    position,
+                                    source,
+                                });
+                                break;
+                            }
+                        }
+                    }
+                    last = position;
+                }
+                let mut writer = Writer {
+                    txn,
+                    db: inner.tables,
+                };
+                let mut table = Table::new(&mut writer, name);
+                let mut applied = 0;
+                for p in &pending {
+                    let envelope = Envelope {
+                        stream: &p.stream,
+                        version: p.version,
+                        position: p.position,
+                        event_id: p.event_id,
+                        timestamp: p.timestamp,
+                        event: &p.event,
+                    };
+                    let result = self.projection.apply(&mut table, envelope);
+                    if let Some(fail) = table.failure.take() {
+                        return Err(fail);
+                    }
+                    if let Err(source) = result {
+                        refusal = Some((
+                            p.position,
+                            ProjectionError::Apply {
+                                projection: name.to_owned(),
+                                stream: p.stream.clone(),
+                                version: p.version,
+                                position: p.position,
+                                event_type: p.event_type.to_owned(),
+                                source,
+                            },
+                        ));
+                        // Roll back: the refused event's writes must not stay.
+                        return Ok((ControlFlow::Break(()), false));
+                    }
+                    applied += 1;
+                }
+                drop(table);
+                if last != start {
+                    inner
+                        .checkpoints
+                        .put(txn, name.as_bytes(), &last.to_be_bytes())?;
+                }
+                Ok((
+                    ControlFlow::Continue(Chunk {
+                        last,
+                        applied,
+                        full,
+                        failure,
+                    }),
+                    last != start,
+                ))
+            })?;
+            match outcome {
+                ControlFlow::Continue(mut chunk) => {
+                    if refused.is_some() {
+                        chunk.full = false;
+                        chunk.failure = refused;
+                    }
+                    return Ok(chunk);
+                }
+                ControlFlow::Break(()) => {
+                    let (position, error) = refusal.take().expect("a refusal was recorded");
+                    // Apply what precedes the refused event (nothing, if it came first).
+                    limit = Some(position - 1);
+                    refused = Some(error);
+                }
+            }
+        }
+    }
+}
+
+impl AsRef<LmdbStore> for LmdbStore {
+    fn as_ref(&self) -> &LmdbStore {
+        self
+    }
+}
