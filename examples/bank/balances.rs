@@ -10,15 +10,17 @@
 //! - the file belongs to another store (the store was deleted, or swapped for a
 //!   `MemoryStore`): that store has no such event at that position, so the balances start over
 //!   from the first event.
+//!
+//! This works over any store. On the LMDB store alone, a `TableProjection` can keep the
+//! balances inside the store instead, written in the same transaction as the checkpoint: each
+//! event is then applied exactly once, with no file to reconcile.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use es::EventStore;
-use es::projection::{Envelope, Projection};
-use serde::{Deserialize, Serialize};
+use es::prelude::*;
 
 use crate::account::{BankAccount, BankAccountEvent};
 
@@ -99,7 +101,7 @@ impl Projection for Balances {
     }
 
     fn categories(&self) -> &[&str] {
-        &[<BankAccount as es::Aggregate>::NAME]
+        &[BankAccount::NAME]
     }
 
     fn apply(&mut self, e: Envelope<'_, BankAccountEvent>) -> Result<(), Infallible> {

@@ -21,8 +21,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use es::prelude::*;
-use es::projection::ProjectionRunner;
-use es::{ExecuteError, Host, LmdbStore};
 
 use crate::account::{BankAccount, BankAccountCommand, BankError, parse_amount};
 use crate::balances::Balances;

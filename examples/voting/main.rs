@@ -19,7 +19,7 @@ use std::error::Error;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use es::{LmdbOptions, LmdbStore};
+use es::prelude::*;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::poll::{CHOICES, OneBallotPerVoter, Rule, Tally};

@@ -11,11 +11,11 @@ use std::error::Error;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use es::Metrics;
 use es::history::fold_log;
 use es::prelude::*;
-use es::projection::{Envelope, Progress, Projection, ProjectionRunner};
+use es::projection::Progress;
 use es::subscription::Until;
-use es::{ExecuteError, Host, Metrics};
 
 /// The options on the poll; any other choice is invalid.
 pub const CHOICES: [&str; 4] = ["pizza", "tacos", "sushi", "salad"];
