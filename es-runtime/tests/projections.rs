@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use es_runtime::history::{fold_log, state_at};
+use es_runtime::history::{fold_filtered, fold_log, state_at};
 use es_runtime::projection::{Envelope, Projection, ProjectionError, ProjectionRunner};
-use es_runtime::subscription::Until;
+use es_runtime::subscription::{Filter, Until};
 use es_runtime::{
     Aggregate, DomainEvent, EventStore, ExpectedVersion, ManualClock, MemoryStore, Metadata,
     NewEvent, StreamId, Timestamp,
@@ -305,4 +305,47 @@ fn state_at_a_version_a_position_and_a_time() {
         })
         .unwrap();
     assert_eq!((choices, n), (vec!["a".to_owned(), "b".to_owned()], 2));
+}
+
+#[test]
+fn fold_filtered_keeps_to_its_categories_and_bounds() {
+    let store = MemoryStore::new();
+    // A survey shares the poll's event names.
+    let survey = StreamId::new("survey", 1).unwrap();
+    for i in 0..6u32 {
+        vote(&store, 1, i, if i % 2 == 0 { "a" } else { "b" });
+        let event = PollEvent::Voted {
+            voter: i,
+            choice: "survey".to_owned(),
+        };
+        store
+            .append(
+                &survey,
+                ExpectedVersion::Any,
+                vec![NewEvent::from_event(&event, Metadata::default()).unwrap()],
+            )
+            .unwrap();
+    }
+    let choices = |mut v: Vec<String>, e: Envelope<'_, PollEvent>| {
+        if let PollEvent::Voted { choice, .. } = e.event {
+            v.push(choice.clone());
+        }
+        v
+    };
+    let (all, n) = fold_log(&store, Until::Count(4), Vec::new(), choices).unwrap();
+    assert_eq!(
+        (all, n),
+        (
+            vec!["a".into(), "survey".into(), "b".into(), "survey".into()],
+            4
+        )
+    );
+    let polls = Filter::all().category("poll");
+    let (only, n) = fold_filtered(&store, &polls, Vec::new(), choices).unwrap();
+    assert_eq!(n, 6);
+    assert_eq!(only, ["a", "b", "a", "b", "a", "b"]);
+    // From position 3 (the poll's second vote), three poll votes.
+    let three = polls.clone().from_position(3).until(Until::Count(3));
+    let (some, n) = fold_filtered(&store, &three, Vec::new(), choices).unwrap();
+    assert_eq!((some, n), (vec!["b".into(), "a".into(), "b".into()], 3));
 }

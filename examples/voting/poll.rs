@@ -12,10 +12,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use es::Metrics;
-use es::history::fold_log;
+use es::history::fold_filtered;
 use es::prelude::*;
 use es::projection::Progress;
-use es::subscription::Until;
+use es::subscription::{Filter, Until};
 
 /// The options on the poll; any other choice is invalid.
 pub const CHOICES: [&str; 4] = ["pizza", "tacos", "sushi", "salad"];
@@ -272,14 +272,14 @@ impl Projection for OneValidBallotPerVoter {
     }
 }
 
-/// Folds the whole log into a fresh projection, without a runner or a checkpoint (like
-/// [`count`]'s first 100 ballots, it reads the poll's event types from every stream).
+/// Folds the poll's events into a fresh projection, without a runner or a checkpoint.
 pub fn replay<P, S>(store: &S, projection: P) -> Result<P, es::history::HistoryError>
 where
     P: Projection<Event = PollEvent, Error = Infallible>,
     S: EventStore + ?Sized,
 {
-    let (projection, _) = fold_log(store, Until::Position(u64::MAX), projection, |mut p, e| {
+    let polls = Filter::all().category(Poll::NAME);
+    let (projection, _) = fold_filtered(store, &polls, projection, |mut p, e| {
         let Ok(()) = p.apply(e);
         p
     })?;
@@ -473,9 +473,9 @@ where
     valid.catch_up()?;
     let last_counted = last.projection().clone();
 
-    // The first 100 ballots, by position in the log. (`fold_log` reads events of the poll's
-    // types from every stream; this store holds only the poll.)
-    let (first_100, _) = fold_log(&store, Until::Count(100), Tally::default(), |mut t, e| {
+    // The first 100 ballots, by position in the log.
+    let first = Filter::all().category(Poll::NAME).until(Until::Count(100));
+    let (first_100, _) = fold_filtered(&store, &first, Tally::default(), |mut t, e| {
         if let PollEvent::VoteCast { choice, .. } = e.event {
             t.add(choice);
         }
