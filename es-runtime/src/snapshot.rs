@@ -10,6 +10,13 @@
 //! an instance whose tail (the events after the snapshot it started from) was at least `every`
 //! events long, so a long stream without a snapshot is replayed in full at most once.
 //!
+//! By default snapshots are written by a background thread, so the command that triggers one
+//! does not wait for the store. Snapshots of one stream that are still waiting to be written
+//! are coalesced: only the newest is written (with `every = 5`, a stream that runs from
+//! version 4 to 11 faster than the writer may keep only the snapshot at 10). Turn this off
+//! with [`HostBuilder::background_snapshots(false)`](crate::HostBuilder::background_snapshots)
+//! to write each snapshot inline, or wait with [`Host::flush_snapshots`](crate::Host::flush_snapshots).
+//!
 //! Snapshots carry the [`state_version`](SnapshotPolicy::state_version) they were written
 //! under; one written under another version is ignored, and the state is rebuilt from events.
 //! Bump [`Aggregate::STATE_VERSION`] whenever the state type changes shape.

@@ -349,3 +349,69 @@ fn fold_filtered_keeps_to_its_categories_and_bounds() {
     let (some, n) = fold_filtered(&store, &three, Vec::new(), choices).unwrap();
     assert_eq!((some, n), (vec!["b".into(), "a".into(), "b".into()], 3));
 }
+
+/// The same events, declared as belonging to polls only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum PollOnlyEvent {
+    Voted { voter: u32, choice: String },
+    Closed,
+}
+
+impl DomainEvent for PollOnlyEvent {
+    const TYPES: &'static [&'static str] = &["Voted", "Closed"];
+    const CATEGORIES: &'static [&'static str] = &["poll"];
+    fn event_type(&self) -> &'static str {
+        match self {
+            PollOnlyEvent::Voted { .. } => "Voted",
+            PollOnlyEvent::Closed => "Closed",
+        }
+    }
+}
+
+#[test]
+fn projections_and_folds_default_to_the_event_types_categories() {
+    #[derive(Default)]
+    struct Voters(Vec<String>);
+    impl Projection for Voters {
+        type Event = PollOnlyEvent;
+        type Error = std::convert::Infallible;
+        fn name(&self) -> &str {
+            "voters"
+        }
+        fn apply(&mut self, e: Envelope<'_, PollOnlyEvent>) -> Result<(), Self::Error> {
+            self.0.push(e.stream.to_owned());
+            Ok(())
+        }
+        fn reset(&mut self) -> Result<(), Self::Error> {
+            self.0.clear();
+            Ok(())
+        }
+    }
+    let store = Arc::new(MemoryStore::new());
+    let survey = StreamId::new("survey", 1).unwrap();
+    for i in 0..3u32 {
+        vote(&store, 1, i, "a");
+        let event = PollEvent::Voted {
+            voter: i,
+            choice: "survey".to_owned(),
+        };
+        store
+            .append(
+                &survey,
+                ExpectedVersion::Any,
+                vec![NewEvent::from_event(&event, Metadata::default()).unwrap()],
+            )
+            .unwrap();
+    }
+    let mut runner = ProjectionRunner::new(store.clone(), Voters::default());
+    assert_eq!(runner.catch_up().unwrap(), 3);
+    assert_eq!(runner.projection().0, ["poll-1", "poll-1", "poll-1"]);
+    let (n, _) = fold_log(
+        &*store,
+        Until::Count(u64::MAX),
+        0,
+        |n, _: Envelope<'_, PollOnlyEvent>| n + 1,
+    )
+    .unwrap();
+    assert_eq!(n, 3);
+}

@@ -2,7 +2,7 @@
 //!
 //! One LMDB environment (a directory holding `data.mdb` and `lock.mdb`) per store. The
 //! databases inside it and the byte layout of their keys and values are described in
-//! `docs/STORAGE.md`; a format version stored in the environment is checked at open.
+//! `docs/STORAGE.md` of the source repository; a format version stored in the environment is checked at open.
 //!
 //! - **Durability.** An append returns once its transaction is committed and, with
 //!   [`Durability::Sync`] (the default), fsynced.

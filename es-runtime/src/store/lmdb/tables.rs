@@ -85,9 +85,11 @@ pub trait TableProjection {
     /// no NUL byte).
     fn name(&self) -> &str;
 
-    /// The stream categories it reads (an aggregate's `NAME`); empty: all.
+    /// The stream categories it reads (an aggregate's `NAME`); empty: all. By default, those
+    /// of its event type ([`DomainEvent::CATEGORIES`]), as for
+    /// [`Projection::categories`](crate::projection::Projection::categories).
     fn categories(&self) -> &[&str] {
-        &[]
+        Self::Event::CATEGORIES
     }
 
     /// Folds one event into the table.
