@@ -8,7 +8,8 @@ use es::prelude::*;
 
 /// The memo every command carries: a transfer reference of the usual length.
 pub const MEMO: &str = "SEPA credit transfer 2024-11-23 ref 7f3a9c21-0b6e-4c8d-9e15-3a2b7c4d5e6f \
-                        from ACME Widgets GmbH, invoice 2024-000123, monthly retainer, thank you";
+                        from ACME Widgets GmbH, invoice 2024-000123, monthly retainer, thank you \
+                        (quarterly review pending).";
 
 /// The size of one stored `Deposited` payload, in bytes.
 pub const PAYLOAD_BYTES: usize = 200;

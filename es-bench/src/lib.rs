@@ -2,7 +2,7 @@
 //! alternating rounds, tables, the machine description and an allocator that counts bytes.
 //!
 //! ```sh
-//! cargo bench -p es-bench --bench compare              # every workload, ~5 minutes
+//! cargo bench -p es-bench --bench compare              # every workload, ~3 minutes
 //! cargo bench -p es-bench --bench compare -- --quick   # smaller workloads, under a minute
 //! ```
 

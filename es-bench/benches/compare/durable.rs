@@ -95,6 +95,14 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         next += n;
         d
     };
+    // The same on one account: every commit rewrites the same stream head.
+    let mut host_single = || {
+        time(|| {
+            for _ in 0..n {
+                host.execute(0, bank::deposit(1)).unwrap();
+            }
+        })
+    };
     let mut store_next = 0u64;
     let mut store_one = || {
         let events: Vec<NewEvent> = (0..n).map(|_| bank::new_event(2)).collect();
@@ -143,10 +151,18 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
                 .unwrap();
         })
     };
-    let [host_one, store_one, raw_one, host_many, store_many] = alternate(
+    let [
+        host_one,
+        host_single,
+        store_one,
+        raw_one,
+        host_many,
+        store_many,
+    ] = alternate(
         cfg.rounds,
         [
             &mut host_one,
+            &mut host_single,
             &mut store_one,
             &mut raw_one,
             &mut host_many,
@@ -154,7 +170,8 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         ],
     );
     let many = CALLERS * per_caller;
-    let (host_one, store_one, raw_one) = (rate(n, host_one), rate(n, store_one), rate(n, raw_one));
+    let (host_one, host_single) = (rate(n, host_one), rate(n, host_single));
+    let (store_one, raw_one) = (rate(n, store_one), rate(n, raw_one));
     let (host_many, store_many) = (rate(many, host_many), rate(many, store_many));
 
     println!("## Durable commands on LMDB (fsync per commit), 1000 accounts\n");
@@ -172,6 +189,13 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         pct(host_one),
         per_sec(host_many),
         format!("{:.1}×", host_many / host_one),
+    ]);
+    t.row(vec![
+        "Host::execute, all on 1 account".into(),
+        per_sec(host_single),
+        pct(host_single),
+        String::new(),
+        String::new(),
     ]);
     t.row(vec![
         "LmdbStore::append".into(),

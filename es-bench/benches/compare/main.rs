@@ -5,7 +5,7 @@
 //! cost against history length.
 //!
 //! ```sh
-//! cargo bench -p es-bench --bench compare                        # everything, ~5 minutes
+//! cargo bench -p es-bench --bench compare                        # everything, ~3 minutes
 //! cargo bench -p es-bench --bench compare -- --quick             # smaller, under a minute
 //! cargo bench -p es-bench --bench compare -- --only memory,peer  # some sections
 //! ```
@@ -102,7 +102,7 @@ fn main() {
 
     let cfg = Config {
         quick,
-        rounds: if quick { 3 } else { 7 },
+        rounds: if quick { 3 } else { 9 },
         root: es_bench::bench_root(option_env!("CARGO_TARGET_TMPDIR")),
     };
     std::fs::create_dir_all(&cfg.root).expect("the benchmark directory can be created");

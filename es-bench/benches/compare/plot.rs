@@ -14,10 +14,13 @@ fn label(history: u64) -> String {
     }
 }
 
+/// A line: its name, colour, and value at a point.
+type Series = (&'static str, RGBColor, fn(&Point) -> f64);
+
 /// Draws one line per contender: microseconds per command (log scale) at each history length
 /// (evenly spaced).
 pub(crate) fn history(points: &[Point], path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    let series: [(&str, RGBColor, fn(&Point) -> f64); 4] = [
+    let series: [Series; 4] = [
         ("cqrs-es 0.5 (MemStore)", RGBColor(200, 40, 40), |p| p.cqrs),
         ("es, cold, no snapshots", RGBColor(230, 150, 20), |p| {
             p.cold_no_snapshots
