@@ -142,7 +142,11 @@ fn main() {
         let path = if quick {
             cfg.root.join("bench-history-quick.svg")
         } else {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/bench-history.svg")
+            let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            manifest
+                .parent()
+                .unwrap_or(manifest)
+                .join("docs/bench-history.svg")
         };
         match plot::history(&summary.history, &path) {
             Ok(()) => println!("Plot of command cost against history: {}\n", path.display()),
