@@ -2,8 +2,8 @@
 //! alternating rounds, tables, the machine description and an allocator that counts bytes.
 //!
 //! ```sh
-//! cargo bench -p es-bench --bench compare              # every workload, ~3 minutes
-//! cargo bench -p es-bench --bench compare -- --quick   # smaller workloads, under a minute
+//! cargo bench -p es-bench --bench compare              # every workload, ~1.5 minutes
+//! cargo bench -p es-bench --bench compare -- --quick   # smaller workloads, ~10 seconds
 //! ```
 
 pub mod alloc;

@@ -5,8 +5,8 @@
 //! cost against history length.
 //!
 //! ```sh
-//! cargo bench -p es-bench --bench compare                        # everything, ~3 minutes
-//! cargo bench -p es-bench --bench compare -- --quick             # smaller, under a minute
+//! cargo bench -p es-bench --bench compare                        # everything, ~1.5 minutes
+//! cargo bench -p es-bench --bench compare -- --quick             # smaller workloads, ~10 seconds
 //! cargo bench -p es-bench --bench compare -- --only memory,peer  # some sections
 //! ```
 //!
