@@ -1,19 +1,17 @@
-//! Shared helpers for the benchmarks in `benches/`: timing, medians and table printing.
+//! Shared pieces of the benchmark command (`benches/compare`): the bank aggregate, timing over
+//! alternating rounds, tables, the machine description and an allocator that counts bytes.
 //!
-//! Run them with `cargo bench -p es-bench`.
+//! ```sh
+//! cargo bench -p es-bench --bench compare              # every workload, ~1.5 minutes
+//! cargo bench -p es-bench --bench compare -- --quick   # smaller workloads, ~10 seconds
+//! ```
 
+pub mod alloc;
+pub mod bank;
+pub mod machine;
+
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// Runs `f` `rounds` times and returns the median duration.
-pub fn median_of(rounds: usize, mut f: impl FnMut() -> Duration) -> Duration {
-    median((0..rounds).map(|_| f()).collect())
-}
-
-/// The median of some durations.
-pub fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
 
 /// Times one call of `f`.
 pub fn time(f: impl FnOnce()) -> Duration {
@@ -22,9 +20,80 @@ pub fn time(f: impl FnOnce()) -> Duration {
     start.elapsed()
 }
 
-/// Events per second for `events` done in `d`.
-pub fn rate(events: u64, d: Duration) -> f64 {
-    events as f64 / d.as_secs_f64()
+/// The median of some durations (the upper one of the middle two for an even count).
+pub fn median(mut times: Vec<Duration>) -> Duration {
+    assert!(!times.is_empty(), "no samples");
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Runs every contender once per round, `rounds` times, and returns each one's median.
+///
+/// Rounds alternate between the contenders, and the one that goes first rotates, so a drift
+/// in the machine's speed (another process, the disk) hits them all alike.
+pub fn alternate<const N: usize>(
+    rounds: usize,
+    contenders: [&mut dyn FnMut() -> Duration; N],
+) -> [Duration; N] {
+    let mut samples: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::with_capacity(rounds));
+    for round in 0..rounds {
+        for k in 0..N {
+            let i = (round + k) % N;
+            samples[i].push(contenders[i]());
+        }
+    }
+    samples.map(median)
+}
+
+/// Operations per second for `ops` done in `d`.
+pub fn rate(ops: u64, d: Duration) -> f64 {
+    ops as f64 / d.as_secs_f64()
+}
+
+/// Microseconds per operation for `ops` done in `d`.
+pub fn micros_per(ops: u64, d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6 / ops as f64
+}
+
+/// Formats a rate as `12.3k/s`.
+pub fn per_sec(r: f64) -> String {
+    if r >= 1e6 {
+        format!("{:.2}M/s", r / 1e6)
+    } else if r >= 1e3 {
+        format!("{:.1}k/s", r / 1e3)
+    } else {
+        format!("{r:.0}/s")
+    }
+}
+
+/// Formats a duration in milliseconds.
+pub fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1e3;
+    if ms < 0.1 {
+        format!("{ms:.4} ms")
+    } else {
+        format!("{ms:.2} ms")
+    }
+}
+
+/// Formats microseconds with three significant digits or so.
+pub fn micros(us: f64) -> String {
+    if us >= 100.0 {
+        format!("{us:.0} µs")
+    } else if us >= 10.0 {
+        format!("{us:.1} µs")
+    } else {
+        format!("{us:.2} µs")
+    }
+}
+
+/// Formats a ratio as `1.23×`.
+pub fn times(r: f64) -> String {
+    if r >= 100.0 {
+        format!("{r:.0}×")
+    } else {
+        format!("{r:.2}×")
+    }
 }
 
 /// A table printed as Markdown, so it can be pasted into `BENCHMARKS.md`.
@@ -48,8 +117,8 @@ impl Table {
         self.rows.push(cells);
     }
 
-    /// Prints the table.
-    pub fn print(&self) {
+    /// The table as Markdown, columns padded to line up.
+    pub fn render(&self) -> String {
         let widths: Vec<usize> = (0..self.header.len())
             .map(|i| {
                 self.rows
@@ -61,35 +130,101 @@ impl Table {
             })
             .collect();
         let line = |cells: &[String]| {
-            let cells: Vec<String> = cells
+            let cells: Vec<String> = widths
                 .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:<w$}"))
+                .enumerate()
+                .map(|(i, w)| format!("{:<w$}", cells.get(i).map_or("", String::as_str)))
                 .collect();
-            println!("| {} |", cells.join(" | "));
+            format!("| {} |\n", cells.join(" | "))
         };
-        line(&self.header);
+        let mut out = line(&self.header);
         let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-        line(&rule);
+        out.push_str(&line(&rule));
         for r in &self.rows {
-            line(r);
+            out.push_str(&line(r));
         }
-        println!();
+        out
+    }
+
+    /// Prints the table and a blank line.
+    pub fn print(&self) {
+        println!("{}", self.render());
     }
 }
 
-/// Formats a rate as `12.3k/s`.
-pub fn per_sec(r: f64) -> String {
-    if r >= 1e6 {
-        format!("{:.2}M/s", r / 1e6)
-    } else if r >= 1e3 {
-        format!("{:.1}k/s", r / 1e3)
-    } else {
-        format!("{r:.0}/s")
+/// Where the benchmarks write their stores: `$ES_BENCH_DIR` if set, else `fallback` (the
+/// bench target passes the target directory's scratch space, `target/tmp`), else the system's
+/// temporary directory.
+pub fn bench_root(fallback: Option<&str>) -> PathBuf {
+    match std::env::var_os("ES_BENCH_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => fallback.map_or_else(std::env::temp_dir, PathBuf::from),
     }
 }
 
-/// Formats a duration in milliseconds.
-pub fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+/// A fresh directory under `root`, removed when dropped.
+pub fn bench_dir(root: &Path) -> tempfile::TempDir {
+    std::fs::create_dir_all(root).expect("the benchmark directory can be created");
+    tempfile::Builder::new()
+        .prefix("es-bench-")
+        .tempdir_in(root)
+        .expect("a temporary directory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_takes_the_middle() {
+        let d = Duration::from_millis;
+        assert_eq!(median(vec![d(3), d(1), d(2)]), d(2));
+        assert_eq!(median(vec![d(4), d(1), d(3), d(2)]), d(3));
+    }
+
+    #[test]
+    fn alternate_runs_every_contender_every_round() {
+        let (mut a, mut b) = (0, 0);
+        let [x, y] = alternate(
+            5,
+            [
+                &mut || {
+                    a += 1;
+                    Duration::from_millis(a)
+                },
+                &mut || {
+                    b += 1;
+                    Duration::from_millis(10 * b)
+                },
+            ],
+        );
+        assert_eq!((a, b), (5, 5));
+        assert_eq!(
+            (x, y),
+            (Duration::from_millis(3), Duration::from_millis(30))
+        );
+    }
+
+    #[test]
+    fn tables_line_up() {
+        let mut t = Table::new(&["what", "rate"]);
+        t.row(vec!["a longer name".into(), per_sec(2_500_000.0)]);
+        t.row(vec!["b".into()]);
+        assert_eq!(
+            t.render(),
+            "| what          | rate    |\n\
+             | ------------- | ------- |\n\
+             | a longer name | 2.50M/s |\n\
+             | b             |         |\n"
+        );
+    }
+
+    #[test]
+    fn formats() {
+        assert_eq!(per_sec(1234.0), "1.2k/s");
+        assert_eq!(times(1.234), "1.23×");
+        assert_eq!(micros(1234.5), "1234 µs");
+        assert_eq!(ms(Duration::from_micros(12_345)), "12.35 ms");
+        assert_eq!(ms(Duration::from_micros(45)), "0.0450 ms");
+    }
 }

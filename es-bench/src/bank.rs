@@ -1,0 +1,176 @@
+//! The bank account every workload runs, written with `#[aggregate]` as a user would.
+//!
+//! Every command and event carries a memo, so a stored event is about 200 bytes (see
+//! [`PAYLOAD_BYTES`]): the size of a typical business event, rather than a bare number.
+
+use es::NewEvent;
+use es::prelude::*;
+
+/// The memo every command carries: a transfer reference of the usual length.
+pub const MEMO: &str = "SEPA credit transfer 2024-11-23 ref 7f3a9c21-0b6e-4c8d-9e15-3a2b7c4d5e6f \
+                        from ACME Widgets GmbH, invoice 2024-000123, monthly retainer, thank you \
+                        (quarterly review pending).";
+
+/// The size of one stored `Deposited` payload, in bytes.
+pub const PAYLOAD_BYTES: usize = 200;
+
+/// Why the bank refused a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BankError {
+    /// The account is already open.
+    #[error("the account is already open")]
+    AlreadyOpen,
+    /// The account is not open.
+    #[error("the account is not open")]
+    NotOpen,
+    /// A withdrawal of more than the balance.
+    #[error("insufficient funds")]
+    InsufficientFunds,
+}
+
+/// A bank account holding a balance in cents.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BankAccount {
+    balance: u64,
+    open: bool,
+}
+
+/// A bank account: opened, then money in and out, never below zero.
+#[aggregate(name = "account")]
+impl BankAccount {
+    /// Open the account with a first deposit.
+    #[command]
+    pub fn open(&self, initial: u64, memo: String) -> Result<BankAccountEvent, BankError> {
+        if self.open {
+            return Err(BankError::AlreadyOpen);
+        }
+        Ok(BankAccountEvent::Opened { initial, memo })
+    }
+
+    /// Put money in.
+    #[command]
+    pub fn deposit(&self, amount: u64, memo: String) -> Result<BankAccountEvent, BankError> {
+        if !self.open {
+            return Err(BankError::NotOpen);
+        }
+        Ok(BankAccountEvent::Deposited { amount, memo })
+    }
+
+    /// Take money out; never below zero.
+    #[command]
+    pub fn withdraw(&self, amount: u64, memo: String) -> Result<BankAccountEvent, BankError> {
+        if !self.open {
+            return Err(BankError::NotOpen);
+        }
+        if amount > self.balance {
+            return Err(BankError::InsufficientFunds);
+        }
+        Ok(BankAccountEvent::Withdrawn { amount, memo })
+    }
+
+    /// The account was opened.
+    #[event]
+    fn opened(&mut self, initial: u64, memo: String) {
+        let _ = memo;
+        self.open = true;
+        self.balance = initial;
+    }
+
+    /// Money was put in.
+    #[event]
+    fn deposited(&mut self, amount: u64, memo: String) {
+        let _ = memo;
+        self.balance += amount;
+    }
+
+    /// Money was taken out.
+    #[event]
+    fn withdrawn(&mut self, amount: u64, memo: String) {
+        let _ = memo;
+        self.balance -= amount;
+    }
+
+    /// The balance in cents.
+    pub fn balance(&self) -> u64 {
+        self.balance
+    }
+}
+
+/// `Open` with an initial deposit of 100 and the memo.
+pub fn open() -> BankAccountCommand {
+    BankAccountCommand::Open {
+        initial: 100,
+        memo: MEMO.to_owned(),
+    }
+}
+
+/// `Deposit` of `amount` with the memo.
+pub fn deposit(amount: u64) -> BankAccountCommand {
+    BankAccountCommand::Deposit {
+        amount,
+        memo: MEMO.to_owned(),
+    }
+}
+
+/// Event `version` (1-based) of an account's history, encoded for the store: `Opened` first,
+/// then deposits.
+pub fn new_event(version: u64) -> NewEvent {
+    let event = if version == 1 {
+        BankAccountEvent::Opened {
+            initial: 100,
+            memo: MEMO.to_owned(),
+        }
+    } else {
+        BankAccountEvent::Deposited {
+            amount: version,
+            memo: MEMO.to_owned(),
+        }
+    };
+    NewEvent::from_event(&event, Metadata::default()).expect("bank events encode")
+}
+
+/// Writes events `from..=to` of `stream` in batches of 1000, straight to the store.
+pub fn write_history(store: &impl EventStore, stream: &StreamId, from: u64, to: u64) {
+    let mut v = from;
+    while v <= to {
+        let end = (v + 999).min(to);
+        let batch = (v..=end).map(new_event).collect();
+        store
+            .append(stream, ExpectedVersion::Exact(v - 1), batch)
+            .expect("history appends");
+        v = end + 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_about_200_bytes() {
+        let len = new_event(2).payload.len();
+        assert!(
+            (PAYLOAD_BYTES - 10..=PAYLOAD_BYTES + 10).contains(&len),
+            "{len}"
+        );
+    }
+
+    #[test]
+    fn the_bank_runs_on_a_host() {
+        let host = es::Host::<BankAccount, _>::new(MemoryStore::new());
+        host.execute(1, open()).unwrap();
+        let done = host.execute(1, deposit(5)).unwrap();
+        assert_eq!(done.version, 2);
+        assert_eq!(host.state(1).unwrap().balance(), 105);
+        assert!(host.execute(2, deposit(5)).is_err());
+    }
+
+    #[test]
+    fn written_history_replays() {
+        let store = MemoryStore::new();
+        let stream = StreamId::new(BankAccount::NAME, 7).unwrap();
+        write_history(&store, &stream, 1, 2500);
+        let host = es::Host::<BankAccount, _>::new(store);
+        assert_eq!(host.version(7).unwrap(), 2500);
+    }
+}
