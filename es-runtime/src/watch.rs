@@ -7,54 +7,54 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 /// The head position of a store's global log, with waiters woken when it moves.
+///
+/// Publishing costs two atomic operations when nobody waits, so stores can publish after every
+/// commit.
 #[derive(Debug, Default)]
 pub struct HeadWatch {
-    state: Mutex<State>,
+    head: AtomicU64,
+    /// Threads blocked in `wait_beyond` plus registered wakers. A publisher that reads zero
+    /// here after storing the head skips the lock: any waiter that registers later reads the
+    /// new head before sleeping (both sides use sequentially consistent operations).
+    waiting: AtomicUsize,
+    wakers: Mutex<Vec<Waker>>,
     moved: Condvar,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    head: u64,
-    wakers: Vec<Waker>,
 }
 
 impl HeadWatch {
     /// A watch starting at `head`.
     pub fn new(head: u64) -> Self {
         HeadWatch {
-            state: Mutex::new(State {
-                head,
-                wakers: Vec::new(),
-            }),
-            moved: Condvar::new(),
+            head: AtomicU64::new(head),
+            ..HeadWatch::default()
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Vec<Waker>> {
+        self.wakers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The last published head position.
     pub fn head(&self) -> u64 {
-        self.lock().head
+        self.head.load(SeqCst)
     }
 
     /// Publishes a new head position and wakes every waiter. Positions never go back: a
     /// smaller value is ignored.
     pub fn publish(&self, head: u64) {
+        if self.head.fetch_max(head, SeqCst) >= head || self.waiting.load(SeqCst) == 0 {
+            return;
+        }
         let wakers = {
-            let mut state = self.lock();
-            if head <= state.head {
-                return;
-            }
-            state.head = head;
-            std::mem::take(&mut state.wakers)
+            let mut wakers = self.lock();
+            self.waiting.fetch_sub(wakers.len(), SeqCst);
+            std::mem::take(&mut *wakers)
         };
         self.moved.notify_all();
         for w in wakers {
@@ -64,12 +64,15 @@ impl HeadWatch {
 
     /// Blocks until the head is beyond `position` or `timeout` passes; returns the head.
     pub fn wait_beyond(&self, position: u64, timeout: Duration) -> u64 {
-        let state = self.lock();
-        let (state, _) = self
+        let guard = self.lock();
+        self.waiting.fetch_add(1, SeqCst);
+        let (guard, _) = self
             .moved
-            .wait_timeout_while(state, timeout, |s| s.head <= position)
+            .wait_timeout_while(guard, timeout, |_| self.head.load(SeqCst) <= position)
             .unwrap_or_else(|e| e.into_inner());
-        state.head
+        self.waiting.fetch_sub(1, SeqCst);
+        drop(guard);
+        self.head()
     }
 
     /// A future that resolves to the head once it is beyond `position`.
@@ -93,12 +96,22 @@ impl Future for Changed<'_> {
     type Output = u64;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
-        let mut state = self.watch.lock();
-        if state.head > self.position {
-            return Poll::Ready(state.head);
+        let head = self.watch.head();
+        if head > self.position {
+            return Poll::Ready(head);
         }
-        if !state.wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            state.wakers.push(cx.waker().clone());
+        {
+            let mut wakers = self.watch.lock();
+            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+                self.watch.waiting.fetch_add(1, SeqCst);
+            }
+        }
+        // A publish that read `waiting` before the waker was counted wakes nobody; its head is
+        // visible now.
+        let head = self.watch.head();
+        if head > self.position {
+            return Poll::Ready(head);
         }
         Poll::Pending
     }
@@ -130,5 +143,36 @@ mod tests {
             10,
             "timed out"
         );
+    }
+
+    /// Waiters racing a fast publisher never miss a wake-up: a lost one would leave a waiter
+    /// asleep until its (long) timeout and return a head that is not beyond its position.
+    #[test]
+    fn no_wake_up_is_lost_under_a_racing_publisher() {
+        const LAST: u64 = 20_000;
+        let watch = Arc::new(HeadWatch::new(0));
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let w = watch.clone();
+                std::thread::spawn(move || {
+                    let mut seen = 0;
+                    while seen < LAST {
+                        let head = w.wait_beyond(seen, Duration::from_secs(20));
+                        assert!(head > seen, "woken without progress: a wake-up was lost");
+                        seen = head;
+                    }
+                })
+            })
+            .collect();
+        for p in 1..=LAST {
+            watch.publish(p);
+            if p % 64 == 0 {
+                std::thread::yield_now();
+            }
+        }
+        for w in waiters {
+            w.join().unwrap();
+        }
+        assert_eq!(watch.waiting.load(SeqCst), 0);
     }
 }
