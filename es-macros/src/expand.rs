@@ -224,10 +224,12 @@ fn domain_event_impl(agg: &Aggregate<'_>) -> TokenStream {
         let stored = e.stored_name();
         quote!(Self::#variant { .. } => #stored,)
     });
+    let category = agg.stream_category();
     quote! {
         #[automatically_derived]
         impl #private::DomainEvent for #name {
             const TYPES: &'static [&'static str] = &[#(#types),*];
+            const CATEGORIES: &'static [&'static str] = &[#category];
 
             fn event_type(&self) -> &'static str {
                 match *self {

@@ -92,6 +92,9 @@ pub trait DomainEvent:
     /// Every stored type name this enum can decode, including aliases of renamed events.
     const TYPES: &'static [&'static str];
 
+    /// The stream categories (aggregate names) whose streams hold these events; empty: any.
+    const CATEGORIES: &'static [&'static str] = &[];
+
     /// The stored type name of this event.
     fn event_type(&self) -> &'static str;
 }
