@@ -339,7 +339,10 @@ impl ShoppingCart {
 
 #[test]
 fn events_belong_to_the_aggregate_category() {
-    assert_eq!(<BankAccountEvent as DomainEvent>::CATEGORIES, ["bank_account"]);
+    assert_eq!(
+        <BankAccountEvent as DomainEvent>::CATEGORIES,
+        ["bank_account"]
+    );
     assert_eq!(
         <BankAccountEvent as DomainEvent>::CATEGORIES,
         [BankAccount::NAME]
