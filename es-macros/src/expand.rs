@@ -111,6 +111,7 @@ fn checks(agg: &Aggregate<'_>) -> TokenStream {
                 note = "an error type implements `std::fmt::Debug`, `std::fmt::Display` and `std::error::Error`"
             )]
             trait __AggregateError {}
+            #[diagnostic::do_not_recommend]
             impl<T: ?Sized + #private::std::error::Error> __AggregateError for T {}
 
             #[diagnostic::on_unimplemented(
@@ -119,6 +120,7 @@ fn checks(agg: &Aggregate<'_>) -> TokenStream {
                 note = "derive them with `#[derive(Serialize, Deserialize)]`, from `es::prelude` or `serde`"
             )]
             trait __EventField {}
+            #[diagnostic::do_not_recommend]
             impl<T: ?Sized + #private::serde::Serialize + #private::serde::Deserialize<'static>>
                 __EventField for T {}
 
