@@ -66,8 +66,11 @@ fn expand(agg: &Aggregate<'_>) -> TokenStream {
 /// terms of the macro, before rustc's errors in the generated code (the serde derives, the
 /// `Aggregate` impl), which name traits and bounds the user never wrote.
 ///
-/// They are bounds of a struct's `where` clause: rustc checks those first, and reports a
-/// failing one with the `on_unimplemented` message of its trait.
+/// They are bounds of a struct's `where` clause, which rustc checks before any function body
+/// (where the derives' errors are), each on a helper trait whose `on_unimplemented` message
+/// it reports; `do_not_recommend` keeps it from reporting the std or serde bound behind the
+/// helper's impl instead. Fields are asserted `Deserialize<'static>`, the least the derive
+/// may need.
 fn checks(agg: &Aggregate<'_>) -> TokenStream {
     let private = private(agg);
     let mut bounds = Vec::new();
