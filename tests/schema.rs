@@ -1,10 +1,11 @@
-//! The schema `#[aggregate]` generates for the bank account, and its Markdown.
+//! The schema `#[aggregate]` generates for the bank account and a task list, and its Markdown.
 
 #[allow(unreachable_pub, dead_code)]
 #[path = "../examples/bank/account.rs"]
 mod account;
 
 use account::BankAccount;
+use es::prelude::{Deserialize, Serialize, aggregate};
 use es::{Aggregate, FieldSchema};
 
 #[test]
@@ -77,4 +78,47 @@ fn bank_schema_renders_markdown_with_a_diagram() {
         "| `Withdraw` | `amount: u64` | `Withdrawn` | Take money out; never below zero. |"
     ));
     assert!(md.contains("| `Deposited` | `MoneyDeposited` | `amount: u64` | Money was put in. |"));
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct TaskList {
+    tasks: Vec<String>,
+}
+
+#[aggregate]
+impl TaskList {
+    /// Adds a task.
+    #[command]
+    fn add(&self, task: String) -> TaskListEvent {
+        TaskListEvent::Added { task }
+    }
+
+    /// A task was added.
+    #[event(name = "TaskAdded", alias = "TodoAdded")]
+    fn added(&mut self, task: String) {
+        self.tasks.push(task);
+    }
+
+    /// The list was cleared.
+    #[event(alias = "Emptied", alias = "Reset")]
+    fn cleared(&mut self) {
+        self.tasks.clear();
+    }
+}
+
+#[test]
+fn markdown_shows_the_names_events_are_also_read_from() {
+    let md = TaskList::schema().to_markdown();
+    assert!(
+        md.contains(
+            "| `Added` | `TaskAdded` (also `TodoAdded`) | `task: String` | A task was added. |"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains(
+            "| `Cleared` | `Cleared` (also `Emptied`, `Reset`) | — | The list was cleared. |"
+        ),
+        "{md}"
+    );
 }

@@ -162,7 +162,9 @@ pub(crate) fn event_enum_doc(agg: &Aggregate<'_>) -> Vec<String> {
         String::new(),
         format!(
             "Each is stored under its type name ([`DomainEvent::event_type`]({krate}::DomainEvent::event_type)) \
-             and applied by its method through [`Aggregate::apply`]({krate}::Aggregate::apply)."
+             in streams of the `{category}` category ([`DomainEvent::CATEGORIES`]({krate}::DomainEvent::CATEGORIES)), \
+             and applied by its method through [`Aggregate::apply`]({krate}::Aggregate::apply).",
+            category = agg.stream_category()
         ),
     ]
 }

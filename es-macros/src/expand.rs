@@ -3,12 +3,13 @@
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote};
 use syn::spanned::Spanned;
+use syn::visit_mut::VisitMut;
 use syn::{ImplItem, ItemImpl};
 
 use crate::args::Args;
 use crate::ctxt::Ctxt;
 use crate::docs;
-use crate::model::{self, Aggregate, Command, Event, FieldType, Form, Param};
+use crate::model::{self, Aggregate, Command, Event, FieldType, Form, Param, ReplaceSelf};
 use crate::symbol::SERDE;
 use crate::{fallback, validate};
 
@@ -46,17 +47,184 @@ pub(crate) fn private(agg: &Aggregate<'_>) -> TokenStream {
 
 fn expand(agg: &Aggregate<'_>) -> TokenStream {
     let user_impl = stripped(agg.original);
+    let checks = checks(agg);
     let command_enum = command_enum(agg, true);
     let event_enum = event_enum(agg, true);
     let domain_event = domain_event_impl(agg);
     let aggregate = aggregate_impl(agg);
     quote! {
         #user_impl
+        #checks
         #command_enum
         #event_enum
         #domain_event
         #aggregate
     }
+}
+
+/// Assertions on the types the user chose, each reported on the type with a message in the
+/// terms of the macro, before rustc's errors in the generated code (the serde derives, the
+/// `Aggregate` impl), which name traits and bounds the user never wrote.
+///
+/// They are bounds of a struct's `where` clause, which rustc checks before any function body
+/// (where the derives' errors are), each on a helper trait whose `on_unimplemented` message
+/// it reports; `do_not_recommend` keeps it from reporting the std or serde bound behind the
+/// helper's impl instead. Fields are asserted `Deserialize<'static>`, the least the derive
+/// may need.
+fn checks(agg: &Aggregate<'_>) -> TokenStream {
+    let private = private(agg);
+    let mut bounds = Vec::new();
+    if let Some(error) = agg.error_type() {
+        let mut error = error.clone();
+        ReplaceSelf(&agg.original.self_ty).visit_type_mut(&mut error);
+        // `Self::Assoc` means nothing outside the impl; leave such a type to rustc.
+        if !mentions_self(error.to_token_stream()) {
+            bounds.push(bound(&error, quote!(__AggregateError)));
+        }
+    }
+    let mut leaves = Vec::new();
+    let params = agg
+        .commands
+        .iter()
+        .flat_map(|c| &c.params)
+        .chain(agg.events.iter().flat_map(|e| &e.params));
+    for param in params.filter(|p| plain_serde(p)) {
+        match &param.ty {
+            FieldType::Plain(ty) | FieldType::VecOf(ty) => serde_leaves(ty, &mut leaves),
+            FieldType::String => {}
+        }
+    }
+    let mut seen = Vec::new();
+    for ty in leaves {
+        let key = docs::type_string(ty);
+        if seen.contains(&key) || mentions_self(ty.to_token_stream()) {
+            continue;
+        }
+        seen.push(key);
+        bounds.push(bound(ty, quote!(__EventField)));
+    }
+    if bounds.is_empty() {
+        return TokenStream::new();
+    }
+    quote! {
+        const _: () = {
+            #[diagnostic::on_unimplemented(
+                message = "`{Self}` must implement `std::error::Error` to be an aggregate's error type",
+                label = "not a `std::error::Error`",
+                note = "an error type implements `std::fmt::Debug`, `std::fmt::Display` and `std::error::Error`"
+            )]
+            trait __AggregateError {}
+            #[diagnostic::do_not_recommend]
+            impl<T: ?Sized + #private::std::error::Error> __AggregateError for T {}
+
+            #[diagnostic::on_unimplemented(
+                message = "event and command field types must implement `serde::Serialize` and `serde::Deserialize`",
+                label = "a field of a generated enum, which derives `Serialize` and `Deserialize`",
+                note = "derive them with `#[derive(Serialize, Deserialize)]`, from `es::prelude` or `serde`"
+            )]
+            trait __EventField {}
+            #[diagnostic::do_not_recommend]
+            impl<T: ?Sized + #private::serde::Serialize + #private::serde::Deserialize<'static>>
+                __EventField for T {}
+
+            #[allow(dead_code)]
+            struct __Checks where #(#bounds,)*;
+        };
+    }
+}
+
+/// `ty: Trait`, reported on the whole of `ty`: the added tokens take the span of its last
+/// token, so the predicate spans from its first to its last.
+fn bound(ty: &syn::Type, trait_: TokenStream) -> TokenStream {
+    let tokens = ty.to_token_stream();
+    let last = match tokens.clone().into_iter().last() {
+        Some(TokenTree::Group(g)) => g.span_close(),
+        Some(tt) => tt.span(),
+        None => Span::call_site(),
+    };
+    let rest: TokenStream = quote!(: #trait_)
+        .into_iter()
+        .map(|mut tt| {
+            tt.set_span(last);
+            tt
+        })
+        .collect();
+    quote!(#tokens #rest)
+}
+
+/// The types whose serde impls `ty`'s depend on, where that is known: the elements of
+/// tuples, arrays and std collections, so that a missing impl is reported on the element
+/// itself (rustc words it in the macro's terms only for the type that was asserted).
+fn serde_leaves<'t>(ty: &'t syn::Type, out: &mut Vec<&'t syn::Type>) {
+    const COLLECTIONS: &[(&str, usize)] = &[
+        ("Vec", 1),
+        ("VecDeque", 1),
+        ("LinkedList", 1),
+        ("BinaryHeap", 1),
+        ("Option", 1),
+        ("HashSet", 1),
+        ("BTreeSet", 1),
+        ("HashMap", 2),
+        ("BTreeMap", 2),
+    ];
+    match ty {
+        syn::Type::Paren(p) => serde_leaves(&p.elem, out),
+        syn::Type::Group(g) => serde_leaves(&g.elem, out),
+        syn::Type::Tuple(t) => t.elems.iter().for_each(|e| serde_leaves(e, out)),
+        syn::Type::Array(a) => serde_leaves(&a.elem, out),
+        syn::Type::Path(p) if p.qself.is_none() => {
+            let last = p.path.segments.last().expect("a path has a segment");
+            let elements = COLLECTIONS
+                .iter()
+                .find(|(name, _)| last.ident == name)
+                .map(|(_, n)| *n);
+            match (&last.arguments, elements) {
+                (syn::PathArguments::AngleBracketed(args), Some(n)) => args
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        syn::GenericArgument::Type(t) => Some(t),
+                        _ => None,
+                    })
+                    .take(n)
+                    .for_each(|t| serde_leaves(t, out)),
+                _ => out.push(ty),
+            }
+        }
+        _ => out.push(ty),
+    }
+}
+
+/// Whether `tokens` mention `Self`.
+fn mentions_self(tokens: TokenStream) -> bool {
+    let mut found = Vec::new();
+    idents(tokens, &mut found);
+    found.iter().any(|i| i == "Self")
+}
+
+/// Whether a field is serialized as its type says: no `#[serde(with = ...)]`, `skip` or other
+/// attribute that lets a type without the serde traits be a field.
+fn plain_serde(param: &Param<'_>) -> bool {
+    const PLAIN: &[&str] = &[
+        "default",
+        "rename",
+        "alias",
+        "skip_serializing_if",
+        "flatten",
+    ];
+    param.serde.iter().all(|attr| {
+        attr.parse_nested_meta(|meta| {
+            if PLAIN.iter().any(|p| meta.path.is_ident(p)) {
+                if meta.input.peek(syn::Token![=]) {
+                    let _: syn::Expr = meta.value()?.parse()?;
+                }
+                Ok(())
+            } else {
+                Err(meta.error("not plain"))
+            }
+        })
+        .is_ok()
+    })
 }
 
 /// The impl block as written, less the attributes that only the macro understands.
@@ -72,6 +240,11 @@ pub(crate) fn stripped(original: &ItemImpl) -> ItemImpl {
             continue;
         }
         method.attrs.retain(|a| model::handler_kind(a).is_none());
+        // The macro requires the receiver, so a handler that does not read the state still
+        // takes it.
+        method
+            .attrs
+            .push(syn::parse_quote!(#[allow(clippy::unused_self)]));
         for arg in &mut method.sig.inputs {
             if let syn::FnArg::Typed(pat_type) = arg {
                 pat_type.attrs.retain(|a| !a.path().is_ident(SERDE));
@@ -162,11 +335,17 @@ pub(crate) fn command_enum(agg: &Aggregate<'_>, full: bool) -> TokenStream {
         let fields = fields(agg, c.original, &c.params);
         Some(quote!(#docs #variant #fields))
     });
+    let (generics, phantom) = if full {
+        (TokenStream::new(), TokenStream::new())
+    } else {
+        placeholder_generics(agg, agg.commands.iter().flat_map(|c| &c.params))
+    };
     quote! {
         #doc
         #attrs
-        #vis enum #name {
+        #vis enum #name #generics {
             #(#variants,)*
+            #phantom
         }
     }
 }
@@ -197,11 +376,84 @@ pub(crate) fn event_enum(agg: &Aggregate<'_>, full: bool) -> TokenStream {
         let fields = fields(agg, e.original, &e.params);
         Some(quote!(#docs #serde #variant #fields))
     });
+    let (generics, phantom) = if full {
+        (TokenStream::new(), TokenStream::new())
+    } else {
+        placeholder_generics(agg, agg.events.iter().flat_map(|e| &e.params))
+    };
     quote! {
         #doc
         #attrs
-        #vis enum #name {
+        #vis enum #name #generics {
             #(#variants,)*
+            #phantom
+        }
+    }
+}
+
+/// For the placeholder enums of a generic impl (which is an error), the impl's parameters:
+/// without bounds, and with defaults, so that the impl may name the enums with arguments
+/// (`WalletEvent<T>`) or without (`WalletEvent`) and fields may use them. Parameters that no
+/// field uses are held by a hidden variant. Empty for an impl without parameters.
+fn placeholder_generics<'p>(
+    agg: &Aggregate<'_>,
+    params: impl Iterator<Item = &'p Param<'p>>,
+) -> (TokenStream, TokenStream) {
+    let generics = &agg.original.generics.params;
+    if generics.is_empty() {
+        return (TokenStream::new(), TokenStream::new());
+    }
+    let mut used = Vec::new();
+    for p in params {
+        let ty = match &p.ty {
+            FieldType::Plain(ty) | FieldType::VecOf(ty) => ty.to_token_stream(),
+            FieldType::String => continue,
+        };
+        idents(ty, &mut used);
+    }
+    let mut declared = Vec::new();
+    let mut unused = Vec::new();
+    for param in generics {
+        match param {
+            syn::GenericParam::Lifetime(l) => {
+                let lifetime = &l.lifetime;
+                declared.push(quote!(#lifetime));
+                unused.push(quote!(&#lifetime ()));
+            }
+            syn::GenericParam::Type(t) => {
+                let ident = &t.ident;
+                declared.push(quote!(#ident = ()));
+                if !used.contains(&t.ident.to_string()) {
+                    unused.push(quote!(#ident));
+                }
+            }
+            syn::GenericParam::Const(c) => {
+                let (ident, ty) = (&c.ident, &c.ty);
+                let default = if matches!(ty, syn::Type::Path(p) if p.path.is_ident("bool")) {
+                    quote!(false)
+                } else {
+                    quote!({ <#ty>::MIN })
+                };
+                declared.push(quote!(const #ident: #ty = #default));
+            }
+        }
+    }
+    let phantom = if unused.is_empty() {
+        TokenStream::new()
+    } else {
+        let private = private(agg);
+        quote!(#[doc(hidden)] __Unused(#private::std::marker::PhantomData<(#(#unused,)*)>),)
+    };
+    (quote!(<#(#declared),*>), phantom)
+}
+
+/// Every identifier in `tokens`, as strings.
+fn idents(tokens: TokenStream, out: &mut Vec<String>) {
+    for tt in tokens {
+        match tt {
+            TokenTree::Ident(ident) => out.push(ident.to_string()),
+            TokenTree::Group(g) => idents(g.stream(), out),
+            _ => {}
         }
     }
 }
@@ -224,10 +476,12 @@ fn domain_event_impl(agg: &Aggregate<'_>) -> TokenStream {
         let stored = e.stored_name();
         quote!(Self::#variant { .. } => #stored,)
     });
+    let category = agg.stream_category();
     quote! {
         #[automatically_derived]
         impl #private::DomainEvent for #name {
             const TYPES: &'static [&'static str] = &[#(#types),*];
+            const CATEGORIES: &'static [&'static str] = &[#category];
 
             fn event_type(&self) -> &'static str {
                 match *self {
@@ -489,5 +743,68 @@ fn schema(agg: &Aggregate<'_>) -> TokenStream {
             &[#(#events),*],
         );
         &SCHEMA
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proc_macro2::TokenStream;
+    use quote::quote;
+
+    /// The `where` clause of the checks emitted for an impl block, and whether they come
+    /// before the enums.
+    fn checks(input: TokenStream) -> (String, bool) {
+        let out = super::aggregate(TokenStream::new(), input).to_string();
+        let at = out.find("struct __Checks").expect("the checks are emitted");
+        let clause = &out[at..];
+        let clause = clause[..clause.find(';').unwrap()].to_owned();
+        (clause, at < out.find("enum ").unwrap())
+    }
+
+    #[test]
+    fn field_and_error_types_are_asserted_before_the_enums() {
+        let (clause, first) = checks(quote! {
+            impl Cart {
+                #[command]
+                fn add(
+                    &self,
+                    items: Vec<Item>,
+                    note: &str,
+                    #[serde(with = "opaque")] tag: Opaque,
+                    #[serde(default)] count: Count,
+                ) -> Result<CartEvent, CartError> {
+                    todo!()
+                }
+
+                #[event]
+                fn added(&mut self, item: (Item, Self)) {}
+            }
+        });
+        assert!(first);
+        assert!(clause.contains("CartError : __AggregateError"), "{clause}");
+        // Elements of collections and tuples are asserted themselves, each type once.
+        assert_eq!(clause.matches("Item : __EventField").count(), 1, "{clause}");
+        assert!(!clause.contains("Vec"), "{clause}");
+        assert!(clause.contains("Cart : __EventField"), "{clause}");
+        assert!(clause.contains("Count : __EventField"), "{clause}");
+        // A field serialized `with` a module need not implement the serde traits.
+        assert!(!clause.contains("Opaque"), "{clause}");
+    }
+
+    #[test]
+    fn an_infallible_aggregate_has_no_error_type_to_assert() {
+        let (clause, _) = checks(quote! {
+            impl Notes {
+                #[command]
+                fn add(&self, text: &str) -> NotesEvent {
+                    todo!()
+                }
+
+                #[event]
+                fn added(&mut self, text: String) {}
+            }
+        });
+        assert!(!clause.contains("__AggregateError"), "{clause}");
+        assert!(clause.contains("String : __EventField"), "{clause}");
     }
 }

@@ -20,7 +20,7 @@ use crate::symbol::*;
 pub(crate) struct Aggregate<'a> {
     pub(crate) original: &'a ItemImpl,
     pub(crate) args: Args,
-    /// The state type's name (`BankAccount`); `None` when the self type is not a plain name.
+    /// The state type's name (`BankAccount`); `None` when the self type is not a named type.
     pub(crate) ident: Option<Ident>,
     pub(crate) commands: Vec<Command<'a>>,
     pub(crate) events: Vec<Event<'a>>,
@@ -129,7 +129,7 @@ impl<'a> Aggregate<'a> {
             );
             if handler_kind(attr) == Some(COMMAND) {
                 let emits = command_attr(cx, attr);
-                let output = output(cx, method);
+                let output = output(cx, method, ident.as_ref());
                 commands.push(Command {
                     original: method,
                     variant,
@@ -278,7 +278,8 @@ fn self_ident(cx: &Ctxt, original: &ItemImpl) -> Option<Ident> {
             "`#[aggregate]` does not support generic types: the aggregate must be a \
                      plain type name, like `impl BankAccount`",
         );
-        return None;
+        // Still named, so the placeholder enums exist for the code that uses them.
+        return Some(last.ident.clone());
     }
     cx.error_spanned_by(
         self_ty,
@@ -481,7 +482,7 @@ impl<'ast> Visit<'ast> for FindBorrow {
 }
 
 /// `Self` in a field type means the aggregate, not the enum the field ends up in.
-struct ReplaceSelf<'a>(&'a Type);
+pub(crate) struct ReplaceSelf<'a>(pub(crate) &'a Type);
 
 impl VisitMut for ReplaceSelf<'_> {
     fn visit_type_mut(&mut self, ty: &mut Type) {
@@ -496,7 +497,7 @@ impl VisitMut for ReplaceSelf<'_> {
     }
 }
 
-fn output<'a>(cx: &Ctxt, method: &'a ImplItemFn) -> Option<Output<'a>> {
+fn output<'a>(cx: &Ctxt, method: &'a ImplItemFn, ident: Option<&Ident>) -> Option<Output<'a>> {
     let ty = match &method.sig.output {
         ReturnType::Default => {
             return Some(Output {
@@ -513,13 +514,18 @@ fn output<'a>(cx: &Ctxt, method: &'a ImplItemFn) -> Option<Output<'a>> {
         Some(args) if args.len() == 1 => (args[0], true, None),
         _ => (ty, false, None),
     };
-    let form = match form(events) {
+    let form = match form(events, ident) {
         Some(form) => form,
         None => {
+            let event = ident.map_or_else(|| "<Type>Event".to_owned(), |i| format!("{i}Event"));
             cx.error_spanned_by(
                 events,
-                "`#[command]` methods return their events: one `Event`, `Vec<Event>`, \
-                 `Option<Event>` or `[Event; N]`, either bare or in `Result<_, E>`",
+                format!(
+                    "`#[command]` methods return their events as `{event}`, `Vec<{event}>`, \
+                     `Option<{event}>`, `[{event}; N]` or `()`, either bare or in \
+                     `Result<_, E>`; `{}` is none of these",
+                    crate::docs::type_string(events)
+                ),
             );
             return None;
         }
@@ -532,18 +538,70 @@ fn output<'a>(cx: &Ctxt, method: &'a ImplItemFn) -> Option<Output<'a>> {
     })
 }
 
-fn form(ty: &Type) -> Option<Form> {
+/// Type names that are certainly not the event enum when they stand alone as a return type.
+const NOT_EVENTS: &[&str] = &[
+    "bool",
+    "char",
+    "str",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "u128",
+    "usize",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "i128",
+    "isize",
+    "f32",
+    "f64",
+    "String",
+    "OsString",
+    "CString",
+    "PathBuf",
+    "Duration",
+    "Instant",
+    "SystemTime",
+];
+
+/// How a command's return type (inside its `Result`, if any) holds events; `None` when it is
+/// certainly not one of the forms. A type that may name the event enum (an alias, a path the
+/// macro cannot resolve) is taken as one event, and rustc checks it.
+fn form(ty: &Type, ident: Option<&Ident>) -> Option<Form> {
     match ty {
-        Type::Paren(p) => form(&p.elem),
-        Type::Group(g) => form(&g.elem),
+        Type::Paren(p) => form(&p.elem, ident),
+        Type::Group(g) => form(&g.elem, ident),
         Type::Tuple(t) if t.elems.is_empty() => Some(Form::Nothing),
         Type::Array(_) => Some(Form::Array),
-        Type::Path(_) => match () {
-            () if generic_args(ty, "Vec").is_some_and(|a| a.len() == 1) => Some(Form::Vec),
-            () if generic_args(ty, "Option").is_some_and(|a| a.len() == 1) => Some(Form::Option),
-            () if result_args(ty).is_some() => None,
-            () => Some(Form::One),
-        },
+        Type::Macro(_) | Type::Verbatim(_) => Some(Form::One),
+        Type::Path(p) if p.qself.is_some() => Some(Form::One),
+        Type::Path(p) => {
+            let last = p.path.segments.last()?;
+            let event_enum = ident.map(|i| format_ident!("{i}Event"));
+            if event_enum.is_some_and(|e| last.ident == e) {
+                // Even with arguments: those are a mistake of their own, reported by rustc.
+                Some(Form::One)
+            } else if generic_args(ty, "Vec").is_some_and(|a| a.len() == 1) {
+                Some(Form::Vec)
+            } else if generic_args(ty, "Option").is_some_and(|a| a.len() == 1) {
+                Some(Form::Option)
+            } else if !matches!(last.arguments, PathArguments::None) {
+                // Generic, and neither `Vec` nor `Option`: `VecDeque<Event>`, `Box<Event>`,
+                // a nested `Result`.
+                None
+            } else if p.path.is_ident("Self")
+                || NOT_EVENTS.iter().any(|n| last.ident == n)
+                || ident.is_some_and(|i| {
+                    last.ident == *i || last.ident == format!("{i}Command").as_str()
+                })
+            {
+                None
+            } else {
+                Some(Form::One)
+            }
+        }
         _ => None,
     }
 }

@@ -64,7 +64,8 @@ fn check_impl(cx: &Ctxt, agg: &Aggregate<'_>) {
             "`#[aggregate]` does not support `where` clauses on the impl block",
         );
     }
-    if agg.commands.is_empty() && agg.ident.is_some() {
+    // A trait impl is the mistake; that it has no command follows from it.
+    if agg.commands.is_empty() && agg.ident.is_some() && item.trait_.is_none() {
         cx.error_spanned_by(
             &item.self_ty,
             "an aggregate needs at least one `#[command]` method (`&self` + parameters, \
@@ -179,40 +180,45 @@ fn duplicates<'a>(
 }
 
 fn check_event_type_names(cx: &Ctxt, events: &[Event<'_>]) {
-    let mut seen: Vec<(String, String)> = Vec::new();
+    // Each stored name and alias seen so far: the name, its event's method, and which it is.
+    let mut seen: Vec<(String, String, &str)> = Vec::new();
     for event in events {
-        let mut names: Vec<(String, Box<dyn ToTokens>)> = Vec::new();
+        let mut names: Vec<(String, Box<dyn ToTokens>, &str)> = Vec::new();
         match &event.name {
-            Some(lit) => names.push((lit.value(), Box::new(lit.clone()))),
+            Some(lit) => names.push((lit.value(), Box::new(lit.clone()), "the stored name")),
             None => names.push((
                 event.variant.to_string(),
                 Box::new(event.original.sig.ident.clone()),
+                "the stored name",
             )),
         }
         for alias in &event.aliases {
-            names.push((alias.value(), Box::new(alias.clone())));
+            names.push((alias.value(), Box::new(alias.clone()), "an alias"));
         }
         let method = event.original.sig.ident.to_string();
-        let mut own: Vec<String> = Vec::new();
-        for (name, at) in names {
-            if let Some((_, other)) = seen.iter().find(|(n, _)| *n == name) {
+        let mut own: Vec<(String, &str)> = Vec::new();
+        for (name, at, role) in names {
+            if let Some((_, other, other_role)) = seen.iter().find(|(n, ..)| *n == name) {
                 cx.error_spanned_by(
                     at,
                     format!(
-                        "duplicate event type name `{name}`: it is already stored for `{other}`; \
-                         each stored name and alias must belong to one event"
+                        "duplicate event type name `{name}`: it is already {other_role} of \
+                         `{other}`; each stored name and alias must belong to one event"
                     ),
                 );
-            } else if own.contains(&name) {
+            } else if own.iter().any(|(n, _)| *n == name) {
                 cx.error_spanned_by(
                     at,
                     format!("event type name `{name}` is given twice for `{method}`"),
                 );
             } else {
-                own.push(name);
+                own.push((name, role));
             }
         }
-        seen.extend(own.into_iter().map(|n| (n, method.clone())));
+        seen.extend(
+            own.into_iter()
+                .map(|(name, role)| (name, method.clone(), role)),
+        );
     }
 }
 

@@ -108,8 +108,9 @@ impl AggregateSchema {
         self.events.iter().find(|e| e.name == name)
     }
 
-    /// Renders the schema as Markdown: tables of commands and events and a Mermaid flowchart
-    /// from each command to the events it may emit.
+    /// Renders the schema as Markdown: tables of commands and events (with the names each
+    /// event is stored and read under) and a Mermaid flowchart from each command to the events
+    /// it may emit.
     pub fn to_markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -159,9 +160,9 @@ impl AggregateSchema {
         for e in self.events {
             let _ = writeln!(
                 out,
-                "| `{}` | `{}` | {} | {} |",
+                "| `{}` | {} | {} | {} |",
                 e.name,
-                e.type_name,
+                stored_md(e),
                 fields_md(e.fields),
                 first_line(e.docs)
             );
@@ -228,6 +229,21 @@ fn fields_md(fields: &[FieldSchema]) -> String {
         .map(|f| format!("`{}: {}`", f.name, f.ty))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The stored type name, and the older names it is also read from.
+fn stored_md(event: &EventSchema) -> String {
+    let stored = format!("`{}`", event.type_name);
+    if event.aliases.is_empty() {
+        return stored;
+    }
+    let aliases = event
+        .aliases
+        .iter()
+        .map(|a| format!("`{a}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{stored} (also {aliases})")
 }
 
 fn first_line(docs: &str) -> &str {

@@ -8,13 +8,23 @@ struct Wallet<T> {
 #[aggregate]
 impl<T> Wallet<T> {
     #[command]
-    fn add(&self, coin: u64) -> WalletEvent {
+    fn add(&self, coin: T) -> WalletEvent<T> {
         WalletEvent::Added { coin }
     }
 
+    #[command]
+    fn empty(&self) -> WalletEvent {
+        WalletEvent::Emptied
+    }
+
     #[event]
-    fn added(&mut self, coin: u64) {
-        let _ = coin;
+    fn added(&mut self, coin: T) {
+        self.coins.push(coin);
+    }
+
+    #[event]
+    fn emptied(&mut self) {
+        self.coins.clear();
     }
 }
 
