@@ -585,7 +585,9 @@ fn a_killed_projection_process_applies_each_event_exactly_once() {
     let survived = read_balances(&store, "balances");
     assert_eq!(survived.2, head);
     assert_eq!(survived, read_balances(&store, "fresh"));
-    eprintln!(
+    // Written to the real stderr, past the harness's capture, so the count shows in `cargo test`.
+    let _ = writeln!(
+        std::io::stderr().lock(),
         "projection crash test: {kills} SIGKILLs ({killed_mid_run} mid-run), {head} events, table equals a fresh rebuild"
     );
 }
