@@ -296,13 +296,7 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
                 return Ok(applied);
             }
             // Everything up to the checkpoint is processed; anything beyond it wakes us.
-            let seen = self.checkpoint()?;
-            match self.store.head_watch() {
-                Some(watch) => {
-                    watch.wait_beyond(seen, tick);
-                }
-                None => std::thread::sleep(tick.min(Duration::from_millis(10))),
-            }
+            wait_for_commits(&self.store, self.checkpoint()?, tick);
         }
     }
 
@@ -431,5 +425,16 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
             elapsed: started.elapsed(),
         });
         Ok(applied)
+    }
+}
+
+/// Waits until the store's head moves beyond `seen` or `tick` passes; stores without a head
+/// watch are polled every 10 ms at most.
+pub(crate) fn wait_for_commits<S: EventStore + ?Sized>(store: &S, seen: u64, tick: Duration) {
+    match store.head_watch() {
+        Some(watch) => {
+            watch.wait_beyond(seen, tick);
+        }
+        None => std::thread::sleep(tick.min(Duration::from_millis(10))),
     }
 }

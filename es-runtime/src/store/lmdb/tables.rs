@@ -22,7 +22,7 @@ use super::{BytesDb, Fail, Inner, LmdbStore, read_failed, record};
 use crate::DomainEvent;
 use crate::error::{ReadError, WriteError};
 use crate::event::Timestamp;
-use crate::projection::{Envelope, Progress, ProjectionError};
+use crate::projection::{Envelope, Progress, ProjectionError, wait_for_commits};
 use crate::store::EventStore;
 use crate::subscription::Until;
 
@@ -570,13 +570,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
             if stop.load(Ordering::Acquire) {
                 return Ok(applied);
             }
-            let seen = self.checkpoint()?;
-            match self.store().head_watch() {
-                Some(watch) => {
-                    watch.wait_beyond(seen, tick);
-                }
-                None => std::thread::sleep(tick.min(Duration::from_millis(10))),
-            }
+            wait_for_commits(self.store(), self.checkpoint()?, tick);
         }
     }
 
