@@ -8,7 +8,9 @@
 //! crosses a multiple of [`every`](SnapshotPolicy::every): with `every = 100`, a batch taking
 //! a stream from version 98 to 103 is snapshotted at 103. It also takes one after rehydrating
 //! an instance whose tail (the events after the snapshot it started from) was at least `every`
-//! events long, so a long stream without a snapshot is replayed in full at most once.
+//! events long, so a long stream without a snapshot is replayed in full at most once, and
+//! when it passivates an instance past its last snapshot, so a reloaded instance replays
+//! nothing.
 //!
 //! By default snapshots are written by a background thread, so the command that triggers one
 //! does not wait for the store. Snapshots of one stream that are still waiting to be written
@@ -16,6 +18,7 @@
 //! version 4 to 11 faster than the writer may keep only the snapshot at 10). Turn this off
 //! with [`HostBuilder::background_snapshots(false)`](crate::HostBuilder::background_snapshots)
 //! to write each snapshot inline, or wait with [`Host::flush_snapshots`](crate::Host::flush_snapshots).
+//! Rehydration uses a snapshot still waiting to be written when it is newer than the store's.
 //!
 //! Snapshots carry the [`state_version`](SnapshotPolicy::state_version) they were written
 //! under; one written under another version is ignored, and the state is rebuilt from events.

@@ -75,7 +75,10 @@ fn a_panic_in_apply_after_the_append_leaves_no_half_applied_instance() {
 
 #[test]
 fn a_panic_while_rehydrating_is_a_load_error() {
-    let host = Host::<Account, _>::new(MemoryStore::new());
+    // Without snapshots, so that the passivation takes none and the reload replays the event.
+    let host = Host::<Account, _>::builder(MemoryStore::new())
+        .snapshot_every(0)
+        .build();
     host.execute("a", AccountCommand::Deposit(13)).unwrap();
     host.passivate("a");
     PANIC_ON_DEPOSIT_OF.set(Some(13));

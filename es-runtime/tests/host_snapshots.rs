@@ -3,10 +3,16 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use common::{Account, AccountCommand, replay, stream_events};
-use es_runtime::{Aggregate, EventStore, Host, MemoryStore, Snapshot, StreamId};
+use es_runtime::store::Visitor;
+use es_runtime::{
+    Aggregate, AppendError, AppendResult, EventStore, ExpectedVersion, Host, MemoryStore, NewEvent,
+    ReadError, Snapshot, StreamId, WriteError,
+};
 use proptest::prelude::*;
 
 fn versions(store: &impl EventStore, id: &str) -> Vec<u64> {
@@ -222,6 +228,285 @@ fn a_long_replay_saves_a_snapshot() {
     assert_eq!(again.metrics().snapshot_hits, 1);
 }
 
+/// How an instance leaves the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leave {
+    Passivate,
+    PassivateAll,
+    PassivateIdle,
+    Sweeper,
+    Evicted,
+}
+
+const LEAVES: [Leave; 5] = [
+    Leave::Passivate,
+    Leave::PassivateAll,
+    Leave::PassivateIdle,
+    Leave::Sweeper,
+    Leave::Evicted,
+];
+
+/// Takes `a` 5 events past its snapshot at 10, has it leave the cache by `leave`, and loads it
+/// again: the load starts from a snapshot at 15 and replays nothing.
+fn reload_after(leave: Leave, background: bool) {
+    let store = Arc::new(MemoryStore::new());
+    let mut builder = Host::<Account, _>::builder(store.clone())
+        .snapshot_every(10)
+        .snapshot_keep(2)
+        .background_snapshots(background)
+        .max_live(1)
+        .shards(1);
+    builder = match leave {
+        Leave::PassivateIdle => builder
+            .idle_timeout(Duration::from_millis(30))
+            .sweep_interval(Duration::ZERO),
+        Leave::Sweeper => builder
+            .idle_timeout(Duration::from_millis(30))
+            .sweep_interval(Duration::from_millis(10)),
+        _ => builder,
+    };
+    let host = builder.build();
+    for _ in 0..15 {
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    match leave {
+        Leave::Passivate => assert!(host.passivate("a")),
+        Leave::PassivateAll => assert_eq!(host.passivate_all(), 1),
+        Leave::PassivateIdle => {
+            thread::sleep(Duration::from_millis(60));
+            assert_eq!(host.passivate_idle(), 1);
+        }
+        Leave::Sweeper => {
+            // The sweeper snapshots after it passivates: wait for the snapshot itself.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while versions(&*store, "a").last() != Some(&15) {
+                assert!(Instant::now() < deadline, "{:?}", host.metrics());
+                thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(host.metrics().passivations_idle, 1);
+        }
+        Leave::Evicted => {
+            host.execute("b", AccountCommand::Deposit(1)).unwrap();
+            assert_eq!(host.metrics().passivations_lru, 1);
+        }
+    }
+    let before = host.metrics();
+    assert_eq!(host.state("a").unwrap().balance, 15, "{leave:?}");
+    let m = host.metrics();
+    assert_eq!(m.rehydrations - before.rehydrations, 1, "{leave:?}");
+    assert_eq!(m.snapshot_hits - before.snapshot_hits, 1, "{leave:?}");
+    assert_eq!(m.replayed_events, before.replayed_events, "{leave:?}");
+    host.flush_snapshots();
+    if background {
+        // The writer may have coalesced the snapshot at 10 into the one at 15.
+        assert_eq!(versions(&*store, "a").last(), Some(&15), "{leave:?}");
+    } else {
+        assert_eq!(versions(&*store, "a"), [10, 15], "{leave:?}");
+    }
+}
+
+#[test]
+fn a_passivation_past_the_last_snapshot_leaves_nothing_to_replay_inline() {
+    for leave in LEAVES {
+        reload_after(leave, false);
+    }
+}
+
+#[test]
+fn a_passivation_past_the_last_snapshot_leaves_nothing_to_replay_in_background() {
+    for leave in LEAVES {
+        reload_after(leave, true);
+    }
+}
+
+/// A memory store whose snapshot writes wait while the gate is shut.
+#[derive(Debug, Default)]
+struct GatedStore {
+    inner: MemoryStore,
+    shut: Mutex<bool>,
+    opened: Condvar,
+}
+
+impl GatedStore {
+    fn set_shut(&self, shut: bool) {
+        *self.shut.lock().unwrap() = shut;
+        self.opened.notify_all();
+    }
+}
+
+impl EventStore for GatedStore {
+    fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, AppendError> {
+        self.inner.append(stream, expected, events)
+    }
+    fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
+        self.inner.stream_version(stream)
+    }
+    fn read_stream_with(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        visitor: &mut Visitor<'_>,
+    ) -> Result<(), ReadError> {
+        self.inner.read_stream_with(stream, from, visitor)
+    }
+    fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError> {
+        self.inner.read_all_with(from, visitor)
+    }
+    fn head_position(&self) -> Result<u64, ReadError> {
+        self.inner.head_position()
+    }
+    fn save_snapshot(
+        &self,
+        stream: &StreamId,
+        snapshot: Snapshot,
+        keep: usize,
+    ) -> Result<(), WriteError> {
+        let mut shut = self.shut.lock().unwrap();
+        while *shut {
+            shut = self.opened.wait(shut).unwrap();
+        }
+        drop(shut);
+        self.inner.save_snapshot(stream, snapshot, keep)
+    }
+    fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, ReadError> {
+        self.inner.load_snapshot(stream)
+    }
+    fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, ReadError> {
+        self.inner.snapshots(stream)
+    }
+    fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError> {
+        self.inner.save_checkpoint(name, position)
+    }
+    fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
+        self.inner.load_checkpoint(name)
+    }
+}
+
+#[test]
+fn rehydration_uses_a_snapshot_still_waiting_for_the_writer() {
+    let store = Arc::new(GatedStore::default());
+    store.set_shut(true);
+    let host = Host::<Account, _>::builder(store.clone())
+        .snapshot_every(10)
+        .snapshot_keep(2)
+        .build();
+    for _ in 0..15 {
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    assert!(host.passivate("a"));
+    // The writer is stuck on the snapshot at 10; the one at 15 waits behind it.
+    assert!(versions(&*store, "a").is_empty());
+    let done = host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    assert_eq!(done.version, 16);
+    let m = host.metrics();
+    assert_eq!(
+        (m.rehydrations, m.snapshot_hits, m.replayed_events),
+        (2, 1, 0)
+    );
+    assert_eq!(host.state("a").unwrap().balance, 16);
+    store.set_shut(false);
+    host.flush_snapshots();
+    assert_eq!(versions(&*store, "a").last(), Some(&15));
+}
+
+#[test]
+fn a_stored_snapshot_newer_than_the_pending_one_wins() {
+    let store = Arc::new(GatedStore::default());
+    store.set_shut(true);
+    let host = Host::<Account, _>::builder(store.clone())
+        .snapshot_every(10)
+        .build();
+    for _ in 0..15 {
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    // Another writer went further, and saved a newer snapshot, past the writer queue.
+    let stream = StreamId::new(Account::NAME, "a").unwrap();
+    for _ in 0..10 {
+        store
+            .inner
+            .append(
+                &stream,
+                ExpectedVersion::Any,
+                vec![
+                    NewEvent::from_event(
+                        &common::AccountEvent::Deposited { amount: 1 },
+                        Default::default(),
+                    )
+                    .unwrap(),
+                ],
+            )
+            .unwrap();
+    }
+    let newer = Account {
+        balance: 25,
+        deposits: 25,
+        withdrawals: 0,
+    };
+    store
+        .inner
+        .save_snapshot(
+            &stream,
+            Snapshot {
+                version: 25,
+                state_version: 1,
+                payload: es_runtime::codec::encode(&newer).unwrap(),
+            },
+            2,
+        )
+        .unwrap();
+    assert!(host.passivate("a"));
+    assert_eq!(host.state("a").unwrap(), newer);
+    assert_eq!(host.metrics().replayed_events, 0);
+    store.set_shut(false);
+}
+
+#[test]
+fn a_passivation_at_the_snapshot_version_or_without_snapshots_takes_none() {
+    // At the snapshot version: the command at 10 took it, nothing happened since.
+    let store = Arc::new(MemoryStore::new());
+    let host = inline(store.clone(), 10, 5);
+    for _ in 0..10 {
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    assert!(host.passivate("a"));
+    assert_eq!(host.metrics().snapshots_written, 1);
+    // Loaded from that snapshot and only read.
+    assert_eq!(host.state("a").unwrap().balance, 10);
+    assert_eq!(host.passivate_all(), 1);
+    // An empty stream, only read.
+    assert_eq!(host.state("e").unwrap().balance, 0);
+    assert!(host.passivate("e"));
+    assert_eq!(host.metrics().snapshots_written, 1);
+    assert_eq!(versions(&*store, "a"), [10]);
+    assert!(versions(&*store, "e").is_empty());
+
+    // No snapshots at all.
+    let store = Arc::new(MemoryStore::new());
+    let host = Host::<Account, _>::builder(store.clone())
+        .snapshot_every(0)
+        .max_live(1)
+        .shards(1)
+        .build();
+    for _ in 0..15 {
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    assert!(host.passivate("a"));
+    host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    host.execute("b", AccountCommand::Deposit(1)).unwrap(); // evicts a
+    assert_eq!(host.passivate_all(), 1);
+    host.flush_snapshots();
+    assert_eq!(host.metrics().snapshots_written, 0);
+    assert!(versions(&*store, "a").is_empty());
+    assert!(versions(&*store, "b").is_empty());
+    assert_eq!(host.state("a").unwrap().balance, 16);
+    assert_eq!(host.metrics().replayed_events, 15 + 16);
+}
+
 fn command() -> impl Strategy<Value = AccountCommand> {
     prop_oneof![
         (1..100u64).prop_map(AccountCommand::Deposit),
@@ -272,5 +557,51 @@ proptest! {
             }
             prop_assert_eq!(&state, &full);
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// With instances coming and going (a small live bound, explicit passivations), every
+    /// state the host shows equals a full replay of its stream, and so does a fresh host's.
+    #[test]
+    fn passivations_and_evictions_keep_states_equal_to_a_full_replay(
+        commands in prop::collection::vec((0..4u8, command()), 0..120),
+        every in 1..20u64,
+        max_live in 1..3usize,
+        background in any::<bool>(),
+        passivate_every in 1..10usize,
+    ) {
+        let store = Arc::new(MemoryStore::new());
+        let host = Host::<Account, _>::builder(store.clone())
+            .snapshot_every(every)
+            .snapshot_keep(2)
+            .background_snapshots(background)
+            .max_live(max_live)
+            .shards(1)
+            .build();
+        for (i, (id, c)) in commands.into_iter().enumerate() {
+            if i % passivate_every == 0 {
+                host.passivate(id);
+            }
+            let _ = host.execute(id, c);
+        }
+        let ids = ["0", "1", "2", "3"];
+        let full = |id| replay(stream_events(&*store, id).into_iter().map(|(_, e)| e));
+        for id in ids {
+            prop_assert_eq!(host.state(id).unwrap(), full(id));
+        }
+        host.passivate_all();
+        for id in ids {
+            prop_assert_eq!(host.state(id).unwrap(), full(id));
+        }
+        host.flush_snapshots();
+        let fresh = inline(store.clone(), every, 2);
+        for id in ids {
+            prop_assert_eq!(fresh.state(id).unwrap(), full(id));
+        }
+        // Every instance was passivated at its latest version, so nothing is left to replay.
+        prop_assert_eq!(fresh.metrics().replayed_events, 0);
     }
 }

@@ -15,6 +15,9 @@
 //!   full shard cannot evict (every slot in it is running a command), it goes over by one until
 //!   its next insert; with shards of more than a handful of slots this needs as many
 //!   simultaneous commands in one shard.
+//! - A passivated instance is moved out of its slot, not dropped there, when it is past its
+//!   last snapshot: it goes into a [`Retired`] list that the host snapshots once every lock is
+//!   released, so no state is encoded under a shard lock.
 //! - Idle expiry reads the time of the last use stored in the list node, so there are no timers
 //!   to go stale: an instance used again just before its deadline is simply not expired.
 
@@ -48,6 +51,25 @@ pub(crate) struct SlotInner<A> {
 pub(crate) struct Instance<A> {
     pub(crate) state: A,
     pub(crate) version: u64,
+    /// The version of the last snapshot this instance was loaded from or took (0: none).
+    pub(crate) snapshotted: u64,
+}
+
+/// The instances a passivation dropped past their last snapshot, for the host to snapshot
+/// after the locks are released. Collects nothing when the host takes no snapshots.
+#[derive(Debug)]
+pub(crate) struct Retired<A> {
+    collect: bool,
+    pub(crate) instances: Vec<(StreamId, Instance<A>)>,
+}
+
+impl<A> Retired<A> {
+    /// Takes `instance` if it is past its last snapshot; otherwise drops it.
+    fn offer(&mut self, stream: &StreamId, instance: Instance<A>) {
+        if self.collect && instance.version > instance.snapshotted {
+            self.instances.push((stream.clone(), instance));
+        }
+    }
 }
 
 impl<A> Slot<A> {
@@ -68,7 +90,7 @@ impl<A> Slot<A> {
     }
 
     /// Retires the slot if nobody holds it (or unconditionally with `wait`).
-    fn retire(&self, wait: bool) -> bool {
+    fn retire(&self, wait: bool, retired: &mut Retired<A>) -> bool {
         let mut guard = if wait {
             self.lock()
         } else {
@@ -79,7 +101,9 @@ impl<A> Slot<A> {
             }
         };
         guard.retired = true;
-        guard.instance = None;
+        if let Some(instance) = guard.instance.take() {
+            retired.offer(&self.stream, instance);
+        }
         true
     }
 }
@@ -202,8 +226,8 @@ impl<A> Shard<A> {
     }
 
     /// Removes node `i` if its slot can be retired now (or always with `wait`).
-    fn evict(&mut self, i: u32, wait: bool) -> bool {
-        if !self.slot(i).retire(wait) {
+    fn evict(&mut self, i: u32, wait: bool, retired: &mut Retired<A>) -> bool {
+        if !self.slot(i).retire(wait, retired) {
             return false;
         }
         self.unlink(i);
@@ -217,14 +241,14 @@ impl<A> Shard<A> {
     }
 
     /// Evicts the least recently used slot that is not busy, looking at most `tries` slots.
-    fn evict_lru(&mut self, tries: usize) -> bool {
+    fn evict_lru(&mut self, tries: usize, retired: &mut Retired<A>) -> bool {
         let mut i = self.tail;
         for _ in 0..tries {
             if i == NIL {
                 break;
             }
             let prev = self.nodes[i as usize].prev;
-            if self.evict(i, false) {
+            if self.evict(i, false, retired) {
                 return true;
             }
             i = prev;
@@ -233,7 +257,7 @@ impl<A> Shard<A> {
     }
 
     /// Evicts slots unused since `deadline`, oldest first, at most `limit` of them.
-    fn expire(&mut self, deadline: u64, limit: usize) -> usize {
+    fn expire(&mut self, deadline: u64, limit: usize, retired: &mut Retired<A>) -> usize {
         let mut evicted = 0;
         let mut i = self.tail;
         let mut looked = 0;
@@ -243,7 +267,7 @@ impl<A> Shard<A> {
                 break;
             }
             let prev = node.prev;
-            if self.evict(i, false) {
+            if self.evict(i, false, retired) {
                 evicted += 1;
             }
             looked += 1;
@@ -270,13 +294,16 @@ pub(crate) struct Cache<A> {
     /// the sweep interval.
     coarse_now: AtomicU64,
     ticking: AtomicBool,
+    /// Whether passivations hand back instances past their last snapshot.
+    collect: bool,
 }
 
 /// What an insert needs when the stream is not live: its validated id.
 pub(crate) type MakeStream<'a> = &'a mut dyn FnMut() -> Result<StreamId, crate::InvalidStreamId>;
 
 impl<A> Cache<A> {
-    pub(crate) fn new(max_live: usize, shards: usize, idle: Duration) -> Self {
+    /// `collect`: whether passivations hand back the instances past their last snapshot.
+    pub(crate) fn new(max_live: usize, shards: usize, idle: Duration, collect: bool) -> Self {
         let max_live = max_live.max(1);
         let n = shards.clamp(1, max_live);
         let shards = (0..n)
@@ -292,6 +319,15 @@ impl<A> Cache<A> {
             idle: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
             coarse_now: AtomicU64::new(0),
             ticking: AtomicBool::new(false),
+            collect,
+        }
+    }
+
+    /// An empty list for the instances a passivation hands back.
+    pub(crate) fn retired(&self) -> Retired<A> {
+        Retired {
+            collect: self.collect,
+            instances: Vec::new(),
         }
     }
 
@@ -325,13 +361,15 @@ impl<A> Cache<A> {
     }
 
     /// The slot of `key`, inserted (evicting the least recently used slot of a full shard)
-    /// when the stream is not live.
+    /// when the stream is not live. What the evictions drop past its snapshot goes to
+    /// `retired`.
     pub(crate) fn get_or_insert(
         &self,
         key: &str,
         make: MakeStream<'_>,
         counters: &Counters,
         command: bool,
+        retired: &mut Retired<A>,
     ) -> Result<Arc<Slot<A>>, crate::InvalidStreamId> {
         let now = self.now();
         let (hash, mut shard) = self.shard(key);
@@ -341,7 +379,7 @@ impl<A> Cache<A> {
             let slot = shard.slot(i).clone();
             // Lazy idle expiry: the list's tail is the oldest, so one look is enough.
             if self.idle != u64::MAX {
-                let expired = shard.expire(now.saturating_sub(self.idle), 2);
+                let expired = shard.expire(now.saturating_sub(self.idle), 2, retired);
                 for _ in 0..expired {
                     bump(&counters.passivations_idle);
                 }
@@ -350,13 +388,13 @@ impl<A> Cache<A> {
         }
         let stream = make()?;
         if self.idle != u64::MAX {
-            let expired = shard.expire(now.saturating_sub(self.idle), 4);
+            let expired = shard.expire(now.saturating_sub(self.idle), 4, retired);
             for _ in 0..expired {
                 bump(&counters.passivations_idle);
             }
         }
         while shard.map.len() >= shard.cap {
-            if !shard.evict_lru(8) {
+            if !shard.evict_lru(8, retired) {
                 break;
             }
             bump(&counters.passivations_lru);
@@ -367,16 +405,16 @@ impl<A> Cache<A> {
     }
 
     /// Passivates one stream, waiting for a command running on it to finish.
-    pub(crate) fn passivate(&self, key: &str) -> bool {
+    pub(crate) fn passivate(&self, key: &str, retired: &mut Retired<A>) -> bool {
         let (hash, mut shard) = self.shard(key);
         match shard.find(hash, key) {
-            Some(i) => shard.evict(i, true),
+            Some(i) => shard.evict(i, true, retired),
             None => false,
         }
     }
 
     /// Passivates every instance idle for longer than the idle timeout (and not busy).
-    pub(crate) fn passivate_idle(&self) -> usize {
+    pub(crate) fn passivate_idle(&self, retired: &mut Retired<A>) -> usize {
         if self.idle == u64::MAX {
             return 0;
         }
@@ -385,19 +423,19 @@ impl<A> Cache<A> {
             .iter()
             .map(|s| {
                 let mut shard = s.0.lock().unwrap_or_else(|e| e.into_inner());
-                shard.expire(deadline, usize::MAX)
+                shard.expire(deadline, usize::MAX, retired)
             })
             .sum()
     }
 
     /// Passivates every instance, waiting for running commands.
-    pub(crate) fn passivate_all(&self) -> usize {
+    pub(crate) fn passivate_all(&self, retired: &mut Retired<A>) -> usize {
         let mut n = 0;
         for s in self.shards.iter() {
             let mut shard = s.0.lock().unwrap_or_else(|e| e.into_inner());
             while shard.tail != NIL {
                 let tail = shard.tail;
-                shard.evict(tail, true);
+                shard.evict(tail, true, retired);
                 n += 1;
             }
         }

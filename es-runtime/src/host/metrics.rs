@@ -15,6 +15,9 @@ pub struct Metrics {
     pub rehydrations: u64,
     /// Rehydrations that started from a snapshot.
     pub snapshot_hits: u64,
+    /// Events replayed by rehydrations: those after the snapshot each started from (all of
+    /// the stream's without one). Catching up after a version conflict is not counted.
+    pub replayed_events: u64,
     /// Snapshots ignored because their state version was another one.
     pub snapshots_outdated: u64,
     /// Snapshots ignored because they did not decode (rebuilt from events, with a warning).
@@ -52,6 +55,7 @@ impl Metrics {
 pub(crate) struct Counters {
     pub(crate) rehydrations: AtomicU64,
     pub(crate) snapshot_hits: AtomicU64,
+    pub(crate) replayed_events: AtomicU64,
     pub(crate) snapshots_outdated: AtomicU64,
     pub(crate) snapshots_corrupt: AtomicU64,
     pub(crate) snapshots_written: AtomicU64,
@@ -76,6 +80,7 @@ impl Counters {
             commands,
             rehydrations: r(&self.rehydrations),
             snapshot_hits: r(&self.snapshot_hits),
+            replayed_events: r(&self.replayed_events),
             snapshots_outdated: r(&self.snapshots_outdated),
             snapshots_corrupt: r(&self.snapshots_corrupt),
             snapshots_written: r(&self.snapshots_written),

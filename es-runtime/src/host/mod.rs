@@ -9,8 +9,9 @@
 //! 2. **One at a time.** The instance's own lock is held for the rest of the command, so the
 //!    commands of one aggregate run one after another, and those of different aggregates run
 //!    in parallel, appends included: a group-committing store sees them all at once.
-//! 3. **Rehydration**, on first use: the latest snapshot whose state version matches, then the
-//!    events after it. A snapshot that does not decode is ignored with a warning.
+//! 3. **Rehydration**, on first use: the latest snapshot whose state version matches (one
+//!    still waiting for the background writer counts), then the events after it. A snapshot
+//!    that does not decode is ignored with a warning.
 //! 4. **Handle, append, apply.** [`Aggregate::handle`] decides the events; they are appended
 //!    with the instance's version as the expected version, then applied. A conflict (another
 //!    host or process wrote the stream) reads the new events, and the command is run again,
@@ -30,6 +31,10 @@
 //! [`idle_timeout`](HostBuilder::idle_timeout) (5 minutes) is dropped by a background sweep.
 //! A command that arrives while its instance is being passivated waits, then loads a fresh
 //! instance from the store.
+//!
+//! When the policy takes snapshots, an instance passivated past its last snapshot (the one it
+//! was loaded from or last took) is snapshotted on its way out, once the cache's locks are
+//! released, so loading it again replays no events.
 //!
 //! # Blocking or async
 //!
@@ -58,7 +63,7 @@ pub use self::metrics::Metrics;
 pub use self::options::HostBuilder;
 
 use self::blocking::Pool;
-use self::cache::{Cache, Instance, SlotInner};
+use self::cache::{Cache, Instance, Retired, SlotInner};
 use self::error::panic_message;
 use self::metrics::{Counters, bump};
 use self::options::HostOptions;
@@ -203,13 +208,15 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
 
     fn from_builder(builder: HostBuilder<A, S>) -> Self {
         let HostBuilder { store, options, .. } = builder;
+        let policy = options.policy::<A>();
         let shared = Arc::new(Shared {
             store: Arc::new(store),
-            policy: options.policy::<A>(),
+            policy,
             cache: Arc::new(Cache::new(
                 options.max_live,
                 options.shards,
                 options.idle_timeout,
+                policy.every > 0,
             )),
             options,
             counters: Arc::default(),
@@ -221,15 +228,28 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
         });
         if let Some(every) = shared.options.sweep_every() {
             shared.cache.tick();
-            let cache = Arc::downgrade(&shared.cache);
-            let counters = shared.counters.clone();
+            let sweeper = Sweeper {
+                cache: Arc::downgrade(&shared.cache),
+                counters: shared.counters.clone(),
+                policy,
+                queue: shared
+                    .options
+                    .background_snapshots
+                    .then(|| shared.snapshots.clone()),
+                store: Arc::downgrade(&shared.store),
+            };
             match std::thread::Builder::new()
                 .name(format!("es-host-sweep-{}", A::NAME))
-                .spawn(move || sweep(cache, counters, every))
+                .spawn(move || sweeper.run(every))
             {
                 Ok(handle) => {
                     *shared.sweeper.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(handle.thread().clone())
+                        Some(handle.thread().clone());
+                    // The sweeper queues the snapshots of the instances it passivates, but
+                    // cannot start the writer: start it now.
+                    if policy.every > 0 && shared.options.background_snapshots {
+                        shared.start_writer();
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "could not start the idle sweeper; idle instances are dropped on access only")
@@ -267,12 +287,16 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
         with_key::<A, _>(id, |key| {
             let shared = &*self.shared;
             loop {
+                let mut retired = shared.cache.retired();
                 let slot = shared.cache.get_or_insert(
                     key,
                     &mut || stream_of::<A>(key),
                     &shared.counters,
                     false,
-                )?;
+                    &mut retired,
+                );
+                shared.snapshot_retired(retired);
+                let slot = slot?;
                 let mut guard = slot.lock();
                 if guard.retired {
                     continue;
@@ -298,8 +322,13 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
 
     /// Drops aggregate `id`'s instance now, waiting for a command running on it. Returns
     /// whether it was live.
+    ///
+    /// Like every passivation, this takes a snapshot of the instance first if the policy takes
+    /// snapshots and the instance is past its last one, so that reloading it replays nothing.
     pub fn passivate(&self, id: impl Display) -> bool {
-        let n = with_key::<A, _>(id, |key| self.shared.cache.passivate(key));
+        let mut retired = self.shared.cache.retired();
+        let n = with_key::<A, _>(id, |key| self.shared.cache.passivate(key, &mut retired));
+        self.shared.snapshot_retired(retired);
         if n {
             bump(&self.shared.counters.passivations_manual);
         }
@@ -314,7 +343,9 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
 
     /// Drops every instance, waiting for running commands. Returns how many were dropped.
     pub fn passivate_all(&self) -> usize {
-        let n = self.shared.cache.passivate_all();
+        let mut retired = self.shared.cache.retired();
+        let n = self.shared.cache.passivate_all(&mut retired);
+        self.shared.snapshot_retired(retired);
         self.shared
             .counters
             .passivations_manual
@@ -443,15 +474,50 @@ fn stream_of<A: Aggregate>(key: &str) -> Result<StreamId, crate::InvalidStreamId
     StreamId::new(A::NAME, key.get(A::NAME.len() + 1..).unwrap_or(""))
 }
 
-fn sweep<A>(cache: Weak<Cache<A>>, counters: Arc<Counters>, every: Duration) {
-    loop {
-        std::thread::park_timeout(every);
-        let Some(cache) = cache.upgrade() else { return };
-        cache.tick();
-        let n = cache.passivate_idle();
-        counters
-            .passivations_idle
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+/// The idle sweeper's share of the host. It holds the cache and the store weakly, and never
+/// `Shared`, so that it never outlives the host's instances or its store for long.
+struct Sweeper<A, S> {
+    cache: Weak<Cache<A>>,
+    counters: Arc<Counters>,
+    policy: SnapshotPolicy,
+    /// Where the snapshots of passivated instances go with background snapshots (the writer
+    /// is started with the sweeper); without, they are written here.
+    queue: Option<Arc<SnapshotQueue>>,
+    store: Weak<S>,
+}
+
+impl<A: Aggregate, S: EventStore> Sweeper<A, S> {
+    fn run(self, every: Duration) {
+        loop {
+            std::thread::park_timeout(every);
+            let Some(cache) = self.cache.upgrade() else {
+                return;
+            };
+            cache.tick();
+            let mut retired = cache.retired();
+            let n = cache.passivate_idle(&mut retired);
+            drop(cache);
+            self.counters
+                .passivations_idle
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            for (stream, instance) in retired.instances {
+                let Some(snapshot) =
+                    encode_snapshot(&self.counters, &self.policy, &stream, &instance)
+                else {
+                    continue;
+                };
+                let snapshot = match &self.queue {
+                    Some(queue) => match queue.push(stream.clone(), snapshot) {
+                        Ok(()) => continue,
+                        Err(closed) => closed,
+                    },
+                    None => snapshot,
+                };
+                if let Some(store) = self.store.upgrade() {
+                    write_snapshot(&*store, &self.counters, self.policy.keep, &stream, snapshot);
+                }
+            }
+        }
     }
 }
 
@@ -461,11 +527,31 @@ fn write_snapshots<S: EventStore>(
     counters: Arc<Counters>,
     keep: usize,
 ) {
-    while queue.next_batch().is_some() {
-        for (stream, snapshot) in queue.begin() {
-            write_snapshot(&*store, &counters, keep, &stream, snapshot);
+    while let Some((stream, snapshot)) = queue.next() {
+        let version = snapshot.version;
+        write_snapshot(&*store, &counters, keep, &stream, snapshot);
+        queue.written(&stream, version);
+    }
+}
+
+/// Encodes the instance's state as a snapshot under `policy`.
+fn encode_snapshot<A: Aggregate>(
+    counters: &Counters,
+    policy: &SnapshotPolicy,
+    stream: &StreamId,
+    instance: &Instance<A>,
+) -> Option<Snapshot> {
+    match codec::encode(&instance.state) {
+        Ok(payload) => Some(Snapshot {
+            version: instance.version,
+            state_version: policy.state_version,
+            payload,
+        }),
+        Err(error) => {
+            bump(&counters.snapshot_failures);
+            tracing::warn!(%stream, %error, "could not encode the state for a snapshot");
+            None
         }
-        queue.end();
     }
 }
 
@@ -488,7 +574,9 @@ fn write_snapshot<S: EventStore>(
 
 impl<A: Aggregate, S: EventStore> Shared<A, S> {
     fn passivate_idle(&self) -> usize {
-        let n = self.cache.passivate_idle();
+        let mut retired = self.cache.retired();
+        let n = self.cache.passivate_idle(&mut retired);
+        self.snapshot_retired(retired);
         self.counters
             .passivations_idle
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
@@ -508,9 +596,16 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
         let span = tracing::info_span!("es.execute", stream = key);
         let _entered = span.enter();
         loop {
-            let slot =
-                self.cache
-                    .get_or_insert(key, &mut || stream_of::<A>(key), &self.counters, true)?;
+            let mut retired = self.cache.retired();
+            let slot = self.cache.get_or_insert(
+                key,
+                &mut || stream_of::<A>(key),
+                &self.counters,
+                true,
+                &mut retired,
+            );
+            self.snapshot_retired(retired);
+            let slot = slot?;
             let mut guard = slot.lock();
             if guard.retired {
                 // Passivated between the lookup and the lock: look it up again.
@@ -708,8 +803,21 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
         let mut instance = Instance {
             state: A::default(),
             version: 0,
+            snapshotted: 0,
         };
-        match self.store.load_snapshot(stream) {
+        // A snapshot still waiting for the writer is newer than the store's, unless a late
+        // one (from a passivation racing a reload) was queued after a newer one was written:
+        // take the higher of the two.
+        let pending = self.snapshots.pending(stream);
+        let stored = self.store.load_snapshot(stream);
+        let latest = match (pending, stored) {
+            (Some(pending), Ok(Some(stored))) if stored.version > pending.version => {
+                Ok(Some(stored))
+            }
+            (Some(pending), _) => Ok(Some(pending)),
+            (None, stored) => stored,
+        };
+        match latest {
             Ok(Some(snapshot)) if self.policy.accepts(&snapshot) => {
                 match codec::decode::<A>(&snapshot.payload) {
                     Ok(state) => {
@@ -717,6 +825,7 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
                         instance = Instance {
                             state,
                             version: snapshot.version,
+                            snapshotted: snapshot.version,
                         };
                     }
                     Err(reason) => {
@@ -746,9 +855,12 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
             }
         }
         let replayed = self.catch_up(stream, &mut instance)?;
+        self.counters
+            .replayed_events
+            .fetch_add(replayed, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!(%stream, version = instance.version, replayed, "rehydrated");
         if self.policy.is_due_after_replay(replayed) {
-            self.snapshot(stream, &instance);
+            self.snapshot(stream, &mut instance);
         }
         Ok(instance)
     }
@@ -795,32 +907,44 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
         }
     }
 
-    /// Encodes the instance's state and has it saved.
-    fn snapshot(&self, stream: &StreamId, instance: &Instance<A>) {
-        let payload = match codec::encode(&instance.state) {
-            Ok(payload) => payload,
-            Err(error) => {
-                bump(&self.counters.snapshot_failures);
-                tracing::warn!(%stream, %error, "could not encode the state for a snapshot");
-                return;
-            }
-        };
-        let snapshot = Snapshot {
-            version: instance.version,
-            state_version: self.policy.state_version,
-            payload,
-        };
-        if !self.options.background_snapshots {
-            write_snapshot(
-                &*self.store,
-                &self.counters,
-                self.policy.keep,
-                stream,
-                snapshot,
-            );
-            return;
+    /// Snapshots the instances a passivation handed back (none unless the policy takes
+    /// snapshots), now that no lock is held.
+    fn snapshot_retired(&self, retired: Retired<A>) {
+        for (stream, mut instance) in retired.instances {
+            self.snapshot(&stream, &mut instance);
         }
-        self.snapshots.push(stream.clone(), snapshot);
+    }
+
+    /// Encodes the instance's state and has it saved: queued for the writer, or written now
+    /// without background snapshots.
+    fn snapshot(&self, stream: &StreamId, instance: &mut Instance<A>) {
+        let Some(snapshot) = encode_snapshot(&self.counters, &self.policy, stream, instance) else {
+            return;
+        };
+        instance.snapshotted = instance.version;
+        let snapshot = if self.options.background_snapshots {
+            match self.snapshots.push(stream.clone(), snapshot) {
+                Ok(()) => {
+                    self.start_writer();
+                    return;
+                }
+                // The host is being dropped: nothing will write the queue any more.
+                Err(closed) => closed,
+            }
+        } else {
+            snapshot
+        };
+        write_snapshot(
+            &*self.store,
+            &self.counters,
+            self.policy.keep,
+            stream,
+            snapshot,
+        );
+    }
+
+    /// Starts the background snapshot writer, once.
+    fn start_writer(&self) {
         self.writer.get_or_init(|| {
             let (store, queue, counters) = (
                 self.store.clone(),
