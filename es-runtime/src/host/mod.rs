@@ -506,12 +506,12 @@ impl<A: Aggregate, S: EventStore> Sweeper<A, S> {
                 else {
                     continue;
                 };
-                let snapshot = match &self.queue {
-                    Some(queue) => match queue.push(stream.clone(), snapshot) {
+                let (stream, snapshot) = match &self.queue {
+                    Some(queue) => match queue.push(stream, snapshot) {
                         Ok(()) => continue,
                         Err(closed) => closed,
                     },
-                    None => snapshot,
+                    None => (stream, snapshot),
                 };
                 if let Some(store) = self.store.upgrade() {
                     write_snapshot(&*store, &self.counters, self.policy.keep, &stream, snapshot);
@@ -527,10 +527,12 @@ fn write_snapshots<S: EventStore>(
     counters: Arc<Counters>,
     keep: usize,
 ) {
-    while let Some((stream, snapshot)) = queue.next() {
-        let version = snapshot.version;
-        write_snapshot(&*store, &counters, keep, &stream, snapshot);
-        queue.written(&stream, version);
+    while let Some(batch) = queue.begin() {
+        for (stream, snapshot) in batch.iter() {
+            write_snapshot(&*store, &counters, keep, stream, snapshot.clone());
+        }
+        drop(batch);
+        queue.end();
     }
 }
 
@@ -910,8 +912,12 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
     /// Snapshots the instances a passivation handed back (none unless the policy takes
     /// snapshots), now that no lock is held.
     fn snapshot_retired(&self, retired: Retired<A>) {
-        for (stream, mut instance) in retired.instances {
-            self.snapshot(&stream, &mut instance);
+        for (stream, instance) in retired.instances {
+            if let Some(snapshot) =
+                encode_snapshot(&self.counters, &self.policy, &stream, &instance)
+            {
+                self.save(stream, snapshot);
+            }
         }
     }
 
@@ -922,8 +928,13 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
             return;
         };
         instance.snapshotted = instance.version;
-        let snapshot = if self.options.background_snapshots {
-            match self.snapshots.push(stream.clone(), snapshot) {
+        self.save(stream.clone(), snapshot);
+    }
+
+    /// Queues a snapshot for the writer, or writes it now without background snapshots.
+    fn save(&self, stream: StreamId, snapshot: Snapshot) {
+        let (stream, snapshot) = if self.options.background_snapshots {
+            match self.snapshots.push(stream, snapshot) {
                 Ok(()) => {
                     self.start_writer();
                     return;
@@ -932,13 +943,13 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
                 Err(closed) => closed,
             }
         } else {
-            snapshot
+            (stream, snapshot)
         };
         write_snapshot(
             &*self.store,
             &self.counters,
             self.policy.keep,
-            stream,
+            &stream,
             snapshot,
         );
     }
