@@ -521,6 +521,9 @@ impl<A: Aggregate, S: EventStore> Sweeper<A, S> {
     }
 }
 
+/// How long the snapshot writer waits after a batch before taking the next.
+const WRITER_LINGER: Duration = Duration::from_millis(1);
+
 fn write_snapshots<S: EventStore>(
     store: Arc<S>,
     queue: Arc<SnapshotQueue>,
@@ -533,6 +536,10 @@ fn write_snapshots<S: EventStore>(
         }
         drop(batch);
         queue.end();
+        // Let the next batch gather: a burst of snapshots (a sweep, evictions under churn)
+        // then wakes the writer once, not once per snapshot, and the commands queuing them
+        // skip the wake-up call.
+        std::thread::sleep(WRITER_LINGER);
     }
 }
 
