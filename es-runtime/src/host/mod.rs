@@ -323,8 +323,9 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
     /// Drops aggregate `id`'s instance now, waiting for a command running on it. Returns
     /// whether it was live.
     ///
-    /// Like every passivation, this takes a snapshot of the instance first if the policy takes
-    /// snapshots and the instance is past its last one, so that reloading it replays nothing.
+    /// Like every passivation, this takes a snapshot of the instance on its way out if the
+    /// policy takes snapshots and the instance is past its last one, so that reloading it
+    /// replays nothing.
     pub fn passivate(&self, id: impl Display) -> bool {
         let mut retired = self.shared.cache.retired();
         let n = with_key::<A, _>(id, |key| self.shared.cache.passivate(key, &mut retired));
