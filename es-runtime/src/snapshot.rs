@@ -9,8 +9,8 @@
 //! a stream from version 98 to 103 is snapshotted at 103. It also takes one after rehydrating
 //! an instance whose tail (the events after the snapshot it started from) was at least `every`
 //! events long, so a long stream without a snapshot is replayed in full at most once, and
-//! when it passivates an instance past its last snapshot, so a reloaded instance replays
-//! nothing.
+//! when it passivates an instance at least `every / 10` events (at least one) past its last
+//! snapshot, so a reloaded instance replays at most a few events.
 //!
 //! By default snapshots are written by a background thread, so the command that triggers one
 //! does not wait for the store. Snapshots of one stream that are still waiting to be written

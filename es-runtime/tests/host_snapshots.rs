@@ -507,6 +507,30 @@ fn a_passivation_at_the_snapshot_version_or_without_snapshots_takes_none() {
     assert_eq!(host.metrics().replayed_events, 15 + 16);
 }
 
+/// A passivation snapshots an instance only when its tail is at least a tenth of the interval:
+/// evicting instances a few events past their snapshot costs no store write.
+#[test]
+fn a_short_tail_is_replayed_rather_than_snapshotted() {
+    let store = Arc::new(MemoryStore::new());
+    let host = inline(store.clone(), 100, 5);
+    for _ in 0..9 {
+        host.execute("short", AccountCommand::Deposit(1)).unwrap();
+    }
+    for _ in 0..10 {
+        host.execute("long", AccountCommand::Deposit(1)).unwrap();
+    }
+    assert_eq!(host.passivate_all(), 2);
+    assert!(
+        versions(&*store, "short").is_empty(),
+        "9 events: no snapshot"
+    );
+    assert_eq!(versions(&*store, "long"), [10], "10 events: a snapshot");
+    assert_eq!(host.state("short").unwrap().balance, 9);
+    assert_eq!(host.state("long").unwrap().balance, 10);
+    // The short one replays its 9 events; the long one loads from its snapshot.
+    assert_eq!(host.metrics().replayed_events, 9);
+}
+
 fn command() -> impl Strategy<Value = AccountCommand> {
     prop_oneof![
         (1..100u64).prop_map(AccountCommand::Deposit),

@@ -59,14 +59,15 @@ pub(crate) struct Instance<A> {
 /// after the locks are released. Collects nothing when the host takes no snapshots.
 #[derive(Debug)]
 pub(crate) struct Retired<A> {
-    collect: bool,
+    min_tail: u64,
     pub(crate) instances: Vec<(StreamId, Instance<A>)>,
 }
 
 impl<A> Retired<A> {
-    /// Takes `instance` if it is past its last snapshot; otherwise drops it.
+    /// Takes `instance` if it is at least `min_tail` events past its last snapshot; otherwise
+    /// drops it.
     fn offer(&mut self, stream: &StreamId, instance: Instance<A>) {
-        if self.collect && instance.version > instance.snapshotted {
+        if self.min_tail > 0 && instance.version >= instance.snapshotted + self.min_tail {
             self.instances.push((stream.clone(), instance));
         }
     }
@@ -294,16 +295,18 @@ pub(crate) struct Cache<A> {
     /// the sweep interval.
     coarse_now: AtomicU64,
     ticking: AtomicBool,
-    /// Whether passivations hand back instances past their last snapshot.
-    collect: bool,
+    /// Passivations hand back instances at least this many events past their last snapshot
+    /// (0: none).
+    min_tail: u64,
 }
 
 /// What an insert needs when the stream is not live: its validated id.
 pub(crate) type MakeStream<'a> = &'a mut dyn FnMut() -> Result<StreamId, crate::InvalidStreamId>;
 
 impl<A> Cache<A> {
-    /// `collect`: whether passivations hand back the instances past their last snapshot.
-    pub(crate) fn new(max_live: usize, shards: usize, idle: Duration, collect: bool) -> Self {
+    /// `min_tail`: passivations hand back the instances at least this many events past their
+    /// last snapshot (0: none).
+    pub(crate) fn new(max_live: usize, shards: usize, idle: Duration, min_tail: u64) -> Self {
         let max_live = max_live.max(1);
         let n = shards.clamp(1, max_live);
         let shards = (0..n)
@@ -319,14 +322,14 @@ impl<A> Cache<A> {
             idle: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
             coarse_now: AtomicU64::new(0),
             ticking: AtomicBool::new(false),
-            collect,
+            min_tail,
         }
     }
 
     /// An empty list for the instances a passivation hands back.
     pub(crate) fn retired(&self) -> Retired<A> {
         Retired {
-            collect: self.collect,
+            min_tail: self.min_tail,
             instances: Vec::new(),
         }
     }
