@@ -6,8 +6,8 @@
 //!
 //! - **Durability.** An append returns once its transaction is committed and, with
 //!   [`Durability::Sync`] (the default), fsynced.
-//! - **Group commit.** Appends arriving while a commit runs are committed together in the next
-//!   transaction (see [`LmdbStore`]).
+//! - **Group commit.** Appends (and snapshots) arriving while a commit runs are committed
+//!   together in the next transaction (see [`LmdbStore`]).
 //! - **Readers never wait for writers**: reads run on an LMDB snapshot (MVCC).
 //! - **The map grows** when LMDB reports it full, up to [`LmdbOptions::max_map_size`].
 //! - **Several processes** may open the same directory; LMDB's lock serializes their writers,
@@ -198,7 +198,8 @@ impl LmdbOptions {
 /// progress commits at once, and appenders arriving meanwhile are committed together by the
 /// next one, in one write transaction and one fsync. Each append is checked against its own
 /// expected version in arrival order (an append sees the effect of earlier appends in its
-/// group) and fails alone.
+/// group) and fails alone. Snapshots take the same path, so a snapshot saved while appends
+/// commit shares their next transaction and fsync.
 ///
 /// # Bad data
 ///
@@ -240,13 +241,16 @@ struct Inner {
     watch: HeadWatch,
 }
 
-/// One append waiting to be committed.
+/// One write waiting to be committed: an append, or a snapshot riding in the same group so
+/// that it shares the appends' fsync.
 struct Request {
     stream: StreamId,
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
     /// The encoded metadata of each event.
     metadata: Vec<Vec<u8>>,
+    /// For a snapshot: its version, encoded record and how many to keep. No events then.
+    snapshot: Option<(u64, Vec<u8>, usize)>,
 }
 
 struct TempDir(PathBuf);
@@ -655,6 +659,36 @@ impl Inner {
         }
     }
 
+    /// Writes a snapshot record and drops all but the newest `keep` of the stream's.
+    fn put_snapshot(
+        &self,
+        txn: &mut RwTxn<'_>,
+        stream: &str,
+        version: u64,
+        value: &[u8],
+        keep: usize,
+    ) -> Result<(), Fail> {
+        let db = self.snapshots;
+        let mut key = Vec::new();
+        record::stream_key(&mut key, stream, version);
+        db.put(txn, &key, value)?;
+        let (mut lo, mut hi) = (Vec::new(), Vec::new());
+        record::stream_key(&mut lo, stream, 0);
+        record::stream_key(&mut hi, stream, u64::MAX);
+        let range = (Bound::Included(&lo[..]), Bound::Included(&hi[..]));
+        let mut old = Vec::new();
+        for (i, entry) in db.rev_range(txn, &range)?.enumerate() {
+            let (k, _) = entry?;
+            if i >= keep {
+                old.push(k.to_vec());
+            }
+        }
+        for k in old {
+            db.delete(txn, &k)?;
+        }
+        Ok(())
+    }
+
     /// Commits a group of appends, growing the map as needed. One outcome per request.
     fn commit_group(&self, group: &[Request]) -> Vec<Result<AppendResult, AppendError>> {
         loop {
@@ -723,6 +757,12 @@ impl Inner {
         let mut wrote = false;
         for request in group {
             let stream = request.stream.as_str();
+            if let Some((version, value, keep)) = &request.snapshot {
+                self.put_snapshot(&mut txn, stream, *version, value, *keep)?;
+                wrote = true;
+                outcomes.push(Ok(AppendResult::new(0, 0, 0, timestamp)));
+                continue;
+            }
             let (current, mut previous) = self.head_in(&txn, stream)?;
             if !request.expected.matches(current) {
                 outcomes.push(Err(AppendError::WrongExpectedVersion {
@@ -857,6 +897,7 @@ fn prepare(
         expected,
         events,
         metadata,
+        snapshot: None,
     })
 }
 
@@ -1023,33 +1064,49 @@ impl EventStore for LmdbStore {
         snapshot: Snapshot,
         keep: usize,
     ) -> Result<(), WriteError> {
-        let name = stream.as_str();
-        let what = || format!("snapshot {} of stream {name:?}", snapshot.version);
-        let mut key = Vec::new();
+        let what = || {
+            format!(
+                "snapshot {} of stream {:?}",
+                snapshot.version,
+                stream.as_str()
+            )
+        };
         let mut value = Vec::new();
         record::encode_snapshot(&mut value, snapshot.state_version, &snapshot.payload);
-        let keep = keep.max(1);
-        self.inner.write(&what, |txn| {
-            let db = self.inner.snapshots;
-            record::stream_key(&mut key, name, snapshot.version);
-            db.put(txn, &key, &value)?;
-            // Drop all but the newest `keep`.
-            let (mut lo, mut hi) = (Vec::new(), Vec::new());
-            record::stream_key(&mut lo, name, 0);
-            record::stream_key(&mut hi, name, u64::MAX);
-            let range = (Bound::Included(&lo[..]), Bound::Included(&hi[..]));
-            let mut old = Vec::new();
-            for (i, entry) in db.rev_range(txn, &range)?.enumerate() {
-                let (k, _) = entry?;
-                if i >= keep {
-                    old.push(k.to_vec());
-                }
-            }
-            for k in old {
-                db.delete(txn, &k)?;
-            }
-            Ok(())
-        })
+        let request = Request {
+            stream: stream.clone(),
+            expected: ExpectedVersion::Any,
+            events: Vec::new(),
+            metadata: Vec::new(),
+            snapshot: Some((snapshot.version, value, keep.max(1))),
+        };
+        // Queued with the appends: when a commit is running, the snapshot shares the next
+        // group's transaction and fsync instead of paying for its own.
+        let outcome = self.commits.submit(
+            request,
+            |group| self.inner.commit_group(group),
+            |r| {
+                Err(AppendError::Storage {
+                    stream: r.stream.to_string(),
+                    source: Box::new(io::Error::other("the commit panicked")),
+                })
+            },
+        );
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(AppendError::StoreFull { limit, .. }) => Err(WriteError::StoreFull {
+                what: what(),
+                limit,
+            }),
+            Err(AppendError::Storage { source, .. }) => Err(WriteError::Storage {
+                what: what(),
+                source,
+            }),
+            Err(other) => Err(WriteError::Storage {
+                what: what(),
+                source: Box::new(other),
+            }),
+        }
     }
 
     fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, ReadError> {
@@ -1195,6 +1252,55 @@ mod tests {
         assert_eq!(store.stream_version(&a).unwrap(), 4);
         assert_eq!(store.stream_version(&b).unwrap(), 3);
         assert_eq!(store.head_position().unwrap(), 7);
+    }
+
+    #[test]
+    fn a_snapshot_rides_in_a_group_of_appends() {
+        let store = LmdbStore::temporary(LmdbOptions::new()).unwrap();
+        let a = StreamId::new("acc", 1).unwrap();
+        let events = vec![NewEvent::raw("E", vec![0xc0]); 3];
+        let append = prepare(&a, ExpectedVersion::NoStream, events).unwrap();
+        let snapshot = |version: u64, payload: u8| {
+            let mut value = Vec::new();
+            record::encode_snapshot(&mut value, 1, &[payload]);
+            Request {
+                stream: a.clone(),
+                expected: ExpectedVersion::Any,
+                events: Vec::new(),
+                metadata: Vec::new(),
+                snapshot: Some((version, value, 2)),
+            }
+        };
+        let wrong = prepare(
+            &a,
+            ExpectedVersion::NoStream,
+            vec![NewEvent::raw("E", vec![0xc0])],
+        )
+        .unwrap();
+        let group = [
+            snapshot(1, 1),
+            append,
+            snapshot(2, 2),
+            wrong,
+            snapshot(3, 3),
+        ];
+        let outcomes = store.inner.commit_group(&group);
+        assert!(outcomes[0].is_ok() && outcomes[1].is_ok() && outcomes[2].is_ok());
+        assert!(matches!(
+            outcomes[3],
+            Err(AppendError::WrongExpectedVersion { actual: 3, .. })
+        ));
+        assert!(outcomes[4].is_ok());
+        // Keep-last-2 applied inside the group; the appends are all there.
+        let kept: Vec<u64> = store
+            .snapshots(&a)
+            .unwrap()
+            .iter()
+            .map(|s| s.version)
+            .collect();
+        assert_eq!(kept, [2, 3]);
+        assert_eq!(store.load_snapshot(&a).unwrap().unwrap().payload, [3]);
+        assert_eq!(store.stream_version(&a).unwrap(), 3);
     }
 
     #[test]
