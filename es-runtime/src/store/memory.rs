@@ -45,7 +45,8 @@ struct Inner {
 struct Record {
     stream: StreamId,
     version: u64,
-    event_type: Box<str>,
+    /// Borrowed for the usual `&'static` type names of generated events: no allocation.
+    event_type: std::borrow::Cow<'static, str>,
     event_id: Uuid,
     timestamp: Timestamp,
     metadata: Vec<u8>,
@@ -131,7 +132,7 @@ impl EventStore for MemoryStore {
             inner.log.push(Record {
                 stream: stream.clone(),
                 version: current + 1 + i,
-                event_type: e.event_type.into(),
+                event_type: e.event_type,
                 event_id: e.event_id,
                 timestamp,
                 metadata: codec::encode_metadata(&e.metadata),
