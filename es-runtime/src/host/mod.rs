@@ -24,6 +24,12 @@
 //! [`ExecuteError::Panicked`] and drops the instance, which is rebuilt from the store on its
 //! next use; every other instance carries on.
 //!
+//! A panic in `apply` comes after the events were stored: they are part of the stream, so
+//! rebuilding the instance replays them and panics again, and every later command for that
+//! aggregate fails with [`ExecuteError::Load`] naming the event until `apply` is fixed (a
+//! snapshot taken before the event does not help: the event follows it). The store is never
+//! left half-written, and other aggregates are unaffected.
+//!
 //! # Passivation
 //!
 //! At most [`max_live`](HostBuilder::max_live) instances are held (10,000 by default; the
