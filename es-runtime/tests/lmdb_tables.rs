@@ -485,6 +485,15 @@ fn child() {
         return;
     }
     let dir = std::env::var(DIR).expect("the store directory");
+    if std::env::var(ROLE).as_deref() == Ok("append") {
+        // Another process's commits: nothing in the parent is notified of these.
+        let store = LmdbOptions::new().open(&dir).unwrap();
+        for _ in 0..10 {
+            append(&store, 30, 7, 3);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::process::exit(0);
+    }
     let chunk: u64 = std::env::var(CHUNK).unwrap().parse().unwrap();
     let store = LmdbOptions::new().open(&dir).unwrap();
     let mut runner = TableRunner::new(&store, Balances::named("balances")).chunk_size(chunk);
@@ -590,4 +599,43 @@ fn a_killed_projection_process_applies_each_event_exactly_once() {
         std::io::stderr().lock(),
         "projection crash test: {kills} SIGKILLs ({killed_mid_run} mid-run), {head} events, table equals a fresh rebuild"
     );
+}
+
+/// A projection following the log in one process sees the commits of another process (they
+/// wake nobody here; the runner re-reads the head at least every tick) once each, in order.
+#[test]
+fn a_follower_sees_another_processs_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(LmdbOptions::new().open(dir.path()).unwrap());
+    append(&store, 100, 7, 10);
+    let stop = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let (store, stop) = (store.clone(), stop.clone());
+        std::thread::spawn(move || {
+            TableRunner::new(store, Balances::named("live"))
+                .follow(&stop, Duration::from_millis(50))
+                .unwrap()
+        })
+    };
+    let status = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .env(ROLE, "append")
+        .env(DIR, dir.path())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while read_balances(&store, "live").2 < 400 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower sees the other process"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Release);
+    assert_eq!(follower.join().unwrap(), 400);
+    let (balances, applied, checkpoint) = read_balances(&store, "live");
+    assert_eq!((applied, checkpoint), (400, 400));
+    assert_eq!(balances, model(&store, 400));
 }
