@@ -337,6 +337,11 @@ pub struct EventRef<'a> {
 }
 
 impl EventRef<'_> {
+    /// The stream's category: the part before the first `-` (the whole id if there is none).
+    pub fn category(&self) -> &str {
+        self.stream.split_once('-').map_or(self.stream, |(c, _)| c)
+    }
+
     /// Decodes the payload as `E`, checking its type name first.
     pub fn decode<E: crate::DomainEvent>(&self) -> Result<E, DecodeError> {
         codec::decode_event(self.stream, self.version, self.event_type, self.payload)

@@ -128,13 +128,7 @@ pub fn fold_filtered<E: DomainEvent, T, S: EventStore + ?Sized>(
     let mut folded = 0u64;
     let mut failure = None;
     store.read_all_with(filter.start(), &mut |e| {
-        let past = match until {
-            Some(Until::Count(n)) => folded >= n,
-            Some(Until::Position(p)) => e.position > p,
-            Some(Until::Time(t)) => e.timestamp > t,
-            None => e.position > head,
-        };
-        if past {
+        if until.map_or(e.position > head, |u| u.reached(&e, folded)) {
             return ControlFlow::Break(());
         }
         if !E::TYPES.contains(&e.event_type) || !filter.matches(&e) {
@@ -142,15 +136,7 @@ pub fn fold_filtered<E: DomainEvent, T, S: EventStore + ?Sized>(
         }
         match e.decode::<E>() {
             Ok(event) => {
-                let envelope = Envelope {
-                    stream: e.stream,
-                    version: e.version,
-                    position: e.position,
-                    event_id: e.event_id,
-                    timestamp: e.timestamp,
-                    event: &event,
-                };
-                acc = acc.take().map(|a| f(a, envelope));
+                acc = acc.take().map(|a| f(a, Envelope::new(&e, &event)));
                 folded += 1;
                 ControlFlow::Continue(())
             }

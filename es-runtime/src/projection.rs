@@ -35,7 +35,7 @@ use uuid::Uuid;
 
 use crate::DomainEvent;
 use crate::error::{DecodeError, ReadError, WriteError};
-use crate::event::Timestamp;
+use crate::event::{EventRef, Timestamp};
 use crate::store::EventStore;
 use crate::subscription::Until;
 
@@ -56,7 +56,19 @@ pub struct Envelope<'a, E> {
     pub event: &'a E,
 }
 
-impl<E> Envelope<'_, E> {
+impl<'a, E> Envelope<'a, E> {
+    /// The envelope of `event`, decoded from the stored `e`.
+    pub(crate) fn new(e: &EventRef<'a>, event: &'a E) -> Self {
+        Envelope {
+            stream: e.stream,
+            version: e.version,
+            position: e.position,
+            event_id: e.event_id,
+            timestamp: e.timestamp,
+            event,
+        }
+    }
+
     /// The aggregate id: the stream id after its category.
     pub fn aggregate_id(&self) -> &str {
         self.stream.split_once('-').map_or("", |(_, id)| id)
@@ -343,14 +355,9 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
             let projection = &mut self.projection;
             let progress_every = self.progress_every;
             let read = self.store.read_all_with(last + 1, &mut |e| {
-                let past_end = match until {
-                    Some(Until::Position(p)) => e.position > p,
-                    Some(Until::Time(t)) => e.timestamp > t,
-                    Some(Until::Count(n)) => applied >= n,
-                    // Events committed after the run started wait for the next run, so a
-                    // catch-up always ends.
-                    None => e.position > head,
-                };
+                // Events committed after the run started wait for the next run, so a
+                // catch-up always ends.
+                let past_end = until.map_or(e.position > head, |u| u.reached(&e, applied));
                 if past_end {
                     return ControlFlow::Break(());
                 }
@@ -358,10 +365,7 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
                     at_end = false;
                     return ControlFlow::Break(());
                 }
-                let category = e.stream.split_once('-').map_or(e.stream, |(c, _)| c);
-                let wanted = (categories.is_empty() || categories.iter().any(|c| c == category))
-                    && P::Event::TYPES.contains(&e.event_type);
-                if wanted {
+                if reads::<P::Event>(&categories, &e) {
                     let event = match e.decode::<P::Event>() {
                         Ok(event) => event,
                         Err(source) => {
@@ -373,15 +377,7 @@ impl<S: EventStore, P: Projection> ProjectionRunner<S, P> {
                             return ControlFlow::Break(());
                         }
                     };
-                    let envelope = Envelope {
-                        stream: e.stream,
-                        version: e.version,
-                        position: e.position,
-                        event_id: e.event_id,
-                        timestamp: e.timestamp,
-                        event: &event,
-                    };
-                    if let Err(source) = projection.apply(envelope) {
+                    if let Err(source) = projection.apply(Envelope::new(&e, &event)) {
                         failure = Some(ProjectionError::Apply {
                             projection: name.clone(),
                             stream: e.stream.to_owned(),
@@ -437,4 +433,10 @@ pub(crate) fn wait_for_commits<S: EventStore + ?Sized>(store: &S, seen: u64, tic
         }
         None => std::thread::sleep(tick.min(Duration::from_millis(10))),
     }
+}
+
+/// Whether a projection reading events `E` from `categories` (empty: all) takes `e`.
+pub(crate) fn reads<E: DomainEvent>(categories: &[impl AsRef<str>], e: &EventRef<'_>) -> bool {
+    E::TYPES.contains(&e.event_type)
+        && (categories.is_empty() || categories.iter().any(|c| c.as_ref() == e.category()))
 }

@@ -41,6 +41,17 @@ pub enum Until {
     Count(u64),
 }
 
+impl Until {
+    /// Whether `event` lies beyond the bound, `counted` events having been taken so far.
+    pub(crate) fn reached(self, event: &EventRef<'_>, counted: u64) -> bool {
+        match self {
+            Until::Position(p) => event.position > p,
+            Until::Time(t) => event.timestamp > t,
+            Until::Count(n) => counted >= n,
+        }
+    }
+}
+
 /// Which events of the global log a reader wants.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -100,10 +111,7 @@ impl Filter {
 
     /// Whether an event passes the category and type filters.
     pub fn matches(&self, event: &EventRef<'_>) -> bool {
-        let category = event
-            .stream
-            .split_once('-')
-            .map_or(event.stream, |(c, _)| c);
+        let category = event.category();
         (self.categories.is_empty() || self.categories.iter().any(|c| c == category))
             && (self.event_types.is_empty()
                 || self.event_types.iter().any(|t| t == event.event_type))
@@ -111,11 +119,9 @@ impl Filter {
 
     /// Whether an event lies beyond a `Position` or `Time` bound.
     pub(crate) fn is_past_end(&self, event: &EventRef<'_>) -> bool {
-        match self.until {
-            Some(Until::Position(p)) => event.position > p,
-            Some(Until::Time(t)) => event.timestamp > t,
-            Some(Until::Count(_)) | None => false,
-        }
+        // A count is kept by the reader, not the filter.
+        self.until
+            .is_some_and(|u| !matches!(u, Until::Count(_)) && u.reached(event, 0))
     }
 }
 

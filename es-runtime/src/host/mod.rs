@@ -293,24 +293,10 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
     pub fn read<R>(&self, id: impl Display, f: impl FnOnce(&A, u64) -> R) -> Result<R, LoadError> {
         with_key::<A, _>(id, |key| {
             let shared = &*self.shared;
-            loop {
-                let mut retired = shared.cache.retired();
-                let slot = shared.cache.get_or_insert(
-                    key,
-                    &mut || stream_of::<A>(key),
-                    &shared.counters,
-                    false,
-                    &mut retired,
-                );
-                shared.snapshot_retired(retired);
-                let slot = slot?;
-                let mut guard = slot.lock();
-                if guard.retired {
-                    continue;
-                }
-                let instance = shared.loaded(&slot.stream, &mut guard)?;
-                return Ok(f(&instance.state, instance.version));
-            }
+            shared.locked(key, false, |stream, slot| {
+                let instance = shared.loaded(stream, slot)?;
+                Ok(f(&instance.state, instance.version))
+            })
         })
     }
 
@@ -612,13 +598,26 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
     {
         let span = tracing::info_span!("es.execute", stream = key);
         let _entered = span.enter();
+        self.locked(key, true, |stream, slot| {
+            self.run(stream, slot, command, metadata, after)
+        })
+    }
+
+    /// Runs `f` on the live slot of `key` (inserted if absent), locked. `command` counts the
+    /// use as a command in the cache's statistics.
+    fn locked<R, E: From<crate::InvalidStreamId>>(
+        &self,
+        key: &str,
+        command: bool,
+        f: impl FnOnce(&StreamId, &mut SlotInner<A>) -> Result<R, E>,
+    ) -> Result<R, E> {
         loop {
             let mut retired = self.cache.retired();
             let slot = self.cache.get_or_insert(
                 key,
                 &mut || stream_of::<A>(key),
                 &self.counters,
-                true,
+                command,
                 &mut retired,
             );
             self.snapshot_retired(retired);
@@ -628,7 +627,7 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
                 // Passivated between the lookup and the lock: look it up again.
                 continue;
             }
-            return self.run(&slot.stream, &mut guard, command, metadata, after);
+            return f(&slot.stream, &mut guard);
         }
     }
 

@@ -22,7 +22,7 @@ use super::{BytesDb, Fail, Inner, LmdbStore, read_failed, record};
 use crate::DomainEvent;
 use crate::error::{ReadError, WriteError};
 use crate::event::Timestamp;
-use crate::projection::{Envelope, Progress, ProjectionError, wait_for_commits};
+use crate::projection::{Envelope, Progress, ProjectionError, reads, wait_for_commits};
 use crate::store::EventStore;
 use crate::subscription::Until;
 
@@ -479,6 +479,8 @@ struct Pending<E> {
 
 /// What one transaction did.
 struct Chunk<E: std::error::Error + 'static> {
+    /// The checkpoint before the chunk.
+    start: u64,
     /// The checkpoint after the chunk.
     last: u64,
     applied: u64,
@@ -620,22 +622,20 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
         let store = self.store.as_ref();
         let head = store.head_position()?;
         let mut applied = 0u64;
-        let mut last = self.checkpoint()?;
+        // The checkpoint as each chunk's transaction found and left it.
+        let mut last = None;
         loop {
-            let remaining = match until {
-                Some(Until::Count(n)) => n.saturating_sub(applied),
-                _ => u64::MAX,
-            };
-            if remaining == 0 {
+            if let Some(Until::Count(n)) = until
+                && applied >= n
+            {
                 break;
             }
-            let before = last;
-            let chunk = self.chunk(&name, head, until, remaining)?;
+            let chunk = self.chunk(&name, head, until, applied)?;
             applied += chunk.applied;
-            last = chunk.last;
-            if last / self.progress_every > before / self.progress_every {
+            last = Some(chunk.last);
+            if chunk.last / self.progress_every > chunk.start / self.progress_every {
                 progress(Progress {
-                    position: last,
+                    position: chunk.last,
                     head,
                     applied,
                     elapsed: started.elapsed(),
@@ -648,6 +648,10 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
                 break;
             }
         }
+        let last = match last {
+            Some(last) => last,
+            None => self.checkpoint()?,
+        };
         progress(Progress {
             position: last,
             head,
@@ -664,7 +668,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
         name: &str,
         head: u64,
         until: Option<Until>,
-        remaining: u64,
+        applied_before: u64,
     ) -> Result<Chunk<P::Error>, ProjectionError<P::Error>> {
         let inner = &self.store.as_ref().inner;
         let what = || format!("the table and checkpoint of projection {name:?}");
@@ -696,12 +700,9 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
                             what: format!("at position {position}"),
                             reason,
                         })?;
-                    let past_end = match until {
-                        Some(Until::Position(p)) => position > p,
-                        Some(Until::Time(t)) => e.timestamp > t,
-                        Some(Until::Count(_)) => pending.len() as u64 >= remaining,
-                        None => position > head,
-                    } || limit.is_some_and(|l| position > l);
+                    let counted = applied_before + pending.len() as u64;
+                    let past_end = until.map_or(position > head, |u| u.reached(&e, counted))
+                        || limit.is_some_and(|l| position > l);
                     if past_end {
                         break;
                     }
@@ -709,10 +710,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
                         full = true;
                         break;
                     }
-                    let category = e.stream.split_once('-').map_or(e.stream, |(c, _)| c);
-                    let wanted = (categories.is_empty() || categories.contains(&category))
-                        && P::Event::TYPES.contains(&e.event_type);
-                    if wanted {
+                    if reads::<P::Event>(categories, &e) {
                         match e.decode::<P::Event>() {
                             Ok(event) => {
                                 let event_type = event.event_type();
@@ -743,7 +741,6 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
                     db: inner.tables,
                 };
                 let mut table = Table::new(&mut writer, name);
-                let mut applied = 0;
                 for p in &pending {
                     let envelope = Envelope {
                         stream: &p.stream,
@@ -772,7 +769,6 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
                         // Roll back: the refused event's writes must not stay.
                         return Ok((ControlFlow::Break(()), false));
                     }
-                    applied += 1;
                 }
                 drop(table);
                 if last != start {
@@ -782,8 +778,9 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
                 }
                 Ok((
                     ControlFlow::Continue(Chunk {
+                        start,
                         last,
-                        applied,
+                        applied: pending.len() as u64,
                         full,
                         failure,
                     }),
