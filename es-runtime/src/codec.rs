@@ -19,6 +19,8 @@
 //!
 //! [MessagePack]: https://msgpack.org
 
+use std::cell::Cell;
+
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -27,11 +29,24 @@ use crate::error::{DecodeError, EncodeError};
 use crate::event::Metadata;
 
 /// Encodes a value (an event, a state) as named-field MessagePack.
+///
+/// The result is allocated once, at its exact size: the value is written into a reused
+/// per-thread buffer first, so a store keeping the bytes holds no spare capacity.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
-    let mut buf = Vec::with_capacity(64);
-    encode_into(value, &mut buf)?;
-    Ok(buf)
+    thread_local!(static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) });
+    // Taken, not borrowed: a `Serialize` impl that encodes something itself gets a fresh one.
+    let mut scratch = SCRATCH.take();
+    scratch.clear();
+    let result = encode_into(value, &mut scratch).map(|()| scratch.as_slice().to_vec());
+    if scratch.capacity() <= SCRATCH_KEPT {
+        SCRATCH.set(scratch);
+    }
+    result
 }
+
+/// The largest per-thread encoding buffer kept between calls; larger values (big snapshots)
+/// get a buffer of their own each time.
+const SCRATCH_KEPT: usize = 64 * 1024;
 
 /// Encodes a value into `buf`, appending.
 pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Result<(), EncodeError> {

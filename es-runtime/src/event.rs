@@ -103,6 +103,30 @@ impl AsRef<str> for StreamId {
     }
 }
 
+impl PartialEq<str> for StreamId {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for StreamId {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<StreamId> for str {
+    fn eq(&self, other: &StreamId) -> bool {
+        *self == *other.0
+    }
+}
+
+impl PartialEq<StreamId> for &str {
+    fn eq(&self, other: &StreamId) -> bool {
+        **self == *other.0
+    }
+}
+
 impl TryFrom<String> for StreamId {
     type Error = InvalidStreamId;
     fn try_from(s: String) -> Result<Self, InvalidStreamId> {
@@ -359,10 +383,11 @@ impl EventRef<'_> {
     /// Copies the event out of the store.
     pub fn to_owned(&self) -> Result<RecordedEvent, DecodeError> {
         Ok(RecordedEvent {
-            stream: self.stream.to_owned(),
+            // Validated when it was written.
+            stream: StreamId(self.stream.into()),
             version: self.version,
             position: self.position,
-            event_type: self.event_type.to_owned(),
+            event_type: Cow::Owned(self.event_type.to_owned()),
             event_id: self.event_id,
             timestamp: self.timestamp,
             metadata: self.metadata()?,
@@ -376,13 +401,13 @@ impl EventRef<'_> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedEvent<P = Vec<u8>> {
     /// The stream (`category-id`).
-    pub stream: String,
+    pub stream: StreamId,
     /// The event's version in its stream (1-based).
     pub version: u64,
     /// The event's position in the global log (1-based, gap-free).
     pub position: u64,
-    /// The stored type name.
-    pub event_type: String,
+    /// The stored type name (borrowed when it is a generated event's static name).
+    pub event_type: Cow<'static, str>,
     /// The event's unique id (UUID v7).
     pub event_id: Uuid,
     /// When it was recorded, from the store's clock.
@@ -396,17 +421,21 @@ pub struct RecordedEvent<P = Vec<u8>> {
 impl RecordedEvent {
     /// Decodes the payload as `E`.
     pub fn decode<E: crate::DomainEvent>(self) -> Result<RecordedEvent<E>, DecodeError> {
-        let payload =
-            codec::decode_event(&self.stream, self.version, &self.event_type, &self.payload)?;
+        let payload = codec::decode_event(
+            self.stream.as_str(),
+            self.version,
+            &self.event_type,
+            &self.payload,
+        )?;
         Ok(self.with_payload(payload))
     }
 
     /// The payload as JSON, without knowing its Rust type.
     pub fn payload_json(&self) -> Result<serde_json::Value, DecodeError> {
         codec::to_json(&self.payload).map_err(|reason| DecodeError::Payload {
-            stream: self.stream.clone(),
+            stream: self.stream.to_string(),
             version: self.version,
-            event_type: self.event_type.clone(),
+            event_type: self.event_type.to_string(),
             reason,
         })
     }

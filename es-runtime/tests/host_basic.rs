@@ -23,7 +23,7 @@ fn execute_returns_the_recorded_events_and_version() {
     let e = &done.events[0];
     assert_eq!(e.payload, AccountEvent::Deposited { amount: 10 });
     assert_eq!(
-        (e.version, e.stream.as_str(), e.event_type.as_str()),
+        (e.version, e.stream.as_str(), &*e.event_type),
         (1, "account-a", "Deposited")
     );
 

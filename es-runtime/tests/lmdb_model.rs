@@ -103,7 +103,14 @@ fn open(dir: &Path) -> LmdbStore {
 fn summary(events: &[RecordedEvent]) -> Vec<(String, u64, u64, Vec<u8>)> {
     events
         .iter()
-        .map(|e| (e.stream.clone(), e.version, e.position, e.payload.clone()))
+        .map(|e| {
+            (
+                e.stream.to_string(),
+                e.version,
+                e.position,
+                e.payload.clone(),
+            )
+        })
         .collect()
 }
 

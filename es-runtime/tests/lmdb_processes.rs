@@ -176,7 +176,7 @@ fn two_processes_append_to_the_same_streams() {
         let tag = tag_of(e);
         per_writer.entry(tag.writer).or_default().push(tag.seq);
         per_stream
-            .entry(e.stream.clone())
+            .entry(e.stream.to_string())
             .or_default()
             .push(e.version);
     }
@@ -281,7 +281,7 @@ fn verify_after_crash(dir: &Path, acks: &[Ack]) -> u64 {
     let mut per_stream: BTreeMap<&str, u64> = BTreeMap::new();
     for (i, e) in log.iter().enumerate() {
         assert_eq!(e.position, i as u64 + 1, "positions are gap-free");
-        let last = per_stream.entry(&e.stream).or_default();
+        let last = per_stream.entry(e.stream.as_str()).or_default();
         assert_eq!(e.version, *last + 1, "stream {} is gap-free", e.stream);
         *last = e.version;
         let tag = tag_of(e);

@@ -21,11 +21,12 @@
 //! - Idle expiry reads the time of the last use stored in the list node, so there are no timers
 //!   to go stale: an instance used again just before its deadline is simply not expired.
 
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
+use foldhash::quality::RandomState;
 use hashbrown::HashTable;
 
 use crate::event::StreamId;
@@ -317,7 +318,7 @@ impl<A> Cache<A> {
             .collect();
         Cache {
             shards,
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             epoch: Instant::now(),
             idle: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
             coarse_now: AtomicU64::new(0),

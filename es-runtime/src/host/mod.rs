@@ -57,6 +57,7 @@ mod metrics;
 mod options;
 mod snapshots;
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt::{self, Display, Write as _};
 use std::future::Future;
@@ -723,10 +724,10 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
                     }
                 })?;
                 recorded.push(RecordedEvent {
-                    stream: String::new(),
+                    stream: stream.clone(),
                     version: 0,
                     position: 0,
-                    event_type: event.event_type().to_owned(),
+                    event_type: Cow::Borrowed(event.event_type()),
                     event_id: new.event_id,
                     timestamp: Default::default(),
                     metadata: Metadata::default(),
@@ -769,7 +770,6 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
             let applied = catch_unwind(AssertUnwindSafe(|| {
                 for (i, r) in recorded.iter_mut().enumerate() {
                     let i = i as u64;
-                    r.stream = stream.as_str().to_owned();
                     r.version = written.first_version + i;
                     r.position = written.first_position + i;
                     r.timestamp = written.timestamp;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use foldhash::quality::RandomState;
 use uuid::Uuid;
 
 use crate::codec;
@@ -35,8 +36,8 @@ struct Inner {
     /// The global log; the event at position `p` is `log[p - 1]`.
     log: Vec<Record>,
     /// Per stream, the positions of its events in version order.
-    streams: HashMap<StreamId, Vec<u64>>,
-    snapshots: HashMap<StreamId, Vec<Snapshot>>,
+    streams: HashMap<StreamId, Vec<u64>, RandomState>,
+    snapshots: HashMap<StreamId, Vec<Snapshot>, RandomState>,
     checkpoints: HashMap<String, u64>,
     last_timestamp: Timestamp,
 }
@@ -124,7 +125,10 @@ impl EventStore for MemoryStore {
             return Ok(AppendResult::new(current + 1, first_position, 0, timestamp));
         }
         inner.last_timestamp = timestamp;
-        let positions = inner.streams.entry(stream.clone()).or_default();
+        let positions = match inner.streams.get_mut(stream) {
+            Some(positions) => positions,
+            None => inner.streams.entry(stream.clone()).or_default(),
+        };
         inner.log.reserve(events.len());
         for (i, e) in events.into_iter().enumerate() {
             let i = i as u64;
