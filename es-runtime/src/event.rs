@@ -2,6 +2,7 @@
 //! new and recorded forms of an event.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -247,9 +248,82 @@ impl Timestamp {
 
 impl From<SystemTime> for Timestamp {
     fn from(t: SystemTime) -> Self {
-        let nanos = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+        // Whole seconds and nanoseconds apart: no 128-bit arithmetic on the append path.
+        let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let nanos = since
+            .as_secs()
+            .checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(u64::from(since.subsec_nanos())));
+        Timestamp(nanos.unwrap_or(u64::MAX))
     }
+}
+
+/// A fresh UUID v7: the Unix time in milliseconds, then a 42-bit counter, then 32 random bits.
+///
+/// Each thread keeps its own generator, so making an id takes no lock: the counter starts at a
+/// random value each millisecond and counts up within it, so the ids one thread makes sort in
+/// the order it made them (RFC 9562, method 1), and the random bits keep threads apart. If the
+/// clock steps back, a thread keeps counting from where it was.
+pub fn new_event_id() -> Uuid {
+    /// A thread's generator; `rng == 0` until it is seeded.
+    #[derive(Clone, Copy)]
+    struct Generator {
+        rng: u64,
+        millis: u64,
+        counter: u64,
+    }
+    thread_local!(static GENERATOR: Cell<Generator> = const {
+        Cell::new(Generator { rng: 0, millis: 0, counter: 0 })
+    });
+    const COUNTER_MAX: u64 = (1 << 42) - 1;
+
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let now = since.as_secs() * 1000 + u64::from(since.subsec_millis());
+    let mut g = GENERATOR.get();
+    if g.rng == 0 {
+        // Seeded once per thread: std's hasher keys come from the operating system's
+        // randomness and differ for every `RandomState`.
+        g.rng = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), now) | 1;
+    }
+    let random = wyrand(&mut g.rng);
+    if now > g.millis {
+        g.millis = now;
+        // Start in the lower half, so the millisecond has room to count.
+        g.counter = (random >> 32) & (COUNTER_MAX >> 1);
+    } else if g.counter < COUNTER_MAX {
+        g.counter += 1;
+    } else {
+        // More ids in one millisecond than the counter holds: borrow the next one.
+        g.millis += 1;
+        g.counter = 0;
+    }
+    GENERATOR.set(g);
+    let c = g.counter;
+    let r = random as u32;
+    // The builder keeps the low 4 bits of byte 0 and the low 6 of byte 2 (the rest hold the
+    // version and variant): 4 + 8 + 6 + 8 + 8 + 8 = 42 counter bits, then 32 random ones.
+    let bytes = [
+        (c >> 38) as u8,
+        (c >> 30) as u8,
+        (c >> 24) as u8,
+        (c >> 16) as u8,
+        (c >> 8) as u8,
+        c as u8,
+        (r >> 24) as u8,
+        (r >> 16) as u8,
+        (r >> 8) as u8,
+        r as u8,
+    ];
+    uuid::Builder::from_unix_timestamp_millis(g.millis, &bytes).into_uuid()
+}
+
+/// One step of wyrand: a small, fast generator with a 64-bit state.
+fn wyrand(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0xa076_1d64_78bd_642f);
+    let t = u128::from(*state) * u128::from(*state ^ 0xe703_7ed1_a0b4_28db);
+    ((t >> 64) ^ t) as u64
 }
 
 /// Where stores get the time they stamp on events. Inject a [`ManualClock`] in tests.
@@ -318,7 +392,7 @@ impl NewEvent {
         metadata: Metadata,
     ) -> Result<Self, crate::error::EncodeError> {
         Ok(NewEvent {
-            event_id: Uuid::now_v7(),
+            event_id: new_event_id(),
             event_type: Cow::Borrowed(event.event_type()),
             payload: codec::encode(event)?,
             metadata,
@@ -328,7 +402,7 @@ impl NewEvent {
     /// An event from raw parts, with a fresh UUID v7 and no metadata.
     pub fn raw(event_type: impl Into<Cow<'static, str>>, payload: Vec<u8>) -> Self {
         NewEvent {
-            event_id: Uuid::now_v7(),
+            event_id: new_event_id(),
             event_type: event_type.into(),
             payload,
             metadata: Metadata::default(),
@@ -454,5 +528,57 @@ impl<P> RecordedEvent<P> {
             metadata: self.metadata,
             payload,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn event_ids_from_one_thread_sort_in_creation_order() {
+        let before = Timestamp::from(SystemTime::now()).as_millis();
+        let ids: Vec<Uuid> = (0..100_000).map(|_| new_event_id()).collect();
+        let after = Timestamp::from(SystemTime::now()).as_millis();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1], "{} then {}", pair[0], pair[1]);
+        }
+        for id in [ids[0], ids[ids.len() - 1]] {
+            assert_eq!(id.get_version(), Some(uuid::Version::SortRand));
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+            let (secs, nanos) = id.get_timestamp().expect("v7 has a timestamp").to_unix();
+            let millis = secs * 1000 + u64::from(nanos) / 1_000_000;
+            assert!(
+                (before..=after).contains(&millis),
+                "{before} <= {millis} <= {after}"
+            );
+        }
+    }
+
+    #[test]
+    fn event_ids_from_many_threads_never_collide() {
+        let threads: Vec<_> = (0..4)
+            .map(|_| std::thread::spawn(|| (0..50_000).map(|_| new_event_id()).collect::<Vec<_>>()))
+            .collect();
+        let mut seen = HashSet::new();
+        for t in threads {
+            for id in t.join().expect("no panic") {
+                assert!(seen.insert(id), "duplicate id {id}");
+            }
+        }
+        assert_eq!(seen.len(), 200_000);
+    }
+
+    #[test]
+    fn timestamps_convert_without_losing_nanoseconds() {
+        let t = UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+        assert_eq!(Timestamp::from(t).as_nanos(), 1_700_000_000_123_456_789);
+        assert_eq!(Timestamp::from(t).to_system_time(), t);
+        assert_eq!(
+            Timestamp::from(UNIX_EPOCH - Duration::from_secs(1)).as_nanos(),
+            0
+        );
     }
 }

@@ -40,7 +40,7 @@ pub use crate::error::{
 };
 pub use crate::event::{
     Clock, EventRef, ExpectedVersion, ManualClock, Metadata, NewEvent, RecordedEvent, StreamId,
-    SystemClock, Timestamp,
+    SystemClock, Timestamp, new_event_id,
 };
 pub use crate::host::{
     ExecuteError, ExecuteResult, Executed, Host, HostBuilder, LoadError, Metrics, Phase,

@@ -714,6 +714,7 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
                 ));
             }
 
+            // The envelopes are complete but for where the store puts them, filled in below.
             let mut batch = Vec::with_capacity(events.len());
             let mut recorded = Vec::with_capacity(events.len());
             for event in events {
@@ -730,7 +731,11 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
                     event_type: Cow::Borrowed(event.event_type()),
                     event_id: new.event_id,
                     timestamp: Default::default(),
-                    metadata: Metadata::default(),
+                    metadata: if metadata.is_empty() {
+                        Metadata::default()
+                    } else {
+                        metadata.clone()
+                    },
                     payload: event,
                 });
                 batch.push(new);
@@ -773,7 +778,6 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
                     r.version = written.first_version + i;
                     r.position = written.first_position + i;
                     r.timestamp = written.timestamp;
-                    r.metadata = metadata.clone();
                     instance.state.apply(r.payload.clone());
                 }
             }));
