@@ -70,7 +70,7 @@ pub type Visitor<'v> = dyn FnMut(EventRef<'_>) -> ControlFlow<()> + 'v;
 ///
 /// One conformance suite ([`testing::conformance`](crate::testing::conformance)) checks every
 /// backend.
-pub trait EventStore: Send + Sync + 'static {
+pub trait EventStore: Send + Sync {
     /// Appends a batch to a stream if its version matches `expected`: all events or none.
     ///
     /// An empty batch only checks the expectation. Returns where the events landed; once it
@@ -196,6 +196,57 @@ fn corrupt_metadata(err: crate::error::DecodeError) -> ReadError {
 }
 
 impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
+    fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, AppendError> {
+        (**self).append(stream, expected, events)
+    }
+    fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
+        (**self).stream_version(stream)
+    }
+    fn read_stream_with(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        visitor: &mut Visitor<'_>,
+    ) -> Result<(), ReadError> {
+        (**self).read_stream_with(stream, from, visitor)
+    }
+    fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError> {
+        (**self).read_all_with(from, visitor)
+    }
+    fn head_position(&self) -> Result<u64, ReadError> {
+        (**self).head_position()
+    }
+    fn save_snapshot(
+        &self,
+        stream: &StreamId,
+        snapshot: Snapshot,
+        keep: usize,
+    ) -> Result<(), WriteError> {
+        (**self).save_snapshot(stream, snapshot, keep)
+    }
+    fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, ReadError> {
+        (**self).load_snapshot(stream)
+    }
+    fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, ReadError> {
+        (**self).snapshots(stream)
+    }
+    fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError> {
+        (**self).save_checkpoint(name, position)
+    }
+    fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
+        (**self).load_checkpoint(name)
+    }
+    fn head_watch(&self) -> Option<&HeadWatch> {
+        (**self).head_watch()
+    }
+}
+
+impl<S: EventStore + ?Sized> EventStore for &S {
     fn append(
         &self,
         stream: &StreamId,

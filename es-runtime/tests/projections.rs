@@ -139,6 +139,28 @@ fn catch_up_resumes_from_the_stored_checkpoint() {
 }
 
 #[test]
+fn a_runner_and_a_subscription_can_borrow_a_local_store() {
+    let store = MemoryStore::new();
+    vote(&store, 1, 1, "red");
+    vote(&store, 1, 2, "blue");
+    let mut runner = ProjectionRunner::new(&store, Tally::default());
+    assert_eq!(runner.catch_up().unwrap(), 2);
+    assert_eq!(runner.projection().counts["red"], 1);
+    let mut subscription = es_runtime::subscription::Subscription::new(
+        &store,
+        es_runtime::subscription::Filter::all(),
+    );
+    let first = subscription
+        .next_timeout(std::time::Duration::from_secs(1))
+        .unwrap()
+        .expect("an event");
+    assert_eq!(first.position, 1);
+    // The borrowed store is still the caller's.
+    vote(&store, 1, 3, "red");
+    assert_eq!(runner.catch_up().unwrap(), 1);
+}
+
+#[test]
 fn a_failing_projection_stops_at_the_event_and_keeps_its_checkpoint_before_it() {
     let store = Arc::new(MemoryStore::new());
     for i in 0..6 {

@@ -56,7 +56,7 @@ fn catch_up_then_live_on_lmdb() {
     catch_up_then_live(Arc::new(store));
 }
 
-fn catch_up_then_live<S: EventStore>(store: Arc<S>) {
+fn catch_up_then_live<S: EventStore + 'static>(store: Arc<S>) {
     const WRITERS: u64 = 4;
     const PER_WRITER: u64 = 500;
     for i in 0..100 {
@@ -207,7 +207,7 @@ fn async_next_waits_for_an_lmdb_commit() {
     async_next_waits(Arc::new(LmdbStore::temporary(LmdbOptions::new()).unwrap()));
 }
 
-fn async_next_waits<S: EventStore>(store: Arc<S>) {
+fn async_next_waits<S: EventStore + 'static>(store: Arc<S>) {
     let mut sub = Subscription::new(store.clone(), Filter::all().category("late"));
     let writer = {
         let store = store.clone();

@@ -147,11 +147,11 @@ use crate::store::{EventStore, Snapshot};
 /// assert_eq!(host.metrics().rehydrations, 2);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-pub struct Host<A: Aggregate, S: EventStore> {
+pub struct Host<A: Aggregate, S: EventStore + 'static> {
     shared: Arc<Shared<A, S>>,
 }
 
-impl<A: Aggregate, S: EventStore> Clone for Host<A, S> {
+impl<A: Aggregate, S: EventStore + 'static> Clone for Host<A, S> {
     fn clone(&self) -> Self {
         Host {
             shared: self.shared.clone(),
@@ -159,7 +159,7 @@ impl<A: Aggregate, S: EventStore> Clone for Host<A, S> {
     }
 }
 
-impl<A: Aggregate, S: EventStore> fmt::Debug for Host<A, S> {
+impl<A: Aggregate, S: EventStore + 'static> fmt::Debug for Host<A, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Host")
             .field("aggregate", &A::NAME)
@@ -188,7 +188,7 @@ pub type ExecuteResult<A> =
 type RunResult<A, R> =
     Result<(Executed<<A as Aggregate>::Event>, R), ExecuteError<<A as Aggregate>::Error>>;
 
-struct Shared<A: Aggregate, S: EventStore> {
+struct Shared<A: Aggregate, S: EventStore + 'static> {
     // The background threads share these parts, never `Shared` itself, so the host is
     // dropped (and its pending snapshots written) on the thread that drops the last `Host`.
     store: Arc<S>,
@@ -203,7 +203,7 @@ struct Shared<A: Aggregate, S: EventStore> {
     sweeper: Mutex<Option<std::thread::Thread>>,
 }
 
-impl<A: Aggregate, S: EventStore> Host<A, S> {
+impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
     /// A host over `store` with the default settings (see [`HostBuilder`]).
     pub fn new(store: S) -> Self {
         Self::builder(store).build()
@@ -365,7 +365,7 @@ impl<A: Aggregate, S: EventStore> Host<A, S> {
     }
 }
 
-impl<A: Aggregate, S: EventStore> Host<A, S>
+impl<A: Aggregate, S: EventStore + 'static> Host<A, S>
 where
     A::Command: Clone,
 {
@@ -481,7 +481,7 @@ struct Sweeper<A, S> {
     store: Weak<S>,
 }
 
-impl<A: Aggregate, S: EventStore> Sweeper<A, S> {
+impl<A: Aggregate, S: EventStore + 'static> Sweeper<A, S> {
     fn run(self, every: Duration) {
         loop {
             std::thread::park_timeout(every);
@@ -576,7 +576,7 @@ fn write_snapshot<S: EventStore>(
     }
 }
 
-impl<A: Aggregate, S: EventStore> Shared<A, S> {
+impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
     fn passivate_idle(&self) -> usize {
         let mut retired = self.cache.retired();
         let n = self.cache.passivate_idle(&mut retired);
@@ -997,7 +997,7 @@ impl<A: Aggregate, S: EventStore> Shared<A, S> {
     }
 }
 
-impl<A: Aggregate, S: EventStore> Drop for Shared<A, S> {
+impl<A: Aggregate, S: EventStore + 'static> Drop for Shared<A, S> {
     fn drop(&mut self) {
         for (stream, snapshot) in self.snapshots.close() {
             write_snapshot(
@@ -1029,7 +1029,7 @@ impl<A: Aggregate, S: EventStore> Drop for Shared<A, S> {
 }
 
 // `Shared` is only reached through `Host`, whose `Debug` shows what matters.
-impl<A: Aggregate, S: EventStore> fmt::Debug for Shared<A, S> {
+impl<A: Aggregate, S: EventStore + 'static> fmt::Debug for Shared<A, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Shared").finish_non_exhaustive()
     }

@@ -88,7 +88,7 @@ impl HostOptions {
     }
 }
 
-impl<A: Aggregate, S: EventStore> HostBuilder<A, S> {
+impl<A: Aggregate, S: EventStore + 'static> HostBuilder<A, S> {
     /// The default bound on live instances.
     pub const DEFAULT_MAX_LIVE: usize = 10_000;
     /// The default idle timeout.
