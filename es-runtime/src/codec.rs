@@ -35,11 +35,13 @@ use crate::event::Metadata;
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> {
     thread_local!(static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) });
     // Taken, not borrowed: a `Serialize` impl that encodes something itself gets a fresh one.
-    let mut scratch = SCRATCH.take();
+    // During thread teardown (an `encode` from another thread-local's destructor) the buffer
+    // may be gone: use a fresh one then.
+    let mut scratch = SCRATCH.try_with(Cell::take).unwrap_or_default();
     scratch.clear();
     let result = encode_into(value, &mut scratch).map(|()| scratch.as_slice().to_vec());
     if scratch.capacity() <= SCRATCH_KEPT {
-        SCRATCH.set(scratch);
+        let _ = SCRATCH.try_with(|cell| cell.set(scratch));
     }
     result
 }

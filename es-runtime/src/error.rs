@@ -71,6 +71,16 @@ pub enum DecodeError {
         /// The decoder's message.
         reason: String,
     },
+    /// The stored stream id is not a valid [`StreamId`](crate::StreamId).
+    #[error("event {version} is stored under an invalid stream id {stream:?}: {reason}")]
+    StreamId {
+        /// The stored id.
+        stream: String,
+        /// The event's version.
+        version: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// An append failed. Nothing of the batch was written.

@@ -70,6 +70,25 @@ impl StreamId {
         Ok(StreamId(s.into()))
     }
 
+    /// A stream id read back from a store: checked like [`StreamId::parse`] (a store written
+    /// by other code, or damaged, may hold anything), with one allocation.
+    pub(crate) fn from_stored(s: &str, version: u64) -> Result<Self, DecodeError> {
+        let why = if s.is_empty() {
+            "it is empty"
+        } else if s.len() > Self::MAX_LEN {
+            "it is longer than the longest stream id"
+        } else if s.chars().any(char::is_control) {
+            "it contains control characters"
+        } else {
+            return Ok(StreamId(s.into()));
+        };
+        Err(DecodeError::StreamId {
+            stream: s.to_owned(),
+            version,
+            reason: why.to_owned(),
+        })
+    }
+
     /// The whole id, `category-id`.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -113,6 +132,18 @@ impl PartialEq<str> for StreamId {
 impl PartialEq<&str> for StreamId {
     fn eq(&self, other: &&str) -> bool {
         *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for StreamId {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<StreamId> for String {
+    fn eq(&self, other: &StreamId) -> bool {
+        **self == *other.0
     }
 }
 
@@ -290,8 +321,9 @@ pub fn new_event_id() -> Uuid {
     let random = wyrand(&mut g.rng);
     if now > g.millis {
         g.millis = now;
-        // Start in the lower half, so the millisecond has room to count.
-        g.counter = (random >> 32) & (COUNTER_MAX >> 1);
+        // Start anywhere in the lower half (41 random bits), so the millisecond has room to
+        // count.
+        g.counter = random >> 23;
     } else if g.counter < COUNTER_MAX {
         g.counter += 1;
     } else {
@@ -375,7 +407,8 @@ impl Clock for ManualClock {
 /// The store assigns the version, global position and timestamp.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
-    /// A unique id (UUID v7 by default, so ids sort by creation time).
+    /// A unique id (UUID v7 by default: ids carry their creation time in milliseconds, and
+    /// ids made on one thread sort in the order they were made; order events by position).
     pub event_id: Uuid,
     /// The stored type name.
     pub event_type: Cow<'static, str>,
@@ -457,8 +490,7 @@ impl EventRef<'_> {
     /// Copies the event out of the store.
     pub fn to_owned(&self) -> Result<RecordedEvent, DecodeError> {
         Ok(RecordedEvent {
-            // Validated when it was written.
-            stream: StreamId(self.stream.into()),
+            stream: StreamId::from_stored(self.stream, self.version)?,
             version: self.version,
             position: self.position,
             event_type: Cow::Owned(self.event_type.to_owned()),
@@ -569,6 +601,46 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), 200_000);
+    }
+
+    #[test]
+    fn a_stored_event_with_an_invalid_stream_id_is_a_decode_error() {
+        let long = "x".repeat(StreamId::MAX_LEN + 1);
+        for bad in ["", "account-\n1", long.as_str()] {
+            let event = EventRef {
+                stream: bad,
+                version: 3,
+                position: 7,
+                event_type: "Opened",
+                event_id: new_event_id(),
+                timestamp: Timestamp(0),
+                metadata: &[],
+                payload: &[0x80],
+            };
+            match event.to_owned() {
+                Err(DecodeError::StreamId {
+                    stream, version, ..
+                }) => {
+                    assert_eq!((stream.as_str(), version), (bad, 3));
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+        let good = EventRef {
+            stream: "account-1",
+            version: 1,
+            position: 1,
+            event_type: "Opened",
+            event_id: new_event_id(),
+            timestamp: Timestamp(0),
+            metadata: &[],
+            payload: &[0x80],
+        };
+        let owned = good.to_owned().expect("valid");
+        assert_eq!(owned.stream, "account-1");
+        assert_eq!(owned.stream, String::from("account-1"));
+        assert_eq!(String::from("account-1"), owned.stream);
+        assert_eq!(owned.stream.category(), "account");
     }
 
     #[test]

@@ -244,6 +244,17 @@ impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
     fn head_watch(&self) -> Option<&HeadWatch> {
         (**self).head_watch()
     }
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<RecordedEvent>, ReadError> {
+        (**self).read_stream(stream, from, to)
+    }
+    fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, ReadError> {
+        (**self).read_all(from, limit)
+    }
 }
 
 impl<S: EventStore + ?Sized> EventStore for &S {
@@ -294,5 +305,16 @@ impl<S: EventStore + ?Sized> EventStore for &S {
     }
     fn head_watch(&self) -> Option<&HeadWatch> {
         (**self).head_watch()
+    }
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<RecordedEvent>, ReadError> {
+        (**self).read_stream(stream, from, to)
+    }
+    fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, ReadError> {
+        (**self).read_all(from, limit)
     }
 }

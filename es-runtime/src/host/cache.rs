@@ -21,12 +21,11 @@
 //! - Idle expiry reads the time of the last use stored in the list node, so there are no timers
 //!   to go stale: an instance used again just before its deadline is simply not expired.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
-use foldhash::quality::RandomState;
 use hashbrown::HashTable;
 
 use crate::event::StreamId;
@@ -287,6 +286,8 @@ struct Padded<T>(T);
 #[derive(Debug)]
 pub(crate) struct Cache<A> {
     shards: Box<[Padded<Mutex<Shard<A>>>]>,
+    /// SipHash with random keys: aggregate ids often come from clients, so the map must not
+    /// be open to crafted collisions.
     hasher: RandomState,
     epoch: Instant,
     /// The idle timeout in nanoseconds (`u64::MAX`: never).
@@ -318,7 +319,7 @@ impl<A> Cache<A> {
             .collect();
         Cache {
             shards,
-            hasher: RandomState::default(),
+            hasher: RandomState::new(),
             epoch: Instant::now(),
             idle: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
             coarse_now: AtomicU64::new(0),
