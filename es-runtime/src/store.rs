@@ -195,126 +195,72 @@ fn corrupt_metadata(err: crate::error::DecodeError) -> ReadError {
     }
 }
 
-impl<S: EventStore + ?Sized> EventStore for std::sync::Arc<S> {
-    fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, AppendError> {
-        (**self).append(stream, expected, events)
-    }
-    fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
-        (**self).stream_version(stream)
-    }
-    fn read_stream_with(
-        &self,
-        stream: &StreamId,
-        from: u64,
-        visitor: &mut Visitor<'_>,
-    ) -> Result<(), ReadError> {
-        (**self).read_stream_with(stream, from, visitor)
-    }
-    fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError> {
-        (**self).read_all_with(from, visitor)
-    }
-    fn head_position(&self) -> Result<u64, ReadError> {
-        (**self).head_position()
-    }
-    fn save_snapshot(
-        &self,
-        stream: &StreamId,
-        snapshot: Snapshot,
-        keep: usize,
-    ) -> Result<(), WriteError> {
-        (**self).save_snapshot(stream, snapshot, keep)
-    }
-    fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, ReadError> {
-        (**self).load_snapshot(stream)
-    }
-    fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, ReadError> {
-        (**self).snapshots(stream)
-    }
-    fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError> {
-        (**self).save_checkpoint(name, position)
-    }
-    fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
-        (**self).load_checkpoint(name)
-    }
-    fn head_watch(&self) -> Option<&HeadWatch> {
-        (**self).head_watch()
-    }
-    fn read_stream(
-        &self,
-        stream: &StreamId,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<RecordedEvent>, ReadError> {
-        (**self).read_stream(stream, from, to)
-    }
-    fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, ReadError> {
-        (**self).read_all(from, limit)
-    }
+/// Implements [`EventStore`] for a pointer type by forwarding every method, the provided
+/// ones included (a backend may override those).
+macro_rules! forward_event_store {
+    ($($pointer:ty),*) => {$(
+        impl<S: EventStore + ?Sized> EventStore for $pointer {
+            fn append(
+                &self,
+                stream: &StreamId,
+                expected: ExpectedVersion,
+                events: Vec<NewEvent>,
+            ) -> Result<AppendResult, AppendError> {
+                (**self).append(stream, expected, events)
+            }
+            fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
+                (**self).stream_version(stream)
+            }
+            fn read_stream_with(
+                &self,
+                stream: &StreamId,
+                from: u64,
+                visitor: &mut Visitor<'_>,
+            ) -> Result<(), ReadError> {
+                (**self).read_stream_with(stream, from, visitor)
+            }
+            fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError> {
+                (**self).read_all_with(from, visitor)
+            }
+            fn head_position(&self) -> Result<u64, ReadError> {
+                (**self).head_position()
+            }
+            fn save_snapshot(
+                &self,
+                stream: &StreamId,
+                snapshot: Snapshot,
+                keep: usize,
+            ) -> Result<(), WriteError> {
+                (**self).save_snapshot(stream, snapshot, keep)
+            }
+            fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, ReadError> {
+                (**self).load_snapshot(stream)
+            }
+            fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, ReadError> {
+                (**self).snapshots(stream)
+            }
+            fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError> {
+                (**self).save_checkpoint(name, position)
+            }
+            fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
+                (**self).load_checkpoint(name)
+            }
+            fn head_watch(&self) -> Option<&HeadWatch> {
+                (**self).head_watch()
+            }
+            fn read_stream(
+                &self,
+                stream: &StreamId,
+                from: u64,
+                to: u64,
+            ) -> Result<Vec<RecordedEvent>, ReadError> {
+                (**self).read_stream(stream, from, to)
+            }
+            fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, ReadError> {
+                (**self).read_all(from, limit)
+            }
+        }
+    )*};
 }
 
-impl<S: EventStore + ?Sized> EventStore for &S {
-    fn append(
-        &self,
-        stream: &StreamId,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-    ) -> Result<AppendResult, AppendError> {
-        (**self).append(stream, expected, events)
-    }
-    fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
-        (**self).stream_version(stream)
-    }
-    fn read_stream_with(
-        &self,
-        stream: &StreamId,
-        from: u64,
-        visitor: &mut Visitor<'_>,
-    ) -> Result<(), ReadError> {
-        (**self).read_stream_with(stream, from, visitor)
-    }
-    fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError> {
-        (**self).read_all_with(from, visitor)
-    }
-    fn head_position(&self) -> Result<u64, ReadError> {
-        (**self).head_position()
-    }
-    fn save_snapshot(
-        &self,
-        stream: &StreamId,
-        snapshot: Snapshot,
-        keep: usize,
-    ) -> Result<(), WriteError> {
-        (**self).save_snapshot(stream, snapshot, keep)
-    }
-    fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, ReadError> {
-        (**self).load_snapshot(stream)
-    }
-    fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, ReadError> {
-        (**self).snapshots(stream)
-    }
-    fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError> {
-        (**self).save_checkpoint(name, position)
-    }
-    fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
-        (**self).load_checkpoint(name)
-    }
-    fn head_watch(&self) -> Option<&HeadWatch> {
-        (**self).head_watch()
-    }
-    fn read_stream(
-        &self,
-        stream: &StreamId,
-        from: u64,
-        to: u64,
-    ) -> Result<Vec<RecordedEvent>, ReadError> {
-        (**self).read_stream(stream, from, to)
-    }
-    fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, ReadError> {
-        (**self).read_all(from, limit)
-    }
-}
+forward_event_store!(std::sync::Arc<S>, &S);

@@ -410,6 +410,20 @@ impl LmdbStore {
         self.inner.env.info().map_size
     }
 
+    /// Queues a write for the group commit and waits for its outcome.
+    fn submit(&self, request: Request) -> Result<AppendResult, AppendError> {
+        self.commits.submit(
+            request,
+            |group| self.inner.commit_group(group),
+            |r| {
+                Err(AppendError::Storage {
+                    stream: r.stream.to_string(),
+                    source: Box::new(io::Error::other("the commit panicked")),
+                })
+            },
+        )
+    }
+
     /// Flushes every commit to disk; useful after appending with [`Durability::NoSync`].
     pub fn sync(&self) -> Result<(), WriteError> {
         self.inner
@@ -929,16 +943,7 @@ impl EventStore for LmdbStore {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, AppendError> {
         let request = prepare(stream, expected, events)?;
-        self.commits.submit(
-            request,
-            |group| self.inner.commit_group(group),
-            |r| {
-                Err(AppendError::Storage {
-                    stream: r.stream.to_string(),
-                    source: Box::new(io::Error::other("the commit panicked")),
-                })
-            },
-        )
+        self.submit(request)
     }
 
     fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
@@ -1082,16 +1087,7 @@ impl EventStore for LmdbStore {
         };
         // Queued with the appends: when a commit is running, the snapshot shares the next
         // group's transaction and fsync instead of paying for its own.
-        let outcome = self.commits.submit(
-            request,
-            |group| self.inner.commit_group(group),
-            |r| {
-                Err(AppendError::Storage {
-                    stream: r.stream.to_string(),
-                    source: Box::new(io::Error::other("the commit panicked")),
-                })
-            },
-        );
+        let outcome = self.submit(request);
         match outcome {
             Ok(_) => Ok(()),
             Err(AppendError::StoreFull { limit, .. }) => Err(WriteError::StoreFull {
