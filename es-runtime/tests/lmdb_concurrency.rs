@@ -33,7 +33,9 @@ fn concurrent_appends_are_committed_in_groups_each_checked_alone() {
     const THREADS: u64 = 16;
     const PER_THREAD: u64 = 100;
     let clock = Arc::new(TickingClock::default());
-    let store = LmdbStore::temporary(LmdbOptions::new().clock(clock.clone())).unwrap();
+    // Heads checkpoints land in the middle of the groups.
+    let store =
+        LmdbStore::temporary(LmdbOptions::new().clock(clock.clone()).heads_every(7)).unwrap();
     let shared = StreamId::new("shared", 1).unwrap();
     let conflicts = AtomicU64::new(0);
     std::thread::scope(|s| {

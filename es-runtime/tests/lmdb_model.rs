@@ -96,6 +96,7 @@ fn open(dir: &Path) -> LmdbStore {
     LmdbOptions::new()
         .durability(Durability::NoSync)
         .map_size(1 << 20)
+        .heads_every(3)
         .open(dir)
         .expect("opens")
 }

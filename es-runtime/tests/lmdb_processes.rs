@@ -124,7 +124,12 @@ const CONTEND_APPENDS: u64 = 150;
 /// version read just before, retrying on conflicts. Returns how many conflicts it saw.
 fn contend(dir: &Path, writer: u64) -> u64 {
     // A 1 MiB map that both processes outgrow: each must adopt the other's growth.
-    let store = LmdbOptions::new().map_size(1 << 20).open(dir).unwrap();
+    // Heads written every few positions: the processes take turns checkpointing them.
+    let store = LmdbOptions::new()
+        .map_size(1 << 20)
+        .heads_every(16)
+        .open(dir)
+        .unwrap();
     let mut rng = Rng::seeded(writer);
     let mut conflicts = 0;
     for seq in 0..CONTEND_APPENDS {
@@ -209,7 +214,9 @@ const CRASH_STREAMS: u64 = 6;
 /// The crash child: appends forever from several threads, printing a line for every
 /// acknowledged append: `ack stream first_version count first_position`.
 fn crash_child(dir: &Path) {
-    let store = LmdbStore::open(dir).unwrap();
+    // Killed between and during heads checkpoints: the next process rebuilds the heads of
+    // whatever tail it finds.
+    let store = LmdbOptions::new().heads_every(64).open(dir).unwrap();
     let run = std::process::id() as u64;
     let out = std::sync::Mutex::new(std::io::stdout());
     std::thread::scope(|s| {

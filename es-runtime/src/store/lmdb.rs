@@ -17,14 +17,17 @@ mod gate;
 mod group;
 mod record;
 mod tables;
+mod tail;
 
 pub use self::tables::{Entries, Table, TableProjection, TableRunner, TableView};
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use heed::types::{Bytes, U64};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, PutFlags, RwTxn};
@@ -32,6 +35,7 @@ use heed::{RoTxn, WithoutTls};
 
 use self::gate::{MapGate, Pass};
 use self::group::GroupCommit;
+use self::tail::{Tail, Unreadable};
 use crate::codec;
 use crate::error::{AppendError, BoxError, OpenError, ReadError, WriteError};
 use crate::event::{Clock, ExpectedVersion, NewEvent, StreamId, SystemClock, Timestamp};
@@ -39,9 +43,12 @@ use crate::store::{AppendResult, EventStore, Snapshot, Visitor};
 use crate::watch::HeadWatch;
 
 /// The on-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 const FORMAT_KEY: &[u8] = b"format";
+
+/// The position up to which the `heads` database is up to date (u64 BE).
+const HEADS_AT_KEY: &[u8] = b"heads_at";
 
 /// The stream index holds the position of every `BLOCK`-th event of a stream (versions
 /// `BLOCK`, `2 * BLOCK`, ...); the events in between are found through the back pointers
@@ -89,6 +96,7 @@ pub struct LmdbOptions {
     map_size: usize,
     max_map_size: usize,
     max_readers: u32,
+    heads_every: u64,
     clock: Arc<dyn Clock>,
 }
 
@@ -100,7 +108,8 @@ impl Default for LmdbOptions {
 
 impl LmdbOptions {
     /// The defaults: [`Durability::Sync`], a 64 MiB map growing up to 1 TiB (64-bit targets;
-    /// 1 GiB elsewhere), 126 concurrent readers, the system clock.
+    /// 1 GiB elsewhere), 126 concurrent readers, stream heads written every 4096 positions,
+    /// the system clock.
     pub fn new() -> Self {
         let max = if cfg!(target_pointer_width = "64") {
             1 << 40
@@ -112,6 +121,7 @@ impl LmdbOptions {
             map_size: 64 * MIB,
             max_map_size: max,
             max_readers: 126,
+            heads_every: 4096,
             clock: Arc::new(SystemClock),
         }
     }
@@ -141,6 +151,21 @@ impl LmdbOptions {
     /// directory (LMDB's reader table). Only applies when the environment is created.
     pub fn max_readers(mut self, readers: u32) -> Self {
         self.max_readers = readers;
+        self
+    }
+
+    /// How far the log may run ahead of the stored stream heads, in positions (default 4096;
+    /// at least 1).
+    ///
+    /// A stream's version and last position (its *head*) are written to the store only every
+    /// this many positions, in one commit, and in between are taken from the records after
+    /// that point (kept in memory). A group commit of appends to many streams then writes
+    /// the log's pages alone instead of a page of heads per stream, which is most of the
+    /// speed of many concurrent writers. The price is reading up to this many records when a
+    /// process opens a store whose last writer did not close it (a crash), and a little
+    /// memory per record. Nothing is lost either way: the heads are rebuilt from the log.
+    pub fn heads_every(mut self, positions: u64) -> Self {
+        self.heads_every = positions.max(1);
         self
     }
 
@@ -232,6 +257,12 @@ struct Inner {
     snapshots: BytesDb,
     checkpoints: BytesDb,
     tables: BytesDb,
+    meta: BytesDb,
+    /// The stream heads of the records after the heads checkpoint (see `tail`).
+    tail: Mutex<Tail>,
+    heads_every: u64,
+    /// This handle appended since it last wrote the heads: dropping it writes them.
+    appended: AtomicBool,
     gate: MapGate,
     clock: Arc<dyn Clock>,
     max_map_size: usize,
@@ -251,6 +282,19 @@ struct Request {
     metadata: Vec<Vec<u8>>,
     /// For a snapshot: its version, encoded record and how many to keep. No events then.
     snapshot: Option<(u64, Vec<u8>, usize)>,
+}
+
+impl Drop for LmdbStore {
+    /// Writes the stream heads if this handle appended since they were last written, so the
+    /// next open has no tail to read. A failure only costs that read.
+    fn drop(&mut self) {
+        if self._temporary.is_some() || !self.inner.appended.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(error) = self.inner.checkpoint_heads() {
+            tracing::warn!(path = %self.inner.path.display(), %error, "could not write the stream heads on close");
+        }
+    }
 }
 
 struct TempDir(PathBuf);
@@ -490,10 +534,19 @@ impl LmdbStore {
                     .map(|v| v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX));
                 match found {
                     Some(FORMAT_VERSION) => {}
+                    // Format 1 wrote every head in each commit: they are up to date.
+                    Some(1) => {
+                        let last = log.last(txn)?.map_or(0, |(p, _)| p);
+                        meta.put(txn, HEADS_AT_KEY, &last.to_be_bytes())?;
+                        meta.put(txn, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                    }
                     Some(other) => return Ok(CommitOrAbort::Abort(other)),
                     // A store with events but no format version is not one this build wrote.
                     None if log.len(txn)? > 0 => return Ok(CommitOrAbort::Abort(0)),
-                    None => meta.put(txn, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?,
+                    None => {
+                        meta.put(txn, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                        meta.put(txn, HEADS_AT_KEY, &0u64.to_be_bytes())?;
+                    }
                 }
                 Ok(CommitOrAbort::Commit((
                     log,
@@ -502,10 +555,11 @@ impl LmdbStore {
                     snapshots,
                     checkpoints,
                     tables,
+                    meta,
                 )))
             })
             .map_err(|e| storage(&e))?;
-        let (log, heads, index, snapshots, checkpoints, tables) = match opened {
+        let (log, heads, index, snapshots, checkpoints, tables, meta) = match opened {
             CommitOrAbort::Commit(dbs) => dbs,
             CommitOrAbort::Abort(found) => {
                 return Err(OpenError::UnsupportedFormat {
@@ -531,6 +585,10 @@ impl LmdbStore {
                 snapshots,
                 checkpoints,
                 tables,
+                meta,
+                tail: Mutex::new(Tail::new(0)),
+                heads_every: options.heads_every,
+                appended: AtomicBool::new(false),
                 gate: MapGate::default(),
                 clock: options.clock,
                 max_map_size,
@@ -664,6 +722,84 @@ impl Inner {
 
     /// The version of `stream` and the position of its last event, as `txn` sees them.
     fn head_in(&self, txn: &RoTxn<'_>, stream: &str) -> Result<(u64, u64), Fail> {
+        let (h, p) = self.tail_window(txn)?;
+        if h < p {
+            let mut tail = self.lock_tail();
+            self.index_tail(&mut tail, txn, h, p)?;
+            let found = if tail.covers(h, p) {
+                tail.latest(stream, h, p).map_err(unreadable)?
+            } else {
+                // A transaction older than the index (two checkpoints ago): read its tail.
+                drop(tail);
+                self.scan_tail(txn, stream, h, p)?
+            };
+            if let Some(head) = found {
+                return Ok(head);
+            }
+        }
+        self.stored_head(txn, stream)
+    }
+
+    /// The heads checkpoint and the last position, as `txn` sees them: the tail is `(h, p]`.
+    fn tail_window(&self, txn: &RoTxn<'_>) -> Result<(u64, u64), Fail> {
+        let p = self.log.last(txn)?.map_or(0, |(p, _)| p);
+        let h = match self.meta.get(txn, HEADS_AT_KEY)? {
+            None => 0,
+            Some(value) => record::read_position(value).ok_or_else(|| Fail::Corrupt {
+                what: "the heads checkpoint".to_owned(),
+                reason: format!("{} bytes instead of 8", value.len()),
+            })?,
+        };
+        // Never past the log, even if records were removed behind LMDB's back.
+        Ok((h.min(p), p))
+    }
+
+    fn lock_tail(&self) -> MutexGuard<'_, Tail> {
+        // The index is consistent between any two of its calls, so a poisoned lock is too.
+        self.tail.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Brings the tail index up to what `txn` sees: checkpoint `h`, log up to `p`.
+    fn index_tail(&self, tail: &mut Tail, txn: &RoTxn<'_>, h: u64, p: u64) -> Result<(), Fail> {
+        tail.observe(h);
+        if tail.upto() >= p {
+            return Ok(());
+        }
+        for item in self.log.range(txn, &(tail.upto() + 1..=p))? {
+            let (position, value) = item?;
+            while tail.upto() + 1 < position {
+                let missing = tail.upto() + 1;
+                tail.add_unreadable(missing, "the log has no record there".to_owned());
+            }
+            match record::decode_event(position, value) {
+                Ok(e) => tail.add(position, e.stream, e.version),
+                Err(reason) => tail.add_unreadable(position, reason),
+            }
+        }
+        Ok(())
+    }
+
+    /// The latest record of `stream` in `(h, p]`, read from the log, newest first.
+    fn scan_tail(
+        &self,
+        txn: &RoTxn<'_>,
+        stream: &str,
+        h: u64,
+        p: u64,
+    ) -> Result<Option<(u64, u64)>, Fail> {
+        for item in self.log.rev_range(txn, &(h + 1..=p))? {
+            let (position, value) = item?;
+            let e = record::decode_event(position, value)
+                .map_err(|reason| unreadable(Unreadable(position, reason)))?;
+            if e.stream == stream {
+                return Ok(Some((e.version, position)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The head of `stream` in the `heads` database (as of the heads checkpoint).
+    fn stored_head(&self, txn: &RoTxn<'_>, stream: &str) -> Result<(u64, u64), Fail> {
         match self.heads.get(txn, stream.as_bytes())? {
             None => Ok((0, 0)),
             Some(value) => record::read_head(value).ok_or_else(|| Fail::Corrupt {
@@ -671,6 +807,57 @@ impl Inner {
                 reason: format!("{} bytes instead of 16", value.len()),
             }),
         }
+    }
+
+    /// Writes the head of every stream of the tail `(h, p]` (as `tail` has them, overridden
+    /// by `newer`) and moves the checkpoint to `to`.
+    fn write_heads(
+        &self,
+        txn: &mut RwTxn<'_>,
+        tail: &Tail,
+        (h, p): (u64, u64),
+        newer: &HashMap<&str, (u64, u64)>,
+        to: u64,
+    ) -> Result<(), Fail> {
+        for (stream, version, position) in tail.heads(h, p).map_err(unreadable)? {
+            if !newer.contains_key(stream) {
+                self.heads.put(
+                    txn,
+                    stream.as_bytes(),
+                    &record::head_value(version, position),
+                )?;
+            }
+        }
+        for (stream, &(version, position)) in newer {
+            self.heads.put(
+                txn,
+                stream.as_bytes(),
+                &record::head_value(version, position),
+            )?;
+        }
+        self.meta.put(txn, HEADS_AT_KEY, &to.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Writes the heads of the whole tail (so that the next open reads no tail).
+    fn checkpoint_heads(&self) -> Result<(), WriteError> {
+        let to = self.write(&|| "a checkpoint of the stream heads".to_owned(), |txn| {
+            let (h, p) = self.tail_window(txn)?;
+            if h == p {
+                return Ok(None);
+            }
+            let mut tail = self.lock_tail();
+            self.index_tail(&mut tail, txn, h, p)?;
+            if !tail.covers(h, p) {
+                return Ok(None);
+            }
+            self.write_heads(txn, &tail, (h, p), &HashMap::new(), p)?;
+            Ok(Some(p))
+        })?;
+        if let Some(to) = to {
+            self.lock_tail().observe(to);
+        }
+        Ok(())
     }
 
     /// Writes a snapshot record and drops all but the newest `keep` of the stream's.
@@ -765,10 +952,18 @@ impl Inner {
             None => (0, Timestamp(0)),
         };
         let timestamp = self.clock.now().max(last_timestamp);
+        let window = self.tail_window(&txn)?;
+        let (h, start) = window;
+        let mut tail = self.lock_tail();
+        self.index_tail(&mut tail, &txn, h, start)?;
+        let covered = tail.covers(h, start);
+        // The heads of the streams this group appended to.
+        let mut newer: HashMap<&str, (u64, u64)> = HashMap::new();
         let mut key = Vec::new();
         let mut buf = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
         let mut wrote = false;
+        let mut appended = false;
         for request in group {
             let stream = request.stream.as_str();
             if let Some((version, value, keep)) = &request.snapshot {
@@ -777,7 +972,16 @@ impl Inner {
                 outcomes.push(Ok(AppendResult::new(0, 0, 0, timestamp)));
                 continue;
             }
-            let (current, mut previous) = self.head_in(&txn, stream)?;
+            let found = match newer.get(stream) {
+                Some(&head) => Some(head),
+                None if h == start => None,
+                None if covered => tail.latest(stream, h, start).map_err(unreadable)?,
+                None => self.scan_tail(&txn, stream, h, start)?,
+            };
+            let (current, mut previous) = match found {
+                Some(head) => head,
+                None => self.stored_head(&txn, stream)?,
+            };
             if !request.expected.matches(current) {
                 outcomes.push(Err(AppendError::WrongExpectedVersion {
                     stream: stream.to_owned(),
@@ -817,12 +1021,9 @@ impl Inner {
             }
             if !request.events.is_empty() {
                 let version = current + request.events.len() as u64;
-                self.heads.put(
-                    &mut txn,
-                    stream.as_bytes(),
-                    &record::head_value(version, previous),
-                )?;
+                newer.insert(stream, (version, previous));
                 wrote = true;
+                appended = true;
             }
             outcomes.push(Ok(AppendResult::new(
                 current + 1,
@@ -831,10 +1032,40 @@ impl Inner {
                 timestamp,
             )));
         }
-        if wrote {
-            txn.commit()?;
-            self.watch.publish(last_position);
+        // Bring the heads up to date every `heads_every` positions (only possible if the index
+        // covers the whole tail, which it does unless the checkpoint moved backwards).
+        let checkpoint = appended && covered && last_position - h >= self.heads_every;
+        if checkpoint {
+            self.write_heads(&mut txn, &tail, window, &newer, last_position)?;
         }
+        drop(tail);
+        if !wrote {
+            return Ok(outcomes);
+        }
+        txn.commit()?;
+        {
+            let mut tail = self.lock_tail();
+            for (request, outcome) in group.iter().zip(&outcomes) {
+                if let Ok(r) = outcome {
+                    for i in 0..r.count {
+                        tail.add(
+                            r.first_position + i,
+                            request.stream.as_str(),
+                            r.first_version + i,
+                        );
+                    }
+                }
+            }
+            if checkpoint {
+                tail.observe(last_position);
+            }
+        }
+        if checkpoint {
+            self.appended.store(false, Ordering::Relaxed);
+        } else if appended {
+            self.appended.store(true, Ordering::Relaxed);
+        }
+        self.watch.publish(last_position);
         Ok(outcomes)
     }
 }
@@ -919,6 +1150,14 @@ fn corrupt(what: impl FnOnce() -> String, reason: impl Into<String>) -> ReadErro
     let (what, reason) = (what(), reason.into());
     tracing::warn!(%what, %reason, "corrupt record in the LMDB store");
     ReadError::Corrupt { what, reason }
+}
+
+/// A tail record that could not be read: the heads after it are unknown.
+fn unreadable(Unreadable(position, reason): Unreadable) -> Fail {
+    Fail::Corrupt {
+        what: format!("the log record at position {position} (needed to know stream versions)"),
+        reason,
+    }
 }
 
 fn read_failed(e: heed::Error) -> ReadError {

@@ -1,0 +1,272 @@
+//! The stream heads of the log's tail.
+//!
+//! The `heads` database is brought up to date only every so many positions (a *heads
+//! checkpoint*, recorded as `meta/heads_at`), so that a group commit writes the log's pages and
+//! not a page of `heads` per stream it touches. The records after the checkpoint form the
+//! tail; a stream's head is its latest record in the tail, or else its `heads` entry.
+//!
+//! [`Tail`] indexes the tail in memory, per process. Log records never change once committed,
+//! so whatever a transaction sees of the log can be added to the index, and a transaction that
+//! sees the log up to position `p` with the checkpoint at `h` looks up the latest record of a
+//! stream in `(h, p]`. Transactions older than the previous checkpoint fall back to scanning
+//! the log themselves.
+
+use std::collections::HashMap;
+
+/// The tail index: the stream, version and position of every record in `(from, upto]`.
+#[derive(Debug)]
+pub(super) struct Tail {
+    /// Every record after this position (up to `upto`) is indexed.
+    from: u64,
+    /// The last position indexed.
+    upto: u64,
+    /// The latest heads checkpoint seen; entries up to the previous one are dropped when it
+    /// moves, so a transaction begun just before a checkpoint still finds its tail here.
+    checkpoint: u64,
+    /// Per stream, `(position, version)` of its records in the indexed range, in log order.
+    streams: HashMap<Box<str>, Vec<(u64, u64)>>,
+    /// The records of the indexed range that could not be read, and why: a stream whose
+    /// latest readable record is older than one of them has an unknown head.
+    unreadable: Vec<(u64, String)>,
+}
+
+/// A record of the tail that could not be read: its position and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Unreadable(pub(super) u64, pub(super) String);
+
+impl Tail {
+    /// An empty index of a tail that starts after `checkpoint`.
+    pub(super) fn new(checkpoint: u64) -> Tail {
+        Tail {
+            from: checkpoint,
+            upto: checkpoint,
+            checkpoint,
+            streams: HashMap::new(),
+            unreadable: Vec::new(),
+        }
+    }
+
+    /// The last position indexed.
+    pub(super) fn upto(&self) -> u64 {
+        self.upto
+    }
+
+    /// Prepares the index for a transaction that sees the checkpoint at `h`: forgets what an
+    /// older checkpoint covered, or starts over when the checkpoint moved past everything
+    /// indexed (another process wrote and checkpointed meanwhile). The caller then indexes up
+    /// to what the transaction sees.
+    pub(super) fn observe(&mut self, h: u64) {
+        if h > self.upto {
+            *self = Tail::new(h);
+        } else if h > self.checkpoint {
+            let keep_after = self.checkpoint;
+            self.checkpoint = h;
+            self.trim(keep_after);
+        }
+    }
+
+    /// Whether the index answers for a transaction that sees the checkpoint at `h` and the log
+    /// up to `p`.
+    pub(super) fn covers(&self, h: u64, p: u64) -> bool {
+        self.from <= h && p <= self.upto
+    }
+
+    /// Indexes the record at `position`, the next one after `upto`; records already indexed
+    /// are ignored, and so is a record that would leave a gap (the index then stays short and
+    /// is extended from the log by the next lookup).
+    pub(super) fn add(&mut self, position: u64, stream: &str, version: u64) {
+        if position != self.upto + 1 {
+            return;
+        }
+        self.upto = position;
+        match self.streams.get_mut(stream) {
+            Some(records) => records.push((position, version)),
+            None => {
+                self.streams
+                    .insert(stream.into(), vec![(position, version)]);
+            }
+        }
+    }
+
+    /// Notes that the record at `position`, the next one after `upto`, could not be read.
+    pub(super) fn add_unreadable(&mut self, position: u64, reason: String) {
+        if position != self.upto + 1 {
+            return;
+        }
+        self.upto = position;
+        self.unreadable.push((position, reason));
+    }
+
+    /// The `(version, position)` of the latest record of `stream` in `(h, p]`; `None` if the
+    /// stream has none there. Fails if a record after the stream's latest one in the window
+    /// could not be read: it may be the stream's. Needs [`covers`](Self::covers)`(h, p)`.
+    pub(super) fn latest(
+        &self,
+        stream: &str,
+        h: u64,
+        p: u64,
+    ) -> Result<Option<(u64, u64)>, Unreadable> {
+        debug_assert!(self.covers(h, p));
+        let found = self.streams.get(stream).and_then(|records| {
+            records
+                .iter()
+                .rev()
+                .find(|&&(position, _)| position <= p)
+                .filter(|&&(position, _)| position > h)
+        });
+        let after = found.map_or(h, |&(position, _)| position);
+        self.check(after, p)?;
+        Ok(found.map(|&(position, version)| (version, position)))
+    }
+
+    /// Fails if a record in `(after, p]` could not be read.
+    fn check(&self, after: u64, p: u64) -> Result<(), Unreadable> {
+        match self
+            .unreadable
+            .iter()
+            .find(|(at, _)| (after + 1..=p).contains(at))
+        {
+            Some((at, reason)) => Err(Unreadable(*at, reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The latest `(stream, version, position)` of every stream with records in `(h, p]`:
+    /// what a checkpoint at `p` writes to `heads`. Needs [`covers`](Self::covers)`(h, p)`.
+    pub(super) fn heads(
+        &self,
+        h: u64,
+        p: u64,
+    ) -> Result<impl Iterator<Item = (&str, u64, u64)>, Unreadable> {
+        debug_assert!(self.covers(h, p));
+        self.check(h, p)?;
+        Ok(self.streams.iter().filter_map(move |(stream, records)| {
+            records
+                .iter()
+                .rev()
+                .find(|&&(position, _)| position <= p)
+                .filter(|&&(position, _)| position > h)
+                .map(|&(position, version)| (&**stream, version, position))
+        }))
+    }
+
+    /// Drops the entries at or before `position`.
+    fn trim(&mut self, position: u64) {
+        if position <= self.from {
+            return;
+        }
+        self.from = position;
+        self.streams.retain(|_, records| {
+            let cut = records.partition_point(|&(p, _)| p <= position);
+            records.drain(..cut);
+            !records.is_empty()
+        });
+        self.unreadable.retain(|(at, _)| *at > position);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled(checkpoint: u64, records: &[(&str, u64)]) -> Tail {
+        let mut tail = Tail::new(checkpoint);
+        for (i, (stream, version)) in records.iter().enumerate() {
+            tail.add(checkpoint + 1 + i as u64, stream, *version);
+        }
+        tail
+    }
+
+    #[test]
+    fn the_latest_record_in_the_window_is_the_head() {
+        // Positions 11..=15.
+        let tail = filled(10, &[("a", 4), ("b", 1), ("a", 5), ("b", 2), ("a", 6)]);
+        assert!(tail.covers(10, 15));
+        assert_eq!(tail.latest("a", 10, 15), Ok(Some((6, 15))));
+        // A transaction that saw the log up to 13 sees version 5.
+        assert_eq!(tail.latest("a", 10, 13), Ok(Some((5, 13))));
+        assert_eq!(tail.latest("b", 10, 13), Ok(Some((1, 12))));
+        // Nothing in the window: the `heads` entry answers.
+        assert_eq!(tail.latest("a", 10, 10), Ok(None));
+        assert_eq!(tail.latest("c", 10, 15), Ok(None));
+        // A checkpoint at 14 covers b's records; a's last is after it.
+        assert_eq!(tail.latest("b", 14, 15), Ok(None));
+        assert_eq!(tail.latest("a", 14, 15), Ok(Some((6, 15))));
+        assert!(!tail.covers(9, 15));
+        assert!(!tail.covers(10, 16));
+    }
+
+    #[test]
+    fn heads_are_the_latest_per_stream() {
+        let tail = filled(0, &[("a", 1), ("b", 1), ("a", 2), ("c", 1)]);
+        let mut heads: Vec<_> = tail.heads(0, 4).unwrap().collect();
+        heads.sort();
+        assert_eq!(heads, [("a", 2, 3), ("b", 1, 2), ("c", 1, 4)]);
+        let mut heads: Vec<_> = tail.heads(2, 3).unwrap().collect();
+        heads.sort();
+        assert_eq!(heads, [("a", 2, 3)]);
+    }
+
+    #[test]
+    fn a_checkpoint_keeps_the_previous_generation() {
+        let mut tail = filled(0, &[("a", 1), ("b", 1), ("a", 2), ("b", 2)]);
+        tail.observe(2);
+        // A transaction from before the checkpoint (h = 0) is still answered.
+        assert!(tail.covers(0, 4));
+        assert_eq!(tail.latest("a", 0, 4), Ok(Some((2, 3))));
+        tail.observe(4);
+        // The first generation is gone: a transaction with h = 0 must scan the log.
+        assert!(!tail.covers(0, 4));
+        assert!(tail.covers(2, 4));
+        assert_eq!(tail.latest("b", 2, 4), Ok(Some((2, 4))));
+        assert_eq!(tail.streams.len(), 2);
+        tail.add(5, "c", 1);
+        tail.observe(5);
+        assert_eq!(tail.streams.keys().map(|s| &**s).collect::<Vec<_>>(), ["c"]);
+    }
+
+    #[test]
+    fn a_checkpoint_past_the_index_starts_over() {
+        let mut tail = filled(0, &[("a", 1), ("a", 2)]);
+        tail.observe(7);
+        assert_eq!(tail.upto(), 7);
+        assert!(tail.covers(7, 7));
+        assert!(!tail.covers(2, 7));
+        assert_eq!(tail.latest("a", 7, 7), Ok(None));
+    }
+
+    #[test]
+    fn records_out_of_turn_are_ignored() {
+        let mut tail = filled(0, &[("a", 1)]);
+        tail.add(1, "b", 9); // already indexed
+        tail.add(3, "b", 9); // a gap
+        assert_eq!(tail.upto(), 1);
+        assert_eq!(tail.latest("b", 0, 1), Ok(None));
+    }
+
+    #[test]
+    fn an_unreadable_record_fails_the_lookups_that_span_it() {
+        let mut tail = filled(0, &[("a", 1)]);
+        tail.add_unreadable(2, "checksum mismatch".into());
+        tail.add(3, "b", 1);
+        // Position 2 may be a's, or a new stream's: their heads are not known...
+        for stream in ["a", "c"] {
+            assert_eq!(
+                tail.latest(stream, 0, 3),
+                Err(Unreadable(2, "checksum mismatch".into()))
+            );
+        }
+        // ...but b's is: its latest record comes after it.
+        assert_eq!(tail.latest("b", 0, 3), Ok(Some((1, 3))));
+        tail.add(4, "a", 3);
+        assert_eq!(tail.latest("a", 0, 4), Ok(Some((3, 4))));
+        assert!(tail.heads(0, 4).is_err());
+        // A transaction that saw only position 1 is not concerned.
+        assert_eq!(tail.latest("a", 0, 1), Ok(Some((1, 1))));
+        // Once a checkpoint covers it (written by a process that could read it), it is past.
+        tail.observe(2);
+        tail.observe(3);
+        assert_eq!(tail.latest("b", 3, 4), Ok(None));
+        assert_eq!(tail.latest("a", 3, 4), Ok(Some((3, 4))));
+    }
+}
