@@ -234,7 +234,10 @@ impl LmdbOptions {
 /// it. A damaged snapshot makes [`load_snapshot`](EventStore::load_snapshot) return
 /// [`ReadError::Corrupt`] naming the stream and snapshot version: the host ignores it with a
 /// warning and rebuilds the aggregate from its events, and the next snapshot saved replaces
-/// it as the latest.
+/// it as the latest. A damaged record among those written since the stream heads were last
+/// stored (see [`LmdbOptions::heads_every`]) also hides the version of any stream it may
+/// belong to: reading such a stream by version, or appending to it, fails with an error
+/// naming the damaged position.
 ///
 /// # Safety
 ///
