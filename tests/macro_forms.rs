@@ -236,6 +236,43 @@ fn apply_moves_fields_without_cloning() {
 }
 
 #[test]
+fn apply_ref_lends_fields_taken_by_reference_and_clones_the_others() {
+    let p = Point { x: 3, y: 4 };
+    let events = [
+        BoardEvent::Stored {
+            blob: Blob(vec![9]),
+        },
+        BoardEvent::Labelled { text: "x".into() },
+        BoardEvent::Walked { points: vec![p] },
+        BoardEvent::Noted {
+            text: "n".into(),
+            priority: 2,
+        },
+        BoardEvent::Sealed,
+    ];
+    let (mut by_ref, mut by_value) = (Board::default(), Board::default());
+    let before = CLONES.load(std::sync::atomic::Ordering::SeqCst);
+    for e in &events {
+        by_ref.apply_ref(e);
+    }
+    // Only `stored` takes its field by value.
+    assert_eq!(CLONES.load(std::sync::atomic::Ordering::SeqCst), before + 1);
+    for e in events {
+        by_value.apply(e);
+    }
+    assert_eq!(by_ref.blobs, by_value.blobs);
+    assert_eq!(by_ref.labels, by_value.labels);
+    assert_eq!(by_ref.path, by_value.path);
+    assert_eq!(by_ref.notes, by_value.notes);
+    assert_eq!(by_ref.sealed, by_value.sealed);
+    assert_eq!(by_ref.blobs, [Blob(vec![9])]);
+    assert_eq!(by_ref.labels, ["x"]);
+    assert_eq!(by_ref.path, [p]);
+    assert_eq!(by_ref.notes, [("n".to_owned(), 2)]);
+    assert!(by_ref.sealed);
+}
+
+#[test]
 fn options_reach_the_trait() {
     assert_eq!(Board::NAME, "board");
     assert_eq!(Board::STATE_VERSION, 3);

@@ -70,7 +70,7 @@ impl BankAccount {
 
     /// The account was opened.
     #[event]
-    fn opened(&mut self, initial: u64, memo: String) {
+    fn opened(&mut self, initial: u64, memo: &str) {
         let _ = memo;
         self.open = true;
         self.balance = initial;
@@ -78,14 +78,14 @@ impl BankAccount {
 
     /// Money was put in.
     #[event]
-    fn deposited(&mut self, amount: u64, memo: String) {
+    fn deposited(&mut self, amount: u64, memo: &str) {
         let _ = memo;
         self.balance += amount;
     }
 
     /// Money was taken out.
     #[event]
-    fn withdrawn(&mut self, amount: u64, memo: String) {
+    fn withdrawn(&mut self, amount: u64, memo: &str) {
         let _ = memo;
         self.balance -= amount;
     }

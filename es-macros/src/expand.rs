@@ -561,6 +561,26 @@ fn aggregate_impl(agg: &Aggregate<'_>) -> TokenStream {
         );
         quote!(#pattern => #call,)
     });
+    let apply_ref_arms = agg.events.iter().map(|e| {
+        let (pattern, _) = bind(&event_enum, &e.variant, &e.params);
+        // The fields are references here: lent as they are, or cloned for a by-value parameter.
+        let args = e.params.iter().map(|p| {
+            let ident = &p.ident;
+            if p.by_ref {
+                quote!(#ident)
+            } else {
+                quote!(#private::std::clone::Clone::clone(#ident))
+            }
+        });
+        let method = &e.original.sig.ident;
+        let call = located_at(
+            quote!(Self::#method(self, #(#args),*)),
+            e.original.sig.ident.span(),
+        );
+        quote!(#pattern => #call,)
+    });
+    // An event enum without variants is matched through the reference (no arms needed).
+    let deref = agg.events.is_empty().then(|| quote!(*));
     let schema = schema(agg);
     let header = located_at(
         quote!(impl #private::Aggregate for #self_ty),
@@ -587,6 +607,12 @@ fn aggregate_impl(agg: &Aggregate<'_>) -> TokenStream {
             fn apply(&mut self, event: #event_enum) {
                 match event {
                     #(#apply_arms)*
+                }
+            }
+
+            fn apply_ref(&mut self, event: &#event_enum) {
+                match #deref event {
+                    #(#apply_ref_arms)*
                 }
             }
 

@@ -291,6 +291,10 @@ impl From<SystemTime> for Timestamp {
 
 /// A fresh UUID v7: the Unix time in milliseconds, then a 42-bit counter, then 32 random bits.
 ///
+/// On Linux the time comes from the coarse real-time clock, which costs a memory read instead
+/// of a clock read but may be a scheduler tick (a few milliseconds) behind; RFC 9562 lets an
+/// id's timestamp be approximate. Event timestamps are the store's, to the nanosecond.
+///
 /// Each thread keeps its own generator, so making an id takes no lock: the counter starts at a
 /// random value each millisecond and counts up within it, so the ids one thread makes sort in
 /// the order it made them (RFC 9562, method 1), and the random bits keep threads apart. If the
@@ -308,10 +312,7 @@ pub fn new_event_id() -> Uuid {
     });
     const COUNTER_MAX: u64 = (1 << 42) - 1;
 
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let now = since.as_secs() * 1000 + u64::from(since.subsec_millis());
+    let now = coarse_unix_millis();
     let mut g = GENERATOR.get();
     if g.rng == 0 {
         // Seeded once per thread: std's hasher keys come from the operating system's
@@ -349,6 +350,29 @@ pub fn new_event_id() -> Uuid {
         r as u8,
     ];
     uuid::Builder::from_unix_timestamp_millis(g.millis, &bytes).into_uuid()
+}
+
+/// Milliseconds since the Unix epoch from the cheapest clock that has them: on Linux the
+/// coarse real-time clock (a memory read, updated every scheduler tick, so at most a few
+/// milliseconds behind), elsewhere the system time.
+fn coarse_unix_millis() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0 {
+            let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+            let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+            return secs * 1000 + nanos / 1_000_000;
+        }
+    }
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    since.as_secs() * 1000 + u64::from(since.subsec_millis())
 }
 
 /// One step of wyrand: a small, fast generator with a 64-bit state.
@@ -571,7 +595,8 @@ mod tests {
 
     #[test]
     fn event_ids_from_one_thread_sort_in_creation_order() {
-        let before = Timestamp::from(SystemTime::now()).as_millis();
+        // The ids' clock is coarse: it may be a scheduler tick (up to 10 ms) behind.
+        let before = Timestamp::from(SystemTime::now()).as_millis() - 10;
         let ids: Vec<Uuid> = (0..100_000).map(|_| new_event_id()).collect();
         let after = Timestamp::from(SystemTime::now()).as_millis();
         for pair in ids.windows(2) {

@@ -778,7 +778,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                     r.version = written.first_version + i;
                     r.position = written.first_position + i;
                     r.timestamp = written.timestamp;
-                    instance.state.apply(r.payload.clone());
+                    instance.state.apply_ref(&r.payload);
                 }
             }));
             if let Err(panic) = applied {
