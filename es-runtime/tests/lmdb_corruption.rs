@@ -6,7 +6,8 @@ use std::path::Path;
 
 use es_runtime::store::lmdb::FORMAT_VERSION;
 use es_runtime::{
-    EventStore, ExpectedVersion, LmdbStore, NewEvent, OpenError, ReadError, Snapshot, StreamId,
+    AppendError, EventStore, ExpectedVersion, LmdbOptions, LmdbStore, NewEvent, OpenError,
+    ReadError, Snapshot, StreamId,
 };
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, EnvOpenOptions};
@@ -134,7 +135,7 @@ fn garbled_and_truncated_records_and_heads_are_reported() {
     expect_corrupt(store.stream_version(&s), &["head", "acc-1"]);
     expect_corrupt(store.read_stream(&s, 1, 1), &["head", "acc-1"]);
     match store.append(&s, ExpectedVersion::Any, vec![NewEvent::raw("D", vec![])]) {
-        Err(es_runtime::AppendError::Storage { stream, source }) => {
+        Err(AppendError::Storage { stream, source }) => {
             assert_eq!(stream, "acc-1");
             assert!(source.to_string().contains("corrupt"), "{source}");
         }
@@ -320,7 +321,7 @@ fn heads_are_rebuilt_from_the_log_after_an_unclean_close() {
             ExpectedVersion::Exact(3),
             vec![NewEvent::raw("E", vec![0x80])]
         ),
-        Err(es_runtime::AppendError::WrongExpectedVersion { actual: 4, .. })
+        Err(AppendError::WrongExpectedVersion { actual: 4, .. })
     ));
     drop(store);
     assert_eq!(heads_at(dir.path()), Some(11));
@@ -366,27 +367,48 @@ fn an_unreadable_record_in_the_tail_is_reported_and_blocks_only_the_streams_it_m
         value[last] ^= 0x01;
         db.put(txn, &position_key(2), &value).unwrap();
     });
-    let store = LmdbStore::open(dir.path()).unwrap();
+    // Heads due every 4 positions: the damaged record keeps them from being stored, and that
+    // must not stop the appends whose streams are known.
+    let store = LmdbOptions::new().heads_every(4).open(dir.path()).unwrap();
     // Position 2 could be a's second event or anyone's: a's version is unknown, and so is
     // a new stream's...
     let msg = expect_corrupt(store.stream_version(&a), &["position 2"]);
     assert!(msg.contains("checksum"), "{msg}");
     expect_corrupt(store.stream_version(&stream("acc-3")), &["position 2"]);
     match store.append(&a, ExpectedVersion::Any, vec![NewEvent::raw("A", vec![])]) {
-        Err(es_runtime::AppendError::Storage { source, .. }) => {
+        Err(AppendError::Storage { source, .. }) => {
             assert!(source.to_string().contains("position 2"), "{source}");
         }
         other => panic!("expected a Storage error, got {other:?}"),
     }
     // ...but b's is known (its event comes after), and the log reads around the damage.
     assert_eq!(store.stream_version(&b).unwrap(), 1);
-    store
-        .append(
-            &b,
-            ExpectedVersion::Exact(1),
-            vec![NewEvent::raw("B", vec![0x80])],
-        )
-        .unwrap();
+    // Appends to b from several threads go on, in whatever groups they land with the
+    // refused appends to a, well past the positions where the heads were due.
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (store, a, b) = (&store, &a, &b);
+            s.spawn(move || {
+                for _ in 0..10 {
+                    if t == 0 {
+                        let refused =
+                            store.append(a, ExpectedVersion::Any, vec![NewEvent::raw("A", vec![])]);
+                        assert!(matches!(refused, Err(AppendError::Storage { .. })));
+                    } else {
+                        store
+                            .append(
+                                b,
+                                ExpectedVersion::Any,
+                                vec![NewEvent::raw("B", vec![0x80])],
+                            )
+                            .unwrap();
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(store.stream_version(&b).unwrap(), 31);
+    assert_eq!(store.read_stream(&b, 1, u64::MAX).unwrap().len(), 31);
     let mut readable = 0;
     store
         .read_all_with(3, &mut |_| {
@@ -394,7 +416,14 @@ fn an_unreadable_record_in_the_tail_is_reported_and_blocks_only_the_streams_it_m
             ControlFlow::Continue(())
         })
         .unwrap();
-    assert_eq!(readable, 2);
+    assert_eq!(readable, 31);
+    // Closing cannot store the heads either, and says so without failing; the next open
+    // finds the same.
+    drop(store);
+    assert_eq!(heads_at(dir.path()), Some(0));
+    let store = LmdbStore::open(dir.path()).unwrap();
+    assert_eq!(store.stream_version(&b).unwrap(), 31);
+    expect_corrupt(store.stream_version(&a), &["position 2"]);
 }
 
 #[test]
@@ -453,7 +482,7 @@ fn undecodable_payloads_and_unknown_types_are_decode_errors_naming_the_event() {
             "Opened"
         }
     }
-    let store = LmdbStore::temporary(es_runtime::LmdbOptions::new()).unwrap();
+    let store = LmdbStore::temporary(LmdbOptions::new()).unwrap();
     let s = stream("acc-1");
     store
         .append(

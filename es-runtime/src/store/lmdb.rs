@@ -374,9 +374,9 @@ impl Fail {
             )),
             Fail::Other(heed::Error::Io(e)) => Box::new(io::Error::new(e.kind(), e.to_string())),
             Fail::Other(e) => Box::new(io::Error::other(e.to_string())),
-            Fail::Corrupt { what, reason } => {
-                Box::new(io::Error::other(format!("corrupt record {what}: {reason}")))
-            }
+            Fail::Corrupt { what, reason } => Box::new(io::Error::other(format!(
+                "corrupt data in {what}: {reason}"
+            ))),
             Fail::MapFull => Box::new(io::Error::other("the map is full")),
             Fail::MapResized => Box::new(io::Error::other("the map was resized")),
         }
@@ -895,12 +895,18 @@ impl Inner {
 
     /// Commits a group of appends, growing the map as needed. One outcome per request.
     fn commit_group(&self, group: &[Request]) -> Vec<Result<AppendResult, AppendError>> {
+        let mut may_checkpoint = true;
         loop {
             let seen = self.env.info().map_size;
-            let failed = match self.try_commit(group) {
+            let failed = match self.try_commit(group, may_checkpoint) {
                 Ok(outcomes) => return outcomes,
                 Err(Fail::MapFull) => match self.grow(seen) {
                     Ok(()) => continue,
+                    // Writing the heads as well does not fit: the append alone may.
+                    Err(GrowError::AtLimit) if may_checkpoint => {
+                        may_checkpoint = false;
+                        continue;
+                    }
                     // The group does not fit; some of its appends alone may.
                     Err(GrowError::AtLimit) if group.len() > 1 => {
                         return group
@@ -936,9 +942,11 @@ impl Inner {
     }
 
     /// One attempt at committing a group in one write transaction.
+    /// `may_checkpoint`: whether this commit may also write the stream heads, when due.
     fn try_commit(
         &self,
         group: &[Request],
+        may_checkpoint: bool,
     ) -> Result<Vec<Result<AppendResult, AppendError>>, Fail> {
         let _pass = self.gate.enter();
         let mut txn = self.env.write_txn()?;
@@ -947,7 +955,7 @@ impl Inner {
         let (mut last_position, last_timestamp) = match self.log.last(&txn)? {
             Some((p, value)) => {
                 let t = record::event_timestamp(value).ok_or_else(|| Fail::Corrupt {
-                    what: format!("at position {p}"),
+                    what: format!("the log record at position {p}"),
                     reason: "the record is too short for its header".to_owned(),
                 })?;
                 (p, t)
@@ -957,10 +965,18 @@ impl Inner {
         let timestamp = self.clock.now().max(last_timestamp);
         let window = self.tail_window(&txn)?;
         let (h, start) = window;
-        let mut tail = self.lock_tail();
-        self.index_tail(&mut tail, &txn, h, start)?;
-        let covered = tail.covers(h, start);
-        // The heads of the streams this group appended to.
+        {
+            let mut tail = self.lock_tail();
+            self.index_tail(&mut tail, &txn, h, start)?;
+            if !tail.covers(h, start) {
+                // Only if the checkpoint went backwards (edited from outside): index afresh.
+                *tail = Tail::new(h);
+                self.index_tail(&mut tail, &txn, h, start)?;
+            }
+        }
+        // While this transaction holds LMDB's write lock, no checkpoint moves and no record is
+        // added, so the index's entries in `(h, start]` stay put: it is locked per lookup only,
+        // and readers wait for a lookup at most, never for the whole write.
         let mut newer: HashMap<&str, (u64, u64)> = HashMap::new();
         let mut key = Vec::new();
         let mut buf = Vec::new();
@@ -976,14 +992,21 @@ impl Inner {
                 continue;
             }
             let found = match newer.get(stream) {
-                Some(&head) => Some(head),
-                None if h == start => None,
-                None if covered => tail.latest(stream, h, start).map_err(unreadable)?,
-                None => self.scan_tail(&txn, stream, h, start)?,
+                Some(&head) => Ok(Some(head)),
+                None if h == start => Ok(None),
+                None => self.lock_tail().latest(stream, h, start),
             };
             let (current, mut previous) = match found {
-                Some(head) => head,
-                None => self.stored_head(&txn, stream)?,
+                Ok(Some(head)) => head,
+                Ok(None) => self.stored_head(&txn, stream)?,
+                // This stream's version is unknown; the rest of the group carries on.
+                Err(e) => {
+                    outcomes.push(Err(AppendError::Storage {
+                        stream: stream.to_owned(),
+                        source: unreadable(e).to_box(),
+                    }));
+                    continue;
+                }
             };
             if !request.expected.matches(current) {
                 outcomes.push(Err(AppendError::WrongExpectedVersion {
@@ -1035,13 +1058,24 @@ impl Inner {
                 timestamp,
             )));
         }
-        // Bring the heads up to date every `heads_every` positions (only possible if the index
-        // covers the whole tail, which it does unless the checkpoint moved backwards).
-        let checkpoint = appended && covered && last_position - h >= self.heads_every;
-        if checkpoint {
-            self.write_heads(&mut txn, &tail, window, &newer, last_position)?;
-        }
-        drop(tail);
+        // Bring the stored heads up to date every `heads_every` positions. A damaged record in
+        // the tail keeps them where they are (the heads after it cannot be known); appends to
+        // the streams whose heads are known go on, with a longer tail.
+        let checkpoint = may_checkpoint && appended && last_position - h >= self.heads_every;
+        let checkpoint = checkpoint
+            && {
+                let tail = self.lock_tail();
+                match tail.readable(h, start) {
+                    Ok(()) => {
+                        self.write_heads(&mut txn, &tail, window, &newer, last_position)?;
+                        true
+                    }
+                    Err(Unreadable(position, reason)) => {
+                        tracing::warn!(path = %self.path.display(), position, %reason, "a damaged record in the log's tail keeps the stream heads from being stored");
+                        false
+                    }
+                }
+            };
         if !wrote {
             return Ok(outcomes);
         }
@@ -1155,11 +1189,15 @@ fn corrupt(what: impl FnOnce() -> String, reason: impl Into<String>) -> ReadErro
     ReadError::Corrupt { what, reason }
 }
 
-/// A tail record that could not be read: the heads after it are unknown.
+/// A tail record that could not be read: the versions of the streams it may belong to are
+/// unknown.
 fn unreadable(Unreadable(position, reason): Unreadable) -> Fail {
     Fail::Corrupt {
-        what: format!("the log record at position {position} (needed to know stream versions)"),
-        reason,
+        what: format!("the log record at position {position}"),
+        reason: format!(
+            "{reason}; it was written after the stream heads were last stored, so the version \
+             of any stream that may have an event there is unknown"
+        ),
     }
 }
 

@@ -115,12 +115,12 @@ impl Tail {
                 .filter(|&&(position, _)| position > h)
         });
         let after = found.map_or(h, |&(position, _)| position);
-        self.check(after, p)?;
+        self.readable(after, p)?;
         Ok(found.map(|&(position, version)| (version, position)))
     }
 
     /// Fails if a record in `(after, p]` could not be read.
-    fn check(&self, after: u64, p: u64) -> Result<(), Unreadable> {
+    pub(super) fn readable(&self, after: u64, p: u64) -> Result<(), Unreadable> {
         match self
             .unreadable
             .iter()
@@ -139,7 +139,7 @@ impl Tail {
         p: u64,
     ) -> Result<impl Iterator<Item = (&str, u64, u64)>, Unreadable> {
         debug_assert!(self.covers(h, p));
-        self.check(h, p)?;
+        self.readable(h, p)?;
         Ok(self.streams.iter().filter_map(move |(stream, records)| {
             records
                 .iter()
