@@ -552,33 +552,38 @@ fn aggregate_impl(agg: &Aggregate<'_>) -> TokenStream {
         .commands
         .iter()
         .map(|c| handle_arm(agg, c, &command_enum));
-    let apply_arms = agg.events.iter().map(|e| {
-        let (pattern, args) = bind(&event_enum, &e.variant, &e.params);
-        let method = &e.original.sig.ident;
-        let call = located_at(
-            quote!(Self::#method(self, #(#args),*)),
-            e.original.sig.ident.span(),
-        );
-        quote!(#pattern => #call,)
-    });
-    let apply_ref_arms = agg.events.iter().map(|e| {
-        let (pattern, _) = bind(&event_enum, &e.variant, &e.params);
-        // The fields are references here: lent as they are, or cloned for a by-value parameter.
-        let args = e.params.iter().map(|p| {
-            let ident = &p.ident;
-            if p.by_ref {
-                quote!(#ident)
+    // `apply` moves each field into its method (lending those taken by `&`); `apply_ref` matches
+    // a borrowed event, so its fields are references: lent as they are, or cloned for a
+    // by-value parameter.
+    let (event_enum_ref, private_ref) = (&event_enum, &private);
+    let arms = |borrowed: bool| {
+        agg.events.iter().map(move |e| {
+            let (event_enum, private) = (event_enum_ref, private_ref);
+            let (pattern, moved) = bind(event_enum, &e.variant, &e.params);
+            let args: Vec<TokenStream> = if borrowed {
+                e.params
+                    .iter()
+                    .map(|p| {
+                        let ident = &p.ident;
+                        if p.by_ref {
+                            quote!(#ident)
+                        } else {
+                            quote!(#private::std::clone::Clone::clone(#ident))
+                        }
+                    })
+                    .collect()
             } else {
-                quote!(#private::std::clone::Clone::clone(#ident))
-            }
-        });
-        let method = &e.original.sig.ident;
-        let call = located_at(
-            quote!(Self::#method(self, #(#args),*)),
-            e.original.sig.ident.span(),
-        );
-        quote!(#pattern => #call,)
-    });
+                moved
+            };
+            let method = &e.original.sig.ident;
+            let call = located_at(
+                quote!(Self::#method(self, #(#args),*)),
+                e.original.sig.ident.span(),
+            );
+            quote!(#pattern => #call,)
+        })
+    };
+    let (apply_arms, apply_ref_arms) = (arms(false), arms(true));
     // An event enum without variants is matched through the reference (no arms needed).
     let deref = agg.events.is_empty().then(|| quote!(*));
     let schema = schema(agg);

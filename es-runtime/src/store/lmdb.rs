@@ -746,6 +746,11 @@ impl Inner {
     /// The heads checkpoint and the last position, as `txn` sees them: the tail is `(h, p]`.
     fn tail_window(&self, txn: &RoTxn<'_>) -> Result<(u64, u64), Fail> {
         let p = self.log.last(txn)?.map_or(0, |(p, _)| p);
+        Ok((self.heads_at(txn, p)?, p))
+    }
+
+    /// The heads checkpoint as `txn` sees it, for a log whose last position is `p`.
+    fn heads_at(&self, txn: &RoTxn<'_>, p: u64) -> Result<u64, Fail> {
         let h = match self.meta.get(txn, HEADS_AT_KEY)? {
             None => 0,
             Some(value) => record::read_position(value).ok_or_else(|| Fail::Corrupt {
@@ -754,7 +759,7 @@ impl Inner {
             })?,
         };
         // Never past the log, even if records were removed behind LMDB's back.
-        Ok((h.min(p), p))
+        Ok(h.min(p))
     }
 
     fn lock_tail(&self) -> MutexGuard<'_, Tail> {
@@ -822,16 +827,12 @@ impl Inner {
         newer: &HashMap<&str, (u64, u64)>,
         to: u64,
     ) -> Result<(), Fail> {
-        for (stream, version, position) in tail.heads(h, p).map_err(unreadable)? {
-            if !newer.contains_key(stream) {
-                self.heads.put(
-                    txn,
-                    stream.as_bytes(),
-                    &record::head_value(version, position),
-                )?;
-            }
-        }
-        for (stream, &(version, position)) in newer {
+        let older = tail
+            .heads(h, p)
+            .map_err(unreadable)?
+            .filter(|(stream, ..)| !newer.contains_key(stream));
+        let newest = newer.iter().map(|(&s, &(v, pos))| (s, v, pos));
+        for (stream, version, position) in older.chain(newest) {
             self.heads.put(
                 txn,
                 stream.as_bytes(),
@@ -963,8 +964,10 @@ impl Inner {
             None => (0, Timestamp(0)),
         };
         let timestamp = self.clock.now().max(last_timestamp);
-        let window = self.tail_window(&txn)?;
-        let (h, start) = window;
+        // The log's last record was read above: only the checkpoint is left to read.
+        let start = last_position;
+        let h = self.heads_at(&txn, start)?;
+        let window = (h, start);
         {
             let mut tail = self.lock_tail();
             self.index_tail(&mut tail, &txn, h, start)?;

@@ -107,16 +107,13 @@ impl Tail {
         p: u64,
     ) -> Result<Option<(u64, u64)>, Unreadable> {
         debug_assert!(self.covers(h, p));
-        let found = self.streams.get(stream).and_then(|records| {
-            records
-                .iter()
-                .rev()
-                .find(|&&(position, _)| position <= p)
-                .filter(|&&(position, _)| position > h)
-        });
-        let after = found.map_or(h, |&(position, _)| position);
+        let found = self
+            .streams
+            .get(stream)
+            .and_then(|records| latest_in(records, h, p));
+        let after = found.map_or(h, |(position, _)| position);
         self.readable(after, p)?;
-        Ok(found.map(|&(position, version)| (version, position)))
+        Ok(found.map(|(position, version)| (version, position)))
     }
 
     /// Fails if a record in `(after, p]` could not be read.
@@ -141,12 +138,7 @@ impl Tail {
         debug_assert!(self.covers(h, p));
         self.readable(h, p)?;
         Ok(self.streams.iter().filter_map(move |(stream, records)| {
-            records
-                .iter()
-                .rev()
-                .find(|&&(position, _)| position <= p)
-                .filter(|&&(position, _)| position > h)
-                .map(|&(position, version)| (&**stream, version, position))
+            latest_in(records, h, p).map(|(position, version)| (&**stream, version, position))
         }))
     }
 
@@ -163,6 +155,16 @@ impl Tail {
         });
         self.unreadable.retain(|(at, _)| *at > position);
     }
+}
+
+/// The latest `(position, version)` of a stream's records (in log order) in `(h, p]`.
+fn latest_in(records: &[(u64, u64)], h: u64, p: u64) -> Option<(u64, u64)> {
+    records
+        .iter()
+        .rev()
+        .find(|&&(position, _)| position <= p)
+        .filter(|&&(position, _)| position > h)
+        .copied()
 }
 
 #[cfg(test)]
