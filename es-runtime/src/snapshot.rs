@@ -69,7 +69,8 @@ impl SnapshotPolicy {
     /// Whether a batch taking a stream from version `before` to `after` reaches or crosses a
     /// multiple of [`every`](Self::every).
     pub fn is_due(&self, before: u64, after: u64) -> bool {
-        self.every != 0 && after > before && after / self.every > before / self.every
+        // The last multiple of `every` up to `after` comes after `before`: one division.
+        self.every != 0 && after > before && after - after % self.every > before
     }
 
     /// Whether a rehydration that replayed `tail` events after its starting point should save

@@ -357,12 +357,21 @@ impl<A> Cache<A> {
     /// The key's hash, and its shard's lock.
     fn shard(&self, key: &str) -> (u64, MutexGuard<'_, Shard<A>>) {
         let hash = self.hasher.hash_one(key);
-        // The table uses the low bits (bucket) and the top 7 (tag); pick the shard from the
-        // bits between, so keys of one shard still spread over its table.
-        let i = ((hash >> 32) & 0xff_ffff) as usize % self.shards.len();
         // Nothing panics while a shard lock is held but the table's allocations.
-        let shard = self.shards[i].0.lock().unwrap_or_else(|e| e.into_inner());
+        let shard = self.shards[self.shard_of(hash)]
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         (hash, shard)
+    }
+
+    /// The shard of a key's hash.
+    fn shard_of(&self, hash: u64) -> usize {
+        // The table uses the low bits (bucket) and the top 7 (tag); pick the shard from the
+        // 24 bits between, so keys of one shard still spread over its table. Scaling them to
+        // the shard count (multiply, shift) spreads them as evenly as a remainder would,
+        // without a division.
+        ((((hash >> 32) & 0xff_ffff) * self.shards.len() as u64) >> 24) as usize
     }
 
     /// The slot of `key`, inserted (evicting the least recently used slot of a full shard)
@@ -453,5 +462,25 @@ impl<A> Cache<A> {
             let shard = s.0.lock().unwrap_or_else(|e| e.into_inner());
             (live + shard.map.len() as u64, commands + shard.commands)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_spread_evenly_over_the_shards() {
+        for shards in [1, 3, 7, 64, 1000] {
+            let cache = Cache::<()>::new(usize::MAX, shards, Duration::MAX, 0);
+            let mut counts = vec![0usize; shards];
+            let keys = 200 * shards;
+            for id in 0..keys {
+                let hash = cache.hasher.hash_one(format!("account-{id}"));
+                counts[cache.shard_of(hash)] += 1;
+            }
+            let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+            assert!(*min >= 120 && *max <= 280, "{shards} shards: {min}..{max}");
+        }
     }
 }

@@ -33,18 +33,76 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// The global log; the event at position `p` is `log[p - 1]`.
-    log: Vec<Record>,
-    /// Per stream, the positions of its events in version order.
-    streams: HashMap<StreamId, Vec<u64>, RandomState>,
+    /// The global log; the event at position `p` is `log.get(p - 1)`.
+    log: Log,
+    /// Each stream's index in `streams`.
+    index: HashMap<StreamId, usize, RandomState>,
+    /// Per stream, its id and the positions of its events in version order.
+    streams: Vec<Stream>,
     snapshots: HashMap<StreamId, Vec<Snapshot>, RandomState>,
     checkpoints: HashMap<String, u64>,
     last_timestamp: Timestamp,
 }
 
 #[derive(Debug)]
+struct Stream {
+    id: StreamId,
+    positions: Vec<u64>,
+}
+
+/// Records in chunks of a fixed size: the log grows without ever moving what it holds, so an
+/// append never copies the whole log under the lock.
+#[derive(Debug, Default)]
+struct Log {
+    chunks: Vec<Vec<Record>>,
+    len: usize,
+}
+
+impl Log {
+    const CHUNK_BITS: u32 = 14;
+    const CHUNK: usize = 1 << Self::CHUNK_BITS;
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn get(&self, i: usize) -> &Record {
+        &self.chunks[i >> Self::CHUNK_BITS][i & (Self::CHUNK - 1)]
+    }
+
+    fn push(&mut self, record: Record) {
+        match self.chunks.last_mut() {
+            Some(last) if last.len() < Self::CHUNK => last.push(record),
+            _ => {
+                // The first chunk grows like a vector, so a small store stays small; the
+                // next ones are allocated whole.
+                let capacity = if self.chunks.is_empty() {
+                    16
+                } else {
+                    Self::CHUNK
+                };
+                let mut chunk = Vec::with_capacity(capacity);
+                chunk.push(record);
+                self.chunks.push(chunk);
+            }
+        }
+        self.len += 1;
+    }
+
+    /// The records from index `from` on, in order.
+    fn iter_from(&self, from: usize) -> impl Iterator<Item = &Record> {
+        let (first, rest) = match self.chunks.get(from >> Self::CHUNK_BITS..) {
+            Some([first, rest @ ..]) => (first.get(from & (Self::CHUNK - 1)..), rest),
+            _ => (None, &[][..]),
+        };
+        first.unwrap_or(&[]).iter().chain(rest.iter().flatten())
+    }
+}
+
+#[derive(Debug)]
 struct Record {
-    stream: StreamId,
+    /// The stream's index in `Inner::streams`.
+    stream: usize,
     version: u64,
     /// Borrowed for the usual `&'static` type names of generated events: no allocation.
     event_type: std::borrow::Cow<'static, str>,
@@ -55,9 +113,9 @@ struct Record {
 }
 
 impl Record {
-    fn as_ref(&self, position: u64) -> EventRef<'_> {
+    fn as_ref<'a>(&'a self, stream: &'a str, position: u64) -> EventRef<'a> {
         EventRef {
-            stream: self.stream.as_str(),
+            stream,
             version: self.version,
             position,
             event_type: &self.event_type,
@@ -110,7 +168,8 @@ impl EventStore for MemoryStore {
     ) -> Result<AppendResult, AppendError> {
         let mut guard = self.write();
         let inner = &mut *guard;
-        let current = inner.streams.get(stream).map_or(0, |v| v.len() as u64);
+        let found = inner.index.get(stream).copied();
+        let current = found.map_or(0, |i| inner.streams[i].positions.len() as u64);
         if !expected.matches(current) {
             return Err(AppendError::WrongExpectedVersion {
                 stream: stream.to_string(),
@@ -125,16 +184,24 @@ impl EventStore for MemoryStore {
             return Ok(AppendResult::new(current + 1, first_position, 0, timestamp));
         }
         inner.last_timestamp = timestamp;
-        let positions = match inner.streams.get_mut(stream) {
-            Some(positions) => positions,
-            None => inner.streams.entry(stream.clone()).or_default(),
+        let index = match found {
+            Some(i) => i,
+            None => {
+                let i = inner.streams.len();
+                inner.streams.push(Stream {
+                    id: stream.clone(),
+                    positions: Vec::new(),
+                });
+                inner.index.insert(stream.clone(), i);
+                i
+            }
         };
-        inner.log.reserve(events.len());
+        let positions = &mut inner.streams[index].positions;
         for (i, e) in events.into_iter().enumerate() {
             let i = i as u64;
             positions.push(first_position + i);
             inner.log.push(Record {
-                stream: stream.clone(),
+                stream: index,
                 version: current + 1 + i,
                 event_type: e.event_type,
                 event_id: e.event_id,
@@ -155,11 +222,11 @@ impl EventStore for MemoryStore {
     }
 
     fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
-        Ok(self
-            .read()
-            .streams
+        let inner = self.read();
+        Ok(inner
+            .index
             .get(stream)
-            .map_or(0, |v| v.len() as u64))
+            .map_or(0, |&i| inner.streams[i].positions.len() as u64))
     }
 
     fn read_stream_with(
@@ -169,13 +236,14 @@ impl EventStore for MemoryStore {
         visitor: &mut Visitor<'_>,
     ) -> Result<(), ReadError> {
         let inner = self.read();
-        let Some(positions) = inner.streams.get(stream) else {
+        let Some(&i) = inner.index.get(stream) else {
             return Ok(());
         };
         let skip = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
-        for &p in positions.iter().skip(skip) {
-            let record = &inner.log[(p - 1) as usize];
-            if visitor(record.as_ref(p)).is_break() {
+        let positions = &inner.streams[i].positions;
+        for &p in positions.get(skip..).unwrap_or(&[]) {
+            let record = inner.log.get((p - 1) as usize);
+            if visitor(record.as_ref(stream.as_str(), p)).is_break() {
                 break;
             }
         }
@@ -185,8 +253,9 @@ impl EventStore for MemoryStore {
     fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError> {
         let inner = self.read();
         let skip = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX);
-        for (i, record) in inner.log.iter().enumerate().skip(skip) {
-            if visitor(record.as_ref(i as u64 + 1)) == ControlFlow::Break(()) {
+        for (record, p) in inner.log.iter_from(skip).zip(skip as u64 + 1..) {
+            let stream = inner.streams[record.stream].id.as_str();
+            if visitor(record.as_ref(stream, p)) == ControlFlow::Break(()) {
                 break;
             }
         }
@@ -245,5 +314,88 @@ impl EventStore for MemoryStore {
 
     fn head_watch(&self) -> Option<&HeadWatch> {
         Some(&self.watch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The positions and (stream, version) pairs `read_all_with` visits from `from`.
+    fn read_all_from(store: &MemoryStore, from: u64) -> Vec<(u64, String, u64)> {
+        let mut seen = Vec::new();
+        store
+            .read_all_with(from, &mut |e| {
+                seen.push((e.position, e.stream.to_owned(), e.version));
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        seen
+    }
+
+    #[test]
+    fn the_log_reads_across_chunk_boundaries() {
+        let store = MemoryStore::new();
+        let streams = [
+            StreamId::new("a", 1).unwrap(),
+            StreamId::new("b", 2).unwrap(),
+            StreamId::new("c", 3).unwrap(),
+        ];
+        // Two whole chunks and a bit, in batches of 1 to 7 that straddle the boundaries.
+        let total = 2 * Log::CHUNK + 5;
+        let mut expected = Vec::new();
+        let mut versions = [0u64; 3];
+        let mut batch = 0;
+        while expected.len() < total {
+            let s = batch % 3;
+            let n = (batch % 7 + 1).min(total - expected.len());
+            let events = (0..n)
+                .map(|_| NewEvent::raw("Ticked", vec![0x80]))
+                .collect();
+            store
+                .append(&streams[s], ExpectedVersion::Exact(versions[s]), events)
+                .unwrap();
+            for _ in 0..n {
+                versions[s] += 1;
+                let p = expected.len() as u64 + 1;
+                expected.push((p, streams[s].to_string(), versions[s]));
+            }
+            batch += 1;
+        }
+        assert_eq!(store.head_position().unwrap(), total as u64);
+        let chunk = Log::CHUNK as u64;
+        for from in [
+            0,
+            1,
+            2,
+            chunk - 1,
+            chunk,
+            chunk + 1,
+            chunk + 2,
+            2 * chunk + 1,
+        ] {
+            let skip = from.saturating_sub(1) as usize;
+            assert_eq!(read_all_from(&store, from), expected[skip..], "from {from}");
+        }
+        for from in [total as u64 + 1, total as u64 + 2, u64::MAX] {
+            assert!(read_all_from(&store, from).is_empty(), "from {from}");
+        }
+        for (s, stream) in streams.iter().enumerate() {
+            let mine: Vec<_> = expected
+                .iter()
+                .filter(|(_, id, _)| stream == id)
+                .collect();
+            assert_eq!(mine.len() as u64, versions[s]);
+            assert_eq!(store.stream_version(stream).unwrap(), versions[s]);
+            let mut read = Vec::new();
+            store
+                .read_stream_with(stream, 5000, &mut |e| {
+                    read.push((e.position, e.stream.to_owned(), e.version));
+                    ControlFlow::Continue(())
+                })
+                .unwrap();
+            let want: Vec<_> = mine[4999..].iter().map(|&e| e.clone()).collect();
+            assert_eq!(read, want);
+        }
     }
 }
