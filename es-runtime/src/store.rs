@@ -82,6 +82,17 @@ pub trait EventStore: Send + Sync {
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, AppendError>;
 
+    /// Appends one event: [`append`](Self::append) of a batch of one, which a backend may do
+    /// without the batch's allocation. The host appends single-event commands through it.
+    fn append_one(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        event: NewEvent,
+    ) -> Result<AppendResult, AppendError> {
+        self.append(stream, expected, vec![event])
+    }
+
     /// The stream's current version (0: no events).
     fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError>;
 
@@ -207,6 +218,14 @@ macro_rules! forward_event_store {
                 events: Vec<NewEvent>,
             ) -> Result<AppendResult, AppendError> {
                 (**self).append(stream, expected, events)
+            }
+            fn append_one(
+                &self,
+                stream: &StreamId,
+                expected: ExpectedVersion,
+                event: NewEvent,
+            ) -> Result<AppendResult, AppendError> {
+                (**self).append_one(stream, expected, event)
             }
             fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
                 (**self).stream_version(stream)

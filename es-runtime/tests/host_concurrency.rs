@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use common::{Account, AccountCommand, AccountEvent, BankError, replay, stream_events};
-use es_runtime::{ExecuteError, Host, MemoryStore};
+use es_runtime::{EventStore, ExecuteError, Host, MemoryStore, Metadata};
 
 /// A small deterministic generator, so a failure can be replayed.
 struct Rng(u64);
@@ -131,6 +131,38 @@ fn a_second_host_writing_the_stream_is_a_conflict_that_is_retried() {
     // Retried on the reloaded state: the domain decision sees the other host's write.
     let err = a.execute("x", AccountCommand::Withdraw(1)).unwrap_err();
     assert!(err.is_rejected());
+}
+
+/// The metadata given with a command is on every event it stores, also after a conflict made
+/// the host run it again, for one event and for several.
+#[test]
+fn metadata_survives_a_retry() {
+    let store = Arc::new(MemoryStore::new());
+    let a = Host::<Account, _>::new(store.clone());
+    let b = Host::<Account, _>::new(store.clone());
+    let metadata = Metadata::default()
+        .with_correlation_id(uuid::Uuid::now_v7())
+        .with("user", "ada");
+    a.execute("x", AccountCommand::Deposit(10)).unwrap();
+    for (i, command) in [
+        AccountCommand::Deposit(1),
+        AccountCommand::DepositTwice(2, 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // `b` writes behind `a`'s back: `a`'s next command conflicts and is run again.
+        b.execute("x", AccountCommand::Deposit(100)).unwrap();
+        let done = a.execute_with("x", command, metadata.clone()).unwrap();
+        assert_eq!(a.metrics().retries, i as u64 + 1);
+        assert!(!done.events.is_empty());
+        assert!(done.events.iter().all(|e| e.metadata == metadata));
+        let stored = store
+            .read_stream(&done.stream, done.events[0].version, done.version)
+            .unwrap();
+        assert_eq!(stored.len(), done.events.len());
+        assert!(stored.iter().all(|e| e.metadata == metadata), "{stored:?}");
+    }
 }
 
 /// A refusal or an empty result is only final if it was decided on the stream's latest state.

@@ -657,6 +657,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
     {
         let max_attempts = self.options.max_retries.saturating_add(1);
         let mut command = Some(command);
+        let mut metadata = Some(metadata);
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -715,15 +716,30 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             }
 
             // The envelopes are complete but for where the store puts them, filled in below.
-            let mut batch = Vec::with_capacity(events.len());
-            let mut recorded = Vec::with_capacity(events.len());
-            for event in events {
-                let new = NewEvent::from_event(&event, metadata.clone()).map_err(|source| {
-                    ExecuteError::Encode {
+            // The caller's metadata goes to the store with the last event (moved, not
+            // copied); a retry takes it back from the recorded events. A single event is
+            // appended without a batch.
+            let n = events.len();
+            let mut batch = Vec::with_capacity(if n == 1 { 0 } else { n });
+            let mut single = None;
+            let mut recorded = Vec::with_capacity(n);
+            for (i, event) in events.into_iter().enumerate() {
+                let meta = metadata
+                    .take()
+                    .expect("the metadata is kept until it is stored");
+                let kept = if meta.is_empty() {
+                    Metadata::default()
+                } else {
+                    meta.clone()
+                };
+                if i + 1 < n {
+                    metadata = Some(kept.clone());
+                }
+                let new =
+                    NewEvent::from_event(&event, meta).map_err(|source| ExecuteError::Encode {
                         stream: stream.to_string(),
                         source,
-                    }
-                })?;
+                    })?;
                 recorded.push(RecordedEvent {
                     stream: stream.clone(),
                     version: 0,
@@ -731,20 +747,22 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                     event_type: Cow::Borrowed(event.event_type()),
                     event_id: new.event_id,
                     timestamp: Default::default(),
-                    metadata: if metadata.is_empty() {
-                        Metadata::default()
-                    } else {
-                        metadata.clone()
-                    },
+                    metadata: kept,
                     payload: event,
                 });
-                batch.push(new);
+                if n == 1 {
+                    single = Some(new);
+                } else {
+                    batch.push(new);
+                }
             }
 
-            let written = match self
-                .store
-                .append(stream, ExpectedVersion::Exact(before), batch)
-            {
+            let expected = ExpectedVersion::Exact(before);
+            let appended = match single {
+                Some(new) => self.store.append_one(stream, expected, new),
+                None => self.store.append(stream, expected, batch),
+            };
+            let written = match appended {
                 Ok(written) => written,
                 Err(AppendError::WrongExpectedVersion { actual, .. }) => {
                     bump(&self.counters.conflicts);
@@ -762,6 +780,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                         // Losing twice in a row: let the other writer finish its burst.
                         std::thread::yield_now();
                     }
+                    metadata = recorded.pop().map(|r| r.metadata);
                     if let Err(e) = self.catch_up(stream, instance) {
                         slot.instance = None;
                         return Err(e.into());

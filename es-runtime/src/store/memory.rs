@@ -157,14 +157,12 @@ impl MemoryStore {
     fn write(&self) -> RwLockWriteGuard<'_, Inner> {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-impl EventStore for MemoryStore {
-    fn append(
+    fn append_events(
         &self,
         stream: &StreamId,
         expected: ExpectedVersion,
-        events: Vec<NewEvent>,
+        events: impl ExactSizeIterator<Item = NewEvent>,
     ) -> Result<AppendResult, AppendError> {
         let mut guard = self.write();
         let inner = &mut *guard;
@@ -197,7 +195,7 @@ impl EventStore for MemoryStore {
             }
         };
         let positions = &mut inner.streams[index].positions;
-        for (i, e) in events.into_iter().enumerate() {
+        for (i, e) in events.enumerate() {
             let i = i as u64;
             positions.push(first_position + i);
             inner.log.push(Record {
@@ -219,6 +217,26 @@ impl EventStore for MemoryStore {
             count,
             timestamp,
         ))
+    }
+}
+
+impl EventStore for MemoryStore {
+    fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<AppendResult, AppendError> {
+        self.append_events(stream, expected, events.into_iter())
+    }
+
+    fn append_one(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        event: NewEvent,
+    ) -> Result<AppendResult, AppendError> {
+        self.append_events(stream, expected, std::iter::once(event))
     }
 
     fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
@@ -381,10 +399,7 @@ mod tests {
             assert!(read_all_from(&store, from).is_empty(), "from {from}");
         }
         for (s, stream) in streams.iter().enumerate() {
-            let mine: Vec<_> = expected
-                .iter()
-                .filter(|(_, id, _)| stream == id)
-                .collect();
+            let mine: Vec<_> = expected.iter().filter(|(_, id, _)| stream == id).collect();
             assert_eq!(mine.len() as u64, versions[s]);
             assert_eq!(store.stream_version(stream).unwrap(), versions[s]);
             let mut read = Vec::new();

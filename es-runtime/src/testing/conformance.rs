@@ -25,6 +25,7 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@cases $make;
             append_assigns_versions_and_positions,
             append_preserves_ids_types_metadata_and_payload,
+            append_one_is_a_batch_of_one,
             expected_version_any,
             expected_version_no_stream,
             expected_version_exists,
@@ -142,6 +143,46 @@ pub fn append_preserves_ids_types_metadata_and_payload<S: EventStore>(store: &S)
         "one batch, one timestamp"
     );
     assert_eq!(all(store), read);
+}
+
+/// `append_one` checks the expectation, stores and reports exactly as a batch of one.
+pub fn append_one_is_a_batch_of_one<S: EventStore>(store: &S) {
+    let a = stream("one-a");
+    let b = stream("one-b");
+    let mut first = event(0);
+    first.metadata = Metadata::default().with("user", "ada");
+    let (id, meta) = (first.event_id, first.metadata.clone());
+    let r = store
+        .append_one(&a, ExpectedVersion::NoStream, first)
+        .unwrap();
+    assert_eq!((r.first_version, r.first_position, r.count), (1, 1, 1));
+    store
+        .append(&b, ExpectedVersion::NoStream, events(0..2))
+        .unwrap();
+    let r = store
+        .append_one(&a, ExpectedVersion::Exact(1), event(1))
+        .unwrap();
+    assert_eq!(
+        (r.first_version, r.first_position, r.stream_version()),
+        (2, 4, 2)
+    );
+    for expected in [ExpectedVersion::NoStream, ExpectedVersion::Exact(1)] {
+        let err = store.append_one(&a, expected, event(9)).unwrap_err();
+        assert_eq!(wrong_version(err), (expected, 2));
+    }
+    let r = store
+        .append_one(&stream("one-c"), ExpectedVersion::Any, event(2))
+        .unwrap();
+    assert_eq!((r.first_version, r.first_position), (1, 5));
+    let read = store.read_stream(&a, 1, u64::MAX).unwrap();
+    assert_eq!(versions(&read), [1, 2]);
+    assert_eq!(read[0].event_id, id);
+    assert_eq!(read[0].metadata, meta);
+    assert_eq!(
+        all(store).iter().map(|e| e.position).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(store.head_position().unwrap(), 5);
 }
 
 /// `Any` appends whatever the version.
