@@ -219,6 +219,45 @@ fn every_return_form_dispatches() {
         .then([BoardEvent::Sealed]);
 }
 
+/// `handle_with` passes on, in order, exactly the events `handle` returns, for every return
+/// form, and nothing when the command is refused.
+#[test]
+fn handle_with_passes_on_what_handle_returns() {
+    let p = Point { x: 1, y: 2 };
+    let commands = || {
+        [
+            BoardCommand::Store {
+                blob: Blob(vec![7]),
+            },
+            BoardCommand::Label { text: "a".into() },
+            BoardCommand::Label { text: "".into() },
+            BoardCommand::Walk { points: vec![p, p] },
+            BoardCommand::Walk { points: vec![] },
+            BoardCommand::LabelTwice { text: "b".into() },
+            BoardCommand::Check,
+            BoardCommand::Seal,
+        ]
+    };
+    let mut sealed = Board::default();
+    sealed.apply(BoardEvent::Sealed);
+    for board in [Board::default(), sealed] {
+        for (command, again) in commands().into_iter().zip(commands()) {
+            let mut passed = Vec::new();
+            let with = board.handle_with(command, &mut |e| passed.push(e));
+            match board.handle(again) {
+                Ok(events) => {
+                    assert!(with.is_ok());
+                    assert_eq!(passed, events);
+                }
+                Err(error) => {
+                    assert_eq!(with, Err(error));
+                    assert!(passed.is_empty(), "{passed:?}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn apply_moves_fields_without_cloning() {
     let mut board = Board::default();

@@ -548,10 +548,11 @@ fn aggregate_impl(agg: &Aggregate<'_>) -> TokenStream {
         Some(quote!(const #name: #ty = #value;))
     });
 
+    let emit = format_ident!("emit", span = Span::mixed_site());
     let handle_arms = agg
         .commands
         .iter()
-        .map(|c| handle_arm(agg, c, &command_enum));
+        .map(|c| handle_arm(agg, c, &command_enum, &emit));
     // `apply` moves each field into its method (lending those taken by `&`); `apply_ref` matches
     // a borrowed event, so its fields are references: lent as they are, or cloned for a
     // by-value parameter.
@@ -604,6 +605,16 @@ fn aggregate_impl(agg: &Aggregate<'_>) -> TokenStream {
                 &self,
                 command: #command_enum,
             ) -> #private::std::result::Result<#private::std::vec::Vec<#event_enum>, #error> {
+                let mut events = #private::std::vec::Vec::new();
+                <Self as #private::Aggregate>::handle_with(self, command, &mut |e| events.push(e))?;
+                #private::std::result::Result::Ok(events)
+            }
+
+            fn handle_with(
+                &self,
+                command: #command_enum,
+                #emit: &mut impl #private::std::ops::FnMut(#event_enum),
+            ) -> #private::std::result::Result<(), #error> {
                 match command {
                     #(#handle_arms)*
                 }
@@ -628,7 +639,13 @@ fn aggregate_impl(agg: &Aggregate<'_>) -> TokenStream {
     }
 }
 
-fn handle_arm(agg: &Aggregate<'_>, c: &Command<'_>, command_enum: &syn::Ident) -> TokenStream {
+/// One arm of `handle_with`: calls the command's method and passes its events to `emit`.
+fn handle_arm(
+    agg: &Aggregate<'_>,
+    c: &Command<'_>,
+    command_enum: &syn::Ident,
+    emit: &syn::Ident,
+) -> TokenStream {
     let private = private(agg);
     let (pattern, args) = bind(command_enum, &c.variant, &c.params);
     let method = &c.original.sig.ident;
@@ -652,23 +669,22 @@ fn handle_arm(agg: &Aggregate<'_>, c: &Command<'_>, command_enum: &syn::Ident) -
         match output.form {
             Form::One => quote!({
                 let #events: #event_enum = #events;
-                #vec::from([#events])
+                #emit(#events);
             }),
             Form::Vec => quote!({
                 let #events: #vec<#event_enum> = #events;
-                #events
+                #events.into_iter().for_each(&mut *#emit);
             }),
             Form::Option => quote!({
                 let #events: #private::std::option::Option<#event_enum> = #events;
-                <#vec<#event_enum> as #private::std::iter::FromIterator<#event_enum>>::from_iter(#events)
+                #events.into_iter().for_each(&mut *#emit);
             }),
             Form::Array => quote!({
                 let #events: [#event_enum; _] = #events;
-                #vec::from(#events)
+                #events.into_iter().for_each(&mut *#emit);
             }),
             Form::Nothing => quote!({
                 let () = #events;
-                #vec::<#event_enum>::new()
             }),
         },
         span,

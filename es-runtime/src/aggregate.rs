@@ -68,6 +68,22 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
     /// Decides which events a command causes, without changing the state.
     fn handle(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
 
+    /// [`handle`](Aggregate::handle), passing each event to `emit` as it is decided instead of
+    /// returning them in a new vector: how the host runs commands, so that a command causing
+    /// one event allocates no vector for it. Must decide exactly as `handle` would. When it
+    /// returns an error, the events already passed on are dropped.
+    ///
+    /// The default calls `handle`. `#[aggregate]` generates one that passes on each event as
+    /// its `#[command]` method returns it, and a `handle` that collects them.
+    fn handle_with(
+        &self,
+        command: Self::Command,
+        emit: &mut impl FnMut(Self::Event),
+    ) -> Result<(), Self::Error> {
+        self.handle(command)?.into_iter().for_each(emit);
+        Ok(())
+    }
+
     /// Changes the state by one event. Must not fail: validation belongs in [`handle`].
     ///
     /// [`handle`]: Aggregate::handle

@@ -670,7 +670,35 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             }
             .expect("the command is kept until the last attempt");
 
-            let handled = match catch_unwind(AssertUnwindSafe(|| instance.state.handle(cmd))) {
+            // The handler's events go straight into their envelopes, complete but for their
+            // ids (below) and where the store puts them (after the append).
+            let mut recorded: Vec<RecordedEvent<A::Event>> = Vec::new();
+            let caller = metadata
+                .as_ref()
+                .expect("the metadata is kept until it is stored");
+            let handled = catch_unwind(AssertUnwindSafe(|| {
+                instance.state.handle_with(cmd, &mut |event| {
+                    if recorded.capacity() == 0 {
+                        // Most commands cause one event: no room for more until needed.
+                        recorded.reserve_exact(1);
+                    }
+                    recorded.push(RecordedEvent {
+                        stream: stream.clone(),
+                        version: 0,
+                        position: 0,
+                        event_type: Cow::Borrowed(event.event_type()),
+                        event_id: uuid::Uuid::nil(),
+                        timestamp: Default::default(),
+                        metadata: if caller.is_empty() {
+                            Metadata::default()
+                        } else {
+                            caller.clone()
+                        },
+                        payload: event,
+                    });
+                })
+            }));
+            let handled = match handled {
                 Ok(handled) => handled,
                 Err(panic) => {
                     slot.instance = None;
@@ -681,10 +709,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             // An append proves the instance was current; a refusal or an empty result proves
             // nothing, so check the stream did not move under it (another writer) before
             // answering. Alone on a stream, this costs one version read per refusal.
-            let decided_without_append = match &handled {
-                Ok(events) => events.is_empty(),
-                Err(_) => true,
-            };
+            let decided_without_append = handled.is_err() || recorded.is_empty();
             if decided_without_append && attempts < max_attempts {
                 let current =
                     self.store
@@ -702,54 +727,40 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                     continue;
                 }
             }
-            let events = handled.map_err(ExecuteError::Rejected)?;
-            if events.is_empty() {
+            handled.map_err(ExecuteError::Rejected)?;
+            if recorded.is_empty() {
                 let r = after(&instance.state);
                 return Ok((
                     Executed {
                         stream: stream.clone(),
                         version: before,
-                        events: Vec::new(),
+                        events: recorded,
                     },
                     r,
                 ));
             }
 
-            // The envelopes are complete but for where the store puts them, filled in below.
             // The caller's metadata goes to the store with the last event (moved, not
             // copied); a retry takes it back from the recorded events. A single event is
             // appended without a batch.
-            let n = events.len();
+            let n = recorded.len();
             let mut batch = Vec::with_capacity(if n == 1 { 0 } else { n });
             let mut single = None;
-            let mut recorded = Vec::with_capacity(n);
-            for (i, event) in events.into_iter().enumerate() {
-                let meta = metadata
-                    .take()
-                    .expect("the metadata is kept until it is stored");
-                let kept = if meta.is_empty() {
-                    Metadata::default()
+            for (i, r) in recorded.iter_mut().enumerate() {
+                let meta = if i + 1 < n {
+                    r.metadata.clone()
                 } else {
-                    meta.clone()
+                    metadata
+                        .take()
+                        .expect("the metadata is kept until it is stored")
                 };
-                if i + 1 < n {
-                    metadata = Some(kept.clone());
-                }
-                let new =
-                    NewEvent::from_event(&event, meta).map_err(|source| ExecuteError::Encode {
+                let new = NewEvent::from_event(&r.payload, meta).map_err(|source| {
+                    ExecuteError::Encode {
                         stream: stream.to_string(),
                         source,
-                    })?;
-                recorded.push(RecordedEvent {
-                    stream: stream.clone(),
-                    version: 0,
-                    position: 0,
-                    event_type: Cow::Borrowed(event.event_type()),
-                    event_id: new.event_id,
-                    timestamp: Default::default(),
-                    metadata: kept,
-                    payload: event,
-                });
+                    }
+                })?;
+                r.event_id = new.event_id;
                 if n == 1 {
                     single = Some(new);
                 } else {
