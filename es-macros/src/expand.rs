@@ -663,6 +663,10 @@ fn handle_arm(
     let events = format_ident!("events", span = Span::mixed_site());
     let vec = quote!(#private::std::vec::Vec);
     let event_enum = agg.event_enum();
+    // Fully qualified, so no trait the user imports can make the calls ambiguous.
+    let iter = quote!(#private::std::iter);
+    let pass_on =
+        quote!(#iter::Iterator::for_each(#iter::IntoIterator::into_iter(#events), &mut *#emit););
     // Located at the return type, so a return type that is not made of events is reported
     // there.
     let convert = located_at(
@@ -673,15 +677,15 @@ fn handle_arm(
             }),
             Form::Vec => quote!({
                 let #events: #vec<#event_enum> = #events;
-                #events.into_iter().for_each(&mut *#emit);
+                #pass_on
             }),
             Form::Option => quote!({
                 let #events: #private::std::option::Option<#event_enum> = #events;
-                #events.into_iter().for_each(&mut *#emit);
+                #pass_on
             }),
             Form::Array => quote!({
                 let #events: [#event_enum; _] = #events;
-                #events.into_iter().for_each(&mut *#emit);
+                #pass_on
             }),
             Form::Nothing => quote!({
                 let () = #events;

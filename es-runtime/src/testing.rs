@@ -80,9 +80,14 @@ impl<A: Aggregate> AggregateTest<A> {
         self.version
     }
 
-    /// Handles a command against the given state.
+    /// Handles a command against the given state, as the host does (through
+    /// [`Aggregate::handle_with`]).
     pub fn when(self, command: A::Command) -> Outcome<A> {
-        let result = self.state.handle(command);
+        let mut events = Vec::new();
+        let result = self
+            .state
+            .handle_with(command, &mut |e| events.push(e))
+            .map(|()| events);
         Outcome {
             state: self.state,
             result,

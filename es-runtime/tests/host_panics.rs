@@ -5,7 +5,7 @@ mod common;
 use std::thread;
 
 use common::{Account, AccountCommand, PANIC_ON_DEPOSIT_OF, stream_events};
-use es_runtime::{ExecuteError, Host, LoadError, MemoryStore, Phase};
+use es_runtime::{EventStore, ExecuteError, Host, LoadError, MemoryStore, Phase};
 
 #[test]
 fn a_panic_in_handle_fails_that_command_only() {
@@ -126,4 +126,96 @@ fn the_host_carries_on_under_panics() {
     let total: u64 = (0..6).map(|id| host.state(id).unwrap().balance).sum();
     assert_eq!(total, 4 * 270);
     assert_eq!(host.metrics().panics, 4 * 30);
+}
+
+/// An aggregate whose `handle_with` passes on events before it refuses or panics.
+mod half_decided {
+    use es_runtime::{Aggregate, DomainEvent};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    pub(crate) struct Tally(pub(crate) u64);
+
+    #[derive(Debug, Clone)]
+    pub(crate) enum Command {
+        Add(u64),
+        AddThenRefuse,
+        AddThenPanic,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub(crate) struct Added(pub(crate) u64);
+
+    impl DomainEvent for Added {
+        const TYPES: &'static [&'static str] = &["Added"];
+        fn event_type(&self) -> &'static str {
+            "Added"
+        }
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("refused after deciding")]
+    pub(crate) struct Refused;
+
+    impl Aggregate for Tally {
+        const NAME: &'static str = "tally";
+        type Command = Command;
+        type Event = Added;
+        type Error = Refused;
+        fn handle(&self, command: Command) -> Result<Vec<Added>, Refused> {
+            let mut events = Vec::new();
+            self.handle_with(command, &mut |e| events.push(e))?;
+            Ok(events)
+        }
+        fn handle_with(
+            &self,
+            command: Command,
+            emit: &mut impl FnMut(Added),
+        ) -> Result<(), Refused> {
+            match command {
+                Command::Add(n) => emit(Added(n)),
+                Command::AddThenRefuse => {
+                    emit(Added(1));
+                    emit(Added(2));
+                    return Err(Refused);
+                }
+                Command::AddThenPanic => {
+                    emit(Added(1));
+                    panic!("panicked after deciding");
+                }
+            }
+            Ok(())
+        }
+        fn apply(&mut self, Added(n): Added) {
+            self.0 += n;
+        }
+    }
+}
+
+/// Events passed on by `handle_with` before it refuses or panics are dropped: nothing is
+/// stored, and the aggregate carries on from where it was.
+#[test]
+fn events_decided_before_a_refusal_or_a_panic_are_not_stored() {
+    use half_decided::{Command, Tally};
+    let host = Host::<Tally, _>::new(MemoryStore::new());
+    host.execute("t", Command::Add(5)).unwrap();
+
+    let err = host.execute("t", Command::AddThenRefuse).unwrap_err();
+    assert!(err.is_rejected(), "{err:?}");
+    let err = host.execute("t", Command::AddThenPanic).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ExecuteError::Panicked {
+                phase: Phase::Handle,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(host.store().head_position().unwrap(), 1);
+    let done = host.execute("t", Command::Add(2)).unwrap();
+    assert_eq!((done.version, done.events.len()), (2, 1));
+    assert_eq!(host.read("t", |tally, _| tally.0).unwrap(), 7);
+    assert_eq!(host.metrics().panics, 1);
 }

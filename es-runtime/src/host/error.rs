@@ -8,9 +8,13 @@ use crate::error::{AppendError, DecodeError, EncodeError, InvalidStreamId, ReadE
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Phase {
-    /// In [`Aggregate::handle`](crate::Aggregate::handle): nothing was stored.
+    /// In [`Aggregate::handle_with`](crate::Aggregate::handle_with) (which calls
+    /// [`handle`](crate::Aggregate::handle) unless the aggregate overrides it): nothing was
+    /// stored.
     Handle,
-    /// In [`Aggregate::apply`](crate::Aggregate::apply) after the command's events were stored.
+    /// In [`Aggregate::apply_ref`](crate::Aggregate::apply_ref) (which calls
+    /// [`apply`](crate::Aggregate::apply) unless the aggregate overrides it) after the command's
+    /// events were stored.
     /// The events are in the stream; the instance was dropped and is rebuilt from the store on
     /// its next use.
     Apply,

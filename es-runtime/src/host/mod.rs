@@ -12,17 +12,19 @@
 //! 3. **Rehydration**, on first use: the latest snapshot whose state version matches (one
 //!    still waiting for the background writer counts), then the events after it. A snapshot
 //!    that does not decode is ignored with a warning.
-//! 4. **Handle, append, apply.** [`Aggregate::handle`] decides the events; they are appended
-//!    with the instance's version as the expected version, then applied. A conflict (another
+//! 4. **Handle, append, apply.** [`Aggregate::handle_with`] decides the events, each put in
+//!    its envelope as it comes; they are appended with the instance's version as the expected
+//!    version (a single event through [`EventStore::append_one`]), then applied through
+//!    [`Aggregate::apply_ref`]. A conflict (another
 //!    host or process wrote the stream) reads the new events, and the command is run again,
 //!    up to [`max_retries`](HostBuilder::max_retries) times.
 //! 5. **Snapshot**, when the batch reaches or crosses a multiple of the policy's interval
 //!    ([`SnapshotPolicy`]). The state is encoded on the command's thread and written by a
 //!    background thread, so the command never waits for a snapshot write.
 //!
-//! A panic in [`Aggregate::handle`] or [`Aggregate::apply`] fails that command with
-//! [`ExecuteError::Panicked`] and drops the instance, which is rebuilt from the store on its
-//! next use; every other instance carries on.
+//! A panic in [`Aggregate::handle_with`] or [`Aggregate::apply_ref`] (or the `handle` and
+//! `apply` they call) fails that command with [`ExecuteError::Panicked`] and drops the
+//! instance, which is rebuilt from the store on its next use; every other instance carries on.
 //!
 //! A panic in `apply` comes after the events were stored: they are part of the stream, so
 //! rebuilding the instance replays them and panics again, and every later command for that

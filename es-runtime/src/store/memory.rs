@@ -50,8 +50,9 @@ struct Stream {
     positions: Vec<u64>,
 }
 
-/// Records in chunks of a fixed size: the log grows without ever moving what it holds, so an
-/// append never copies the whole log under the lock.
+/// Records in chunks of a fixed size: past its first chunk (which grows like a vector, so a
+/// small store stays small) the log grows without moving what it holds, so an append never
+/// copies the whole log under the lock.
 #[derive(Debug, Default)]
 struct Log {
     chunks: Vec<Vec<Record>>,
@@ -74,8 +75,7 @@ impl Log {
         match self.chunks.last_mut() {
             Some(last) if last.len() < Self::CHUNK => last.push(record),
             _ => {
-                // The first chunk grows like a vector, so a small store stays small; the
-                // next ones are allocated whole.
+                // The next chunks are allocated whole.
                 let capacity = if self.chunks.is_empty() {
                     16
                 } else {
