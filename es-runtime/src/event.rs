@@ -261,6 +261,15 @@ impl Metadata {
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
+    /// Whole seconds and nanoseconds since the Unix epoch, kept apart: no 128-bit arithmetic
+    /// on the append path. Saturates far in the future.
+    fn from_unix(secs: u64, nanos: u64) -> Timestamp {
+        let t = secs
+            .checked_mul(1_000_000_000)
+            .and_then(|n| n.checked_add(nanos));
+        Timestamp(t.unwrap_or(u64::MAX))
+    }
+
     /// Nanoseconds since the Unix epoch.
     pub fn as_nanos(self) -> u64 {
         self.0
@@ -279,13 +288,8 @@ impl Timestamp {
 
 impl From<SystemTime> for Timestamp {
     fn from(t: SystemTime) -> Self {
-        // Whole seconds and nanoseconds apart: no 128-bit arithmetic on the append path.
         let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let nanos = since
-            .as_secs()
-            .checked_mul(1_000_000_000)
-            .and_then(|n| n.checked_add(u64::from(since.subsec_nanos())));
-        Timestamp(nanos.unwrap_or(u64::MAX))
+        Timestamp::from_unix(since.as_secs(), u64::from(since.subsec_nanos()))
     }
 }
 
@@ -405,11 +409,7 @@ impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         #[cfg(target_os = "linux")]
         if let Some((secs, nanos)) = linux_clock(libc::CLOCK_REALTIME) {
-            return Timestamp(
-                secs.checked_mul(1_000_000_000)
-                    .and_then(|n| n.checked_add(nanos))
-                    .unwrap_or(u64::MAX),
-            );
+            return Timestamp::from_unix(secs, nanos);
         }
         Timestamp::from(SystemTime::now())
     }

@@ -53,7 +53,12 @@ impl Aggregate for Poll {
 }
 
 fn vote(store: &MemoryStore, poll: u32, voter: u32, choice: &str) -> u64 {
-    let stream = StreamId::new("poll", poll).unwrap();
+    vote_in(store, "poll", poll, voter, choice)
+}
+
+/// A vote in stream `category-id`: other categories share the poll's event names.
+fn vote_in(store: &MemoryStore, category: &str, id: u32, voter: u32, choice: &str) -> u64 {
+    let stream = StreamId::new(category, id).unwrap();
     let event = PollEvent::Voted {
         voter,
         choice: choice.to_owned(),
@@ -333,20 +338,9 @@ fn state_at_a_version_a_position_and_a_time() {
 fn fold_filtered_keeps_to_its_categories_and_bounds() {
     let store = MemoryStore::new();
     // A survey shares the poll's event names.
-    let survey = StreamId::new("survey", 1).unwrap();
     for i in 0..6u32 {
         vote(&store, 1, i, if i % 2 == 0 { "a" } else { "b" });
-        let event = PollEvent::Voted {
-            voter: i,
-            choice: "survey".to_owned(),
-        };
-        store
-            .append(
-                &survey,
-                ExpectedVersion::Any,
-                vec![NewEvent::from_event(&event, Metadata::default()).unwrap()],
-            )
-            .unwrap();
+        vote_in(&store, "survey", 1, i, "survey");
     }
     let choices = |mut v: Vec<String>, e: Envelope<'_, PollEvent>| {
         if let PollEvent::Voted { choice, .. } = e.event {
@@ -410,20 +404,9 @@ fn projections_and_folds_default_to_the_event_types_categories() {
         }
     }
     let store = Arc::new(MemoryStore::new());
-    let survey = StreamId::new("survey", 1).unwrap();
     for i in 0..3u32 {
         vote(&store, 1, i, "a");
-        let event = PollEvent::Voted {
-            voter: i,
-            choice: "survey".to_owned(),
-        };
-        store
-            .append(
-                &survey,
-                ExpectedVersion::Any,
-                vec![NewEvent::from_event(&event, Metadata::default()).unwrap()],
-            )
-            .unwrap();
+        vote_in(&store, "survey", 1, i, "survey");
     }
     let mut runner = ProjectionRunner::new(store.clone(), Voters::default());
     assert_eq!(runner.catch_up().unwrap(), 3);

@@ -356,13 +356,7 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
     pub fn flush_snapshots(&self) {
         let shared = &*self.shared;
         for (stream, snapshot) in shared.snapshots.drain() {
-            write_snapshot(
-                &*shared.store,
-                &shared.counters,
-                shared.policy.keep,
-                &stream,
-                snapshot,
-            );
+            shared.write_now(&stream, snapshot);
         }
     }
 }
@@ -426,7 +420,7 @@ where
         command: A::Command,
         metadata: Metadata,
     ) -> impl Future<Output = ExecuteResult<A>> + Send + 'static {
-        let key = format!("{}-{}", A::NAME, id);
+        let key = with_key::<A, _>(id, str::to_owned);
         let shared = self.shared.clone();
         let pool = self
             .shared
@@ -995,11 +989,16 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         } else {
             (stream, snapshot)
         };
+        self.write_now(&stream, snapshot);
+    }
+
+    /// Writes a snapshot to the store now, on this thread.
+    fn write_now(&self, stream: &StreamId, snapshot: Snapshot) {
         write_snapshot(
             &*self.store,
             &self.counters,
             self.policy.keep,
-            &stream,
+            stream,
             snapshot,
         );
     }
@@ -1032,13 +1031,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
 impl<A: Aggregate, S: EventStore + 'static> Drop for Shared<A, S> {
     fn drop(&mut self) {
         for (stream, snapshot) in self.snapshots.close() {
-            write_snapshot(
-                &*self.store,
-                &self.counters,
-                self.policy.keep,
-                &stream,
-                snapshot,
-            );
+            self.write_now(&stream, snapshot);
         }
         // The writer finishes the batch it took, if any, and stops.
         let writer = self
