@@ -35,6 +35,14 @@ pub fn alternate<const N: usize>(
     rounds: usize,
     contenders: [&mut dyn FnMut() -> Duration; N],
 ) -> [Duration; N] {
+    alternate_samples(rounds, contenders).map(median)
+}
+
+/// [`alternate`], returning every contender's samples in round order.
+pub fn alternate_samples<const N: usize>(
+    rounds: usize,
+    contenders: [&mut dyn FnMut() -> Duration; N],
+) -> [Vec<Duration>; N] {
     let mut samples: [Vec<Duration>; N] = std::array::from_fn(|_| Vec::with_capacity(rounds));
     for round in 0..rounds {
         for k in 0..N {
@@ -42,7 +50,21 @@ pub fn alternate<const N: usize>(
             samples[i].push(contenders[i]());
         }
     }
-    samples.map(median)
+    samples
+}
+
+/// How fast `a` ran against `baseline` doing the same work: the median over rounds of the
+/// baseline's time over `a`'s in the same round (2.0: twice as fast). Pairing the samples of
+/// one round cancels a drift of the machine's speed between rounds.
+pub fn speed_ratio(a: &[Duration], baseline: &[Duration]) -> f64 {
+    assert_eq!(a.len(), baseline.len(), "one sample each per round");
+    let mut ratios: Vec<f64> = a
+        .iter()
+        .zip(baseline)
+        .map(|(a, b)| b.as_secs_f64() / a.as_secs_f64())
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2]
 }
 
 /// Operations per second for `ops` done in `d`.
@@ -203,6 +225,17 @@ mod tests {
             (x, y),
             (Duration::from_millis(3), Duration::from_millis(30))
         );
+    }
+
+    #[test]
+    fn speed_ratio_pairs_the_rounds() {
+        let d = Duration::from_millis;
+        // The machine slows down 4× over the rounds; `a` always takes 0.8× the baseline's
+        // time, but one round of `a` was disturbed.
+        let baseline = [d(100), d(200), d(400)];
+        let a = [d(80), d(160), d(1000)];
+        assert!((speed_ratio(&a, &baseline) - 1.25).abs() < 1e-9);
+        assert!((speed_ratio(&baseline, &a) - 0.8).abs() < 1e-9);
     }
 
     #[test]

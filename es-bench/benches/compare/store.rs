@@ -52,6 +52,18 @@ pub(crate) fn raw(dir: &Path, durability: Durability) -> Raw {
     }
 }
 
+/// A record of the size the store writes for `e` in `stream`: what a store must keep of each
+/// event besides the payload (checksum, tag, timestamp, event id, version and the lengths as
+/// short varints, stream id, type name), zeroed, then the payload.
+pub(crate) fn record(stream: &str, e: &NewEvent) -> Vec<u8> {
+    const FIXED: usize = 4 + 1 + 8 + 16 + 5;
+    let mut r = vec![0; FIXED];
+    r.extend_from_slice(stream.as_bytes());
+    r.extend_from_slice(e.event_type.as_bytes());
+    r.extend_from_slice(&e.payload);
+    r
+}
+
 fn store(dir: &Path, durability: Durability) -> LmdbStore {
     LmdbOptions::new()
         .durability(durability)
@@ -69,20 +81,7 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
 fn batch_overhead(cfg: &Config, summary: &mut Summary) {
     const N: u64 = 1000;
     let events: Vec<NewEvent> = (2..N + 2).map(bank::new_event).collect();
-    // What a store must keep of each event besides the payload: stream id, type name, event
-    // id, timestamp, version. The second baseline writes records of that size.
-    let records: Vec<Vec<u8>> = events
-        .iter()
-        .map(|e| {
-            let mut r = Vec::new();
-            r.extend_from_slice(b"account-1");
-            r.extend_from_slice(e.event_type.as_bytes());
-            r.extend_from_slice(e.event_id.as_bytes());
-            r.extend_from_slice(&[0; 8 + 2]);
-            r.extend_from_slice(&e.payload);
-            r
-        })
-        .collect();
+    let records: Vec<Vec<u8>> = events.iter().map(|e| record("account-1", e)).collect();
     let mut t = Table::new(&[
         "durability",
         "LmdbStore::append",
