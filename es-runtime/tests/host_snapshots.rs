@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Account, AccountCommand, replay, stream_events};
+use common::{Account, AccountCommand, AccountEvent, replay, stream_events};
 use es_runtime::store::Visitor;
 use es_runtime::{
     Aggregate, AppendError, AppendResult, EventStore, ExpectedVersion, Host, MemoryStore, NewEvent,
@@ -529,6 +529,53 @@ fn a_short_tail_is_replayed_rather_than_snapshotted() {
     assert_eq!(host.state("long").unwrap().balance, 10);
     // The short one replays its 9 events; the long one loads from its snapshot.
     assert_eq!(host.metrics().replayed_events, 9);
+}
+
+/// An instance that has a snapshot is snapshotted at passivation as soon as the events since
+/// hold more bytes than the snapshot, however few they are: a small state is reloaded from a
+/// snapshot rather than by replaying larger events.
+#[test]
+fn a_tail_larger_than_the_snapshot_is_snapshotted_at_passivation() {
+    let store = Arc::new(MemoryStore::new());
+    let host = inline(store.clone(), 100, 5);
+    for _ in 0..100 {
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    assert_eq!(versions(&*store, "a"), [100]);
+    let stream = StreamId::new(Account::NAME, "a").unwrap();
+    let snapshot_bytes = store.snapshots(&stream).unwrap()[0].payload.len();
+    let event_bytes = es_runtime::codec::encode(&AccountEvent::Deposited { amount: 1 })
+        .unwrap()
+        .len();
+    // The fewest events holding more bytes than the snapshot: fewer than a tenth of 100.
+    let k = (snapshot_bytes / event_bytes + 1) as u64;
+    assert!((2..10).contains(&k), "{snapshot_bytes} / {event_bytes}");
+
+    for _ in 1..k {
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    assert!(host.passivate("a"));
+    assert_eq!(
+        versions(&*store, "a"),
+        [100],
+        "{} events: no snapshot",
+        k - 1
+    );
+    // Reloaded, it replays those events (and counts their bytes again); one more tips it.
+    host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    assert_eq!(host.metrics().replayed_events, k - 1);
+    assert!(host.passivate("a"));
+    assert_eq!(
+        versions(&*store, "a"),
+        [100, 100 + k],
+        "{k} events: a snapshot"
+    );
+    assert_eq!(host.state("a").unwrap().balance, 100 + k);
+    assert_eq!(
+        host.metrics().replayed_events,
+        k - 1,
+        "nothing left to replay"
+    );
 }
 
 fn command() -> impl Strategy<Value = AccountCommand> {

@@ -53,6 +53,51 @@ pub(crate) struct Instance<A> {
     pub(crate) version: u64,
     /// The version of the last snapshot this instance was loaded from or took (0: none).
     pub(crate) snapshotted: u64,
+    /// The size of that snapshot's state, in bytes (0: none).
+    pub(crate) snapshot_bytes: u32,
+    /// The payload bytes of the events applied since (saturating).
+    pub(crate) tail_bytes: u32,
+}
+
+impl<A> Instance<A> {
+    /// A fresh instance at `version`, loaded from a snapshot of `snapshot_bytes` (or none).
+    pub(crate) fn new(state: A, version: u64, snapshot_bytes: usize) -> Self {
+        Instance {
+            state,
+            version,
+            snapshotted: version,
+            snapshot_bytes: saturate(snapshot_bytes),
+            tail_bytes: 0,
+        }
+    }
+
+    /// Counts events of `bytes` payload applied past the snapshot.
+    pub(crate) fn grew(&mut self, bytes: usize) {
+        self.tail_bytes = self.tail_bytes.saturating_add(saturate(bytes));
+    }
+
+    /// Records a snapshot of `bytes` taken at the current version.
+    pub(crate) fn snapshot_taken(&mut self, bytes: usize) {
+        self.snapshotted = self.version;
+        self.snapshot_bytes = saturate(bytes);
+        self.tail_bytes = 0;
+    }
+
+    /// Whether passivating this instance should take a snapshot: it is at least `min_tail`
+    /// events past its last snapshot, or it has one and the events since hold more bytes than
+    /// it. The second rule keeps the replay after a reload short where a snapshot is cheap (a
+    /// small state, large events), and writes at most as many snapshot bytes as event bytes.
+    fn worth_a_snapshot(&self, min_tail: u64) -> bool {
+        let tail = self.version - self.snapshotted;
+        min_tail > 0
+            && tail > 0
+            && (tail >= min_tail
+                || (self.snapshot_bytes > 0 && self.tail_bytes > self.snapshot_bytes))
+    }
+}
+
+fn saturate(bytes: usize) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
 /// The instances a passivation dropped past their last snapshot, for the host to snapshot
@@ -64,10 +109,10 @@ pub(crate) struct Retired<A> {
 }
 
 impl<A> Retired<A> {
-    /// Takes `instance` if it is at least `min_tail` events past its last snapshot; otherwise
+    /// Takes `instance` if it is [worth a snapshot](Instance::worth_a_snapshot); otherwise
     /// drops it.
     fn offer(&mut self, stream: &StreamId, instance: Instance<A>) {
-        if self.min_tail > 0 && instance.version >= instance.snapshotted + self.min_tail {
+        if instance.worth_a_snapshot(self.min_tail) {
             self.instances.push((stream.clone(), instance));
         }
     }

@@ -40,10 +40,12 @@
 //! A command that arrives while its instance is being passivated waits, then loads a fresh
 //! instance from the store.
 //!
-//! When the policy takes snapshots, an instance passivated at least a tenth of the interval
-//! past its last snapshot (the one it was loaded from or last took; 10 events with the default
-//! 100) is snapshotted on its way out, once the cache's locks are released, so loading it again
-//! replays at most a few events.
+//! When the policy takes snapshots, a passivated instance is snapshotted on its way out (once
+//! the cache's locks are released) if it is at least a tenth of the interval past its last
+//! snapshot (the one it was loaded from or last took; 10 events with the default 100), or if
+//! it has a snapshot and the events since hold more bytes than that snapshot. So loading it
+//! again replays at most a few events, and none where a snapshot is smaller than the events it
+//! spares; the snapshots passivations write never add up to more bytes than the events do.
 //!
 //! # Blocking or async
 //!
@@ -320,8 +322,8 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
     /// whether it was live.
     ///
     /// Like every passivation, this takes a snapshot of the instance on its way out if the
-    /// policy takes snapshots and the instance is at least a tenth of the interval past its
-    /// last one, so that reloading it replays at most a few events.
+    /// policy takes snapshots and the instance is far enough past its last one (see the
+    /// [module documentation](crate::host)), so that reloading it replays at most a few events.
     pub fn passivate(&self, id: impl Display) -> bool {
         let mut retired = self.shared.cache.retired();
         let n = with_key::<A, _>(id, |key| self.shared.cache.passivate(key, &mut retired));
@@ -742,6 +744,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             let n = recorded.len();
             let mut batch = Vec::with_capacity(if n == 1 { 0 } else { n });
             let mut single = None;
+            let mut bytes = 0;
             for (i, r) in recorded.iter_mut().enumerate() {
                 let meta = if i + 1 < n {
                     r.metadata.clone()
@@ -757,6 +760,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                     }
                 })?;
                 r.event_id = new.event_id;
+                bytes += new.payload.len();
                 if n == 1 {
                     single = Some(new);
                 } else {
@@ -812,6 +816,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                 return Err(self.panicked(stream, Phase::Apply, &*panic));
             }
             instance.version = written.stream_version();
+            instance.grew(bytes);
             if self.policy.is_due(before, instance.version) {
                 self.snapshot(stream, instance);
             }
@@ -846,11 +851,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
     /// Rehydrates an instance: the latest acceptable snapshot, then the tail of the stream.
     fn load(&self, stream: &StreamId) -> Result<Instance<A>, LoadError> {
         bump(&self.counters.rehydrations);
-        let mut instance = Instance {
-            state: A::default(),
-            version: 0,
-            snapshotted: 0,
-        };
+        let mut instance = Instance::new(A::default(), 0, 0);
         // A snapshot still waiting for the writer is newer than the store's, unless a late
         // one (from a passivation racing a reload) was queued after a newer one was written:
         // take the higher of the two.
@@ -868,11 +869,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                 match codec::decode::<A>(&snapshot.payload) {
                     Ok(state) => {
                         bump(&self.counters.snapshot_hits);
-                        instance = Instance {
-                            state,
-                            version: snapshot.version,
-                            snapshotted: snapshot.version,
-                        };
+                        instance = Instance::new(state, snapshot.version, snapshot.payload.len());
                     }
                     Err(reason) => {
                         bump(&self.counters.snapshots_corrupt);
@@ -934,6 +931,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                     return ControlFlow::Break(());
                 }
                 instance.version = e.version;
+                instance.grew(e.payload.len());
                 replayed += 1;
                 ControlFlow::Continue(())
             })
@@ -971,7 +969,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         let Some(snapshot) = encode_snapshot(&self.counters, &self.policy, stream, instance) else {
             return;
         };
-        instance.snapshotted = instance.version;
+        instance.snapshot_taken(snapshot.payload.len());
         self.save(stream.clone(), snapshot);
     }
 
@@ -1063,7 +1061,8 @@ impl<A: Aggregate, S: EventStore + 'static> fmt::Debug for Shared<A, S> {
 /// How far past its last snapshot an instance must be for its passivation to take one: a
 /// tenth of the snapshot interval (at least one event; 0 when the host takes no snapshots).
 /// Shorter tails replay in well under a microsecond per event; snapshotting every evicted
-/// one-event instance would cost a store write per eviction.
+/// one-event instance would cost a store write per eviction. (An instance whose tail holds
+/// more bytes than its snapshot is snapshotted sooner: see `Instance::worth_a_snapshot`.)
 fn passivation_tail(every: u64) -> u64 {
     if every == 0 { 0 } else { (every / 10).max(1) }
 }
