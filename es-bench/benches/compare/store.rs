@@ -2,11 +2,10 @@
 //! stream layouts the store chose between.
 
 use std::path::Path;
-use std::time::Duration;
 
 use es::{Durability, EventStore, ExpectedVersion, LmdbOptions, LmdbStore, NewEvent, StreamId};
 use es_bench::bank;
-use es_bench::{Table, alternate, bench_dir, median, ms, per_sec, rate, time};
+use es_bench::{Table, alternate, bench_dir, median, ms, per_sec, rate, speed_ratio, time};
 use heed::types::{Bytes, U64};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, PutFlags, WithoutTls};
 
@@ -121,30 +120,34 @@ fn batch_overhead(cfg: &Config, summary: &mut Summary) {
             raw_times.push(time(|| raw_batch(&payloads)));
             env_times.push(time(|| raw_batch(&enveloped)));
         }
+        // The store's time over a baseline's, paired round by round.
+        let (over_raw, over_env) = (
+            speed_ratio(&raw_times, &store_times),
+            speed_ratio(&env_times, &store_times),
+        );
         let (s, r, e) = (median(store_times), median(raw_times), median(env_times));
-        let ratio = |base: Duration| s.as_secs_f64() / base.as_secs_f64();
         t.row(vec![
             format!("{durability:?}"),
             ms(s),
             ms(r),
-            format!("{:.2}×", ratio(r)),
+            format!("{over_raw:.2}×"),
             ms(e),
-            format!("{:.2}×", ratio(e)),
+            format!("{over_env:.2}×"),
         ]);
         if durability == Durability::Sync {
             summary.goal(
-                "LmdbStore, one durable batch of 1000 events, vs raw heed (payloads)",
+                "LmdbStore, one durable batch of 1000 events, vs raw heed (the same records)",
                 "≤ 1.3×",
-                format!("{} vs {}: {:.2}×", ms(s), ms(r), ratio(r)),
-                ratio(r) <= 1.3,
+                format!("{} vs {}: {over_env:.2}×", ms(s), ms(e)),
+                over_env <= 1.3,
             );
         }
     }
     println!("## One batch of {N} events, one commit: LmdbStore over raw heed\n");
     println!(
-        "The first baseline writes only the payloads; the second writes records as large as \
-         the payload plus what any store must keep of an event (stream id, type name, event \
-         id, timestamp, version).\n"
+        "The first baseline writes only the payloads; the second writes records of the size \
+         the store writes: the payload and what any store must keep of an event (stream id, \
+         type name, event id, timestamp, version). Ratios are medians of each round's ratio.\n"
     );
     t.print();
 }
