@@ -63,7 +63,9 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
     lmdb.sync().unwrap();
     let (mem_plain, mem_snap) = prepare(Arc::new(MemoryStore::new()));
 
-    let rounds = cfg.rounds.max(5);
+    // Each sample takes milliseconds: three times the usual rounds spread them over a few
+    // seconds, so a burst of other load on the machine moves the median less.
+    let rounds = (3 * cfg.rounds).max(5);
     // A rehydration from a snapshot takes microseconds: each sample averages 100 of them.
     let [mem_full, mem_from, lmdb_full, lmdb_from] = alternate(
         rounds,
