@@ -10,7 +10,9 @@
 //! an instance whose tail (the events after the snapshot it started from) was at least `every`
 //! events long, so a long stream without a snapshot is replayed in full at most once, and
 //! when it passivates an instance at least `every / 10` events (at least one) past its last
-//! snapshot, so a reloaded instance replays at most a few events.
+//! snapshot, so a reloaded instance replays at most a few events. An instance passivated for
+//! idleness or on request that already has a snapshot is also snapshotted once the events
+//! since hold more bytes than that snapshot (a small state behind large events).
 //!
 //! By default snapshots are written by a background thread, so the command that triggers one
 //! does not wait for the store. Snapshots of one stream that are still waiting to be written

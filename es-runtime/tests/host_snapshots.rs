@@ -507,8 +507,9 @@ fn a_passivation_at_the_snapshot_version_or_without_snapshots_takes_none() {
     assert_eq!(host.metrics().replayed_events, 15 + 16);
 }
 
-/// A passivation snapshots an instance only when its tail is at least a tenth of the interval:
-/// evicting instances a few events past their snapshot costs no store write.
+/// Without a snapshot to compare sizes with, a passivation snapshots an instance only when its
+/// tail is at least a tenth of the interval: passivating instances a few events past their
+/// start costs no store write.
 #[test]
 fn a_short_tail_is_replayed_rather_than_snapshotted() {
     let store = Arc::new(MemoryStore::new());
@@ -576,6 +577,31 @@ fn a_tail_larger_than_the_snapshot_is_snapshotted_at_passivation() {
         k - 1,
         "nothing left to replay"
     );
+}
+
+/// An instance evicted to make room goes by the count alone (under churn, evictions come at
+/// the rate of commands); the same tail passivated on request is snapshotted by size.
+#[test]
+fn an_eviction_does_not_snapshot_by_size() {
+    let store = Arc::new(MemoryStore::new());
+    let host = Host::<Account, _>::builder(store.clone())
+        .snapshot_every(100)
+        .snapshot_keep(5)
+        .background_snapshots(false)
+        .max_live(1)
+        .shards(1)
+        .build();
+    for id in ["a", "b"] {
+        for _ in 0..105 {
+            host.execute(id, AccountCommand::Deposit(1)).unwrap();
+        }
+        assert_eq!(versions(&*store, id), [100]);
+    }
+    // "b" evicted "a" (5 events, more bytes than its snapshot) to make room: no snapshot.
+    assert_eq!(host.metrics().passivations_lru, 1);
+    assert_eq!(versions(&*store, "a"), [100]);
+    assert!(host.passivate("b"));
+    assert_eq!(versions(&*store, "b"), [100, 105]);
 }
 
 fn command() -> impl Strategy<Value = AccountCommand> {

@@ -15,8 +15,8 @@
 //!   full shard cannot evict (every slot in it is running a command), it goes over by one until
 //!   its next insert; with shards of more than a handful of slots this needs as many
 //!   simultaneous commands in one shard.
-//! - A passivated instance is moved out of its slot, not dropped there, when it is past its
-//!   last snapshot: it goes into a [`Retired`] list that the host snapshots once every lock is
+//! - A passivated instance is moved out of its slot, not dropped there, when it is far enough
+//!   past its last snapshot ([`Instance::worth_a_snapshot`]): it goes into a [`Retired`] list that the host snapshots once every lock is
 //!   released, so no state is encoded under a shard lock.
 //! - Idle expiry reads the time of the last use stored in the list node, so there are no timers
 //!   to go stale: an instance used again just before its deadline is simply not expired.
@@ -84,15 +84,20 @@ impl<A> Instance<A> {
     }
 
     /// Whether passivating this instance should take a snapshot: it is at least `min_tail`
-    /// events past its last snapshot, or it has one and the events since hold more bytes than
-    /// it. The second rule keeps the replay after a reload short where a snapshot is cheap (a
-    /// small state, large events), and writes at most as many snapshot bytes as event bytes.
-    fn worth_a_snapshot(&self, min_tail: u64) -> bool {
+    /// events past its last snapshot, or (unless it is evicted to make room, `crowded`) it has
+    /// a snapshot and the events since hold more bytes than that snapshot.
+    ///
+    /// The second rule keeps the replay after a reload short where a snapshot is cheap (a
+    /// small state, large events), and takes a snapshot only once more event bytes than the
+    /// previous snapshot's have been written since. It is left out for evictions: under churn
+    /// they come at the rate of commands, and a snapshot per eviction would be a store write
+    /// per command; idle and requested passivations are bounded by time and by the caller.
+    pub(crate) fn worth_a_snapshot(&self, min_tail: u64, crowded: bool) -> bool {
         let tail = self.version - self.snapshotted;
         min_tail > 0
             && tail > 0
             && (tail >= min_tail
-                || (self.snapshot_bytes > 0 && self.tail_bytes > self.snapshot_bytes))
+                || (!crowded && self.snapshot_bytes > 0 && self.tail_bytes > self.snapshot_bytes))
     }
 }
 
@@ -111,8 +116,8 @@ pub(crate) struct Retired<A> {
 impl<A> Retired<A> {
     /// Takes `instance` if it is [worth a snapshot](Instance::worth_a_snapshot); otherwise
     /// drops it.
-    fn offer(&mut self, stream: &StreamId, instance: Instance<A>) {
-        if instance.worth_a_snapshot(self.min_tail) {
+    fn offer(&mut self, stream: &StreamId, instance: Instance<A>, crowded: bool) {
+        if instance.worth_a_snapshot(self.min_tail, crowded) {
             self.instances.push((stream.clone(), instance));
         }
     }
@@ -136,7 +141,7 @@ impl<A> Slot<A> {
     }
 
     /// Retires the slot if nobody holds it (or unconditionally with `wait`).
-    fn retire(&self, wait: bool, retired: &mut Retired<A>) -> bool {
+    fn retire(&self, wait: bool, crowded: bool, retired: &mut Retired<A>) -> bool {
         let mut guard = if wait {
             self.lock()
         } else {
@@ -148,7 +153,7 @@ impl<A> Slot<A> {
         };
         guard.retired = true;
         if let Some(instance) = guard.instance.take() {
-            retired.offer(&self.stream, instance);
+            retired.offer(&self.stream, instance, crowded);
         }
         true
     }
@@ -272,8 +277,9 @@ impl<A> Shard<A> {
     }
 
     /// Removes node `i` if its slot can be retired now (or always with `wait`).
-    fn evict(&mut self, i: u32, wait: bool, retired: &mut Retired<A>) -> bool {
-        if !self.slot(i).retire(wait, retired) {
+    /// `crowded`: evicted to make room (see [`Instance::worth_a_snapshot`]).
+    fn evict(&mut self, i: u32, wait: bool, crowded: bool, retired: &mut Retired<A>) -> bool {
+        if !self.slot(i).retire(wait, crowded, retired) {
             return false;
         }
         self.unlink(i);
@@ -294,7 +300,7 @@ impl<A> Shard<A> {
                 break;
             }
             let prev = self.nodes[i as usize].prev;
-            if self.evict(i, false, retired) {
+            if self.evict(i, false, true, retired) {
                 return true;
             }
             i = prev;
@@ -313,7 +319,7 @@ impl<A> Shard<A> {
                 break;
             }
             let prev = node.prev;
-            if self.evict(i, false, retired) {
+            if self.evict(i, false, false, retired) {
                 evicted += 1;
             }
             looked += 1;
@@ -342,8 +348,8 @@ pub(crate) struct Cache<A> {
     /// the sweep interval.
     coarse_now: AtomicU64,
     ticking: AtomicBool,
-    /// Passivations hand back instances at least this many events past their last snapshot
-    /// (0: none).
+    /// Passivations hand back instances at least this many events past their last snapshot,
+    /// or worth a snapshot by size ([`Instance::worth_a_snapshot`]); 0: none.
     min_tail: u64,
 }
 
@@ -352,7 +358,7 @@ pub(crate) type MakeStream<'a> = &'a mut dyn FnMut() -> Result<StreamId, crate::
 
 impl<A> Cache<A> {
     /// `min_tail`: passivations hand back the instances at least this many events past their
-    /// last snapshot (0: none).
+    /// last snapshot, or worth a snapshot by size (0: none).
     pub(crate) fn new(max_live: usize, shards: usize, idle: Duration, min_tail: u64) -> Self {
         let max_live = max_live.max(1);
         let n = shards.clamp(1, max_live);
@@ -467,7 +473,7 @@ impl<A> Cache<A> {
     pub(crate) fn passivate(&self, key: &str, retired: &mut Retired<A>) -> bool {
         let (hash, mut shard) = self.shard(key);
         match shard.find(hash, key) {
-            Some(i) => shard.evict(i, true, retired),
+            Some(i) => shard.evict(i, true, false, retired),
             None => false,
         }
     }
@@ -494,7 +500,7 @@ impl<A> Cache<A> {
             let mut shard = s.0.lock().unwrap_or_else(|e| e.into_inner());
             while shard.tail != NIL {
                 let tail = shard.tail;
-                shard.evict(tail, true, retired);
+                shard.evict(tail, true, false, retired);
                 n += 1;
             }
         }
@@ -513,6 +519,57 @@ impl<A> Cache<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tail_is_worth_a_snapshot_by_count_or_by_size() {
+        // Loaded from a 40-byte snapshot at version 100; a tenth of the interval is 10.
+        let mut i = Instance::new((), 100, 40);
+        assert!(!i.worth_a_snapshot(10, false), "nothing since the snapshot");
+        i.version += 1;
+        i.grew(40);
+        assert!(
+            !i.worth_a_snapshot(10, false),
+            "as many bytes as the snapshot: not more"
+        );
+        i.version += 1;
+        i.grew(1);
+        assert!(
+            i.worth_a_snapshot(10, false),
+            "more bytes than the snapshot"
+        );
+        assert!(
+            !i.worth_a_snapshot(10, true),
+            "an eviction goes by count only"
+        );
+        assert!(!i.worth_a_snapshot(0, false), "the host takes no snapshots");
+
+        // A snapshot taken now resets the tail and remembers its own size.
+        i.snapshot_taken(500);
+        assert_eq!(
+            (i.snapshotted, i.snapshot_bytes, i.tail_bytes),
+            (102, 500, 0)
+        );
+        i.version += 9;
+        i.grew(450);
+        assert!(
+            !i.worth_a_snapshot(10, false),
+            "9 events, fewer bytes than 500"
+        );
+        i.version += 1;
+        i.grew(10);
+        assert!(
+            i.worth_a_snapshot(10, true),
+            "10 events: by count, even when evicted"
+        );
+
+        // Without a snapshot, only the count counts.
+        let mut fresh = Instance::new((), 0, 0);
+        fresh.version = 9;
+        fresh.grew(10_000);
+        assert!(!fresh.worth_a_snapshot(10, false));
+        fresh.version = 10;
+        assert!(fresh.worth_a_snapshot(10, false));
+    }
 
     #[test]
     fn keys_spread_evenly_over_the_shards() {

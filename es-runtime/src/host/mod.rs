@@ -42,10 +42,11 @@
 //!
 //! When the policy takes snapshots, a passivated instance is snapshotted on its way out (once
 //! the cache's locks are released) if it is at least a tenth of the interval past its last
-//! snapshot (the one it was loaded from or last took; 10 events with the default 100), or if
-//! it has a snapshot and the events since hold more bytes than that snapshot. So loading it
-//! again replays at most a few events, and none where a snapshot is smaller than the events it
-//! spares; the snapshots passivations write never add up to more bytes than the events do.
+//! snapshot (the one it was loaded from or last took; 10 events with the default 100). So
+//! loading it again replays at most a few events. An instance passivated for idleness or on
+//! request (not evicted to make room, which under churn happens at the rate of commands) is
+//! also snapshotted if it has a snapshot and the events since hold more bytes than that one:
+//! a small state behind large events then reloads without replaying any.
 //!
 //! # Blocking or async
 //!
