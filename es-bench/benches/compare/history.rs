@@ -9,13 +9,13 @@
 //!
 //! At 0 events of history the command opens a fresh account.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use es::{Aggregate, Host, MemoryStore, StreamId};
 use es_bench::bank::{self, BankAccount};
-use es_bench::{Table, alternate, micros, micros_per, times};
+use es_bench::{Table, alternate, median, micros, micros_per, times};
 
 use crate::cqrs::{self, Silenced};
 use crate::{Config, Summary};
@@ -32,32 +32,36 @@ pub(crate) struct Point {
     pub(crate) cold_no_snapshots: f64,
     pub(crate) cqrs: f64,
     /// Microseconds per passivation before a cold command with snapshots (not in
-    /// `cold_snapshots`): where a snapshot on the way out is taken.
+    /// `cold_snapshots`; the median round's average): where a snapshot on the way out is
+    /// taken.
     pub(crate) passivation: f64,
 }
 
 type EsHost = Host<BankAccount, Arc<MemoryStore>>;
 
 /// Times `k` commands, each on aggregate `id(i)` after `before(i)`, counting only the commands;
-/// the time `before` took is added up in `before_total`.
+/// the time the `k` calls of `before` took goes to `before_times`, if given, one sample a call.
 fn timed<'a>(
     k: u64,
-    before_total: &'a Cell<Duration>,
+    before_times: Option<&'a RefCell<Vec<Duration>>>,
     mut before: impl FnMut(u64) + 'a,
     mut command: impl FnMut(u64) + 'a,
 ) -> impl FnMut() -> Duration + 'a {
     let mut i = 0u64;
     move || {
-        let mut total = Duration::ZERO;
+        let (mut total, mut before_total) = (Duration::ZERO, Duration::ZERO);
         for _ in 0..k {
             let start = Instant::now();
             before(i);
             let between = Instant::now();
             command(i);
             let end = Instant::now();
-            before_total.set(before_total.get() + (between - start));
+            before_total += between - start;
             total += end - between;
             i += 1;
+        }
+        if let Some(times) = before_times {
+            times.borrow_mut().push(before_total);
         }
         total
     }
@@ -103,10 +107,9 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         };
 
         let k_live = scale(2000);
-        let (live_before, snap_before, none_before) = Default::default();
         let mut live = timed(
             k_live,
-            &live_before,
+            None,
             |i| {
                 // Fresh accounts are made live (empty) before the timed command.
                 if fresh {
@@ -118,9 +121,10 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
             },
         );
         let k_snap = scale(500);
+        let passivations = RefCell::default();
         let mut cold_snap = timed(
             k_snap,
-            &snap_before,
+            Some(&passivations),
             |i| {
                 snapshots.passivate(id("s", i));
             },
@@ -131,7 +135,7 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         let k_none = scale((200_000 / (h + 200)).clamp(3, 1000));
         let mut cold_none = timed(
             k_none,
-            &none_before,
+            None,
             |i| {
                 no_snapshots.passivate(id("n", i));
             },
@@ -171,7 +175,7 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
             cold_snapshots: micros_per(k_snap, cold_snap),
             cold_no_snapshots: micros_per(k_none, cold_none),
             cqrs: micros_per(k_cqrs, cqrs_d),
-            passivation: micros_per(k_snap * cfg.rounds as u64, snap_before.get()),
+            passivation: micros_per(k_snap, median(passivations.take())),
         });
         // Keep the instances from piling up between lengths.
         snapshots.passivate_all();
@@ -214,7 +218,7 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         );
         println!(
             "Not counted above: passivating the instance before each cold command with \
-             snapshots took {} at 0 events (nothing live to drop) and {} at 100k on average. \
+             snapshots took {} at 0 events (nothing live to drop) and {} at 100k (median round). \
              At 1k and beyond the passivation snapshots the instance on its way out (its one new \
              event holds more bytes than the small state), so the cold command loads that \
              snapshot and replays nothing.\n",

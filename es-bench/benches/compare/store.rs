@@ -41,7 +41,7 @@ impl RawLog {
         for r in records {
             self.raw
                 .log
-                .put_with_flags(&mut txn, heed::PutFlags::APPEND, &self.next, r)
+                .put_with_flags(&mut txn, PutFlags::APPEND, &self.next, r)
                 .unwrap();
             self.next += 1;
         }

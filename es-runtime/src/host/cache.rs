@@ -16,8 +16,9 @@
 //!   its next insert; with shards of more than a handful of slots this needs as many
 //!   simultaneous commands in one shard.
 //! - A passivated instance is moved out of its slot, not dropped there, when it is far enough
-//!   past its last snapshot ([`Instance::worth_a_snapshot`]): it goes into a [`Retired`] list that the host snapshots once every lock is
-//!   released, so no state is encoded under a shard lock.
+//!   past its last snapshot ([`Instance::worth_a_snapshot`]): it goes into a [`Retired`] list
+//!   that the host snapshots once every lock is released, so no state is encoded under a
+//!   shard lock.
 //! - Idle expiry reads the time of the last use stored in the list node, so there are no timers
 //!   to go stale: an instance used again just before its deadline is simply not expired.
 
