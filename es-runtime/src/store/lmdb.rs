@@ -38,7 +38,7 @@ use self::group::GroupCommit;
 use self::tail::{Tail, Unreadable};
 use crate::codec;
 use crate::error::{AppendError, BoxError, OpenError, ReadError, WriteError};
-use crate::event::{Clock, ExpectedVersion, NewEvent, StreamId, SystemClock, Timestamp};
+use crate::event::{Clock, EventRef, ExpectedVersion, NewEvent, StreamId, SystemClock, Timestamp};
 use crate::store::{AppendResult, EventStore, Snapshot, Visitor};
 use crate::watch::HeadWatch;
 
@@ -54,6 +54,10 @@ const HEADS_AT_KEY: &[u8] = b"heads_at";
 /// `BLOCK`, `2 * BLOCK`, ...); the events in between are found through the back pointers
 /// of the log records. See `docs/STORAGE.md` for why.
 const BLOCK: u64 = 32;
+
+/// How many events of a stream a read walks back over at most before visiting them: a multiple
+/// of `BLOCK`, so that each chunk but the last ends at an indexed event.
+const CHUNK: u64 = 8 * BLOCK;
 const MIB: usize = 1 << 20;
 
 type Position = U64<heed::byteorder::BigEndian>;
@@ -1148,6 +1152,79 @@ impl<'t> LogWalker<'t> {
     }
 }
 
+/// Reads the log forwards, decoding each record, from a position up to another.
+///
+/// The records are read in chunks, each from its last record back to its first, and handed out
+/// in order. LMDB fills a page from its end, so records of increasing positions lie at
+/// decreasing addresses: a forward read walks memory downwards, which the CPU does not fetch
+/// ahead, while a backward read walks it upwards. Reading a 100,000-event log this way, checking
+/// each record's checksum, took a third of the time of a forward read (see BENCHMARKS.md).
+pub(super) struct LogForward<'t> {
+    txn: &'t RoTxn<'t, WithoutTls>,
+    log: LogDb,
+    next: u64,
+    upto: u64,
+    size: u64,
+    /// The records read and not yet handed out, last first.
+    ahead: Vec<(u64, Result<EventRef<'t>, String>)>,
+}
+
+/// The most records a chunk of [`LogForward`] holds. The first chunk holds a sixteenth of it,
+/// and each next one twice the one before, so a reader that stops early reads little ahead.
+const LOG_CHUNK: u64 = 256;
+
+impl<'t> LogForward<'t> {
+    /// Reads positions `from..=upto` of `log` in `txn`, or up to the log's end if it comes
+    /// first.
+    pub(super) fn new(log: LogDb, txn: &'t RoTxn<'t, WithoutTls>, from: u64, upto: u64) -> Self {
+        LogForward {
+            txn,
+            log,
+            next: from.max(1),
+            upto,
+            size: LOG_CHUNK / 16,
+            ahead: Vec::new(),
+        }
+    }
+}
+
+impl<'t> Iterator for LogForward<'t> {
+    /// A record's position and the record decoded, or why it does not decode.
+    type Item = heed::Result<(u64, Result<EventRef<'t>, String>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ahead.is_empty() {
+            if self.next > self.upto {
+                return None;
+            }
+            let last = self.next.saturating_add(self.size - 1).min(self.upto);
+            let range = self.next..=last;
+            self.next = last.saturating_add(1);
+            self.size = (self.size * 2).min(LOG_CHUNK);
+            let records = match self.log.rev_range(self.txn, &range) {
+                Ok(records) => records,
+                Err(e) => return Some(Err(e)),
+            };
+            for item in records {
+                match item {
+                    Ok((position, value)) => self
+                        .ahead
+                        .push((position, record::decode_event(position, value))),
+                    Err(e) => {
+                        self.ahead.clear();
+                        return Some(Err(e));
+                    }
+                }
+            }
+            if self.ahead.is_empty() {
+                // Positions have no gaps: nothing lies beyond an empty chunk.
+                self.next = self.upto.saturating_add(1);
+            }
+        }
+        self.ahead.pop().map(Ok)
+    }
+}
+
 /// Checks what can be checked before queueing, so that a bad event fails only its own append.
 fn prepare(
     stream: &StreamId,
@@ -1254,12 +1331,13 @@ impl EventStore for LmdbStore {
         }
         let mut key = Vec::new();
         let mut log = LogWalker::default();
-        let mut block = Vec::with_capacity(BLOCK as usize);
-        // Block by block in version order: find the block's last event (in the index, or the
-        // head for the last block), walk the back pointers down to the block's first wanted
-        // version, then visit the block forwards.
+        let mut block = Vec::with_capacity(CHUNK as usize);
+        // Chunk by chunk in version order: find the chunk's last event (in the index, or the
+        // head for the last chunk), walk the back pointers down to the chunk's first wanted
+        // version, then visit the chunk forwards. Walking back also reads memory upwards (LMDB
+        // fills a page from its end), which the CPU prefetches well.
         loop {
-            let block_end = lo.div_ceil(BLOCK).saturating_mul(BLOCK);
+            let block_end = (lo.saturating_add(CHUNK - 1) / BLOCK).saturating_mul(BLOCK);
             let (end_version, end_position) = if block_end <= head_version {
                 record::stream_key(&mut key, name, block_end);
                 let value = inner.index.get(&r.txn, &key).map_err(read_failed)?;
@@ -1316,15 +1394,10 @@ impl EventStore for LmdbStore {
 
     fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError> {
         let r = self.inner.reader()?;
-        let records = self
-            .inner
-            .log
-            .range(&r.txn, &(from.max(1)..))
-            .map_err(read_failed)?;
-        for item in records {
-            let (position, record) = item.map_err(read_failed)?;
-            let event = record::decode_event(position, record)
-                .map_err(|reason| corrupt(|| format!("at position {position}"), reason))?;
+        for item in LogForward::new(self.inner.log, &r.txn, from, u64::MAX) {
+            let (position, event) = item.map_err(read_failed)?;
+            let event =
+                event.map_err(|reason| corrupt(|| format!("at position {position}"), reason))?;
             if visitor(event) == ControlFlow::Break(()) {
                 break;
             }

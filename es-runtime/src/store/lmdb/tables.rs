@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::io;
-use std::ops::{Bound, ControlFlow};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::{BytesDb, Fail, Inner, LmdbStore, read_failed, record};
+use super::{BytesDb, Fail, Inner, LmdbStore, LogForward, read_failed, record};
 use crate::DomainEvent;
 use crate::error::{ReadError, WriteError};
 use crate::event::Timestamp;
@@ -692,14 +692,18 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
                 let mut full = false;
                 let mut failure = None;
                 let mut pending: Vec<Pending<P::Event>> = Vec::new();
-                let range = (Bound::Excluded(start), Bound::Unbounded);
-                for item in inner.log.range(txn, &range)? {
-                    let (position, value) = item?;
-                    let e =
-                        record::decode_event(position, value).map_err(|reason| Fail::Corrupt {
-                            what: format!("at position {position}"),
-                            reason,
-                        })?;
+                // One record past the chunk is read, to learn whether there is more.
+                let upto = match until {
+                    Some(_) => end.saturating_add(1),
+                    None => end.saturating_add(1).min(head),
+                }
+                .min(limit.unwrap_or(u64::MAX));
+                for item in LogForward::new(inner.log, txn, start.saturating_add(1), upto) {
+                    let (position, e) = item?;
+                    let e = e.map_err(|reason| Fail::Corrupt {
+                        what: format!("at position {position}"),
+                        reason,
+                    })?;
                     let counted = applied_before + pending.len() as u64;
                     let past_end = until.map_or(position > head, |u| u.reached(&e, counted))
                         || limit.is_some_and(|l| position > l);
