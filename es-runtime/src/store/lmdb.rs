@@ -1359,7 +1359,7 @@ impl EventStore for LmdbStore {
                     .get(inner, &r.txn, position)
                     .map_err(read_failed)?
                     .ok_or_else(|| corrupt(what, "the log has no such position"))?;
-                let (event, previous) = record::decode_linked(position, value)
+                let (event, previous) = record::decode_in_stream(position, value, name)
                     .map_err(|reason| corrupt(what, reason))?;
                 if event.stream != name || event.version != version {
                     return Err(corrupt(

@@ -89,7 +89,18 @@ fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Reads a varint at `*at`, moving past it.
+#[inline]
 fn get_varint(bytes: &[u8], at: &mut usize) -> Result<u64, String> {
+    match bytes.get(*at) {
+        Some(&b) if b < 0x80 => {
+            *at += 1;
+            Ok(u64::from(b))
+        }
+        _ => get_long_varint(bytes, at),
+    }
+}
+
+fn get_long_varint(bytes: &[u8], at: &mut usize) -> Result<u64, String> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let Some(&b) = bytes.get(*at) else {
@@ -162,6 +173,24 @@ pub(super) fn decode_event(position: u64, value: &[u8]) -> Result<EventRef<'_>, 
 /// Decodes and checks a log record at `position`, with the position of the stream's previous
 /// event (0 if it is the stream's first).
 pub(super) fn decode_linked(position: u64, value: &[u8]) -> Result<(EventRef<'_>, u64), String> {
+    decode_record(position, value, None)
+}
+
+/// [`decode_linked`] for a read of `stream`: a record of that stream borrows its id from
+/// `stream`, without checking the record's copy is UTF-8.
+pub(super) fn decode_in_stream<'a>(
+    position: u64,
+    value: &'a [u8],
+    stream: &'a str,
+) -> Result<(EventRef<'a>, u64), String> {
+    decode_record(position, value, Some(stream))
+}
+
+fn decode_record<'a>(
+    position: u64,
+    value: &'a [u8],
+    known: Option<&'a str>,
+) -> Result<(EventRef<'a>, u64), String> {
     if value.len() < EVENT_MIN {
         return Err(format!(
             "the record has {} bytes, less than the {EVENT_MIN} of the shortest record",
@@ -208,7 +237,10 @@ pub(super) fn decode_linked(position: u64, value: &[u8]) -> Result<(EventRef<'_>
     let (stream, rest) = rest.split_at(stream_len);
     let (event_type, rest) = rest.split_at(type_len);
     let (metadata, payload) = rest.split_at(meta_len);
-    let stream = std::str::from_utf8(stream).map_err(|_| "the stream id is not UTF-8")?;
+    let stream = match known {
+        Some(known) if known.as_bytes() == stream => known,
+        _ => std::str::from_utf8(stream).map_err(|_| "the stream id is not UTF-8")?,
+    };
     let event_type =
         std::str::from_utf8(event_type).map_err(|_| "the event type name is not UTF-8")?;
     let event = EventRef {
