@@ -118,8 +118,14 @@ impl<R, O> GroupCommit<R, O> {
             Ok(outcomes) if outcomes.len() == requests.len() => outcomes,
             _ => requests.iter().map(&on_panic).collect(),
         };
-        for (slot, outcome) in slots.iter().zip(outcomes) {
-            slot.set(SlotState::Done(outcome));
+        // The others are woken; the leader's own outcome is kept without a wake-up call.
+        let mut own = None;
+        for (other, outcome) in slots.iter().zip(outcomes) {
+            if Arc::ptr_eq(other, &slot) {
+                own = Some(outcome);
+            } else {
+                other.set(SlotState::Done(outcome));
+            }
         }
         {
             let mut queue = self.lock();
@@ -128,7 +134,7 @@ impl<R, O> GroupCommit<R, O> {
                 None => queue.busy = false,
             }
         }
-        slot.wait().expect("the leader's own outcome is set")
+        own.expect("the leader's own request is in the group it commits")
     }
 }
 
