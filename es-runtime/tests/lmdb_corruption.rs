@@ -547,3 +547,42 @@ fn the_host_rebuilds_from_events_past_a_damaged_snapshot() {
     let m = host.metrics();
     assert_eq!((m.snapshots_corrupt, m.snapshot_hits), (1, 0));
 }
+
+#[test]
+fn a_damaged_record_deep_in_the_log_ends_a_read_after_every_event_before_it() {
+    // The log is read in chunks, each from its end back; a damaged record in the middle of a
+    // chunk must still let the events before it through, in order, before the error.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = LmdbStore::open(dir.path()).unwrap();
+        for i in 0..40u64 {
+            let batch = (0..10)
+                .map(|_| NewEvent::raw("E", b"payload".to_vec()))
+                .collect();
+            store
+                .append(
+                    &stream(&format!("acc-{}", i % 3)),
+                    ExpectedVersion::Any,
+                    batch,
+                )
+                .unwrap();
+        }
+    }
+    raw_write(dir.path(), "log", |db, txn| {
+        let mut value = db.get(txn, &position_key(300)).unwrap().unwrap().to_vec();
+        let last = value.len() - 1;
+        value[last] ^= 0x01;
+        db.put(txn, &position_key(300), &value).unwrap();
+    });
+    let store = LmdbStore::open(dir.path()).unwrap();
+    for from in [1, 200, 299] {
+        let mut seen = Vec::new();
+        let result = store.read_all_with(from, &mut |e| {
+            seen.push(e.position);
+            ControlFlow::Continue(())
+        });
+        expect_corrupt(result, &["position 300"]);
+        assert_eq!(seen, (from..300).collect::<Vec<_>>(), "from {from}");
+    }
+    assert_eq!(read_all_from(&store, 301).unwrap(), 100);
+}

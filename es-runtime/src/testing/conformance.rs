@@ -38,6 +38,7 @@ macro_rules! conformance_tests {
             streams_sharing_a_prefix_stay_apart,
             unicode_and_long_stream_ids,
             read_all_is_gap_free_in_position_order,
+            read_all_from_any_position,
             timestamps_never_go_back,
             large_payloads_and_batches,
             snapshots_keep_the_last_k,
@@ -336,25 +337,30 @@ pub fn read_stream_ranges<S: EventStore>(store: &S) {
     }
 }
 
-/// A long stream written in batches of every size, interleaved with another stream, reads
-/// correctly from any version to any version.
+/// A long stream written in batches of every size, interleaved with another stream, with one
+/// run of 300 events in a row, reads correctly from any version to any version.
 pub fn read_long_interleaved_stream_from_any_version<S: EventStore>(store: &S) {
     let s = stream("long-1");
     let other = stream("long-2");
     let mut version = 0;
     let mut size = 1;
-    while version < 150 {
+    while version < 700 {
+        let n = if (200..207).contains(&version) {
+            300
+        } else {
+            size
+        };
         store
             .append(
                 &s,
                 ExpectedVersion::Exact(version),
-                events(version..version + size),
+                events(version..version + n),
             )
             .unwrap();
         store
             .append(&other, ExpectedVersion::Any, events(0..1))
             .unwrap();
-        version += size;
+        version += n;
         size = size % 7 + 1;
     }
     let all_positions: Vec<u64> = store
@@ -375,6 +381,16 @@ pub fn read_long_interleaved_stream_from_any_version<S: EventStore>(store: &S) {
         64,
         65,
         100,
+        201,
+        255,
+        256,
+        257,
+        288,
+        289,
+        500,
+        511,
+        512,
+        513,
         version - 1,
         version,
         version + 1,
@@ -477,6 +493,83 @@ pub fn read_all_is_gap_free_in_position_order<S: EventStore>(store: &S) {
     assert_eq!(store.read_all(0, 3).unwrap().len(), 3);
     assert!(store.read_all(31, 10).unwrap().is_empty());
     assert_eq!(store.read_all(5, 0).unwrap().len(), 0);
+}
+
+/// The global log reads the same from any position, however long, and a read that stops early
+/// hands out nothing after it stopped.
+pub fn read_all_from_any_position<S: EventStore>(store: &S) {
+    let mut size = 1;
+    for round in 0..120u64 {
+        let s = stream(["a-1", "b-2", "c-3"][round as usize % 3]);
+        store
+            .append(&s, ExpectedVersion::Any, events(0..size))
+            .unwrap();
+        size = size % 13 + 1;
+    }
+    store
+        .append(&stream("d-4"), ExpectedVersion::Any, events(0..300))
+        .unwrap();
+    let log = all(store);
+    let head = log.len() as u64;
+    assert!(head > 1000, "{head} events");
+    for from in [
+        0,
+        1,
+        2,
+        15,
+        16,
+        17,
+        47,
+        48,
+        49,
+        111,
+        112,
+        113,
+        239,
+        240,
+        241,
+        255,
+        256,
+        257,
+        495,
+        496,
+        497,
+        751,
+        752,
+        753,
+        head - 1,
+        head,
+        head + 1,
+    ] {
+        let mut read = Vec::new();
+        store
+            .read_all_with(from, &mut |e| {
+                read.push((e.position, e.stream.to_owned(), e.version));
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        let want: Vec<_> = log
+            .iter()
+            .skip(from.max(1) as usize - 1)
+            .map(|e| (e.position, e.stream.to_string(), e.version))
+            .collect();
+        assert_eq!(read, want, "from {from}");
+        for stop in [1, 16, 17, 300] {
+            let mut seen = Vec::new();
+            store
+                .read_all_with(from, &mut |e| {
+                    seen.push(e.position);
+                    if seen.len() == stop {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })
+                .unwrap();
+            let want: Vec<u64> = (from.max(1)..=head).take(stop).collect();
+            assert_eq!(seen, want, "from {from}, stopping after {stop}");
+        }
+    }
 }
 
 /// Timestamps along the global log never decrease.
