@@ -586,3 +586,42 @@ fn a_damaged_record_deep_in_the_log_ends_a_read_after_every_event_before_it() {
     }
     assert_eq!(read_all_from(&store, 301).unwrap(), 100);
 }
+
+#[test]
+fn a_hole_in_the_log_does_not_end_a_read_of_what_follows() {
+    // Positions have no gaps when the store writes them; a log edited from outside may have
+    // one. A read of the global log goes on past it, as far as the last record.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = LmdbStore::open(dir.path()).unwrap();
+        for i in 0..50u64 {
+            let batch = (0..10)
+                .map(|_| NewEvent::raw("E", b"payload".to_vec()))
+                .collect();
+            store
+                .append(
+                    &stream(&format!("acc-{}", i % 3)),
+                    ExpectedVersion::Any,
+                    batch,
+                )
+                .unwrap();
+        }
+    }
+    raw_write(dir.path(), "log", |db, txn| {
+        for p in 100..400u64 {
+            db.delete(txn, &position_key(p)).unwrap();
+        }
+    });
+    let store = LmdbStore::open(dir.path()).unwrap();
+    for from in [1, 99, 100, 250, 399, 400] {
+        let mut seen = Vec::new();
+        store
+            .read_all_with(from, &mut |e| {
+                seen.push(e.position);
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        let want: Vec<u64> = (from..=500).filter(|p| !(100..400).contains(p)).collect();
+        assert_eq!(seen, want, "from {from}");
+    }
+}

@@ -1162,11 +1162,14 @@ impl<'t> LogWalker<'t> {
 pub(super) struct LogForward<'t> {
     txn: &'t RoTxn<'t, WithoutTls>,
     log: LogDb,
-    next: u64,
+    /// The first position not read yet, `None` once there is nothing more to read.
+    next: Option<u64>,
     upto: u64,
     size: u64,
     /// The records read and not yet handed out, last first.
     ahead: Vec<(u64, Result<EventRef<'t>, String>)>,
+    /// An error met reading the chunk in `ahead`, handed out after the records before it.
+    failed: Option<heed::Error>,
 }
 
 /// The most records a chunk of [`LogForward`] holds. The first chunk holds a sixteenth of it,
@@ -1174,17 +1177,74 @@ pub(super) struct LogForward<'t> {
 const LOG_CHUNK: u64 = 256;
 
 impl<'t> LogForward<'t> {
-    /// Reads positions `from..=upto` of `log` in `txn`, or up to the log's end if it comes
-    /// first.
-    pub(super) fn new(log: LogDb, txn: &'t RoTxn<'t, WithoutTls>, from: u64, upto: u64) -> Self {
-        LogForward {
+    /// Reads positions `from..=upto` of `log` in `txn`, or up to the log's last record if it
+    /// comes first.
+    pub(super) fn new(
+        log: LogDb,
+        txn: &'t RoTxn<'t, WithoutTls>,
+        from: u64,
+        upto: u64,
+    ) -> heed::Result<Self> {
+        let last = log.last(txn)?.map_or(0, |(p, _)| p);
+        Ok(LogForward {
             txn,
             log,
-            next: from.max(1),
-            upto,
+            next: Some(from.max(1)),
+            upto: upto.min(last),
             size: LOG_CHUNK / 16,
             ahead: Vec::new(),
+            failed: None,
+        })
+    }
+
+    /// Reads the next chunk into `ahead`, or an error reading it into `failed`.
+    fn read_chunk(&mut self, first: u64) {
+        let last = first.saturating_add(self.size - 1).min(self.upto);
+        self.next = last.checked_add(1);
+        self.size = (self.size * 2).min(LOG_CHUNK);
+        let records = match self.log.rev_range(self.txn, &(first..=last)) {
+            Ok(records) => records,
+            Err(e) => {
+                self.failed = Some(e);
+                return;
+            }
+        };
+        for item in records {
+            match item {
+                Ok((position, value)) => self
+                    .ahead
+                    .push((position, record::decode_event(position, value))),
+                Err(_) => {
+                    // Rare: read the chunk again forwards, so that the records before the
+                    // failing one are still handed out first.
+                    self.ahead.clear();
+                    self.read_chunk_forwards(first, last);
+                    return;
+                }
+            }
         }
+    }
+
+    fn read_chunk_forwards(&mut self, first: u64, last: u64) {
+        let records = match self.log.range(self.txn, &(first..=last)) {
+            Ok(records) => records,
+            Err(e) => {
+                self.failed = Some(e);
+                return;
+            }
+        };
+        for item in records {
+            match item {
+                Ok((position, value)) => self
+                    .ahead
+                    .push((position, record::decode_event(position, value))),
+                Err(e) => {
+                    self.failed = Some(e);
+                    break;
+                }
+            }
+        }
+        self.ahead.reverse();
     }
 }
 
@@ -1193,35 +1253,22 @@ impl<'t> Iterator for LogForward<'t> {
     type Item = heed::Result<(u64, Result<EventRef<'t>, String>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.ahead.is_empty() {
-            if self.next > self.upto {
-                return None;
-            }
-            let last = self.next.saturating_add(self.size - 1).min(self.upto);
-            let range = self.next..=last;
-            self.next = last.saturating_add(1);
-            self.size = (self.size * 2).min(LOG_CHUNK);
-            let records = match self.log.rev_range(self.txn, &range) {
-                Ok(records) => records,
-                Err(e) => return Some(Err(e)),
-            };
-            for item in records {
-                match item {
-                    Ok((position, value)) => self
-                        .ahead
-                        .push((position, record::decode_event(position, value))),
-                    Err(e) => {
-                        self.ahead.clear();
-                        return Some(Err(e));
-                    }
-                }
-            }
-            if self.ahead.is_empty() {
-                // Positions have no gaps: nothing lies beyond an empty chunk.
-                self.next = self.upto.saturating_add(1);
+        // Positions have no gaps, but a chunk may come back empty over a damaged log's hole:
+        // read on to `upto`, which is at most the last record.
+        while self.ahead.is_empty() && self.failed.is_none() {
+            match self.next {
+                Some(first) if first <= self.upto => self.read_chunk(first),
+                _ => return None,
             }
         }
-        self.ahead.pop().map(Ok)
+        match self.ahead.pop() {
+            Some(record) => Some(Ok(record)),
+            None => {
+                // Nothing is read after an error.
+                self.next = None;
+                self.failed.take().map(Err)
+            }
+        }
     }
 }
 
@@ -1335,9 +1382,12 @@ impl EventStore for LmdbStore {
         // Chunk by chunk in version order: find the chunk's last event (in the index, or the
         // head for the last chunk), walk the back pointers down to the chunk's first wanted
         // version, then visit the chunk forwards. Walking back also reads memory upwards (LMDB
-        // fills a page from its end), which the CPU prefetches well.
+        // fills a page from its end), which the CPU prefetches well. The first chunk ends at
+        // the first indexed version, so that a short read walks back at most one block.
+        let mut span = 1;
         loop {
-            let block_end = (lo.saturating_add(CHUNK - 1) / BLOCK).saturating_mul(BLOCK);
+            let block_end = (lo.saturating_add(span - 1).div_ceil(BLOCK)).saturating_mul(BLOCK);
+            span = CHUNK - BLOCK + 1;
             let (end_version, end_position) = if block_end <= head_version {
                 record::stream_key(&mut key, name, block_end);
                 let value = inner.index.get(&r.txn, &key).map_err(read_failed)?;
@@ -1394,7 +1444,9 @@ impl EventStore for LmdbStore {
 
     fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError> {
         let r = self.inner.reader()?;
-        for item in LogForward::new(self.inner.log, &r.txn, from, u64::MAX) {
+        let records =
+            LogForward::new(self.inner.log, &r.txn, from, u64::MAX).map_err(read_failed)?;
+        for item in records {
             let (position, event) = item.map_err(read_failed)?;
             let event =
                 event.map_err(|reason| corrupt(|| format!("at position {position}"), reason))?;

@@ -692,13 +692,14 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
                 let mut full = false;
                 let mut failure = None;
                 let mut pending: Vec<Pending<P::Event>> = Vec::new();
-                // One record past the chunk is read, to learn whether there is more.
+                // One record past the chunk is read, when there is one and it may be applied,
+                // to learn whether there is more.
                 let upto = match until {
                     Some(_) => end.saturating_add(1),
                     None => end.saturating_add(1).min(head),
                 }
                 .min(limit.unwrap_or(u64::MAX));
-                for item in LogForward::new(inner.log, txn, start.saturating_add(1), upto) {
+                for item in LogForward::new(inner.log, txn, start.saturating_add(1), upto)? {
                     let (position, e) = item?;
                     let e = e.map_err(|reason| Fail::Corrupt {
                         what: format!("at position {position}"),
