@@ -548,26 +548,39 @@ fn the_host_rebuilds_from_events_past_a_damaged_snapshot() {
     assert_eq!((m.snapshots_corrupt, m.snapshot_hits), (1, 0));
 }
 
+/// The positions a read of the global log from `from` visits, and how it ended.
+fn positions_from(store: &LmdbStore, from: u64) -> (Vec<u64>, Result<(), ReadError>) {
+    let mut seen = Vec::new();
+    let result = store.read_all_with(from, &mut |e| {
+        seen.push(e.position);
+        ControlFlow::Continue(())
+    });
+    (seen, result)
+}
+
+/// `batches` appends of 10 events each, to three streams in turn.
+fn store_with_batches(dir: &Path, batches: u64) {
+    let store = LmdbStore::open(dir).unwrap();
+    for i in 0..batches {
+        let batch = (0..10)
+            .map(|_| NewEvent::raw("E", b"payload".to_vec()))
+            .collect();
+        store
+            .append(
+                &stream(&format!("acc-{}", i % 3)),
+                ExpectedVersion::Any,
+                batch,
+            )
+            .unwrap();
+    }
+}
+
 #[test]
 fn a_damaged_record_deep_in_the_log_ends_a_read_after_every_event_before_it() {
     // The log is read in chunks, each from its end back; a damaged record in the middle of a
     // chunk must still let the events before it through, in order, before the error.
     let dir = tempfile::tempdir().unwrap();
-    {
-        let store = LmdbStore::open(dir.path()).unwrap();
-        for i in 0..40u64 {
-            let batch = (0..10)
-                .map(|_| NewEvent::raw("E", b"payload".to_vec()))
-                .collect();
-            store
-                .append(
-                    &stream(&format!("acc-{}", i % 3)),
-                    ExpectedVersion::Any,
-                    batch,
-                )
-                .unwrap();
-        }
-    }
+    store_with_batches(dir.path(), 40);
     raw_write(dir.path(), "log", |db, txn| {
         let mut value = db.get(txn, &position_key(300)).unwrap().unwrap().to_vec();
         let last = value.len() - 1;
@@ -576,11 +589,7 @@ fn a_damaged_record_deep_in_the_log_ends_a_read_after_every_event_before_it() {
     });
     let store = LmdbStore::open(dir.path()).unwrap();
     for from in [1, 200, 299] {
-        let mut seen = Vec::new();
-        let result = store.read_all_with(from, &mut |e| {
-            seen.push(e.position);
-            ControlFlow::Continue(())
-        });
+        let (seen, result) = positions_from(&store, from);
         expect_corrupt(result, &["position 300"]);
         assert_eq!(seen, (from..300).collect::<Vec<_>>(), "from {from}");
     }
@@ -592,21 +601,7 @@ fn a_hole_in_the_log_does_not_end_a_read_of_what_follows() {
     // Positions have no gaps when the store writes them; a log edited from outside may have
     // one. A read of the global log goes on past it, as far as the last record.
     let dir = tempfile::tempdir().unwrap();
-    {
-        let store = LmdbStore::open(dir.path()).unwrap();
-        for i in 0..50u64 {
-            let batch = (0..10)
-                .map(|_| NewEvent::raw("E", b"payload".to_vec()))
-                .collect();
-            store
-                .append(
-                    &stream(&format!("acc-{}", i % 3)),
-                    ExpectedVersion::Any,
-                    batch,
-                )
-                .unwrap();
-        }
-    }
+    store_with_batches(dir.path(), 50);
     raw_write(dir.path(), "log", |db, txn| {
         for p in 100..400u64 {
             db.delete(txn, &position_key(p)).unwrap();
@@ -614,14 +609,31 @@ fn a_hole_in_the_log_does_not_end_a_read_of_what_follows() {
     });
     let store = LmdbStore::open(dir.path()).unwrap();
     for from in [1, 99, 100, 250, 399, 400] {
-        let mut seen = Vec::new();
-        store
-            .read_all_with(from, &mut |e| {
-                seen.push(e.position);
-                ControlFlow::Continue(())
-            })
-            .unwrap();
+        let (seen, result) = positions_from(&store, from);
+        result.unwrap();
         let want: Vec<u64> = (from..=500).filter(|p| !(100..400).contains(p)).collect();
         assert_eq!(seen, want, "from {from}");
+    }
+}
+
+#[test]
+fn a_record_that_cannot_be_read_ends_a_read_after_every_event_before_it() {
+    // A key that is not a position (7 bytes, sorting between positions 255 and 256) fails in
+    // the cursor rather than in a record's checksum: the chunk holding it is read again
+    // forwards, so that the events before it still come first.
+    let dir = tempfile::tempdir().unwrap();
+    store_with_batches(dir.path(), 40);
+    raw_write(dir.path(), "log", |db, txn| {
+        let value = db.get(txn, &position_key(255)).unwrap().unwrap().to_vec();
+        db.put(txn, &position_key(256)[..7], &value).unwrap();
+    });
+    let store = LmdbStore::open(dir.path()).unwrap();
+    for from in [1, 250, 255] {
+        let (seen, result) = positions_from(&store, from);
+        assert!(
+            matches!(result, Err(ReadError::Storage(_))),
+            "from {from}: {result:?}"
+        );
+        assert_eq!(seen, (from..=255).collect::<Vec<_>>(), "from {from}");
     }
 }

@@ -234,8 +234,8 @@ impl LmdbOptions {
 ///
 /// Every stored record carries a checksum. A damaged event, stream head or index entry makes
 /// reads return [`ReadError::Corrupt`] naming the stream, version and position (never a
-/// panic); a stream read stops at the damaged event's block, while the global log reads up to
-/// it. A damaged snapshot makes [`load_snapshot`](EventStore::load_snapshot) return
+/// panic); a stream read stops at the damaged event's chunk (up to 256 events), while the
+/// global log reads up to it. A damaged snapshot makes [`load_snapshot`](EventStore::load_snapshot) return
 /// [`ReadError::Corrupt`] naming the stream and snapshot version: the host ignores it with a
 /// warning and rebuilds the aggregate from its events, and the next snapshot saved replaces
 /// it as the latest. A damaged record among those written since the stream heads were last
@@ -1202,49 +1202,37 @@ impl<'t> LogForward<'t> {
         let last = first.saturating_add(self.size - 1).min(self.upto);
         self.next = last.checked_add(1);
         self.size = (self.size * 2).min(LOG_CHUNK);
-        let records = match self.log.rev_range(self.txn, &(first..=last)) {
-            Ok(records) => records,
-            Err(e) => {
-                self.failed = Some(e);
-                return;
-            }
+        let range = first..=last;
+        let failed = match self.log.rev_range(self.txn, &range) {
+            Ok(records) => self.decode_all(records),
+            Err(e) => Some(e),
         };
-        for item in records {
-            match item {
-                Ok((position, value)) => self
-                    .ahead
-                    .push((position, record::decode_event(position, value))),
-                Err(_) => {
-                    // Rare: read the chunk again forwards, so that the records before the
-                    // failing one are still handed out first.
-                    self.ahead.clear();
-                    self.read_chunk_forwards(first, last);
-                    return;
-                }
-            }
+        if failed.is_some() {
+            // Rare: read the chunk again forwards, so that the records before the failing one
+            // are still handed out first.
+            self.ahead.clear();
+            self.failed = match self.log.range(self.txn, &range) {
+                Ok(records) => self.decode_all(records),
+                Err(e) => Some(e),
+            };
+            self.ahead.reverse();
         }
     }
 
-    fn read_chunk_forwards(&mut self, first: u64, last: u64) {
-        let records = match self.log.range(self.txn, &(first..=last)) {
-            Ok(records) => records,
-            Err(e) => {
-                self.failed = Some(e);
-                return;
-            }
-        };
+    /// Decodes `records` onto `ahead` until one fails to read, and returns that failure.
+    fn decode_all(
+        &mut self,
+        records: impl Iterator<Item = heed::Result<(u64, &'t [u8])>>,
+    ) -> Option<heed::Error> {
         for item in records {
             match item {
                 Ok((position, value)) => self
                     .ahead
                     .push((position, record::decode_event(position, value))),
-                Err(e) => {
-                    self.failed = Some(e);
-                    break;
-                }
+                Err(e) => return Some(e),
             }
         }
-        self.ahead.reverse();
+        None
     }
 }
 
@@ -1378,30 +1366,29 @@ impl EventStore for LmdbStore {
         }
         let mut key = Vec::new();
         let mut log = LogWalker::default();
-        let mut block = Vec::with_capacity(CHUNK as usize);
+        let mut chunk = Vec::with_capacity(CHUNK as usize);
         // Chunk by chunk in version order: find the chunk's last event (in the index, or the
         // head for the last chunk), walk the back pointers down to the chunk's first wanted
         // version, then visit the chunk forwards. Walking back also reads memory upwards (LMDB
         // fills a page from its end), which the CPU prefetches well. The first chunk ends at
-        // the first indexed version, so that a short read walks back at most one block.
-        let mut span = 1;
+        // the first indexed version, so that a short read walks back at most one block; each
+        // next one `CHUNK` further.
+        let mut chunk_end = lo.div_ceil(BLOCK).saturating_mul(BLOCK);
         loop {
-            let block_end = (lo.saturating_add(span - 1).div_ceil(BLOCK)).saturating_mul(BLOCK);
-            span = CHUNK - BLOCK + 1;
-            let (end_version, end_position) = if block_end <= head_version {
-                record::stream_key(&mut key, name, block_end);
+            let (end_version, end_position) = if chunk_end <= head_version {
+                record::stream_key(&mut key, name, chunk_end);
                 let value = inner.index.get(&r.txn, &key).map_err(read_failed)?;
                 let position = value.and_then(record::read_position).ok_or_else(|| {
                     corrupt(
-                        || format!("event {block_end} of stream {name:?}"),
+                        || format!("event {chunk_end} of stream {name:?}"),
                         "the stream index has no valid entry for it",
                     )
                 })?;
-                (block_end, position)
+                (chunk_end, position)
             } else {
                 (head_version, head_position)
             };
-            block.clear();
+            chunk.clear();
             let (mut version, mut position) = (end_version, end_position);
             loop {
                 let what = || format!("event {version} of stream {name:?} (position {position})");
@@ -1420,7 +1407,7 @@ impl EventStore for LmdbStore {
                         ),
                     ));
                 }
-                block.push(event);
+                chunk.push(event);
                 if version == lo {
                     break;
                 }
@@ -1430,7 +1417,7 @@ impl EventStore for LmdbStore {
                 version -= 1;
                 position = previous;
             }
-            for event in block.drain(..).rev() {
+            for event in chunk.drain(..).rev() {
                 if visitor(event).is_break() {
                     return Ok(());
                 }
@@ -1439,6 +1426,7 @@ impl EventStore for LmdbStore {
                 return Ok(());
             }
             lo = end_version + 1;
+            chunk_end = end_version.saturating_add(CHUNK);
         }
     }
 
