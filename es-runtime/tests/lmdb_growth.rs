@@ -1,12 +1,14 @@
 //! The LMDB map grows when full, readers keep reading while it does, and the configured
-//! maximum turns into a clear `StoreFull` error that loses nothing acknowledged.
+//! maximum turns into a clear `StoreFull` error that loses nothing acknowledged. A durable
+//! store writes zeros ahead of its data, so that its commits do not grow the data file.
 
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use es_runtime::{
-    AppendError, EventStore, ExpectedVersion, LmdbOptions, NewEvent, Snapshot, StreamId, WriteError,
+    AppendError, Durability, EventStore, ExpectedVersion, LmdbOptions, NewEvent, Snapshot,
+    StreamId, WriteError,
 };
 
 const MIB: usize = 1 << 20;
@@ -220,4 +222,61 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     let store = LmdbOptions::new().open(dir.path()).unwrap();
     let events = store.read_stream(&stream, 1, u64::MAX).unwrap();
     assert_eq!(events.len() as u64, acknowledged);
+}
+
+fn data_file_len(dir: &std::path::Path) -> u64 {
+    std::fs::metadata(dir.join("data.mdb")).unwrap().len()
+}
+
+/// Appends `commits` one-event commits of 1 KB to `stream`, from version `from`.
+fn append_kb(store: &es_runtime::LmdbStore, stream: &StreamId, from: u64, commits: u64) {
+    for v in from..from + commits {
+        let event = NewEvent::raw("Kb", payload(v, 1000));
+        store
+            .append(stream, ExpectedVersion::Exact(v), vec![event])
+            .unwrap();
+    }
+}
+
+#[test]
+fn durable_commits_write_inside_the_data_file_and_the_zeros_ahead_are_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = StreamId::new("ahead", 1).unwrap();
+    let store = LmdbOptions::new().open(dir.path()).unwrap();
+    append_kb(&store, &stream, 0, 1);
+    // The first commit wrote zeros ahead: an LMDB file with one event takes a few pages.
+    let ahead = data_file_len(dir.path());
+    assert!(ahead >= 256 << 10, "the data file is {ahead} bytes");
+    let bytes = std::fs::read(dir.path().join("data.mdb")).unwrap();
+    assert!(bytes[bytes.len() - (64 << 10)..].iter().all(|&b| b == 0));
+    // The next 60 KB of events land inside the file: it does not change length.
+    append_kb(&store, &stream, 1, 60);
+    assert_eq!(data_file_len(dir.path()), ahead);
+    // Past the zeros, writing ahead goes on, and everything reads back after a reopen.
+    append_kb(&store, &stream, 61, 300);
+    assert!(data_file_len(dir.path()) > ahead);
+    drop(store);
+    let store = LmdbOptions::new().open(dir.path()).unwrap();
+    let events = store.read_stream(&stream, 1, u64::MAX).unwrap();
+    assert_eq!(events.len(), 361);
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.payload == payload(i as u64, 1000))
+    );
+    append_kb(&store, &stream, 361, 1);
+}
+
+#[test]
+fn a_store_without_fsync_writes_nothing_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = StreamId::new("ahead", 1).unwrap();
+    let store = LmdbOptions::new()
+        .durability(Durability::NoSync)
+        .open(dir.path())
+        .unwrap();
+    append_kb(&store, &stream, 0, 1);
+    let len = data_file_len(dir.path());
+    assert!(len < 128 << 10, "the data file is {len} bytes");
 }
