@@ -3,8 +3,9 @@
 //! LMDB writes a commit's new pages past the end of `data.mdb`, so nearly every commit of a
 //! growing store makes the file longer. A longer file is a change of its inode, and
 //! `fdatasync` then writes the inode as well: a second synchronous write, waiting on the disk,
-//! in every durable commit. With zeros written (and synced once) ahead of the data, commits
-//! write inside the file and their `fdatasync` flushes the data pages alone.
+//! in every durable commit. With zeros written ahead of the data, commits write inside the
+//! file and their `fdatasync` flushes the data pages alone. The zeros are not synced on their
+//! own: the commit that writes them flushes them with its pages.
 //!
 //! The zeros are written only past the file's end and only while this process holds LMDB's
 //! writer lock (inside a write transaction, before its pages are written): no writer of any
@@ -21,6 +22,10 @@ const LEAST: u64 = 256 << 10;
 
 /// The most headroom kept, however large the store.
 const MOST: u64 = 32 << 20;
+
+/// A commit writing more than this many bytes grows the file itself: one more write of the
+/// inode is little next to its pages, and zeros written ahead of them would be written twice.
+const LARGE: u64 = 64 << 10;
 
 /// How far ahead of `used` bytes of data the file is written: a quarter of the data, so that a
 /// growing store extends its file a few times per doubling, within `LEAST..=MOST`.
@@ -57,8 +62,12 @@ impl Headroom {
     }
 
     /// Makes sure the file extends well past `used` bytes of data, without going past `limit`
-    /// (the map size). Call it with a write transaction open, before writing in it.
-    pub(super) fn keep(&self, used: u64, limit: u64) {
+    /// (the map size), for a commit about to write about `writing` bytes (0 when unknown).
+    /// Call it with a write transaction open, before writing in it.
+    pub(super) fn keep(&self, used: u64, limit: u64, writing: u64) {
+        if writing > LARGE {
+            return;
+        }
         let wanted = used.saturating_add(room(used) / 2).min(limit);
         if self.end.load(Ordering::Relaxed) >= wanted {
             return;
@@ -79,9 +88,9 @@ impl Headroom {
     }
 }
 
-/// Writes zeros from the file's end up to `target` unless it already reaches `wanted`, and
-/// syncs them. Returns the file's length. On failure the file is cut back to where it ended,
-/// so that the space is there for the commit.
+/// Writes zeros from the file's end up to `target` unless it already reaches `wanted`.
+/// Returns the file's length. On failure the file is cut back to where it ended, so that the
+/// space is there for the commit.
 fn extend(f: &mut File, wanted: u64, target: u64) -> io::Result<u64> {
     let len = f.metadata()?.len();
     if len >= wanted {
@@ -96,7 +105,7 @@ fn extend(f: &mut File, wanted: u64, target: u64) -> io::Result<u64> {
             f.write_all(&ZEROS[..n])?;
             at += n as u64;
         }
-        f.sync_data()
+        Ok(())
     })();
     match written {
         Ok(()) => Ok(target),
@@ -124,7 +133,10 @@ mod tests {
         let path = dir.path().join("data.mdb");
         std::fs::write(&path, vec![7u8; 8192]).unwrap();
         let headroom = Headroom::new(dir.path(), true);
-        headroom.keep(8192, 1 << 30);
+        // A large commit grows the file itself.
+        headroom.keep(8192, 1 << 30, LARGE + 1);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
+        headroom.keep(8192, 1 << 30, LARGE);
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len() as u64, 8192 + LEAST);
         assert!(
@@ -133,10 +145,10 @@ mod tests {
         );
         assert!(bytes[8192..].iter().all(|&b| b == 0));
         // Within half a headroom of the end, nothing more is written.
-        headroom.keep(8192 + LEAST / 2, 1 << 30);
+        headroom.keep(8192 + LEAST / 2, 1 << 30, 0);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192 + LEAST);
         // Nearer the end, the file is extended again, never past the limit.
-        headroom.keep(8192 + LEAST, 8192 + LEAST + 4096);
+        headroom.keep(8192 + LEAST, 8192 + LEAST + 4096, 0);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192 + LEAST + 4096);
     }
 
@@ -145,7 +157,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.mdb");
         std::fs::write(&path, vec![7u8; 8192]).unwrap();
-        Headroom::new(dir.path(), false).keep(8192, 1 << 30);
+        Headroom::new(dir.path(), false).keep(8192, 1 << 30, 0);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
     }
 }
