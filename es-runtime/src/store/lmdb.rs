@@ -209,8 +209,8 @@ impl LmdbOptions {
     /// data ahead of the data, at least 256 KiB and at most 32 MiB, never past the map size.
     /// LMDB writes a commit's new pages at the end of the file; when that makes the file
     /// longer, the commit's `fdatasync` must also write the file's size and block map, a
-    /// second wait on the disk. Written ahead, a growing store commits faster (13–20% more
-    /// commands per second with 64 callers, see BENCHMARKS.md). A commit of more than
+    /// second wait on the disk. Written ahead, a growing store commits faster (16–20% more
+    /// appends per second with 64 callers, see BENCHMARKS.md). A commit of more than
     /// 64 KiB grows the file itself. Should writing ahead fail (a full disk), the zeros are
     /// taken back and the store goes on without.
     pub fn open(self, path: impl AsRef<Path>) -> Result<LmdbStore, OpenError> {
