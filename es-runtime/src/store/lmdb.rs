@@ -10,8 +10,8 @@
 //!   together in the next transaction (see [`LmdbStore`]).
 //! - **Readers never wait for writers**: reads run on an LMDB snapshot (MVCC).
 //! - **The map grows** when LMDB reports it full, up to [`LmdbOptions::max_map_size`].
-//! - **The data file is written ahead** of the data with [`Durability::Sync`], so that a commit
-//!   does not also have to sync the file's new size (see [`LmdbOptions::open`]).
+//! - **The data file is written ahead** of the data on Linux with [`Durability::Sync`], so
+//!   that a commit does not also have to sync the file's new size (see [`LmdbOptions::open`]).
 //! - **Several processes** may open the same directory; LMDB's lock serializes their writers,
 //!   and positions and versions are always derived from the committed data.
 
@@ -205,14 +205,17 @@ impl LmdbOptions {
     ///
     /// # Disk space
     ///
-    /// With [`Durability::Sync`], the data file is kept written (with zeros) a quarter of its
-    /// data ahead of the data, at least 256 KiB and at most 32 MiB, never past the map size.
-    /// LMDB writes a commit's new pages at the end of the file; when that makes the file
-    /// longer, the commit's `fdatasync` must also write the file's size and block map, a
-    /// second wait on the disk. Written ahead, a growing store commits faster (16–20% more
-    /// appends per second with 64 callers, see BENCHMARKS.md). A commit of more than
-    /// 64 KiB grows the file itself. Should writing ahead fail (a full disk), the zeros are
-    /// taken back and the store goes on without.
+    /// On Linux, with [`Durability::Sync`], the data file is kept written with zeros ahead
+    /// of LMDB's pages: when fewer than an eighth of their size (at least 128 KiB, at most
+    /// 4 MiB) is left, zeros are written up to a quarter (at least 256 KiB, at most 8 MiB),
+    /// never past the map size. LMDB writes a commit's new pages at the end of the file;
+    /// when that makes the file longer, the commit's `fdatasync` must also write the file's
+    /// size and block map, a second wait on the disk. Written ahead, a growing store commits
+    /// faster (16–20% more appends per second with 64 callers, see BENCHMARKS.md); the
+    /// commit that writes the zeros flushes them, so it takes longer by up to 8 MiB of
+    /// writing. An append group of more than 64 KiB of payloads grows the file itself.
+    /// Should writing ahead fail (a full disk), the zeros are taken back and the store goes on
+    /// without.
     pub fn open(self, path: impl AsRef<Path>) -> Result<LmdbStore, OpenError> {
         LmdbStore::open_with(path.as_ref(), self, None)
     }

@@ -4,12 +4,15 @@
 //! growing store makes the file longer. A longer file is a change of its inode, and
 //! `fdatasync` then writes the inode as well: a second synchronous write, waiting on the disk,
 //! in every durable commit. With zeros written ahead of the data, commits write inside the
-//! file and their `fdatasync` flushes the data pages alone. The zeros are not synced on their
-//! own: the commit that writes them flushes them with its pages.
+//! file and, on file systems that overwrite in place (ext4, XFS), their `fdatasync` flushes
+//! the data pages alone. The zeros are not synced on their own: the next durable commit
+//! (normally the one that wrote them) flushes them with its pages.
 //!
 //! The zeros are written only past the file's end and only while this process holds LMDB's
 //! writer lock (inside a write transaction, before its pages are written): no writer of any
-//! process writes there meanwhile, and LMDB never reads a page past the last one it wrote.
+//! process writes there meanwhile, and LMDB never reads a page past the last one it wrote
+//! (`mdb_env_copy` copies up to that page too). Linux only: elsewhere LMDB's sync may flush
+//! the file's metadata anyway (macOS's `F_FULLFSYNC`).
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
@@ -20,15 +23,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// The least headroom kept: small stores (tests, examples) write little ahead.
 const LEAST: u64 = 256 << 10;
 
-/// The most headroom kept, however large the store.
-const MOST: u64 = 32 << 20;
+/// The most headroom kept, however large the store. It bounds what one commit writes in
+/// zeros (about half of it, or all of it the first time after opening a store that has none).
+const MOST: u64 = 8 << 20;
 
 /// A commit writing more than this many bytes grows the file itself: one more write of the
 /// inode is little next to its pages, and zeros written ahead of them would be written twice.
 const LARGE: u64 = 64 << 10;
 
-/// How far ahead of `used` bytes of data the file is written: a quarter of the data, so that a
-/// growing store extends its file a few times per doubling, within `LEAST..=MOST`.
+/// How far ahead of `used` bytes (LMDB's pages, free ones included) the file is written when
+/// it is extended: a quarter of them within `LEAST..=MOST`, so that a growing store extends
+/// its file a few times per doubling. It is extended again once less than half of that is
+/// left.
 fn room(used: u64) -> u64 {
     (used / 4).clamp(LEAST, MOST)
 }
@@ -46,7 +52,7 @@ pub(super) struct Headroom {
 impl Headroom {
     /// Headroom for the environment in `dir`; a no-op unless `durable` (commits fsync).
     pub(super) fn new(dir: &Path, durable: bool) -> Headroom {
-        let file = if durable && cfg!(unix) {
+        let file = if durable && cfg!(target_os = "linux") {
             // Failing to open only costs the gain.
             std::fs::OpenOptions::new()
                 .write(true)
@@ -61,9 +67,9 @@ impl Headroom {
         }
     }
 
-    /// Makes sure the file extends well past `used` bytes of data, without going past `limit`
-    /// (the map size), for a commit about to write about `writing` bytes (0 when unknown).
-    /// Call it with a write transaction open, before writing in it.
+    /// Makes sure the file extends well past `used` bytes of LMDB pages, without going past
+    /// `limit` (the map size), for a commit about to add about `writing` bytes (0 when
+    /// unknown). Call it with a write transaction open, before writing in it.
     pub(super) fn keep(&self, used: u64, limit: u64, writing: u64) {
         if writing > LARGE {
             return;
@@ -90,7 +96,7 @@ impl Headroom {
 
 /// Writes zeros from the file's end up to `target` unless it already reaches `wanted`.
 /// Returns the file's length. On failure the file is cut back to where it ended, so that the
-/// space is there for the commit.
+/// space is there for the commit; the error says whether that failed too.
 fn extend(f: &mut File, wanted: u64, target: u64) -> io::Result<u64> {
     let len = f.metadata()?.len();
     if len >= wanted {
@@ -109,10 +115,13 @@ fn extend(f: &mut File, wanted: u64, target: u64) -> io::Result<u64> {
     })();
     match written {
         Ok(()) => Ok(target),
-        Err(e) => {
-            let _ = f.set_len(len);
-            Err(e)
-        }
+        Err(e) => match f.set_len(len) {
+            Ok(()) => Err(e),
+            Err(cut) => Err(io::Error::new(
+                e.kind(),
+                format!("{e}; cutting the file back to {len} bytes failed too: {cut}"),
+            )),
+        },
     }
 }
 
@@ -128,6 +137,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn zeros_are_written_past_the_end_only_when_wanted() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.mdb");
@@ -159,5 +169,25 @@ mod tests {
         std::fs::write(&path, vec![7u8; 8192]).unwrap();
         Headroom::new(dir.path(), false).keep(8192, 1 << 30, 0);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_failed_write_turns_writing_ahead_off() {
+        // Every write to /dev/full fails with "no space left on device".
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let headroom = Headroom {
+            file: Mutex::new(Some(full)),
+            end: AtomicU64::new(0),
+        };
+        headroom.keep(8192, 1 << 30, 0);
+        assert!(headroom.file.lock().unwrap().is_none(), "turned off");
+        assert_eq!(headroom.end.load(Ordering::Relaxed), 0);
+        // Off, it does nothing (and does not fail again).
+        headroom.keep(1 << 20, 1 << 30, 0);
+        assert!(headroom.file.lock().unwrap().is_none());
     }
 }
