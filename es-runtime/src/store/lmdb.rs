@@ -713,10 +713,14 @@ impl Inner {
 
     /// Keeps zeros written ahead of the data file's last page (see `headroom`). Call it with
     /// a write transaction open: LMDB's writer lock keeps every other writer out of the file's
-    /// end meanwhile. `writing`: about how many bytes the transaction writes (0 if unknown).
-    fn keep_headroom(&self, writing: u64) {
+    /// end meanwhile. `group`: the appends the transaction writes (none for other writes).
+    fn keep_headroom(&self, group: &[Request]) {
+        if !self.headroom.is_on() {
+            return;
+        }
         let info = self.env.info();
         let used = (info.last_page_number as u64 + 1).saturating_mul(self.page_size);
+        let writing = group.iter().map(Request::bytes).sum();
         self.headroom.keep(used, info.map_size as u64, writing);
     }
 
@@ -741,7 +745,7 @@ impl Inner {
             let attempt = (|| {
                 let _pass = self.gate.enter();
                 let mut txn = self.env.write_txn()?;
-                self.keep_headroom(0);
+                self.keep_headroom(&[]);
                 let (out, commit) = f(&mut txn)?;
                 if commit {
                     txn.commit()?;
@@ -1001,8 +1005,7 @@ impl Inner {
     ) -> Result<Vec<Result<AppendResult, AppendError>>, Fail> {
         let _pass = self.gate.enter();
         let mut txn = self.env.write_txn()?;
-        let writing = group.iter().map(Request::bytes).sum();
-        self.keep_headroom(writing);
+        self.keep_headroom(group);
         // Positions and timestamps continue from the committed log, which another process may
         // have extended since our last commit.
         let (mut last_position, last_timestamp) = match self.log.last(&txn)? {

@@ -18,7 +18,7 @@ use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The least headroom kept: small stores (tests, examples) write little ahead.
 const LEAST: u64 = 256 << 10;
@@ -47,6 +47,9 @@ pub(super) struct Headroom {
     /// The file's length after the last extension, or as last seen: until the data comes
     /// within half a headroom of it, a commit needs no system call here.
     end: AtomicU64,
+    /// Whether `file` is there, read without its lock: a store that does not write ahead
+    /// pays nothing per commit.
+    on: AtomicBool,
 }
 
 impl Headroom {
@@ -62,9 +65,15 @@ impl Headroom {
             None
         };
         Headroom {
+            on: AtomicBool::new(file.is_some()),
             file: Mutex::new(file),
             end: AtomicU64::new(0),
         }
+    }
+
+    /// Whether it writes ahead at all (durable, on Linux, and no write has failed).
+    pub(super) fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
     }
 
     /// Makes sure the file extends well past `used` bytes of LMDB pages, without going past
@@ -89,6 +98,7 @@ impl Headroom {
                 // Commits still work, they only write the inode again: say so once.
                 tracing::warn!(%error, "could not write ahead in the data file; commits will grow it instead");
                 *file = None;
+                self.on.store(false, Ordering::Relaxed);
             }
         }
     }
@@ -167,7 +177,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.mdb");
         std::fs::write(&path, vec![7u8; 8192]).unwrap();
-        Headroom::new(dir.path(), false).keep(8192, 1 << 30, 0);
+        let headroom = Headroom::new(dir.path(), false);
+        assert!(!headroom.is_on());
+        headroom.keep(8192, 1 << 30, 0);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 8192);
     }
 
@@ -182,9 +194,11 @@ mod tests {
         let headroom = Headroom {
             file: Mutex::new(Some(full)),
             end: AtomicU64::new(0),
+            on: AtomicBool::new(true),
         };
         headroom.keep(8192, 1 << 30, 0);
         assert!(headroom.file.lock().unwrap().is_none(), "turned off");
+        assert!(!headroom.is_on());
         assert_eq!(headroom.end.load(Ordering::Relaxed), 0);
         // Off, it does nothing (and does not fail again).
         headroom.keep(1 << 20, 1 << 30, 0);
