@@ -1747,6 +1747,48 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_older_than_the_tail_index_scans_the_log_for_its_heads() {
+        let store = LmdbStore::temporary(LmdbOptions::new().heads_every(2)).unwrap();
+        let a = StreamId::new("acc", 1).unwrap();
+        let b = StreamId::new("acc", 2).unwrap();
+        let append = |stream: &StreamId| {
+            store
+                .append(
+                    stream,
+                    ExpectedVersion::Any,
+                    vec![NewEvent::raw("E", vec![0xc0])],
+                )
+                .unwrap()
+        };
+        append(&a); // 1, then b at 2 takes the heads checkpoint to 2
+        append(&b);
+        append(&a); // 3: a's version 2, in the tail (2, 3]
+        let txn = store.inner.env.read_txn().unwrap();
+        let window = store.inner.tail_window(&txn).ok().unwrap();
+        assert_eq!(window, (2, 3));
+        assert_eq!(store.inner.head_in(&txn, a.as_str()).ok(), Some((2, 3)));
+        // Two more checkpoints (at 4 and 6) while the reader stays open, written from another
+        // thread as another caller would: the index forgets everything up to 4.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                append(&a);
+                append(&b);
+                append(&a);
+            });
+        });
+        assert_eq!(store.stream_version(&a).unwrap(), 4);
+        assert!(!store.inner.lock_tail().covers(window.0, window.1));
+        // The old reader still sees a at version 2 and b at version 1, read from its log.
+        assert_eq!(store.inner.head_in(&txn, a.as_str()).ok(), Some((2, 3)));
+        assert_eq!(store.inner.head_in(&txn, b.as_str()).ok(), Some((1, 2)));
+        let unknown = StreamId::new("acc", 3).unwrap();
+        assert_eq!(
+            store.inner.head_in(&txn, unknown.as_str()).ok(),
+            Some((0, 0))
+        );
+    }
+
+    #[test]
     fn the_store_is_send_sync_and_static() {
         assert_send_sync_static::<LmdbStore>();
         assert_send_sync_static::<Arc<dyn EventStore>>();
