@@ -216,6 +216,55 @@ fn the_live_bound_evicts_the_least_recently_used() {
     assert_eq!(host.state("b").unwrap().balance, 2);
 }
 
+/// A passivation waiting for a busy instance holds no lock that the busy command may need:
+/// here the command (a `read` closure) routes a command to another aggregate of the same
+/// shard while `passivate` and then `passivate_all` wait for it.
+#[test]
+fn passivation_waiting_for_a_busy_instance_lets_it_route_commands() {
+    for all in [false, true] {
+        let host = Host::<Account, _>::builder(MemoryStore::new())
+            .shards(1)
+            .build();
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let reader = {
+            let host = host.clone();
+            thread::spawn(move || {
+                let r = host.read("a", |a, _| {
+                    entered_tx.send(()).unwrap();
+                    // Give the passivation time to start waiting for this instance.
+                    thread::sleep(Duration::from_millis(100));
+                    host.execute("b", AccountCommand::Deposit(2)).unwrap();
+                    a.balance
+                });
+                done_tx.send(r.unwrap()).unwrap();
+            })
+        };
+        entered.recv().unwrap();
+        let passivator = {
+            let host = host.clone();
+            thread::spawn(move || {
+                if all {
+                    host.passivate_all()
+                } else {
+                    usize::from(host.passivate("a"))
+                }
+            })
+        };
+        // Threads that deadlock are left behind: the test fails instead of hanging.
+        let balance = done
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the read routed its command while the passivation waited");
+        assert_eq!(balance, 1);
+        reader.join().unwrap();
+        let passivated = passivator.join().unwrap();
+        assert!(passivated >= 1, "`a` was passivated once the read ended");
+        assert_eq!(host.state("a").unwrap().balance, 1);
+        assert_eq!(host.state("b").unwrap().balance, 2);
+    }
+}
+
 /// Commands racing with passivation are neither lost nor run on stale state.
 #[test]
 fn commands_racing_passivation_are_not_lost() {

@@ -3,9 +3,12 @@
 //!
 //! # Invariants
 //!
-//! - A command takes a shard lock only to find or insert its slot, and never while it holds a
-//!   slot lock. Passivation takes the shard lock, then a slot lock; it only *tries* the slot
-//!   lock when evicting on the hot path, so a busy instance is skipped, never waited for.
+//! - Nothing waits for a slot lock while holding a shard lock. A command takes a shard lock
+//!   only to find or insert its slot, before it locks the slot; domain code run under a slot
+//!   lock (a `read` closure) may route another command, which takes a shard lock. Evictions
+//!   and idle expiry, which hold the shard lock, only *try* the slot lock, so a busy instance
+//!   is skipped; a passivation that waits for a busy instance clones its slot, releases the
+//!   shard lock, and takes the shard lock again once it holds the slot's.
 //! - A slot is passivated by marking it `retired` and dropping its state while holding its
 //!   lock, then removing it from the map under the same shard lock. A command that found the
 //!   slot before that and was waiting for its lock sees `retired` and looks the stream up again:
@@ -141,22 +144,23 @@ impl<A> Slot<A> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Retires the slot if nobody holds it (or unconditionally with `wait`).
-    fn retire(&self, wait: bool, crowded: bool, retired: &mut Retired<A>) -> bool {
-        let mut guard = if wait {
-            self.lock()
-        } else {
-            match self.inner.try_lock() {
-                Ok(g) => g,
-                Err(TryLockError::Poisoned(e)) => e.into_inner(),
-                Err(TryLockError::WouldBlock) => return false,
-            }
+    /// Retires the slot if nobody holds it.
+    fn try_retire(&self, crowded: bool, retired: &mut Retired<A>) -> bool {
+        let mut guard = match self.inner.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return false,
         };
+        self.retire(&mut guard, crowded, retired);
+        true
+    }
+
+    /// Retires the slot, whose lock the caller holds.
+    fn retire(&self, guard: &mut SlotInner<A>, crowded: bool, retired: &mut Retired<A>) {
         guard.retired = true;
         if let Some(instance) = guard.instance.take() {
             retired.offer(&self.stream, instance, crowded);
         }
-        true
     }
 }
 
@@ -277,12 +281,30 @@ impl<A> Shard<A> {
         self.push_front(i);
     }
 
-    /// Removes node `i` if its slot can be retired now (or always with `wait`).
+    /// Removes node `i` if its slot can be retired now, without waiting.
     /// `crowded`: evicted to make room (see [`Instance::worth_a_snapshot`]).
-    fn evict(&mut self, i: u32, wait: bool, crowded: bool, retired: &mut Retired<A>) -> bool {
-        if !self.slot(i).retire(wait, crowded, retired) {
+    fn evict(&mut self, i: u32, crowded: bool, retired: &mut Retired<A>) -> bool {
+        if !self.slot(i).try_retire(crowded, retired) {
             return false;
         }
+        self.remove(i);
+        true
+    }
+
+    /// The node holding `slot` (found by its stream's `hash`).
+    fn find_slot(&self, hash: u64, slot: &Arc<Slot<A>>) -> Option<u32> {
+        self.map
+            .find(hash, |&i| {
+                self.nodes[i as usize]
+                    .slot
+                    .as_ref()
+                    .is_some_and(|s| Arc::ptr_eq(s, slot))
+            })
+            .copied()
+    }
+
+    /// Unlinks node `i` and frees it; its slot must be retired.
+    fn remove(&mut self, i: u32) {
         self.unlink(i);
         let hash = self.nodes[i as usize].hash;
         if let Ok(entry) = self.map.find_entry(hash, |&j| j == i) {
@@ -290,7 +312,6 @@ impl<A> Shard<A> {
         }
         self.nodes[i as usize].slot = None;
         self.free.push(i);
-        true
     }
 
     /// Evicts the least recently used slot that is not busy, looking at most `tries` slots.
@@ -301,7 +322,7 @@ impl<A> Shard<A> {
                 break;
             }
             let prev = self.nodes[i as usize].prev;
-            if self.evict(i, false, true, retired) {
+            if self.evict(i, true, retired) {
                 return true;
             }
             i = prev;
@@ -320,7 +341,7 @@ impl<A> Shard<A> {
                 break;
             }
             let prev = node.prev;
-            if self.evict(i, false, false, retired) {
+            if self.evict(i, false, retired) {
                 evicted += 1;
             }
             looked += 1;
@@ -472,11 +493,33 @@ impl<A> Cache<A> {
 
     /// Passivates one stream, waiting for a command running on it to finish.
     pub(crate) fn passivate(&self, key: &str, retired: &mut Retired<A>) -> bool {
-        let (hash, mut shard) = self.shard(key);
-        match shard.find(hash, key) {
-            Some(i) => shard.evict(i, true, false, retired),
-            None => false,
+        let (hash, shard) = self.shard(key);
+        let Some(i) = shard.find(hash, key) else {
+            return false;
+        };
+        let slot = shard.slot(i).clone();
+        drop(shard);
+        self.passivate_slot(hash, &slot, retired)
+    }
+
+    /// Passivates `slot` (of a stream whose hash is `hash`), waiting for its lock with no
+    /// shard lock held. False if it was passivated meanwhile.
+    fn passivate_slot(&self, hash: u64, slot: &Arc<Slot<A>>, retired: &mut Retired<A>) -> bool {
+        let mut guard = slot.lock();
+        if guard.retired {
+            return false;
         }
+        let mut shard = self.shards[self.shard_of(hash)]
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // A slot leaves the map only once retired, under its lock, which is held here.
+        let Some(i) = shard.find_slot(hash, slot) else {
+            return false;
+        };
+        slot.retire(&mut guard, false, retired);
+        shard.remove(i);
+        true
     }
 
     /// Passivates every instance idle for longer than the idle timeout (and not busy).
@@ -494,16 +537,26 @@ impl<A> Cache<A> {
             .sum()
     }
 
-    /// Passivates every instance, waiting for running commands.
+    /// Passivates every instance live when it is called, waiting for running commands.
     pub(crate) fn passivate_all(&self, retired: &mut Retired<A>) -> usize {
         let mut n = 0;
+        let mut busy = Vec::new();
         for s in self.shards.iter() {
             let mut shard = s.0.lock().unwrap_or_else(|e| e.into_inner());
-            while shard.tail != NIL {
-                let tail = shard.tail;
-                shard.evict(tail, true, false, retired);
-                n += 1;
+            let mut i = shard.tail;
+            while i != NIL {
+                let prev = shard.nodes[i as usize].prev;
+                if shard.evict(i, false, retired) {
+                    n += 1;
+                } else {
+                    busy.push((shard.nodes[i as usize].hash, shard.slot(i).clone()));
+                }
+                i = prev;
             }
+        }
+        // The busy ones, waited for without a shard lock.
+        for (hash, slot) in busy {
+            n += usize::from(self.passivate_slot(hash, &slot, retired));
         }
         n
     }
