@@ -147,6 +147,79 @@ async fn slow_appends_do_not_block_the_executor() {
     assert!(ticker.await.unwrap() >= 5);
 }
 
+/// Holds aggregate `id` of `host` busy (a `read` runs on it) until the returned sender is
+/// used or dropped.
+fn hold(host: &Host<Account, MemoryStore>, id: &'static str) -> std::sync::mpsc::Sender<()> {
+    let (held_tx, held) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel::<()>();
+    let host = host.clone();
+    std::thread::spawn(move || {
+        host.read(id, |_, _| {
+            held_tx.send(()).unwrap();
+            let _ = release_rx.recv();
+        })
+        .unwrap();
+    });
+    held.recv().unwrap();
+    release
+}
+
+/// Commands sent to one aggregate without awaiting each run in the order they were sent,
+/// even when they pile up behind a busy instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_commands_to_one_aggregate_run_in_the_order_sent() {
+    let host = Host::<Account, _>::builder(MemoryStore::new())
+        .max_blocking_threads(8)
+        .build();
+    let release = hold(&host, "a");
+    let sent: Vec<_> = (1..=300u64)
+        .map(|i| host.execute_async("a", AccountCommand::Deposit(i)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(release);
+    let mut versions = Vec::new();
+    for c in sent {
+        versions.push(c.await.unwrap().version);
+    }
+    assert_eq!(versions, (1..=300).collect::<Vec<_>>());
+    let amounts: Vec<u64> = host
+        .store()
+        .read_stream(&StreamId::new("account", "a").unwrap(), 1, u64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|e| match es_runtime::codec::decode(&e.payload).unwrap() {
+            common::AccountEvent::Deposited { amount } => amount,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(amounts, (1..=300).collect::<Vec<_>>());
+}
+
+/// A burst of commands to one busy aggregate does not take the pool's threads from the
+/// others: with two threads, a command to `b` runs while ten wait for `a`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_waiting_for_a_busy_aggregate_leave_the_pool_to_others() {
+    let host = Host::<Account, _>::builder(MemoryStore::new())
+        .max_blocking_threads(2)
+        .build();
+    let release = hold(&host, "a");
+    let waiting: Vec<_> = (1..=10u64)
+        .map(|i| host.execute_async("a", AccountCommand::Deposit(i)))
+        .collect();
+    let other = tokio::time::timeout(
+        Duration::from_secs(20),
+        host.execute_async("b", AccountCommand::Deposit(7)),
+    )
+    .await
+    .expect("`b` ran while `a` was busy")
+    .unwrap();
+    assert_eq!(other.version, 1);
+    drop(release);
+    for (i, c) in waiting.into_iter().enumerate() {
+        assert_eq!(c.await.unwrap().version, i as u64 + 1);
+    }
+}
+
 /// No runtime at all: the future is driven by a hand-written `block_on`.
 #[test]
 fn execute_async_needs_no_particular_runtime() {

@@ -6,15 +6,27 @@
 //! never block. Threads are started on demand up to a bound and stop after a while unused; with
 //! as many threads as concurrent commands, a group-committing store sees all their appends at
 //! once.
+//!
+//! Jobs carry a key (the aggregate's stream), and a pool thread runs at most one job of a key
+//! at a time, in the order they were spawned: the others wait in their key's line, not on the
+//! aggregate's lock. So commands sent to one aggregate without waiting for each other run in
+//! the order they were sent, and a burst of them never takes every thread of the pool away
+//! from other aggregates.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// A job and the key whose line it heads.
+struct Task {
+    key: Arc<str>,
+    job: Job,
+}
 
 /// How long a pool thread waits for work before it stops.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -32,7 +44,10 @@ struct PoolShared {
 }
 
 struct PoolState {
-    queue: VecDeque<Job>,
+    /// Jobs ready to run: at most one per key.
+    queue: VecDeque<Task>,
+    /// The keys with a job queued or running, each with the jobs spawned after it, in order.
+    lines: HashMap<Arc<str>, VecDeque<Job>>,
     threads: usize,
     idle: usize,
     shutdown: bool,
@@ -42,6 +57,7 @@ impl std::fmt::Debug for PoolState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PoolState")
             .field("queued", &self.queue.len())
+            .field("keys", &self.lines.len())
             .field("threads", &self.threads)
             .field("idle", &self.idle)
             .finish()
@@ -54,6 +70,7 @@ impl Pool {
             shared: Arc::new(PoolShared {
                 state: Mutex::new(PoolState {
                     queue: VecDeque::new(),
+                    lines: HashMap::new(),
                     threads: 0,
                     idle: 0,
                     shutdown: false,
@@ -64,35 +81,23 @@ impl Pool {
         }
     }
 
-    /// Runs `f` on a pool thread; the future resolves to its result.
+    /// Runs `f` on a pool thread, after the jobs of `key` spawned before it; the future
+    /// resolves to its result.
     pub(crate) fn spawn<T: Send + 'static>(
         &self,
+        key: &str,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Receiver<T> {
         let (tx, rx) = oneshot();
         let job: Job = Box::new(move || tx.send(f()));
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.queue.push_back(job);
-        if state.idle >= state.queue.len() {
-            self.shared.work.notify_one();
-        } else if state.threads < self.shared.max_threads {
-            state.threads += 1;
-            drop(state);
-            let shared = self.shared.clone();
-            let spawned = std::thread::Builder::new()
-                .name("es-host-blocking".to_owned())
-                .spawn(move || shared.run());
-            if spawned.is_err() {
-                // No thread now: the queued job waits for a running one.
-                let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                state.threads -= 1;
-                if state.threads == 0 {
-                    tracing::error!("could not start a thread for a blocking host command");
-                }
-            }
-        } else {
-            self.shared.work.notify_one();
+        if let Some(line) = state.lines.get_mut(key) {
+            line.push_back(job);
+            return rx;
         }
+        let key: Arc<str> = key.into();
+        state.lines.insert(key.clone(), VecDeque::new());
+        self.shared.ready(state, Task { key, job });
         rx
     }
 }
@@ -107,15 +112,48 @@ impl Drop for Pool {
 }
 
 impl PoolShared {
+    /// Queues a task whose key has no other job queued or running, and wakes or starts a
+    /// thread for it.
+    fn ready(self: &Arc<Self>, mut state: MutexGuard<'_, PoolState>, task: Task) {
+        state.queue.push_back(task);
+        if state.idle >= state.queue.len() || state.threads >= self.max_threads {
+            self.work.notify_one();
+            return;
+        }
+        state.threads += 1;
+        drop(state);
+        let shared = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("es-host-blocking".to_owned())
+            .spawn(move || shared.run());
+        if spawned.is_err() {
+            // No thread now: the queued job waits for a running one.
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.threads -= 1;
+            if state.threads == 0 {
+                tracing::error!("could not start a thread for a blocking host command");
+            }
+        }
+    }
+
     fn run(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(job) = state.queue.pop_front() {
+            if let Some(Task { key, job }) = state.queue.pop_front() {
                 drop(state);
                 // A panicking job drops its sender, which resolves its future to `None`; the
                 // thread carries on.
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                 state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                // The key's next job, if any, goes to the back of the queue: other keys
+                // queued before it run first. This thread takes the queue's next job at once,
+                // so no other is woken for it.
+                match state.lines.get_mut(&key).and_then(VecDeque::pop_front) {
+                    Some(job) => state.queue.push_back(Task { key, job }),
+                    None => {
+                        state.lines.remove(&key);
+                    }
+                }
                 continue;
             }
             if state.shutdown {
@@ -249,17 +287,28 @@ mod tests {
     #[test]
     fn runs_jobs_and_returns_results() {
         let pool = Pool::new(4);
-        let rxs: Vec<_> = (0..100).map(|i| pool.spawn(move || i * 2)).collect();
+        let rxs: Vec<_> = (0..100)
+            .map(|i| pool.spawn(&format!("k{}", i % 7), move || i * 2))
+            .collect();
         let sum: u64 = rxs.into_iter().map(|rx| block_on(rx).unwrap()).sum();
         assert_eq!(sum, (0..100u64).map(|i| i * 2).sum::<u64>());
+        // Every key's line is gone once its jobs are done (a thread removes it just after
+        // sending the last result).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !pool.shared.state.lock().unwrap().lines.is_empty() {
+            assert!(std::time::Instant::now() < deadline, "lines left behind");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     #[test]
     fn a_panicking_job_resolves_to_none() {
         let pool = Pool::new(1);
-        let rx = pool.spawn(|| -> u32 { panic!("boom") });
+        let rx = pool.spawn("k", || -> u32 { panic!("boom") });
+        let next = pool.spawn("k", || 7);
         assert_eq!(block_on(rx), None);
-        // The pool and its thread still work.
-        assert_eq!(block_on(pool.spawn(|| 7)), Some(7));
+        // The pool, its thread and the key's line still work.
+        assert_eq!(block_on(next), Some(7));
+        assert_eq!(block_on(pool.spawn("k", || 8)), Some(8));
     }
 }

@@ -408,6 +408,10 @@ where
     /// the store.
     ///
     /// The command starts at once, and runs to the end even if the future is dropped.
+    /// Commands sent to one aggregate this way run in the order they were sent, one at a
+    /// time, whether or not the caller awaits each before sending the next; while they wait
+    /// for their turn, they hold none of the pool's threads, which go on running the commands
+    /// of other aggregates.
     pub fn execute_async(
         &self,
         id: impl Display,
@@ -430,10 +434,14 @@ where
             .pool
             .get_or_init(|| Pool::new(self.shared.options.max_blocking_threads));
         let stream = key.clone();
-        let rx = pool.spawn(move || {
-            shared
-                .execute(&key, command, metadata, |_| ())
-                .map(|(done, ())| done)
+        // The command's span is a child of the caller's, as with `execute`.
+        let caller = tracing::Span::current();
+        let rx = pool.spawn(&stream, move || {
+            caller.in_scope(|| {
+                shared
+                    .execute(&key, command, metadata, |_| ())
+                    .map(|(done, ())| done)
+            })
         });
         async move {
             rx.await.unwrap_or_else(|| {
