@@ -219,3 +219,209 @@ fn events_decided_before_a_refusal_or_a_panic_are_not_stored() {
     assert_eq!(host.read("t", |tally, _| tally.0).unwrap(), 7);
     assert_eq!(host.metrics().panics, 1);
 }
+
+/// An aggregate whose serde code panics on request: its state refuses to be encoded while
+/// `armed`, and to be decoded while `DECODE_PANICS` is set on the loading thread; an event
+/// `Added(666)` refuses to be encoded.
+mod touchy {
+    use std::cell::Cell;
+
+    use es_runtime::{Aggregate, DomainEvent};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    thread_local! {
+        pub(crate) static DECODE_PANICS: Cell<bool> = const { Cell::new(false) };
+    }
+
+    #[derive(Debug, Default, Clone, PartialEq)]
+    pub(crate) struct Touchy {
+        pub(crate) total: u64,
+        pub(crate) armed: bool,
+    }
+
+    impl Serialize for Touchy {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            assert!(!self.armed, "an armed state refuses to be saved");
+            (self.total, self.armed).serialize(s)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Touchy {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            assert!(!DECODE_PANICS.get(), "the state refuses to load");
+            let (total, armed) = <(u64, bool)>::deserialize(d)?;
+            Ok(Touchy { total, armed })
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    pub(crate) enum TouchyCommand {
+        Add(u64),
+        Arm,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    pub(crate) enum TouchyEvent {
+        Added(u64),
+        Armed,
+    }
+
+    impl Serialize for TouchyEvent {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            match self {
+                TouchyEvent::Added(666) => panic!("event 666 refuses to be encoded"),
+                TouchyEvent::Added(n) => s.serialize_newtype_variant("TouchyEvent", 0, "Added", n),
+                TouchyEvent::Armed => s.serialize_unit_variant("TouchyEvent", 1, "Armed"),
+            }
+        }
+    }
+
+    impl DomainEvent for TouchyEvent {
+        const TYPES: &'static [&'static str] = &["Added", "Armed"];
+        fn event_type(&self) -> &'static str {
+            match self {
+                TouchyEvent::Added(_) => "Added",
+                TouchyEvent::Armed => "Armed",
+            }
+        }
+    }
+
+    impl Aggregate for Touchy {
+        const NAME: &'static str = "touchy";
+        type Command = TouchyCommand;
+        type Event = TouchyEvent;
+        type Error = std::convert::Infallible;
+
+        fn handle(&self, command: TouchyCommand) -> Result<Vec<TouchyEvent>, Self::Error> {
+            Ok(vec![match command {
+                TouchyCommand::Add(n) => TouchyEvent::Added(n),
+                TouchyCommand::Arm => TouchyEvent::Armed,
+            }])
+        }
+
+        fn apply(&mut self, event: TouchyEvent) {
+            match event {
+                TouchyEvent::Added(n) => self.total += n,
+                TouchyEvent::Armed => self.armed = true,
+            }
+        }
+    }
+}
+
+use std::time::Duration;
+
+use touchy::{DECODE_PANICS, Touchy, TouchyCommand};
+
+#[test]
+fn a_panic_encoding_an_event_fails_that_command_and_stores_nothing() {
+    let host = Host::<Touchy, _>::new(MemoryStore::new());
+    host.execute("a", TouchyCommand::Add(1)).unwrap();
+    let err = host.execute("a", TouchyCommand::Add(666)).unwrap_err();
+    match &err {
+        ExecuteError::Panicked { phase, message, .. } => {
+            assert_eq!(*phase, Phase::Encode);
+            assert!(message.contains("666"), "{message}");
+        }
+        other => panic!("expected a panic error, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains("encoding the command's events"),
+        "{err}"
+    );
+    assert_eq!(host.metrics().panics, 1);
+    assert_eq!(host.version("a").unwrap(), 1, "nothing was stored");
+    assert_eq!(host.execute("a", TouchyCommand::Add(2)).unwrap().version, 2);
+    assert_eq!(host.state("a").unwrap().total, 3);
+}
+
+/// The state's `Serialize` panicking costs the snapshot only, on whichever thread takes it:
+/// the command that reaches the interval, a command on another aggregate that evicts this
+/// one, and the idle sweeper, which goes on sweeping.
+#[test]
+fn a_panic_encoding_a_snapshot_costs_that_snapshot_only() {
+    // Due at every event: the command's own snapshot.
+    let host = Host::<Touchy, _>::builder(MemoryStore::new())
+        .snapshot_every(1)
+        .build();
+    let done = host.execute("a", TouchyCommand::Arm).unwrap();
+    assert_eq!(done.version, 1);
+    assert_eq!(host.metrics().snapshot_failures, 1);
+    assert!(host.state("a").unwrap().armed);
+
+    // Evicted by a command on another aggregate, with one live instance.
+    let host = Host::<Touchy, _>::builder(MemoryStore::new())
+        .snapshot_every(1000)
+        .max_live(1)
+        .shards(1)
+        .build();
+    for _ in 0..200 {
+        host.execute("a", TouchyCommand::Add(1)).unwrap();
+    }
+    host.execute("a", TouchyCommand::Arm).unwrap();
+    host.execute("b", TouchyCommand::Add(5)).unwrap();
+    let m = host.metrics();
+    assert_eq!(
+        (m.passivations_lru, m.snapshot_failures, m.panics),
+        (1, 1, 0)
+    );
+    assert_eq!(host.state("a").unwrap().total, 200);
+
+    // Passivated by the idle sweeper, twice: the second round still runs.
+    let host = Host::<Touchy, _>::builder(MemoryStore::new())
+        .snapshot_every(1000)
+        .idle_timeout(Duration::from_millis(20))
+        .sweep_interval(Duration::from_millis(5))
+        .build();
+    for _ in 0..200 {
+        host.execute("a", TouchyCommand::Add(1)).unwrap();
+    }
+    host.execute("a", TouchyCommand::Arm).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while host.metrics().live > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweeper passivated `a`"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(host.metrics().snapshot_failures, 1);
+    host.execute("b", TouchyCommand::Add(1)).unwrap();
+    while host.metrics().live > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sweeper passivated `b`"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(host.metrics().passivations_idle, 2);
+    assert_eq!(host.state("a").unwrap().total, 200);
+}
+
+/// A snapshot whose decoding panics is ignored like one that does not decode: the instance
+/// is rebuilt from the events.
+#[test]
+fn a_panic_decoding_a_snapshot_falls_back_to_the_events() {
+    let host = Host::<Touchy, _>::builder(MemoryStore::new())
+        .snapshot_every(10)
+        .background_snapshots(false)
+        .build();
+    for _ in 0..25 {
+        host.execute("a", TouchyCommand::Add(2)).unwrap();
+    }
+    host.passivate("a");
+    assert!(
+        host.store()
+            .load_snapshot(&es_runtime::StreamId::new("touchy", "a").unwrap())
+            .unwrap()
+            .is_some()
+    );
+    DECODE_PANICS.set(true);
+    let state = host.state("a");
+    DECODE_PANICS.set(false);
+    assert_eq!(state.unwrap().total, 50);
+    let m = host.metrics();
+    assert_eq!(
+        (m.snapshot_hits, m.snapshots_corrupt, m.replayed_events),
+        (0, 1, 25)
+    );
+}

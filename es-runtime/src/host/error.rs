@@ -18,6 +18,9 @@ pub enum Phase {
     /// The events are in the stream; the instance was dropped and is rebuilt from the store on
     /// its next use.
     Apply,
+    /// In the `Serialize` of one of the command's events, before they were stored: nothing
+    /// was stored.
+    Encode,
     /// In the store or the host itself, for a command run by
     /// [`Host::execute_async`](crate::Host::execute_async) (a blocking
     /// [`Host::execute`](crate::Host::execute) lets such a panic reach its caller).
@@ -29,6 +32,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Phase::Handle => "handling the command",
             Phase::Apply => "applying the stored events",
+            Phase::Encode => "encoding the command's events",
             Phase::Store => "running the command in the store or the host",
         })
     }
@@ -54,12 +58,13 @@ pub enum LoadError {
     /// stream and version).
     #[error(transparent)]
     Decode(#[from] DecodeError),
-    /// [`Aggregate::apply`](crate::Aggregate::apply) panicked while replaying an event.
-    #[error("applying event {version} of stream {stream:?} panicked: {message}")]
+    /// Domain code panicked while loading: [`Aggregate::apply`](crate::Aggregate::apply) or
+    /// the event's `Deserialize` while replaying an event, or the state's `Default` (version 0).
+    #[error("replaying event {version} of stream {stream:?} panicked: {message}")]
     Panicked {
         /// The stream.
         stream: String,
-        /// The version of the event being applied.
+        /// The version of the event being replayed (0: making the empty state).
         version: u64,
         /// The panic's message.
         message: String,

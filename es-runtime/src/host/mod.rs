@@ -23,8 +23,13 @@
 //!    background thread, so the command never waits for a snapshot write.
 //!
 //! A panic in [`Aggregate::handle_with`] or [`Aggregate::apply_ref`] (or the `handle` and
-//! `apply` they call) fails that command with [`ExecuteError::Panicked`] and drops the
-//! instance, which is rebuilt from the store on its next use; every other instance carries on.
+//! `apply` they call), or in the `Serialize` of the command's events, fails that command with
+//! [`ExecuteError::Panicked`] and drops the instance, which is rebuilt from the store on its
+//! next use; every other instance carries on. A panic while loading (in `apply`, an event's
+//! `Deserialize` or the state's `Default`) is [`LoadError::Panicked`]; one in the state's
+//! `Deserialize` makes the host ignore that snapshot and replay the events instead; and one in
+//! the state's `Serialize` costs the snapshot being taken (counted in
+//! [`Metrics::snapshot_failures`]), whichever thread takes it.
 //!
 //! A panic in `apply` comes after the events were stored: they are part of the stream, so
 //! rebuilding the instance replays them and panics again, and every later command for that
@@ -495,29 +500,37 @@ impl<A: Aggregate, S: EventStore + 'static> Sweeper<A, S> {
             let Some(cache) = self.cache.upgrade() else {
                 return;
             };
-            cache.tick();
-            let mut retired = cache.retired();
-            let n = cache.passivate_idle(&mut retired);
-            drop(cache);
-            self.counters
-                .passivations_idle
-                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            for (stream, instance) in retired.instances {
-                let Some(snapshot) =
-                    encode_snapshot(&self.counters, &self.policy, &stream, &instance)
-                else {
-                    continue;
-                };
-                let (stream, snapshot) = match &self.queue {
-                    Some(queue) => match queue.push(stream, snapshot) {
-                        Ok(()) => continue,
-                        Err(closed) => closed,
-                    },
-                    None => (stream, snapshot),
-                };
-                if let Some(store) = self.store.upgrade() {
-                    write_snapshot(&*store, &self.counters, self.policy.keep, &stream, snapshot);
-                }
+            // Domain code runs in a round (the states' `Serialize` and `Drop`): a panic there
+            // costs the rest of that round, not the sweeper.
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.round(cache))) {
+                let message = panic_message(&*panic);
+                tracing::error!(message, "a round of the idle sweep panicked");
+            }
+        }
+    }
+
+    fn round(&self, cache: Arc<Cache<A>>) {
+        cache.tick();
+        let mut retired = cache.retired();
+        let n = cache.passivate_idle(&mut retired);
+        drop(cache);
+        self.counters
+            .passivations_idle
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        for (stream, instance) in retired.instances {
+            let Some(snapshot) = encode_snapshot(&self.counters, &self.policy, &stream, &instance)
+            else {
+                continue;
+            };
+            let (stream, snapshot) = match &self.queue {
+                Some(queue) => match queue.push(stream, snapshot) {
+                    Ok(()) => continue,
+                    Err(closed) => closed,
+                },
+                None => (stream, snapshot),
+            };
+            if let Some(store) = self.store.upgrade() {
+                write_snapshot(&*store, &self.counters, self.policy.keep, &stream, snapshot);
             }
         }
     }
@@ -552,15 +565,23 @@ fn encode_snapshot<A: Aggregate>(
     stream: &StreamId,
     instance: &Instance<A>,
 ) -> Option<Snapshot> {
-    match codec::encode(&instance.state) {
-        Ok(payload) => Some(Snapshot {
+    // The state's `Serialize` is domain code, run here for commands, passivations (of other
+    // aggregates' commands too) and the idle sweeper: a panic in it costs the snapshot only.
+    match catch_unwind(AssertUnwindSafe(|| codec::encode(&instance.state))) {
+        Ok(Ok(payload)) => Some(Snapshot {
             version: instance.version,
             state_version: policy.state_version,
             payload,
         }),
-        Err(error) => {
+        Ok(Err(error)) => {
             bump(&counters.snapshot_failures);
             tracing::warn!(%stream, %error, "could not encode the state for a snapshot");
+            None
+        }
+        Err(panic) => {
+            bump(&counters.snapshot_failures);
+            let message = panic_message(&*panic);
+            tracing::warn!(%stream, message, "encoding the state for a snapshot panicked");
             None
         }
     }
@@ -754,26 +775,38 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             let mut batch = Vec::with_capacity(if n == 1 { 0 } else { n });
             let mut single = None;
             let mut bytes = 0;
-            for (i, r) in recorded.iter_mut().enumerate() {
-                let meta = if i + 1 < n {
-                    r.metadata.clone()
-                } else {
-                    metadata
-                        .take()
-                        .expect("the metadata is kept until it is stored")
-                };
-                let new = NewEvent::from_event(&r.payload, meta).map_err(|source| {
-                    ExecuteError::Encode {
+            // An event's `Serialize` is domain code too: a panic there fails the command.
+            let encoded = catch_unwind(AssertUnwindSafe(|| {
+                for (i, r) in recorded.iter_mut().enumerate() {
+                    let meta = if i + 1 < n {
+                        r.metadata.clone()
+                    } else {
+                        metadata
+                            .take()
+                            .expect("the metadata is kept until it is stored")
+                    };
+                    let new = NewEvent::from_event(&r.payload, meta)?;
+                    r.event_id = new.event_id;
+                    bytes += new.payload.len();
+                    if n == 1 {
+                        single = Some(new);
+                    } else {
+                        batch.push(new);
+                    }
+                }
+                Ok(())
+            }));
+            match encoded {
+                Ok(Ok(())) => {}
+                Ok(Err(source)) => {
+                    return Err(ExecuteError::Encode {
                         stream: stream.to_string(),
                         source,
-                    }
-                })?;
-                r.event_id = new.event_id;
-                bytes += new.payload.len();
-                if n == 1 {
-                    single = Some(new);
-                } else {
-                    batch.push(new);
+                    });
+                }
+                Err(panic) => {
+                    slot.instance = None;
+                    return Err(self.panicked(stream, Phase::Encode, &*panic));
                 }
             }
 
@@ -860,7 +893,17 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
     /// Rehydrates an instance: the latest acceptable snapshot, then the tail of the stream.
     fn load(&self, stream: &StreamId) -> Result<Instance<A>, LoadError> {
         bump(&self.counters.rehydrations);
-        let mut instance = Instance::new(A::default(), 0, 0);
+        let mut instance = match catch_unwind(A::default) {
+            Ok(state) => Instance::new(state, 0, 0),
+            Err(panic) => {
+                bump(&self.counters.panics);
+                return Err(LoadError::Panicked {
+                    stream: stream.to_string(),
+                    version: 0,
+                    message: panic_message(&*panic),
+                });
+            }
+        };
         // A snapshot still waiting for the writer is newer than the store's, unless a late
         // one (from a passivation racing a reload) was queued after a newer one was written:
         // take the higher of the two.
@@ -875,7 +918,13 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         };
         match latest {
             Ok(Some(snapshot)) if self.policy.accepts(&snapshot) => {
-                match codec::decode::<A>(&snapshot.payload) {
+                // The state's `Deserialize` may panic: that snapshot is then as good as
+                // undecodable.
+                let decoded = catch_unwind(|| codec::decode::<A>(&snapshot.payload))
+                    .unwrap_or_else(|panic| {
+                        Err(format!("decoding panicked: {}", panic_message(&*panic)))
+                    });
+                match decoded {
                     Ok(state) => {
                         bump(&self.counters.snapshot_hits);
                         instance = Instance::new(state, snapshot.version, snapshot.payload.len());
@@ -924,14 +973,19 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         let mut replayed = 0;
         self.store
             .read_stream_with(stream, instance.version + 1, &mut |e| {
-                let event = match e.decode::<A::Event>() {
-                    Ok(event) => event,
-                    Err(err) => {
+                // Decoding runs the event's `Deserialize`, domain code that may panic too.
+                let event = match catch_unwind(|| e.decode::<A::Event>()) {
+                    Ok(Ok(event)) => Ok(event),
+                    Ok(Err(err)) => {
                         failed = Some(LoadError::Decode(err));
                         return ControlFlow::Break(());
                     }
+                    Err(panic) => Err(panic),
                 };
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| instance.state.apply(event))) {
+                let applied = event.and_then(|event| {
+                    catch_unwind(AssertUnwindSafe(|| instance.state.apply(event)))
+                });
+                if let Err(panic) = applied {
                     failed = Some(LoadError::Panicked {
                         stream: stream.to_string(),
                         version: e.version,
