@@ -129,6 +129,23 @@ pub trait EventStore: Send + Sync {
     /// Every snapshot of a stream, oldest first (for inspection and tests).
     fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, ReadError>;
 
+    /// The newest snapshot of a stream with a version below `below`, if any: what a host
+    /// falls back to when the newer ones are of another state version or do not decode.
+    ///
+    /// A store that can tell a damaged snapshot from a missing one should skip the damaged
+    /// ones (`LmdbStore` does), so that `load_snapshot_before(stream, u64::MAX)` finds the
+    /// newest readable snapshot when [`load_snapshot`](Self::load_snapshot) fails. By default
+    /// this filters [`snapshots`](Self::snapshots), which fails if any of them is damaged.
+    fn load_snapshot_before(
+        &self,
+        stream: &StreamId,
+        below: u64,
+    ) -> Result<Option<Snapshot>, ReadError> {
+        let mut snapshots = self.snapshots(stream)?;
+        snapshots.retain(|s| s.version < below);
+        Ok(snapshots.pop())
+    }
+
     /// Stores a projection's checkpoint (the last position it processed).
     fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError>;
 
@@ -257,6 +274,13 @@ macro_rules! forward_event_store {
             }
             fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, ReadError> {
                 (**self).snapshots(stream)
+            }
+            fn load_snapshot_before(
+                &self,
+                stream: &StreamId,
+                below: u64,
+            ) -> Result<Option<Snapshot>, ReadError> {
+                (**self).load_snapshot_before(stream, below)
             }
             fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError> {
                 (**self).save_checkpoint(name, position)

@@ -144,7 +144,8 @@ fn snapshots_of_another_state_version_are_ignored() {
         .build();
     assert_eq!(v2.state("a").unwrap().balance, 50);
     let m = v2.metrics();
-    assert_eq!((m.snapshot_hits, m.snapshots_outdated), (0, 1));
+    // Both kept snapshots (10 and 20) are of the old shape.
+    assert_eq!((m.snapshot_hits, m.snapshots_outdated), (0, 2));
     // The rebuild replayed 25 events, so it saved a snapshot of the new shape.
     let stream = StreamId::new(Account::NAME, "a").unwrap();
     let latest = store.load_snapshot(&stream).unwrap().unwrap();
@@ -211,6 +212,46 @@ fn a_corrupt_snapshot_is_ignored_with_a_warning_and_rebuilt() {
     assert_eq!(logged.len(), 1, "{logged:?}");
     assert!(logged[0].contains("does not decode"), "{logged:?}");
     assert!(logged[0].contains("account-a"), "{logged:?}");
+}
+
+/// Hosts of two state versions sharing a store: each loads from the newest snapshot of its
+/// own version, even behind a newer one of the other.
+#[test]
+fn the_newest_snapshot_of_the_hosts_state_version_is_used() {
+    let store = Arc::new(MemoryStore::new());
+    let host = |state_version: u32| {
+        Host::<Account, _>::builder(store.clone())
+            .state_version(state_version)
+            .snapshot_every(10)
+            .snapshot_keep(3)
+            .background_snapshots(false)
+            .build()
+    };
+    let v1 = host(1);
+    for _ in 0..25 {
+        v1.execute("a", AccountCommand::Deposit(2)).unwrap();
+    }
+    let v2 = host(2);
+    for _ in 0..10 {
+        v2.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    let stream = StreamId::new(Account::NAME, "a").unwrap();
+    let kept: Vec<(u64, u32)> = store
+        .snapshots(&stream)
+        .unwrap()
+        .iter()
+        .map(|s| (s.version, s.state_version))
+        .collect();
+    assert_eq!(kept, [(20, 1), (25, 2), (30, 2)]);
+
+    let v1 = host(1);
+    assert_eq!(v1.state("a").unwrap().balance, 60);
+    let m = v1.metrics();
+    assert_eq!(
+        (m.snapshots_outdated, m.snapshot_hits, m.replayed_events),
+        (2, 1, 15),
+        "skipped 30 and 25, loaded 20, replayed 21 to 35"
+    );
 }
 
 #[test]

@@ -9,9 +9,10 @@
 //! 2. **One at a time.** The instance's own lock is held for the rest of the command, so the
 //!    commands of one aggregate run one after another, and those of different aggregates run
 //!    in parallel, appends included: a group-committing store sees them all at once.
-//! 3. **Rehydration**, on first use: the latest snapshot whose state version matches (one
-//!    still waiting for the background writer counts), then the events after it. A snapshot
-//!    that does not decode is ignored with a warning.
+//! 3. **Rehydration**, on first use: the newest snapshot whose state version matches and
+//!    that decodes (one still waiting for the background writer counts; a kept older one
+//!    stands in for newer ones of another state version, damaged or undecodable, which are
+//!    skipped with a warning), then the events after it.
 //! 4. **Handle, append, apply.** [`Aggregate::handle_with`] decides the events, each put in
 //!    its envelope as it comes; they are appended with the instance's version as the expected
 //!    version (a single event through [`EventStore::append_one`]), then applied through
@@ -890,7 +891,8 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         }
     }
 
-    /// Rehydrates an instance: the latest acceptable snapshot, then the tail of the stream.
+    /// Rehydrates an instance: the newest snapshot of the policy's state version that decodes,
+    /// then the tail of the stream.
     fn load(&self, stream: &StreamId) -> Result<Instance<A>, LoadError> {
         bump(&self.counters.rehydrations);
         let mut instance = match catch_unwind(A::default) {
@@ -909,51 +911,71 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         // take the higher of the two.
         let pending = self.snapshots.pending(stream);
         let stored = self.store.load_snapshot(stream);
-        let latest = match (pending, stored) {
+        let mut candidate = match (pending, stored) {
             (Some(pending), Ok(Some(stored))) if stored.version > pending.version => {
                 Ok(Some(stored))
             }
             (Some(pending), _) => Ok(Some(pending)),
             (None, stored) => stored,
         };
-        match latest {
-            Ok(Some(snapshot)) if self.policy.accepts(&snapshot) => {
-                // The state's `Deserialize` may panic: that snapshot is then as good as
-                // undecodable.
-                let decoded = catch_unwind(|| codec::decode::<A>(&snapshot.payload))
-                    .unwrap_or_else(|panic| {
-                        Err(format!("decoding panicked: {}", panic_message(&*panic)))
-                    });
-                match decoded {
-                    Ok(state) => {
-                        bump(&self.counters.snapshot_hits);
-                        instance = Instance::new(state, snapshot.version, snapshot.payload.len());
-                    }
-                    Err(reason) => {
-                        bump(&self.counters.snapshots_corrupt);
-                        tracing::warn!(
-                            %stream,
-                            version = snapshot.version,
-                            reason,
-                            "ignoring a snapshot that does not decode; rebuilding from events"
-                        );
+        // The newest usable one: older snapshots stand in for newer ones of another state
+        // version, or that do not decode or cannot be read.
+        let mut fell_back = false;
+        loop {
+            let below = match candidate {
+                Ok(Some(snapshot)) if self.policy.accepts(&snapshot) => {
+                    // The state's `Deserialize` may panic: that snapshot is then as good as
+                    // undecodable.
+                    let decoded = catch_unwind(|| codec::decode::<A>(&snapshot.payload))
+                        .unwrap_or_else(|panic| {
+                            Err(format!("decoding panicked: {}", panic_message(&*panic)))
+                        });
+                    match decoded {
+                        Ok(state) => {
+                            bump(&self.counters.snapshot_hits);
+                            instance =
+                                Instance::new(state, snapshot.version, snapshot.payload.len());
+                            break;
+                        }
+                        Err(reason) => {
+                            bump(&self.counters.snapshots_corrupt);
+                            tracing::warn!(
+                                %stream,
+                                version = snapshot.version,
+                                reason,
+                                "ignoring a snapshot that does not decode"
+                            );
+                            snapshot.version
+                        }
                     }
                 }
+                Ok(Some(snapshot)) => {
+                    bump(&self.counters.snapshots_outdated);
+                    tracing::debug!(
+                        %stream,
+                        version = snapshot.version,
+                        found = snapshot.state_version,
+                        expected = self.policy.state_version,
+                        "ignoring a snapshot of another state version"
+                    );
+                    snapshot.version
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    bump(&self.counters.snapshots_corrupt);
+                    tracing::warn!(%stream, %error, "could not read a snapshot");
+                    if fell_back {
+                        break;
+                    }
+                    // The store skips the damaged ones when asked for older snapshots.
+                    u64::MAX
+                }
+            };
+            if below == 0 {
+                break;
             }
-            Ok(Some(snapshot)) => {
-                bump(&self.counters.snapshots_outdated);
-                tracing::debug!(
-                    %stream,
-                    found = snapshot.state_version,
-                    expected = self.policy.state_version,
-                    "ignoring a snapshot of another state version"
-                );
-            }
-            Ok(None) => {}
-            Err(error) => {
-                bump(&self.counters.snapshots_corrupt);
-                tracing::warn!(%stream, %error, "could not read the snapshot; rebuilding from events");
-            }
+            fell_back = true;
+            candidate = self.store.load_snapshot_before(stream, below);
         }
         let replayed = self.catch_up(stream, &mut instance)?;
         self.counters

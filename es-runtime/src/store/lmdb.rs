@@ -1592,6 +1592,37 @@ impl EventStore for LmdbStore {
         Ok(out)
     }
 
+    fn load_snapshot_before(
+        &self,
+        stream: &StreamId,
+        below: u64,
+    ) -> Result<Option<Snapshot>, ReadError> {
+        let r = self.inner.reader()?;
+        let name = stream.as_str();
+        let (mut lo, mut hi) = (Vec::new(), Vec::new());
+        record::stream_key(&mut lo, name, 0);
+        record::stream_key(&mut hi, name, below);
+        let range = (Bound::Included(&lo[..]), Bound::Excluded(&hi[..]));
+        for entry in self
+            .inner
+            .snapshots
+            .rev_range(&r.txn, &range)
+            .map_err(read_failed)?
+        {
+            let (k, v) = entry.map_err(read_failed)?;
+            let Some(version) = record::key_version(k, name) else {
+                continue;
+            };
+            match decode_snapshot(name, version, v) {
+                Ok(snapshot) => return Ok(Some(snapshot)),
+                Err(error) => {
+                    tracing::warn!(%stream, version, %error, "skipping a damaged snapshot");
+                }
+            }
+        }
+        Ok(None)
+    }
+
     fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError> {
         let what = || format!("the checkpoint of projection {name:?}");
         let key = checkpoint_key(name).map_err(|reason| WriteError::Storage {

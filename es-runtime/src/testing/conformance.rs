@@ -623,6 +623,7 @@ pub fn snapshots_keep_the_last_k<S: EventStore>(store: &S) {
     let other = stream("snap-10");
     assert_eq!(store.load_snapshot(&s).unwrap(), None);
     assert!(store.snapshots(&s).unwrap().is_empty());
+    assert_eq!(store.load_snapshot_before(&s, u64::MAX).unwrap(), None);
     store.save_snapshot(&other, snapshot(7), 3).unwrap();
     for v in [10, 20, 30, 40, 50] {
         store.save_snapshot(&s, snapshot(v), 3).unwrap();
@@ -635,6 +636,20 @@ pub fn snapshots_keep_the_last_k<S: EventStore>(store: &S) {
         .map(|s| s.version)
         .collect();
     assert_eq!(kept, vec![30, 40, 50]);
+    // The newest below a version, never another stream's.
+    let before = |stream: &StreamId, below: u64| {
+        store
+            .load_snapshot_before(stream, below)
+            .unwrap()
+            .map(|s| s.version)
+    };
+    assert_eq!(before(&s, u64::MAX), Some(50));
+    assert_eq!(before(&s, 50), Some(40));
+    assert_eq!(before(&s, 41), Some(40));
+    assert_eq!(before(&s, 40), Some(30));
+    assert_eq!(before(&s, 30), None);
+    assert_eq!(before(&other, 8), Some(7));
+    assert_eq!(before(&other, 7), None);
     store.save_snapshot(&s, snapshot(60), 0).unwrap();
     let kept: Vec<u64> = store
         .snapshots(&s)
