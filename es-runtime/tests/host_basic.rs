@@ -176,6 +176,42 @@ fn idle_instances_are_passivated() {
     assert_eq!(host.state("b").unwrap().balance, 1);
 }
 
+/// The sweeper stamps uses from a clock it advances once a round; still, no instance is
+/// passivated before it has been idle for the whole timeout. Eight instances, used 20 ms apart
+/// so that their uses fall at every point of a 150 ms round, are watched until all are gone.
+#[test]
+fn the_sweeper_never_passivates_an_instance_early() {
+    let idle = Duration::from_millis(200);
+    let host = Host::<Account, _>::builder(MemoryStore::new())
+        .idle_timeout(idle)
+        .sweep_interval(Duration::from_millis(150))
+        .build();
+    let mut uses = Vec::new();
+    for id in 0..8 {
+        // Before the command: its use is no earlier.
+        uses.push(std::time::Instant::now());
+        host.execute(id, AccountCommand::Deposit(1)).unwrap();
+        thread::sleep(Duration::from_millis(20));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let live = host.metrics().live;
+        let now = std::time::Instant::now();
+        // Idle for less than the timeout at `now`, so certainly when `live` was read.
+        let must_live = uses.iter().filter(|&&used| now < used + idle).count() as u64;
+        assert!(
+            live >= must_live,
+            "{live} live, but {must_live} were used less than {idle:?} ago"
+        );
+        if live == 0 {
+            break;
+        }
+        assert!(now < deadline, "{:?}", host.metrics());
+        thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(host.metrics().passivations_idle, 8);
+}
+
 #[test]
 fn the_background_sweeper_passivates_idle_instances() {
     let host = Host::<Account, _>::builder(MemoryStore::new())

@@ -23,7 +23,10 @@
 //!   that the host snapshots once every lock is released, so no state is encoded under a
 //!   shard lock.
 //! - Idle expiry reads the time of the last use stored in the list node, so there are no timers
-//!   to go stale: an instance used again just before its deadline is simply not expired.
+//!   to go stale: an instance used again just before its deadline is simply not expired. With a
+//!   sweeper, uses are stamped from a clock it advances at each round, so a stamp may be up to
+//!   a round early; expiry allows for the longest round seen, so an instance is never dropped
+//!   before it has been idle for the whole timeout.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -370,6 +373,10 @@ pub(crate) struct Cache<A> {
     /// the sweep interval.
     coarse_now: AtomicU64,
     ticking: AtomicBool,
+    /// The longest time between two ticks so far, in nanoseconds: how far behind a use the
+    /// coarse clock may have stamped it. Idle expiry waits this much longer, so that no
+    /// instance goes before it has been idle for the whole timeout.
+    slack: AtomicU64,
     /// Passivations hand back instances at least this many events past their last snapshot,
     /// or worth a snapshot by size ([`Instance::worth_a_snapshot`]); 0: none.
     min_tail: u64,
@@ -397,6 +404,7 @@ impl<A> Cache<A> {
             idle: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
             coarse_now: AtomicU64::new(0),
             ticking: AtomicBool::new(false),
+            slack: AtomicU64::new(0),
             min_tail,
         }
     }
@@ -423,8 +431,26 @@ impl<A> Cache<A> {
 
     /// Advances the coarse clock; called by the sweeper on each round.
     pub(crate) fn tick(&self) {
-        self.coarse_now.store(self.precise_now(), Ordering::Relaxed);
+        let now = self.precise_now();
+        if self.ticking.load(Ordering::Relaxed) {
+            let gap = now.saturating_sub(self.coarse_now.load(Ordering::Relaxed));
+            self.slack.fetch_max(gap, Ordering::Relaxed);
+        }
+        self.coarse_now.store(now, Ordering::Relaxed);
         self.ticking.store(true, Ordering::Relaxed);
+    }
+
+    /// The last use before which an instance is idle at `now` (from [`now`](Self::now) or
+    /// [`precise_now`](Self::precise_now)). With the coarse clock, a use was stamped up to one
+    /// interval between ticks early: the deadline moves back by the longest such interval, or
+    /// by the time since the last tick if that is longer.
+    fn idle_deadline(&self, now: u64) -> u64 {
+        let deadline = now.saturating_sub(self.idle);
+        if !self.ticking.load(Ordering::Relaxed) {
+            return deadline;
+        }
+        let current = now.saturating_sub(self.coarse_now.load(Ordering::Relaxed));
+        deadline.saturating_sub(self.slack.load(Ordering::Relaxed).max(current))
     }
 
     /// The key's hash, and its shard's lock.
@@ -466,7 +492,7 @@ impl<A> Cache<A> {
             let slot = shard.slot(i).clone();
             // Lazy idle expiry: the list's tail is the oldest, so one look is enough.
             if self.idle != u64::MAX {
-                let expired = shard.expire(now.saturating_sub(self.idle), 2, retired);
+                let expired = shard.expire(self.idle_deadline(now), 2, retired);
                 for _ in 0..expired {
                     bump(&counters.passivations_idle);
                 }
@@ -475,7 +501,7 @@ impl<A> Cache<A> {
         }
         let stream = make()?;
         if self.idle != u64::MAX {
-            let expired = shard.expire(now.saturating_sub(self.idle), 4, retired);
+            let expired = shard.expire(self.idle_deadline(now), 4, retired);
             for _ in 0..expired {
                 bump(&counters.passivations_idle);
             }
@@ -527,7 +553,7 @@ impl<A> Cache<A> {
         if self.idle == u64::MAX {
             return 0;
         }
-        let deadline = self.precise_now().saturating_sub(self.idle);
+        let deadline = self.idle_deadline(self.precise_now());
         self.shards
             .iter()
             .map(|s| {

@@ -130,6 +130,11 @@ impl<A: Aggregate, S: EventStore + 'static> HostBuilder<A, S> {
 
     /// Drop an instance unused for this long (default 5 minutes). `Duration::MAX` keeps idle
     /// instances until the live bound pushes them out.
+    ///
+    /// An instance is never dropped before it has been idle this long. The background sweep
+    /// drops it within about two [sweep intervals](Self::sweep_interval) after that: uses are
+    /// timed with a clock the sweep advances once a round, and expiry allows for the longest
+    /// round seen.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.options.idle_timeout = timeout;
         self
