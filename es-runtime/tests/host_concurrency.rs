@@ -6,21 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use common::{Account, AccountCommand, AccountEvent, BankError, replay, stream_events};
+use common::{Account, AccountCommand, AccountEvent, BankError, Rng, replay, stream_events};
 use es_runtime::{EventStore, ExecuteError, Host, MemoryStore, Metadata};
-
-/// A small deterministic generator, so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 /// 8 threads × 10,000 random deposits and withdrawals over 10 shared accounts. The model is
 /// built from what the host reported as accepted; at the end every balance matches it, every
@@ -205,72 +192,9 @@ fn conflicts_past_the_retry_bound_fail_with_a_conflict_error() {
     assert_eq!(a.state("x").unwrap().balance, 12);
 }
 
-/// Two hosts, two threads each, on the same accounts: every accepted command is stored once,
-/// and both hosts end with the store's state.
+/// Two hosts, two threads each, on the same accounts of one store (see `common`; the LMDB
+/// store runs the same in `lmdb_concurrency`).
 #[test]
 fn two_hosts_on_one_store_agree() {
-    let store = Arc::new(MemoryStore::new());
-    let hosts = [
-        Host::<Account, _>::builder(store.clone())
-            .max_retries(50)
-            .build(),
-        Host::<Account, _>::builder(store.clone())
-            .max_retries(50)
-            .build(),
-    ];
-    let start = Arc::new(Barrier::new(4));
-    let workers: Vec<_> = (0..4u64)
-        .map(|t| {
-            let host = hosts[(t % 2) as usize].clone();
-            let start = start.clone();
-            thread::spawn(move || {
-                let mut rng = Rng(t + 11);
-                let mut deposited = [0u64; 3];
-                let mut withdrawn = [0u64; 3];
-                start.wait();
-                for _ in 0..2_000 {
-                    let account = (rng.next() % 3) as usize;
-                    let amount = rng.next() % 10 + 1;
-                    if rng.next().is_multiple_of(3) {
-                        if host
-                            .execute(account, AccountCommand::Withdraw(amount))
-                            .is_ok()
-                        {
-                            withdrawn[account] += amount;
-                        }
-                    } else {
-                        host.execute(account, AccountCommand::Deposit(amount))
-                            .unwrap();
-                        deposited[account] += amount;
-                    }
-                }
-                (deposited, withdrawn)
-            })
-        })
-        .collect();
-    let mut balance = [0i128; 3];
-    for w in workers {
-        let (deposited, withdrawn) = w.join().unwrap();
-        for i in 0..3 {
-            balance[i] += i128::from(deposited[i]) - i128::from(withdrawn[i]);
-        }
-    }
-    let conflicts: u64 = hosts.iter().map(|h| h.metrics().conflicts).sum();
-    assert!(
-        conflicts > 0,
-        "two hosts on the same streams should conflict"
-    );
-    for (account, expected) in balance.iter().enumerate() {
-        let stored = replay(
-            stream_events(&*store, &account.to_string())
-                .into_iter()
-                .map(|(_, e)| e),
-        );
-        assert_eq!(i128::from(stored.balance), *expected, "account {account}");
-        // Each host catches up with the other's writes on its next use.
-        for host in &hosts {
-            host.execute(account, AccountCommand::Nothing).unwrap();
-            assert_eq!(host.state(account).unwrap(), stored);
-        }
-    }
+    common::two_hosts_on_one_store_agree(Arc::new(MemoryStore::new()));
 }
