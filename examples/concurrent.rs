@@ -147,10 +147,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             replayed.apply(event);
         }
-        // A no-op read on each host: both agree with the store once caught up.
-        host.execute(id, AccountCommand::Deposit(1))?;
-        replayed.apply(AccountEvent::Deposited { amount: 1 });
-        assert_eq!(host.state(id)?.balance, replayed.balance);
+        // A deposit through each host in turn: each catches up with what the other wrote
+        // since its last command (a version conflict, then a retry), then agrees with the
+        // store.
+        for h in [&other, &host] {
+            h.execute(id, AccountCommand::Deposit(1))?;
+            replayed.apply(AccountEvent::Deposited { amount: 1 });
+            assert_eq!(h.state(id)?.balance, replayed.balance);
+        }
     }
     println!("all {ACCOUNTS} balances match their streams; none ever went below zero");
 

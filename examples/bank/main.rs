@@ -136,10 +136,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         m.rehydrations,
         m.passivations()
     );
-    println!(
-        "state after rehydration equals the state before: {}",
-        if after == before { "yes" } else { "NO" }
+    assert_eq!(
+        after, before,
+        "the rehydrated state differs from the state before"
     );
+    println!("state after rehydration equals the state before: yes");
 
     // The read model follows the new events, then is saved for the next run.
     let from = balances.projection().position();
