@@ -222,35 +222,70 @@ fn events_decided_before_a_refusal_or_a_panic_are_not_stored() {
 
 /// An aggregate whose serde code panics on request: its state refuses to be encoded while
 /// `armed`, and to be decoded while `DECODE_PANICS` is set on the loading thread; an event
-/// `Added(666)` refuses to be encoded.
+/// `Added(666)` refuses to be encoded. A `fused` state panics when dropped while
+/// `DROP_PANICS_LEFT` is above zero (each such drop takes one), and the empty state refuses to
+/// be made while `DEFAULT_PANICS` is set on the thread.
 mod touchy {
     use std::cell::Cell;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     use es_runtime::{Aggregate, DomainEvent};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     thread_local! {
         pub(crate) static DECODE_PANICS: Cell<bool> = const { Cell::new(false) };
+        pub(crate) static DEFAULT_PANICS: Cell<bool> = const { Cell::new(false) };
     }
 
-    #[derive(Debug, Default, Clone, PartialEq)]
+    pub(crate) static DROP_PANICS_LEFT: AtomicU32 = AtomicU32::new(0);
+
+    #[derive(Debug, Clone, PartialEq)]
     pub(crate) struct Touchy {
         pub(crate) total: u64,
         pub(crate) armed: bool,
+        pub(crate) fused: bool,
+    }
+
+    impl Default for Touchy {
+        fn default() -> Self {
+            assert!(!DEFAULT_PANICS.get(), "the empty state refuses to be made");
+            Touchy {
+                total: 0,
+                armed: false,
+                fused: false,
+            }
+        }
+    }
+
+    impl Drop for Touchy {
+        fn drop(&mut self) {
+            let take = |left: u32| left.checked_sub(1);
+            if self.fused
+                && DROP_PANICS_LEFT
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, take)
+                    .is_ok()
+            {
+                panic!("a fused state blew up as it was dropped");
+            }
+        }
     }
 
     impl Serialize for Touchy {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
             assert!(!self.armed, "an armed state refuses to be saved");
-            (self.total, self.armed).serialize(s)
+            (self.total, self.armed, self.fused).serialize(s)
         }
     }
 
     impl<'de> Deserialize<'de> for Touchy {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             assert!(!DECODE_PANICS.get(), "the state refuses to load");
-            let (total, armed) = <(u64, bool)>::deserialize(d)?;
-            Ok(Touchy { total, armed })
+            let (total, armed, fused) = <(u64, bool, bool)>::deserialize(d)?;
+            Ok(Touchy {
+                total,
+                armed,
+                fused,
+            })
         }
     }
 
@@ -258,12 +293,14 @@ mod touchy {
     pub(crate) enum TouchyCommand {
         Add(u64),
         Arm,
+        Fuse,
     }
 
     #[derive(Debug, Clone, PartialEq, Deserialize)]
     pub(crate) enum TouchyEvent {
         Added(u64),
         Armed,
+        Fused,
     }
 
     impl Serialize for TouchyEvent {
@@ -272,16 +309,18 @@ mod touchy {
                 TouchyEvent::Added(666) => panic!("event 666 refuses to be encoded"),
                 TouchyEvent::Added(n) => s.serialize_newtype_variant("TouchyEvent", 0, "Added", n),
                 TouchyEvent::Armed => s.serialize_unit_variant("TouchyEvent", 1, "Armed"),
+                TouchyEvent::Fused => s.serialize_unit_variant("TouchyEvent", 2, "Fused"),
             }
         }
     }
 
     impl DomainEvent for TouchyEvent {
-        const TYPES: &'static [&'static str] = &["Added", "Armed"];
+        const TYPES: &'static [&'static str] = &["Added", "Armed", "Fused"];
         fn event_type(&self) -> &'static str {
             match self {
                 TouchyEvent::Added(_) => "Added",
                 TouchyEvent::Armed => "Armed",
+                TouchyEvent::Fused => "Fused",
             }
         }
     }
@@ -296,6 +335,7 @@ mod touchy {
             Ok(vec![match command {
                 TouchyCommand::Add(n) => TouchyEvent::Added(n),
                 TouchyCommand::Arm => TouchyEvent::Armed,
+                TouchyCommand::Fuse => TouchyEvent::Fused,
             }])
         }
 
@@ -303,14 +343,16 @@ mod touchy {
             match event {
                 TouchyEvent::Added(n) => self.total += n,
                 TouchyEvent::Armed => self.armed = true,
+                TouchyEvent::Fused => self.fused = true,
             }
         }
     }
 }
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use touchy::{DECODE_PANICS, Touchy, TouchyCommand};
+use touchy::{DECODE_PANICS, DEFAULT_PANICS, DROP_PANICS_LEFT, Touchy, TouchyCommand};
 
 #[test]
 fn a_panic_encoding_an_event_fails_that_command_and_stores_nothing() {
@@ -376,25 +418,104 @@ fn a_panic_encoding_a_snapshot_costs_that_snapshot_only() {
         host.execute("a", TouchyCommand::Add(1)).unwrap();
     }
     host.execute("a", TouchyCommand::Arm).unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while host.metrics().live > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sweeper passivated `a`"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(host.metrics().snapshot_failures, 1);
+    wait_for("the sweeper to fail a snapshot of `a`", || {
+        host.metrics().snapshot_failures == 1
+    });
     host.execute("b", TouchyCommand::Add(1)).unwrap();
-    while host.metrics().live > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sweeper passivated `b`"
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
-    assert_eq!(host.metrics().passivations_idle, 2);
+    wait_for("the sweeper to passivate `b`", || {
+        host.metrics().passivations_idle == 2
+    });
     assert_eq!(host.state("a").unwrap().total, 200);
+}
+
+/// Polls `done` until it holds, failing after 20 seconds.
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "waited for {what}");
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Runs `f` on another thread and returns its result, failing if it takes 20 seconds: a
+/// command that spins forever fails the test instead of hanging it.
+fn within_time<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("finished in time")
+}
+
+/// A state whose `Drop` panics as it is passivated, evicted by another aggregate's command or
+/// dropped by the idle sweeper: the other command succeeds, the sweeper goes on, and the
+/// aggregate is reloaded on its next command (its slot left the cache before the drop).
+#[test]
+fn a_panic_dropping_a_passivated_state_costs_nothing_else() {
+    // Evicted to make room for `b`.
+    let host = Host::<Touchy, _>::builder(MemoryStore::new())
+        .snapshot_every(0)
+        .max_live(1)
+        .shards(1)
+        .build();
+    host.execute("a", TouchyCommand::Add(1)).unwrap();
+    host.execute("a", TouchyCommand::Fuse).unwrap();
+    DROP_PANICS_LEFT.store(1, Ordering::SeqCst);
+    host.execute("b", TouchyCommand::Add(5)).unwrap();
+    assert_eq!(
+        DROP_PANICS_LEFT.load(Ordering::SeqCst),
+        0,
+        "the drop panicked"
+    );
+    let m = host.metrics();
+    assert_eq!((m.passivations_lru, m.panics, m.live), (1, 1, 1));
+    let again = host.clone();
+    let done = within_time(move || again.execute("a", TouchyCommand::Add(1)).unwrap());
+    assert_eq!(done.version, 3);
+    assert_eq!(host.metrics().rehydrations, 3);
+
+    // Dropped by the idle sweeper.
+    let host = Host::<Touchy, _>::builder(MemoryStore::new())
+        .snapshot_every(0)
+        .idle_timeout(Duration::from_millis(20))
+        .sweep_interval(Duration::from_millis(5))
+        .build();
+    host.execute("c", TouchyCommand::Fuse).unwrap();
+    DROP_PANICS_LEFT.store(1, Ordering::SeqCst);
+    wait_for("the sweeper to drop `c`", || {
+        DROP_PANICS_LEFT.load(Ordering::SeqCst) == 0 && host.metrics().live == 0
+    });
+    host.execute("d", TouchyCommand::Add(1)).unwrap();
+    wait_for("the sweeper to passivate `d`", || {
+        host.metrics().passivations_idle == 2
+    });
+    let again = host.clone();
+    let done = within_time(move || again.execute("c", TouchyCommand::Add(1)).unwrap());
+    assert_eq!(done.version, 2);
+    assert_eq!(host.metrics().panics, 1);
+}
+
+/// The empty state's `Default` panicking fails the load, as a `LoadError` at version 0.
+#[test]
+fn a_panic_making_the_empty_state_is_a_load_error() {
+    let host = Host::<Touchy, _>::new(MemoryStore::new());
+    DEFAULT_PANICS.set(true);
+    let err = host.execute("a", TouchyCommand::Add(1)).unwrap_err();
+    DEFAULT_PANICS.set(false);
+    match err {
+        ExecuteError::Load(LoadError::Panicked {
+            stream,
+            version,
+            message,
+        }) => {
+            assert_eq!((stream.as_str(), version), ("touchy-a", 0));
+            assert!(message.contains("empty state"), "{message}");
+        }
+        other => panic!("expected a load panic, got {other:?}"),
+    }
+    assert_eq!(host.metrics().panics, 1);
+    assert_eq!(host.execute("a", TouchyCommand::Add(1)).unwrap().version, 1);
 }
 
 /// A snapshot whose decoding panics is ignored like one that does not decode: the instance

@@ -360,12 +360,26 @@ fn a_passivation_past_the_last_snapshot_leaves_nothing_to_replay_in_background()
     }
 }
 
-/// A memory store whose snapshot writes wait while the gate is shut.
+/// A memory store whose snapshot writes wait while the gate is shut, and whose snapshots
+/// cannot be read while `broken` is set.
 #[derive(Debug, Default)]
 struct GatedStore {
     inner: MemoryStore,
     shut: Mutex<bool>,
     opened: Condvar,
+    broken: std::sync::atomic::AtomicBool,
+}
+
+impl GatedStore {
+    fn check_readable(&self) -> Result<(), ReadError> {
+        if self.broken.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(ReadError::Corrupt {
+                what: "the snapshots".to_owned(),
+                reason: "broken on purpose".to_owned(),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl GatedStore {
@@ -415,9 +429,11 @@ impl EventStore for GatedStore {
         self.inner.save_snapshot(stream, snapshot, keep)
     }
     fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, ReadError> {
+        self.check_readable()?;
         self.inner.load_snapshot(stream)
     }
     fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, ReadError> {
+        self.check_readable()?;
         self.inner.snapshots(stream)
     }
     fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError> {
@@ -426,6 +442,88 @@ impl EventStore for GatedStore {
     fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
         self.inner.load_checkpoint(name)
     }
+}
+
+/// Opens a gated store's gate when dropped.
+struct Open(Arc<GatedStore>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.set_shut(false);
+    }
+}
+
+/// Snapshots that cannot be read (the default `load_snapshot_before` fails like
+/// `load_snapshot`) are counted once per load, and the instance is rebuilt from its events.
+#[test]
+fn unreadable_snapshots_are_counted_once_and_replayed_past() {
+    let store = Arc::new(GatedStore::default());
+    let host = Host::<Account, _>::builder(store.clone())
+        .snapshot_every(10)
+        .background_snapshots(false)
+        .build();
+    for _ in 0..25 {
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    assert!(host.passivate("a"));
+    store
+        .broken
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(host.state("a").unwrap().balance, 25);
+    let m = host.metrics();
+    assert_eq!(
+        (m.snapshots_corrupt, m.snapshot_hits, m.replayed_events),
+        (1, 0, 25)
+    );
+}
+
+/// A snapshot still waiting for the writer stands in for a newer stored one of another state
+/// version, rather than an older stored one or none.
+#[test]
+fn a_pending_snapshot_stands_in_for_a_newer_one_of_another_state_version() {
+    let store = Arc::new(GatedStore::default());
+    store.set_shut(true);
+    let host = Host::<Account, _>::builder(store.clone())
+        .snapshot_every(10)
+        .build();
+    // Opens the gate before the host is dropped (it waits for its writer), even on failure.
+    let _open = Open(store.clone());
+    for _ in 0..15 {
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    assert!(host.passivate("a"));
+    // A host of state version 2 saved a snapshot at 15, past the writer queue; the one at 15
+    // of version 1 is still waiting.
+    let stream = StreamId::new(Account::NAME, "a").unwrap();
+    let other_shape = Snapshot {
+        version: 15,
+        state_version: 2,
+        payload: vec![0xc0],
+    };
+    store.inner.save_snapshot(&stream, other_shape, 2).unwrap();
+    let newer = Snapshot {
+        version: 16,
+        ..store.inner.load_snapshot(&stream).unwrap().unwrap()
+    };
+    store
+        .inner
+        .append(
+            &stream,
+            ExpectedVersion::Exact(15),
+            vec![
+                NewEvent::from_event(&AccountEvent::Deposited { amount: 1 }, Default::default())
+                    .unwrap(),
+            ],
+        )
+        .unwrap();
+    store.inner.save_snapshot(&stream, newer, 2).unwrap();
+    assert_eq!(host.state("a").unwrap().balance, 16);
+    let m = host.metrics();
+    assert_eq!(
+        (m.snapshots_outdated, m.snapshot_hits, m.replayed_events),
+        (1, 1, 1),
+        "skipped 16 of version 2, loaded the pending 15 (as new as the stored one), replayed 16"
+    );
 }
 
 #[test]

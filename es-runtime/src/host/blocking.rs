@@ -85,17 +85,16 @@ impl Pool {
     /// resolves to its result.
     pub(crate) fn spawn<T: Send + 'static>(
         &self,
-        key: &str,
+        key: Arc<str>,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Receiver<T> {
         let (tx, rx) = oneshot();
         let job: Job = Box::new(move || tx.send(f()));
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(line) = state.lines.get_mut(key) {
+        if let Some(line) = state.lines.get_mut(&key) {
             line.push_back(job);
             return rx;
         }
-        let key: Arc<str> = key.into();
         state.lines.insert(key.clone(), VecDeque::new());
         self.shared.ready(state, Task { key, job });
         rx
@@ -288,7 +287,7 @@ mod tests {
     fn runs_jobs_and_returns_results() {
         let pool = Pool::new(4);
         let rxs: Vec<_> = (0..100)
-            .map(|i| pool.spawn(&format!("k{}", i % 7), move || i * 2))
+            .map(|i| pool.spawn(format!("k{}", i % 7).into(), move || i * 2))
             .collect();
         let sum: u64 = rxs.into_iter().map(|rx| block_on(rx).unwrap()).sum();
         assert_eq!(sum, (0..100u64).map(|i| i * 2).sum::<u64>());
@@ -304,11 +303,12 @@ mod tests {
     #[test]
     fn a_panicking_job_resolves_to_none() {
         let pool = Pool::new(1);
-        let rx = pool.spawn("k", || -> u32 { panic!("boom") });
-        let next = pool.spawn("k", || 7);
+        let key: Arc<str> = "k".into();
+        let rx = pool.spawn(key.clone(), || -> u32 { panic!("boom") });
+        let next = pool.spawn(key.clone(), || 7);
         assert_eq!(block_on(rx), None);
         // The pool, its thread and the key's line still work.
         assert_eq!(block_on(next), Some(7));
-        assert_eq!(block_on(pool.spawn("k", || 8)), Some(8));
+        assert_eq!(block_on(pool.spawn(key, || 8)), Some(8));
     }
 }

@@ -112,20 +112,27 @@ fn saturate(bytes: usize) -> u32 {
     u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
-/// The instances a passivation dropped past their last snapshot, for the host to snapshot
-/// after the locks are released. Collects nothing when the host takes no snapshots.
+/// The instances a passivation took out of the cache, for the host to snapshot (those past
+/// their last snapshot) and drop once the locks are released: encoding a state and dropping
+/// it run domain code, which may panic, and a slot must never be left in the map retired.
 #[derive(Debug)]
 pub(crate) struct Retired<A> {
     min_tail: u64,
+    /// The instances [worth a snapshot](Instance::worth_a_snapshot); none when the host takes
+    /// no snapshots.
     pub(crate) instances: Vec<(StreamId, Instance<A>)>,
+    /// The others, to drop.
+    pub(crate) dropped: Vec<Instance<A>>,
 }
 
 impl<A> Retired<A> {
-    /// Takes `instance` if it is [worth a snapshot](Instance::worth_a_snapshot); otherwise
-    /// drops it.
+    /// Takes `instance`, to snapshot if it is [worth a snapshot](Instance::worth_a_snapshot),
+    /// or only to drop.
     fn offer(&mut self, stream: &StreamId, instance: Instance<A>, crowded: bool) {
         if instance.worth_a_snapshot(self.min_tail, crowded) {
             self.instances.push((stream.clone(), instance));
+        } else {
+            self.dropped.push(instance);
         }
     }
 }
@@ -354,6 +361,31 @@ impl<A> Shard<A> {
     }
 }
 
+/// The longest gaps between the sweeper's ticks, in two windows of at least an idle timeout
+/// each: a stamp can only be late by the gap of a tick within the last idle timeout (an older
+/// one was followed by a tick more than a timeout ago), so a long gap (a stalled machine)
+/// delays expiry for two timeouts at most.
+#[derive(Debug, Default)]
+struct Gaps {
+    /// When the current window started.
+    since: u64,
+    current: u64,
+    previous: u64,
+}
+
+impl Gaps {
+    /// Records the gap that ended with the tick at `now`; returns the longest of both windows.
+    fn record(&mut self, now: u64, gap: u64, idle: u64) -> u64 {
+        if now.saturating_sub(self.since) >= idle {
+            self.previous = self.current;
+            self.current = 0;
+            self.since = now;
+        }
+        self.current = self.current.max(gap);
+        self.current.max(self.previous)
+    }
+}
+
 #[repr(align(128))]
 #[derive(Debug)]
 struct Padded<T>(T);
@@ -373,10 +405,13 @@ pub(crate) struct Cache<A> {
     /// the sweep interval.
     coarse_now: AtomicU64,
     ticking: AtomicBool,
-    /// The longest time between two ticks so far, in nanoseconds: how far behind a use the
-    /// coarse clock may have stamped it. Idle expiry waits this much longer, so that no
-    /// instance goes before it has been idle for the whole timeout.
+    /// The longest time between two ticks lately (at least the last idle timeout's worth of
+    /// ticks), in nanoseconds: how far behind a use the coarse clock may have stamped it. Idle
+    /// expiry waits this much longer, so that no instance goes before it has been idle for the
+    /// whole timeout.
     slack: AtomicU64,
+    /// The gaps between ticks that `slack` is the longest of.
+    gaps: Mutex<Gaps>,
     /// Passivations hand back instances at least this many events past their last snapshot,
     /// or worth a snapshot by size ([`Instance::worth_a_snapshot`]); 0: none.
     min_tail: u64,
@@ -405,6 +440,7 @@ impl<A> Cache<A> {
             coarse_now: AtomicU64::new(0),
             ticking: AtomicBool::new(false),
             slack: AtomicU64::new(0),
+            gaps: Mutex::new(Gaps::default()),
             min_tail,
         }
     }
@@ -414,6 +450,7 @@ impl<A> Cache<A> {
         Retired {
             min_tail: self.min_tail,
             instances: Vec::new(),
+            dropped: Vec::new(),
         }
     }
 
@@ -432,12 +469,17 @@ impl<A> Cache<A> {
     /// Advances the coarse clock; called by the sweeper on each round.
     pub(crate) fn tick(&self) {
         let now = self.precise_now();
-        if self.ticking.load(Ordering::Relaxed) {
-            let gap = now.saturating_sub(self.coarse_now.load(Ordering::Relaxed));
-            self.slack.fetch_max(gap, Ordering::Relaxed);
+        let mut gaps = self.gaps.lock().unwrap_or_else(|e| e.into_inner());
+        if self.ticking.load(Ordering::Acquire) {
+            let gap = now.saturating_sub(self.coarse_now.load(Ordering::Acquire));
+            let slack = gaps.record(now, gap, self.idle);
+            self.slack.store(slack, Ordering::Release);
+        } else {
+            gaps.since = now;
         }
-        self.coarse_now.store(now, Ordering::Relaxed);
-        self.ticking.store(true, Ordering::Relaxed);
+        // Published after the slack: whoever sees this tick sees the slack that goes with it.
+        self.coarse_now.store(now, Ordering::Release);
+        self.ticking.store(true, Ordering::Release);
     }
 
     /// The last use before which an instance is idle at `now` (from [`now`](Self::now) or
@@ -449,8 +491,8 @@ impl<A> Cache<A> {
         if !self.ticking.load(Ordering::Relaxed) {
             return deadline;
         }
-        let current = now.saturating_sub(self.coarse_now.load(Ordering::Relaxed));
-        deadline.saturating_sub(self.slack.load(Ordering::Relaxed).max(current))
+        let current = now.saturating_sub(self.coarse_now.load(Ordering::Acquire));
+        deadline.saturating_sub(self.slack.load(Ordering::Acquire).max(current))
     }
 
     /// The key's hash, and its shard's lock.
@@ -649,6 +691,21 @@ mod tests {
         assert!(!fresh.worth_a_snapshot(10, false));
         fresh.version = 10;
         assert!(fresh.worth_a_snapshot(10, false));
+    }
+
+    #[test]
+    fn a_long_gap_between_ticks_is_forgotten_after_two_timeouts() {
+        let mut gaps = Gaps::default();
+        // Ticks every 10 with a 100 timeout, then one 70 late.
+        assert_eq!(gaps.record(10, 10, 100), 10);
+        assert_eq!(gaps.record(90, 80, 100), 80);
+        // Kept while a use it made look older may still be within the timeout...
+        for t in (100..=190).step_by(10) {
+            assert_eq!(gaps.record(t, 10, 100), 80, "at {t}");
+        }
+        // ...and forgotten at the next window, at most two timeouts after it.
+        assert_eq!(gaps.record(200, 10, 100), 10);
+        assert_eq!(gaps.record(210, 10, 100), 10);
     }
 
     #[test]

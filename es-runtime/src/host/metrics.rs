@@ -18,9 +18,11 @@ pub struct Metrics {
     /// Events replayed by rehydrations: those after the snapshot each started from (all of
     /// the stream's without one). Catching up after a version conflict is not counted.
     pub replayed_events: u64,
-    /// Snapshots ignored because their state version was another one.
+    /// Snapshots passed over by rehydrations because their state version was another one
+    /// (each one a rehydration looked at; it went on to an older one, or to the events).
     pub snapshots_outdated: u64,
-    /// Snapshots ignored because they did not decode (rebuilt from events, with a warning).
+    /// Snapshots passed over by rehydrations because they did not decode or could not be read
+    /// (with a warning; the rehydration went on to an older one, or to the events).
     pub snapshots_corrupt: u64,
     /// Snapshots written.
     pub snapshots_written: u64,

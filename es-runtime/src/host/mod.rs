@@ -30,7 +30,9 @@
 //! `Deserialize` or the state's `Default`) is [`LoadError::Panicked`]; one in the state's
 //! `Deserialize` makes the host ignore that snapshot and replay the events instead; and one in
 //! the state's `Serialize` costs the snapshot being taken (counted in
-//! [`Metrics::snapshot_failures`]), whichever thread takes it.
+//! [`Metrics::snapshot_failures`]), whichever thread takes it. Passivated instances are
+//! dropped once the cache's locks are released, and a panic in the state's `Drop` then is
+//! logged and counted in [`Metrics::panics`].
 //!
 //! A panic in `apply` comes after the events were stored: they are part of the stream, so
 //! rebuilding the instance replays them and panics again, and every later command for that
@@ -301,7 +303,9 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
     /// processes write the same stream, a live instance shows their events only once a
     /// command has run on it since (or after it was passivated).
     ///
-    /// `f` must not use this host on the same aggregate: the instance is locked while it runs.
+    /// `f` must not use this host on the same aggregate (nor call
+    /// [`passivate_all`](Self::passivate_all), which waits for every instance): the instance
+    /// is locked while it runs. Commands on other aggregates are fine.
     pub fn read<R>(&self, id: impl Display, f: impl FnOnce(&A, u64) -> R) -> Result<R, LoadError> {
         with_key::<A, _>(id, |key| {
             let shared = &*self.shared;
@@ -433,7 +437,7 @@ where
         command: A::Command,
         metadata: Metadata,
     ) -> impl Future<Output = ExecuteResult<A>> + Send + 'static {
-        let key = with_key::<A, _>(id, str::to_owned);
+        let key: Arc<str> = with_key::<A, _>(id, |key| key.into());
         let shared = self.shared.clone();
         let pool = self
             .shared
@@ -442,7 +446,7 @@ where
         let stream = key.clone();
         // The command's span is a child of the caller's, as with `execute`.
         let caller = tracing::Span::current();
-        let rx = pool.spawn(&stream, move || {
+        let rx = pool.spawn(key.clone(), move || {
             caller.in_scope(|| {
                 shared
                     .execute(&key, command, metadata, |_| ())
@@ -452,7 +456,7 @@ where
         async move {
             rx.await.unwrap_or_else(|| {
                 Err(ExecuteError::Panicked {
-                    stream,
+                    stream: stream.to_string(),
                     phase: Phase::Store,
                     message: "the store or the host panicked while running the command".to_owned(),
                 })
@@ -501,8 +505,9 @@ impl<A: Aggregate, S: EventStore + 'static> Sweeper<A, S> {
             let Some(cache) = self.cache.upgrade() else {
                 return;
             };
-            // Domain code runs in a round (the states' `Serialize` and `Drop`): a panic there
-            // costs the rest of that round, not the sweeper.
+            // Domain code runs in a round (the states' `Serialize` and `Drop`, each caught on
+            // its own); should anything else panic, it costs the rest of that round, not the
+            // sweeper.
             if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.round(cache))) {
                 let message = panic_message(&*panic);
                 tracing::error!(message, "a round of the idle sweep panicked");
@@ -518,9 +523,14 @@ impl<A: Aggregate, S: EventStore + 'static> Sweeper<A, S> {
         self.counters
             .passivations_idle
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        for (stream, instance) in retired.instances {
-            let Some(snapshot) = encode_snapshot(&self.counters, &self.policy, &stream, &instance)
-            else {
+        let Retired {
+            instances, dropped, ..
+        } = retired;
+        drop_instances(&self.counters, dropped);
+        for (stream, instance) in instances {
+            let snapshot = encode_snapshot(&self.counters, &self.policy, &stream, &instance);
+            drop_instances(&self.counters, [instance]);
+            let Some(snapshot) = snapshot else {
                 continue;
             };
             let (stream, snapshot) = match &self.queue {
@@ -533,6 +543,18 @@ impl<A: Aggregate, S: EventStore + 'static> Sweeper<A, S> {
             if let Some(store) = self.store.upgrade() {
                 write_snapshot(&*store, &self.counters, self.policy.keep, &stream, snapshot);
             }
+        }
+    }
+}
+
+/// Drops passivated instances, with no lock held: the state's `Drop` is domain code, and a
+/// panic in it costs nothing but a log line and a count.
+fn drop_instances<A>(counters: &Counters, instances: impl IntoIterator<Item = Instance<A>>) {
+    for instance in instances {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(instance))) {
+            bump(&counters.panics);
+            let message = panic_message(&*panic);
+            tracing::error!(message, "dropping a passivated instance panicked");
         }
     }
 }
@@ -909,71 +931,82 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         // A snapshot still waiting for the writer is newer than the store's, unless a late
         // one (from a passivation racing a reload) was queued after a newer one was written:
         // take the higher of the two.
-        let pending = self.snapshots.pending(stream);
-        let stored = self.store.load_snapshot(stream);
-        let mut candidate = match (pending, stored) {
-            (Some(pending), Ok(Some(stored))) if stored.version > pending.version => {
-                Ok(Some(stored))
-            }
-            (Some(pending), _) => Ok(Some(pending)),
-            (None, stored) => stored,
-        };
-        // The newest usable one: older snapshots stand in for newer ones of another state
-        // version, or that do not decode or cannot be read.
+        // The newest usable snapshot: older ones stand in for newer ones of another state
+        // version, or that do not decode or cannot be read. One still waiting for the writer
+        // (this host's state version) counts, unless a late one (from a passivation racing a
+        // reload) was queued after a newer one was written.
+        let mut pending = self.snapshots.pending(stream);
+        let mut candidate = self.store.load_snapshot(stream);
+        let mut below = u64::MAX;
         let mut fell_back = false;
         loop {
-            let below = match candidate {
-                Ok(Some(snapshot)) if self.policy.accepts(&snapshot) => {
-                    // The state's `Deserialize` may panic: that snapshot is then as good as
-                    // undecodable.
-                    let decoded = catch_unwind(|| codec::decode::<A>(&snapshot.payload))
-                        .unwrap_or_else(|panic| {
-                            Err(format!("decoding panicked: {}", panic_message(&*panic)))
-                        });
-                    match decoded {
-                        Ok(state) => {
-                            bump(&self.counters.snapshot_hits);
-                            instance =
-                                Instance::new(state, snapshot.version, snapshot.payload.len());
-                            break;
-                        }
-                        Err(reason) => {
-                            bump(&self.counters.snapshots_corrupt);
-                            tracing::warn!(
-                                %stream,
-                                version = snapshot.version,
-                                reason,
-                                "ignoring a snapshot that does not decode"
-                            );
-                            snapshot.version
-                        }
-                    }
-                }
+            // The pending snapshot goes first when it is the newest of the two.
+            if let Some(p) = pending.take_if(|p| {
+                p.version < below
+                    && !matches!(&candidate, Ok(Some(stored)) if stored.version > p.version)
+            }) {
+                candidate = Ok(Some(p));
+            }
+            let snapshot = match candidate {
+                Ok(Some(snapshot)) if snapshot.version < below => snapshot,
                 Ok(Some(snapshot)) => {
-                    bump(&self.counters.snapshots_outdated);
-                    tracing::debug!(
-                        %stream,
-                        version = snapshot.version,
-                        found = snapshot.state_version,
-                        expected = self.policy.state_version,
-                        "ignoring a snapshot of another state version"
-                    );
-                    snapshot.version
+                    // A store must answer below the version asked for.
+                    tracing::warn!(%stream, version = snapshot.version, below, "the store returned a snapshot out of order; replaying from an older one");
+                    break;
                 }
                 Ok(None) => break,
-                Err(error) => {
+                Err(error) if !fell_back => {
                     bump(&self.counters.snapshots_corrupt);
-                    tracing::warn!(%stream, %error, "could not read a snapshot");
-                    if fell_back {
-                        break;
-                    }
+                    tracing::warn!(%stream, %error, "could not read the latest snapshot");
                     // The store skips the damaged ones when asked for older snapshots.
-                    u64::MAX
+                    fell_back = true;
+                    candidate = self.store.load_snapshot_before(stream, below);
+                    continue;
+                }
+                Err(error) => {
+                    // The store failed again (it was counted above, or it is not a damaged
+                    // snapshot but the store): replay from what was found so far.
+                    tracing::warn!(%stream, %error, "could not read the older snapshots");
+                    break;
                 }
             };
-            if below == 0 {
+            if self.policy.accepts(&snapshot) {
+                // The state's `Deserialize` may panic: that snapshot is then as good as
+                // undecodable.
+                let decoded = catch_unwind(|| codec::decode::<A>(&snapshot.payload))
+                    .unwrap_or_else(|panic| {
+                        Err(format!("decoding panicked: {}", panic_message(&*panic)))
+                    });
+                match decoded {
+                    Ok(state) => {
+                        bump(&self.counters.snapshot_hits);
+                        instance = Instance::new(state, snapshot.version, snapshot.payload.len());
+                        break;
+                    }
+                    Err(reason) => {
+                        bump(&self.counters.snapshots_corrupt);
+                        tracing::warn!(
+                            %stream,
+                            version = snapshot.version,
+                            reason,
+                            "ignoring a snapshot that does not decode"
+                        );
+                    }
+                }
+            } else {
+                bump(&self.counters.snapshots_outdated);
+                tracing::debug!(
+                    %stream,
+                    version = snapshot.version,
+                    found = snapshot.state_version,
+                    expected = self.policy.state_version,
+                    "ignoring a snapshot of another state version"
+                );
+            }
+            if snapshot.version == 0 {
                 break;
             }
+            below = snapshot.version;
             fell_back = true;
             candidate = self.store.load_snapshot_before(stream, below);
         }
@@ -1036,16 +1069,21 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         }
     }
 
-    /// Snapshots the instances a passivation handed back (none unless the policy takes
-    /// snapshots), now that no lock is held.
+    /// Snapshots the instances a passivation handed back that are worth it (none unless the
+    /// policy takes snapshots) and drops them all, now that no lock is held.
     fn snapshot_retired(&self, retired: Retired<A>) {
-        for (stream, instance) in retired.instances {
+        let Retired {
+            instances, dropped, ..
+        } = retired;
+        for (stream, instance) in instances {
             if let Some(snapshot) =
                 encode_snapshot(&self.counters, &self.policy, &stream, &instance)
             {
                 self.save(stream, snapshot);
             }
+            drop_instances(&self.counters, [instance]);
         }
+        drop_instances(&self.counters, dropped);
     }
 
     /// Encodes the instance's state and has it saved: queued for the writer, or written now
