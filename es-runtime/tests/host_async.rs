@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use common::{Account, AccountCommand, BankError};
@@ -223,24 +221,7 @@ async fn commands_waiting_for_a_busy_aggregate_leave_the_pool_to_others() {
 /// No runtime at all: the future is driven by a hand-written `block_on`.
 #[test]
 fn execute_async_needs_no_particular_runtime() {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        let mut f = std::pin::pin!(f);
-        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-        let mut cx = Context::from_waker(&waker);
-        loop {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-            std::thread::park();
-        }
-    }
     let host = Host::<Account, _>::new(MemoryStore::new());
-    let done = block_on(host.execute_async("a", AccountCommand::Deposit(9))).unwrap();
+    let done = common::block_on(host.execute_async("a", AccountCommand::Deposit(9))).unwrap();
     assert_eq!(done.version, 1);
 }

@@ -7,7 +7,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context, Poll, Wake, Waker};
 
 use common::{Account, AccountCommand};
 use es_runtime::{Host, MemoryStore};
@@ -131,24 +130,6 @@ fn span_id(name: &str, value: &str) -> u64 {
     ids[0]
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let mut f = std::pin::pin!(f);
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
-}
-
 #[test]
 fn each_command_has_a_span_inside_the_callers() {
     spans();
@@ -174,7 +155,7 @@ fn an_async_command_has_its_span_inside_the_callers_too() {
     let host = Host::<Account, _>::new(MemoryStore::new());
     let command = tracing::info_span!("request", test = "async")
         .in_scope(|| host.execute_async("async", AccountCommand::Deposit(1)));
-    block_on(command).unwrap();
+    common::block_on(command).unwrap();
     let caller = span_id("request", "async");
     let commands = execute_spans("account-async");
     assert_eq!(commands.len(), 1);
