@@ -641,3 +641,52 @@ fn a_record_that_cannot_be_read_ends_a_read_after_every_event_before_it() {
         assert_eq!(seen, (from..=255).collect::<Vec<_>>(), "from {from}");
     }
 }
+
+/// An index entry that points at another stream's event of the same version (a log edited
+/// from outside) is caught by the stream id, not handed out as the stream's own history.
+#[test]
+fn an_index_entry_pointing_into_another_stream_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = LmdbStore::open(dir.path()).unwrap();
+        for id in ["acc-a", "acc-b"] {
+            let events = (0..40).map(|_| NewEvent::raw("E", vec![0xc0])).collect();
+            store
+                .append(&stream(id), ExpectedVersion::NoStream, events)
+                .unwrap();
+        }
+    }
+    // `acc-a` holds positions 1..=40 and `acc-b` 41..=80: point a's version 32 at b's.
+    let mut key = b"acc-a\0".to_vec();
+    key.extend_from_slice(&32u64.to_be_bytes());
+    raw_write(dir.path(), "index", |db, txn| {
+        assert_eq!(db.get(txn, &key).unwrap(), Some(&32u64.to_be_bytes()[..]));
+        db.put(txn, &key, &72u64.to_be_bytes()).unwrap();
+    });
+    let store = LmdbStore::open(dir.path()).unwrap();
+    let err = store
+        .read_stream(&stream("acc-a"), 1, u64::MAX)
+        .unwrap_err();
+    match &err {
+        ReadError::Corrupt { what, reason } => {
+            assert!(what.contains("event 32 of stream \"acc-a\""), "{what}");
+            assert!(reason.contains("event 32 of stream \"acc-b\""), "{reason}");
+        }
+        other => panic!("expected a corrupt record, got {other:?}"),
+    }
+    // The other stream, and a's events past the damaged chunk, still read.
+    assert_eq!(
+        store
+            .read_stream(&stream("acc-b"), 1, u64::MAX)
+            .unwrap()
+            .len(),
+        40
+    );
+    assert_eq!(
+        store
+            .read_stream(&stream("acc-a"), 33, u64::MAX)
+            .unwrap()
+            .len(),
+        8
+    );
+}

@@ -18,15 +18,15 @@
 //!   full shard cannot evict (every slot in it is running a command), it goes over by one until
 //!   its next insert; with shards of more than a handful of slots this needs as many
 //!   simultaneous commands in one shard.
-//! - A passivated instance is moved out of its slot, not dropped there, when it is far enough
-//!   past its last snapshot ([`Instance::worth_a_snapshot`]): it goes into a [`Retired`] list
-//!   that the host snapshots once every lock is released, so no state is encoded under a
-//!   shard lock.
+//! - A passivated instance is moved out of its slot, not dropped there: it goes into a
+//!   [`Retired`] list that the host snapshots (if [worth it](Instance::worth_a_snapshot)) and
+//!   drops once every lock is released, so no domain code (the state's `Serialize` or `Drop`)
+//!   runs under a cache lock, and a panic in it cannot leave a retired slot in the map.
 //! - Idle expiry reads the time of the last use stored in the list node, so there are no timers
 //!   to go stale: an instance used again just before its deadline is simply not expired. With a
 //!   sweeper, uses are stamped from a clock it advances at each round, so a stamp may be up to
-//!   a round early; expiry allows for the longest round seen, so an instance is never dropped
-//!   before it has been idle for the whole timeout.
+//!   a round early; expiry allows for the longest round of the last timeout or two ([`Gaps`]),
+//!   so an instance is never dropped before it has been idle for the whole timeout.
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -498,12 +498,16 @@ impl<A> Cache<A> {
     /// The key's hash, and its shard's lock.
     fn shard(&self, key: &str) -> (u64, MutexGuard<'_, Shard<A>>) {
         let hash = self.hasher.hash_one(key);
+        (hash, self.shard_at(hash))
+    }
+
+    /// The lock of the shard of a key's hash.
+    fn shard_at(&self, hash: u64) -> MutexGuard<'_, Shard<A>> {
         // Nothing panics while a shard lock is held but the table's allocations.
-        let shard = self.shards[self.shard_of(hash)]
+        self.shards[self.shard_of(hash)]
             .0
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        (hash, shard)
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The shard of a key's hash.
@@ -577,10 +581,7 @@ impl<A> Cache<A> {
         if guard.retired {
             return false;
         }
-        let mut shard = self.shards[self.shard_of(hash)]
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut shard = self.shard_at(hash);
         // A slot leaves the map only once retired, under its lock, which is held here.
         let Some(i) = shard.find_slot(hash, slot) else {
             return false;

@@ -523,16 +523,7 @@ impl<A: Aggregate, S: EventStore + 'static> Sweeper<A, S> {
         self.counters
             .passivations_idle
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        let Retired {
-            instances, dropped, ..
-        } = retired;
-        drop_instances(&self.counters, dropped);
-        for (stream, instance) in instances {
-            let snapshot = encode_snapshot(&self.counters, &self.policy, &stream, &instance);
-            drop_instances(&self.counters, [instance]);
-            let Some(snapshot) = snapshot else {
-                continue;
-            };
+        for (stream, snapshot) in retired_snapshots(&self.counters, &self.policy, retired) {
             let (stream, snapshot) = match &self.queue {
                 Some(queue) => match queue.push(stream, snapshot) {
                     Ok(()) => continue,
@@ -545,6 +536,27 @@ impl<A: Aggregate, S: EventStore + 'static> Sweeper<A, S> {
             }
         }
     }
+}
+
+/// The snapshots of the instances a passivation handed back that are worth one, encoded; the
+/// instances are all dropped. No lock may be held: both run domain code.
+fn retired_snapshots<A: Aggregate>(
+    counters: &Counters,
+    policy: &SnapshotPolicy,
+    retired: Retired<A>,
+) -> Vec<(StreamId, Snapshot)> {
+    let Retired {
+        instances, dropped, ..
+    } = retired;
+    drop_instances(counters, dropped);
+    instances
+        .into_iter()
+        .filter_map(|(stream, instance)| {
+            let snapshot = encode_snapshot(counters, policy, &stream, &instance);
+            drop_instances(counters, [instance]);
+            Some((stream, snapshot?))
+        })
+        .collect()
 }
 
 /// Drops passivated instances, with no lock held: the state's `Drop` is domain code, and a
@@ -928,9 +940,6 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                 });
             }
         };
-        // A snapshot still waiting for the writer is newer than the store's, unless a late
-        // one (from a passivation racing a reload) was queued after a newer one was written:
-        // take the higher of the two.
         // The newest usable snapshot: older ones stand in for newer ones of another state
         // version, or that do not decode or cannot be read. One still waiting for the writer
         // (this host's state version) counts, unless a late one (from a passivation racing a
@@ -1003,9 +1012,6 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                     "ignoring a snapshot of another state version"
                 );
             }
-            if snapshot.version == 0 {
-                break;
-            }
             below = snapshot.version;
             fell_back = true;
             candidate = self.store.load_snapshot_before(stream, below);
@@ -1029,24 +1035,24 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         self.store
             .read_stream_with(stream, instance.version + 1, &mut |e| {
                 // Decoding runs the event's `Deserialize`, domain code that may panic too.
-                let event = match catch_unwind(|| e.decode::<A::Event>()) {
-                    Ok(Ok(event)) => Ok(event),
+                let applied = catch_unwind(AssertUnwindSafe(|| {
+                    e.decode::<A::Event>()
+                        .map(|event| instance.state.apply(event))
+                }));
+                match applied {
+                    Ok(Ok(())) => {}
                     Ok(Err(err)) => {
                         failed = Some(LoadError::Decode(err));
                         return ControlFlow::Break(());
                     }
-                    Err(panic) => Err(panic),
-                };
-                let applied = event.and_then(|event| {
-                    catch_unwind(AssertUnwindSafe(|| instance.state.apply(event)))
-                });
-                if let Err(panic) = applied {
-                    failed = Some(LoadError::Panicked {
-                        stream: stream.to_string(),
-                        version: e.version,
-                        message: panic_message(&*panic),
-                    });
-                    return ControlFlow::Break(());
+                    Err(panic) => {
+                        failed = Some(LoadError::Panicked {
+                            stream: stream.to_string(),
+                            version: e.version,
+                            message: panic_message(&*panic),
+                        });
+                        return ControlFlow::Break(());
+                    }
                 }
                 instance.version = e.version;
                 instance.grew(e.payload.len());
@@ -1072,18 +1078,9 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
     /// Snapshots the instances a passivation handed back that are worth it (none unless the
     /// policy takes snapshots) and drops them all, now that no lock is held.
     fn snapshot_retired(&self, retired: Retired<A>) {
-        let Retired {
-            instances, dropped, ..
-        } = retired;
-        for (stream, instance) in instances {
-            if let Some(snapshot) =
-                encode_snapshot(&self.counters, &self.policy, &stream, &instance)
-            {
-                self.save(stream, snapshot);
-            }
-            drop_instances(&self.counters, [instance]);
+        for (stream, snapshot) in retired_snapshots(&self.counters, &self.policy, retired) {
+            self.save(stream, snapshot);
         }
-        drop_instances(&self.counters, dropped);
     }
 
     /// Encodes the instance's state and has it saved: queued for the writer, or written now

@@ -1449,7 +1449,8 @@ impl EventStore for LmdbStore {
                     .ok_or_else(|| corrupt(what, "the log has no such position"))?;
                 let (event, previous) = record::decode_in_stream(position, value, name)
                     .map_err(|reason| corrupt(what, reason))?;
-                if event.stream != name || event.version != version {
+                // A record of this stream lends `name` itself: no second comparison.
+                if !std::ptr::eq(event.stream, name) || event.version != version {
                     return Err(corrupt(
                         what,
                         format!(

@@ -177,7 +177,8 @@ pub(super) fn decode_linked(position: u64, value: &[u8]) -> Result<(EventRef<'_>
 }
 
 /// [`decode_linked`] for a read of `stream`: a record of that stream borrows its id from
-/// `stream`, without checking the record's copy is UTF-8.
+/// `stream` (the very reference, so `ptr::eq` tells), without checking the record's copy is
+/// UTF-8.
 pub(super) fn decode_in_stream<'a>(
     position: u64,
     value: &'a [u8],
