@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -360,14 +361,16 @@ fn a_passivation_past_the_last_snapshot_leaves_nothing_to_replay_in_background()
     }
 }
 
-/// A memory store whose snapshot writes wait while the gate is shut, and whose snapshots
-/// cannot be read while `broken` is set.
+/// A memory store whose snapshot writes wait while the gate is shut (and panic while
+/// `panics_left` is above zero, each taking one), and whose snapshots cannot be read while
+/// `broken` is set.
 #[derive(Debug, Default)]
 struct GatedStore {
     inner: MemoryStore,
     shut: Mutex<bool>,
     opened: Condvar,
     broken: std::sync::atomic::AtomicBool,
+    panics_left: std::sync::atomic::AtomicU32,
 }
 
 impl GatedStore {
@@ -426,6 +429,11 @@ impl EventStore for GatedStore {
             shut = self.opened.wait(shut).unwrap();
         }
         drop(shut);
+        let take = |left: u32| left.checked_sub(1);
+        let panics_left = &self.panics_left;
+        if panics_left.fetch_update(SeqCst, SeqCst, take).is_ok() {
+            panic!("the store panicked saving a snapshot");
+        }
         self.inner.save_snapshot(stream, snapshot, keep)
     }
     fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, ReadError> {
@@ -451,6 +459,47 @@ impl Drop for Open {
     fn drop(&mut self) {
         self.0.set_shut(false);
     }
+}
+
+/// A store that panics as the idle sweeper writes a passivated instance's snapshot costs
+/// that round of the sweep only: the next rounds passivate as before.
+#[test]
+fn a_store_panicking_under_the_sweeper_costs_one_round() {
+    let store = Arc::new(GatedStore::default());
+    let host = Host::<Account, _>::builder(store.clone())
+        .snapshot_every(10)
+        .background_snapshots(false)
+        .idle_timeout(Duration::from_millis(20))
+        .sweep_interval(Duration::from_millis(5))
+        .build();
+    for _ in 0..15 {
+        host.execute("a", AccountCommand::Deposit(1)).unwrap();
+    }
+    // The sweeper passivates `a`, 5 events past its snapshot, and writes one at 15 itself.
+    store.panics_left.store(1, SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while store.panics_left.load(SeqCst) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the sweeper wrote a snapshot of `a`"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(host.metrics().passivations_idle, 1);
+    host.execute("b", AccountCommand::Deposit(1)).unwrap();
+    while host.metrics().passivations_idle < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the sweeper passivated `b` after the panic"
+        );
+        thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(
+        versions(&*store, "a"),
+        [10],
+        "the snapshot at 15 was lost with the round"
+    );
+    assert_eq!(host.state("a").unwrap().balance, 15);
 }
 
 /// Snapshots that cannot be read (the default `load_snapshot_before` fails like
