@@ -16,9 +16,12 @@ pub(crate) struct Args {
     pub(crate) name: Option<LitStr>,
     /// The error type of fallible commands.
     pub(crate) error: Option<Type>,
-    pub(crate) snapshot_every: Option<LitInt>,
-    pub(crate) snapshot_keep: Option<LitInt>,
-    pub(crate) state_version: Option<LitInt>,
+    /// `Aggregate::SNAPSHOT_EVERY`.
+    pub(crate) snapshot_every: Option<u64>,
+    /// `Aggregate::SNAPSHOT_KEEP`.
+    pub(crate) snapshot_keep: Option<usize>,
+    /// `Aggregate::STATE_VERSION`.
+    pub(crate) state_version: Option<u32>,
     /// The visibility of the generated enums (default `pub`).
     pub(crate) vis: Option<Visibility>,
     /// Derives added to both generated enums.
@@ -35,6 +38,9 @@ impl Args {
     /// Reads the options, recording every mistake in `cx`.
     pub(crate) fn parse(cx: &Ctxt, tokens: TokenStream) -> Args {
         let mut args = Args::default();
+        // Whole numbers are read as literals here and checked against their type below, once
+        // every option is read, so their range errors follow the other mistakes.
+        let (mut snapshot_every, mut snapshot_keep, mut state_version) = (None, None, None);
         let mut seen: Vec<String> = Vec::new();
         let parser = syn::meta::parser(|meta| {
             let key = meta
@@ -60,9 +66,9 @@ impl Args {
             match key.as_str() {
                 NAME => args.name = Some(meta.value()?.parse()?),
                 ERROR => args.error = Some(meta.value()?.parse()?),
-                SNAPSHOT_EVERY => args.snapshot_every = int(cx, &meta)?,
-                SNAPSHOT_KEEP => args.snapshot_keep = int(cx, &meta)?,
-                STATE_VERSION => args.state_version = int(cx, &meta)?,
+                SNAPSHOT_EVERY => snapshot_every = int(cx, &meta)?,
+                SNAPSHOT_KEEP => snapshot_keep = int(cx, &meta)?,
+                STATE_VERSION => state_version = int(cx, &meta)?,
                 VIS => args.vis = Some(meta.value()?.parse()?),
                 CRATE => args.krate = Some(meta.value()?.parse()?),
                 DERIVE => args.derives = paths(&meta)?,
@@ -78,9 +84,9 @@ impl Args {
         if let Some(name) = &args.name {
             check_stream_category(cx, name);
         }
-        check_range::<u64>(cx, args.snapshot_every.as_ref(), SNAPSHOT_EVERY, "u64");
-        check_range::<usize>(cx, args.snapshot_keep.as_ref(), SNAPSHOT_KEEP, "usize");
-        check_range::<u32>(cx, args.state_version.as_ref(), STATE_VERSION, "u32");
+        args.snapshot_every = number(cx, snapshot_every, SNAPSHOT_EVERY, "u64");
+        args.snapshot_keep = number(cx, snapshot_keep, SNAPSHOT_KEEP, "usize");
+        args.state_version = number(cx, state_version, STATE_VERSION, "u32");
         args
     }
 }
@@ -195,24 +201,49 @@ fn check_stream_category(cx: &Ctxt, name: &LitStr) {
     }
 }
 
-fn check_range<N>(cx: &Ctxt, lit: Option<&LitInt>, option: &str, ty: &str)
+/// The value of a whole-number option, if it fits `N` (named `ty` in the error).
+fn number<N>(cx: &Ctxt, lit: Option<LitInt>, option: &str, ty: &str) -> Option<N>
 where
     N: std::str::FromStr,
     N::Err: std::fmt::Display,
 {
-    if let Some(lit) = lit
-        && lit.base10_parse::<N>().is_err()
-    {
+    let lit = lit?;
+    let value = lit.base10_parse::<N>().ok();
+    if value.is_none() {
         cx.error_spanned_by(
-            lit,
+            &lit,
             format!("`{option}` takes a whole number that fits a `{ty}`"),
         );
     }
+    value
 }
 
 #[cfg(test)]
 mod tests {
-    use super::resembles;
+    use quote::quote;
+
+    use super::{Args, resembles};
+    use crate::ctxt::Ctxt;
+
+    #[test]
+    fn whole_numbers_are_read_into_their_types() {
+        let cx = Ctxt::new();
+        let args = Args::parse(
+            &cx,
+            quote!(snapshot_every = 10, snapshot_keep = 2, state_version = 3),
+        );
+        assert!(cx.check().is_ok());
+        assert_eq!(args.snapshot_every, Some(10));
+        assert_eq!(args.snapshot_keep, Some(2));
+        assert_eq!(args.state_version, Some(3));
+
+        let cx = Ctxt::new();
+        let args = Args::parse(&cx, quote!(state_version = 4294967296, snapshot_every = -1));
+        let errors = cx.check().expect_err("out of range");
+        assert_eq!(errors.into_iter().count(), 2);
+        assert_eq!(args.state_version, None);
+        assert_eq!(args.snapshot_every, None);
+    }
 
     #[test]
     fn suggestions() {

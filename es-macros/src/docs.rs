@@ -1,51 +1,11 @@
 //! Text for the generated documentation and schema.
 
 use quote::ToTokens;
-use syn::Type;
+use syn::{Attribute, Expr, Lit, Meta};
 
 use crate::model::{Aggregate, Command, Event, FieldType, Param};
-
-/// A type as a reader would write it: `Vec<String>`, not `Vec < String >`.
-pub(crate) fn type_string(ty: &Type) -> String {
-    tidy(&ty.to_token_stream().to_string())
-}
-
-/// Tidies the spacing of printed tokens.
-pub(crate) fn tidy(printed: &str) -> String {
-    let mut s = printed.to_owned();
-    for (from, to) in [
-        (" :: ", "::"),
-        (":: ", "::"),
-        (" ::", "::"),
-        (" < ", "<"),
-        ("< ", "<"),
-        (" <", "<"),
-        (" >", ">"),
-        (" ,", ","),
-        (" ;", ";"),
-        ("& ", "&"),
-        ("[ ", "["),
-        (" ]", "]"),
-        ("( ", "("),
-        (" )", ")"),
-        ("' ", "'"),
-    ] {
-        s = s.replace(from, to);
-    }
-    // `Fn (u8)` → `Fn(u8)`, leaving `, (u8, u8)` and `-> (u8, u8)` alone.
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len());
-    for (i, &c) in chars.iter().enumerate() {
-        let call = c == ' '
-            && chars.get(i + 1) == Some(&'(')
-            && i > 0
-            && (chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
-        if !call {
-            out.push(c);
-        }
-    }
-    out
-}
+use crate::symbol::DOC;
+use crate::tokens::{tidy, type_string};
 
 /// The field type of a parameter, as shown in docs and the schema.
 pub(crate) fn field_type_string(param: &Param<'_>) -> String {
@@ -56,13 +16,30 @@ pub(crate) fn field_type_string(param: &Param<'_>) -> String {
     }
 }
 
+/// The `///` comments among `attrs`, as text with the conventional leading space removed.
+pub(crate) fn doc_text(attrs: &[Attribute]) -> String {
+    let mut lines = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident(DOC)) {
+        if let Meta::NameValue(nv) = &attr.meta
+            && let Expr::Lit(lit) = &nv.value
+            && let Lit::Str(s) = &lit.lit
+        {
+            let value = s.value();
+            for line in value.lines() {
+                lines.push(line.strip_prefix(' ').unwrap_or(line).trim_end().to_owned());
+            }
+        }
+    }
+    lines.join("\n").trim().to_owned()
+}
+
 /// The lines appended to a command variant's docs.
 pub(crate) fn command_notes(agg: &Aggregate<'_>, command: &Command<'_>) -> Vec<String> {
     let ty = ty_name(agg);
     let event_enum = agg.event_enum();
     let method = &command.original.sig.ident;
     let mut notes = Vec::new();
-    if crate::model::doc_text(&command.original.attrs).is_empty() {
+    if doc_text(&command.original.attrs).is_empty() {
         notes.push(format!("The `{method}` command of {}.", ty_link(agg)));
         notes.push(String::new());
     }
@@ -96,7 +73,7 @@ pub(crate) fn event_notes(agg: &Aggregate<'_>, event: &Event<'_>) -> Vec<String>
     let command_enum = agg.command_enum();
     let method = &event.original.sig.ident;
     let mut notes = Vec::new();
-    if crate::model::doc_text(&event.original.attrs).is_empty() {
+    if doc_text(&event.original.attrs).is_empty() {
         notes.push(format!("The `{method}` event of {}.", ty_link(agg)));
         notes.push(String::new());
     }
@@ -196,22 +173,4 @@ fn krate_doc(agg: &Aggregate<'_>) -> String {
                 .to_owned()
         },
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn types_print_as_written() {
-        let ty: Type = syn::parse_quote!(std::collections::BTreeMap<String, Vec<(u8, [u16; 4])>>);
-        assert_eq!(
-            type_string(&ty),
-            "std::collections::BTreeMap<String, Vec<(u8, [u16; 4])>>"
-        );
-        let ty: Type = syn::parse_quote!(&'static str);
-        assert_eq!(type_string(&ty), "&'static str");
-        let ty: Type = syn::parse_quote!(Option<Box<dyn Fn(u8) -> u8 + Send>>);
-        assert_eq!(type_string(&ty), "Option<Box<dyn Fn(u8) -> u8 + Send>>");
-    }
 }

@@ -1,6 +1,6 @@
 //! The pipeline, and the code generated for a valid aggregate.
 
-use proc_macro2::{Group, Span, TokenStream, TokenTree};
+use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote};
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
@@ -9,9 +9,9 @@ use syn::{ImplItem, ItemImpl};
 use crate::args::Args;
 use crate::ctxt::Ctxt;
 use crate::docs;
-use crate::model::{self, Aggregate, Command, Event, FieldType, Form, Param, ReplaceSelf};
+use crate::model::{Aggregate, Command, Event, FieldType, Form, Param, ReplaceSelf};
 use crate::symbol::SERDE;
-use crate::{fallback, validate};
+use crate::{fallback, handler_args, tokens, validate};
 
 /// `#[aggregate]`: parse the arguments, read the impl block into a model, check it, expand.
 pub(crate) fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -96,7 +96,7 @@ fn checks(agg: &Aggregate<'_>) -> TokenStream {
     }
     let mut seen = Vec::new();
     for ty in leaves {
-        let key = docs::type_string(ty);
+        let key = tokens::type_string(ty);
         if seen.contains(&key) || mentions_self(ty.to_token_stream()) {
             continue;
         }
@@ -198,7 +198,7 @@ fn serde_leaves<'t>(ty: &'t syn::Type, out: &mut Vec<&'t syn::Type>) {
 /// Whether `tokens` mention `Self`.
 fn mentions_self(tokens: TokenStream) -> bool {
     let mut found = Vec::new();
-    idents(tokens, &mut found);
+    tokens::idents(tokens, &mut found);
     found.iter().any(|i| i == "Self")
 }
 
@@ -235,11 +235,13 @@ pub(crate) fn stripped(original: &ItemImpl) -> ItemImpl {
         if !method
             .attrs
             .iter()
-            .any(|a| model::handler_kind(a).is_some())
+            .any(|a| handler_args::handler_kind(a).is_some())
         {
             continue;
         }
-        method.attrs.retain(|a| model::handler_kind(a).is_none());
+        method
+            .attrs
+            .retain(|a| handler_args::handler_kind(a).is_none());
         // The macro requires the receiver, so a handler that does not read the state still
         // takes it.
         method
@@ -281,7 +283,7 @@ fn enum_attrs(agg: &Aggregate<'_>, full: bool, own_derives: &[syn::Path]) -> Tok
     if !full {
         return quote!(#[allow(dead_code)]);
     }
-    let serde_crate = docs::tidy(&format!("{private}::serde"));
+    let serde_crate = tokens::tidy(&format!("{private}::serde"));
     let extra = agg.args.derives.iter().chain(own_derives);
     // The enums are `pub` unless `vis` says otherwise, whatever the visibility of the types
     // in their fields: that is the macro's choice, not a mistake of the user's.
@@ -409,7 +411,7 @@ fn placeholder_generics<'p>(
             FieldType::Plain(ty) | FieldType::VecOf(ty) => ty.to_token_stream(),
             FieldType::String => continue,
         };
-        idents(ty, &mut used);
+        tokens::idents(ty, &mut used);
     }
     let mut declared = Vec::new();
     let mut unused = Vec::new();
@@ -445,17 +447,6 @@ fn placeholder_generics<'p>(
         quote!(#[doc(hidden)] __Unused(#private::std::marker::PhantomData<(#(#unused,)*)>),)
     };
     (quote!(<#(#declared),*>), phantom)
-}
-
-/// Every identifier in `tokens`, as strings.
-fn idents(tokens: TokenStream, out: &mut Vec<String>) {
-    for tt in tokens {
-        match tt {
-            TokenTree::Ident(ident) => out.push(ident.to_string()),
-            TokenTree::Group(g) => idents(g.stream(), out),
-            _ => {}
-        }
-    }
 }
 
 fn vis(agg: &Aggregate<'_>) -> TokenStream {
@@ -528,25 +519,26 @@ fn aggregate_impl(agg: &Aggregate<'_>) -> TokenStream {
         Some(error) => error.to_token_stream(),
         None => quote!(#private::std::convert::Infallible),
     };
+    let args = &agg.args;
     let consts = [
-        (&agg.args.state_version, quote!(STATE_VERSION), quote!(u32)),
         (
-            &agg.args.snapshot_every,
+            args.state_version.map(Literal::u32_unsuffixed),
+            quote!(STATE_VERSION),
+            quote!(u32),
+        ),
+        (
+            args.snapshot_every.map(Literal::u64_unsuffixed),
             quote!(SNAPSHOT_EVERY),
             quote!(u64),
         ),
         (
-            &agg.args.snapshot_keep,
+            args.snapshot_keep.map(Literal::usize_unsuffixed),
             quote!(SNAPSHOT_KEEP),
             quote!(usize),
         ),
     ]
     .into_iter()
-    .filter_map(|(lit, name, ty)| {
-        let value = lit.as_ref()?.base10_digits().parse::<u64>().ok()?;
-        let value = proc_macro2::Literal::u64_unsuffixed(value);
-        Some(quote!(const #name: #ty = #value;))
-    });
+    .filter_map(|(value, name, ty)| value.map(|value| quote!(const #name: #ty = #value;)));
 
     let emit = format_ident!("emit", span = Span::mixed_site());
     let handle_arms = agg
@@ -744,7 +736,7 @@ fn schema(agg: &Aggregate<'_>) -> TokenStream {
     let commands = agg.commands.iter().map(|c| {
         let name = c.variant.to_string();
         let method = c.original.sig.ident.to_string();
-        let doc = model::doc_text(&c.original.attrs);
+        let doc = docs::doc_text(&c.original.attrs);
         let fields = field_list(&c.params);
         let emits = agg.emits(c).iter().map(ToString::to_string).collect::<Vec<_>>();
         let fallible = c.output.as_ref().is_some_and(|o| o.fallible);
@@ -755,7 +747,7 @@ fn schema(agg: &Aggregate<'_>) -> TokenStream {
         let stored = e.stored_name();
         let aliases = &e.aliases;
         let method = e.original.sig.ident.to_string();
-        let doc = model::doc_text(&e.original.attrs);
+        let doc = docs::doc_text(&e.original.attrs);
         let fields = field_list(&e.params);
         quote!(#private::EventSchema::new(#name, #stored, &[#(#aliases),*], #method, #doc, #fields))
     });
@@ -765,24 +757,19 @@ fn schema(agg: &Aggregate<'_>) -> TokenStream {
         .as_ref()
         .map(ToString::to_string)
         .unwrap_or_default();
-    let doc = model::doc_text(&agg.original.attrs);
+    let doc = docs::doc_text(&agg.original.attrs);
     let fallible = agg
         .commands
         .iter()
         .any(|c| c.output.as_ref().is_some_and(|o| o.fallible));
     let error = match agg.error_type() {
         Some(error) if fallible || agg.args.error.is_some() => {
-            let error = docs::type_string(error);
+            let error = tokens::type_string(error);
             quote!(#private::std::option::Option::Some(#error))
         }
         _ => quote!(#private::std::option::Option::None),
     };
-    let state_version = agg
-        .args
-        .state_version
-        .as_ref()
-        .and_then(|l| l.base10_parse::<u32>().ok())
-        .unwrap_or(1);
+    let state_version = agg.args.state_version.unwrap_or(1);
     quote! {
         static SCHEMA: #private::AggregateSchema = #private::AggregateSchema::new(
             #name,

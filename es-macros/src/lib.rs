@@ -7,8 +7,10 @@ mod ctxt;
 mod docs;
 mod expand;
 mod fallback;
+mod handler_args;
 mod model;
 mod symbol;
+mod tokens;
 mod validate;
 
 use proc_macro::TokenStream;

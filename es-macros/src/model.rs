@@ -2,19 +2,20 @@
 
 use proc_macro2::{Ident, TokenStream, TokenTree};
 use quote::format_ident;
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::visit_mut::VisitMut;
 use syn::{
-    Attribute, Expr, FnArg, GenericArgument, ImplItem, ImplItemFn, ItemImpl, Lit, LitStr, Meta,
-    Pat, PathArguments, ReturnType, Token, Type,
+    Attribute, FnArg, GenericArgument, ImplItem, ImplItemFn, ItemImpl, LitStr, Pat, PathArguments,
+    ReturnType, Type,
 };
 
 use crate::args::Args;
 use crate::case;
 use crate::ctxt::Ctxt;
+use crate::handler_args::{CommandArgs, EventArgs, handler_kind};
 use crate::symbol::*;
+use crate::tokens::type_string;
 
 /// An `impl` block under `#[aggregate]`.
 pub(crate) struct Aggregate<'a> {
@@ -128,7 +129,7 @@ impl<'a> Aggregate<'a> {
                 span = method.sig.ident.span()
             );
             if handler_kind(attr) == Some(COMMAND) {
-                let emits = command_attr(cx, attr);
+                let CommandArgs { emits } = CommandArgs::parse(cx, attr);
                 let output = output(cx, method, ident.as_ref());
                 commands.push(Command {
                     original: method,
@@ -138,7 +139,7 @@ impl<'a> Aggregate<'a> {
                     emits,
                 });
             } else {
-                let (name, aliases) = event_attr(cx, attr);
+                let EventArgs { name, aliases } = EventArgs::parse(cx, attr);
                 events.push(Event {
                     original: method,
                     variant,
@@ -224,35 +225,6 @@ impl Event<'_> {
     }
 }
 
-/// `#[command]` or `#[event]`, if `attr` is one of them.
-pub(crate) fn handler_kind(attr: &Attribute) -> Option<&'static str> {
-    let path = attr.path();
-    if path.is_ident(COMMAND) {
-        Some(COMMAND)
-    } else if path.is_ident(EVENT) {
-        Some(EVENT)
-    } else {
-        None
-    }
-}
-
-/// The `///` comments among `attrs`, as text with the conventional leading space removed.
-pub(crate) fn doc_text(attrs: &[Attribute]) -> String {
-    let mut lines = Vec::new();
-    for attr in attrs.iter().filter(|a| a.path().is_ident(DOC)) {
-        if let Meta::NameValue(nv) = &attr.meta
-            && let Expr::Lit(lit) = &nv.value
-            && let Lit::Str(s) = &lit.lit
-        {
-            let value = s.value();
-            for line in value.lines() {
-                lines.push(line.strip_prefix(' ').unwrap_or(line).trim_end().to_owned());
-            }
-        }
-    }
-    lines.join("\n").trim().to_owned()
-}
-
 fn item_attrs(item: &ImplItem) -> &[Attribute] {
     match item {
         ImplItem::Const(c) => &c.attrs,
@@ -286,87 +258,6 @@ fn self_ident(cx: &Ctxt, original: &ItemImpl) -> Option<Ident> {
         "`#[aggregate]` goes on the impl block of a named type, like `impl BankAccount`",
     );
     None
-}
-
-/// `emits(A, B)` of `#[command(...)]`.
-fn command_attr(cx: &Ctxt, attr: &Attribute) -> Option<Vec<Ident>> {
-    let mut emits = None;
-    match &attr.meta {
-        Meta::Path(_) => {}
-        Meta::List(_) => {
-            let result = attr.parse_nested_meta(|meta| {
-                if meta.path.is_ident(EMITS) {
-                    if emits.is_some() {
-                        return Err(meta.error("duplicate `emits` option: give it once"));
-                    }
-                    let content;
-                    syn::parenthesized!(content in meta.input);
-                    let list = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
-                    emits = Some(list.into_iter().collect());
-                    Ok(())
-                } else {
-                    Err(meta.error(
-                        "unknown option of `#[command]`: expected `emits(EventVariant, ...)`",
-                    ))
-                }
-            });
-            if let Err(e) = result {
-                cx.syn_error(e);
-            }
-        }
-        Meta::NameValue(nv) => cx.error_spanned_by(
-            nv.eq_token,
-            "`#[command]` takes no value; write `#[command]` or `#[command(emits(...))]`",
-        ),
-    }
-    emits
-}
-
-/// `name = "..."` and `alias = "..."` of `#[event(...)]`.
-fn event_attr(cx: &Ctxt, attr: &Attribute) -> (Option<LitStr>, Vec<LitStr>) {
-    let mut name: Option<LitStr> = None;
-    let mut aliases = Vec::new();
-    match &attr.meta {
-        Meta::Path(_) => {}
-        Meta::List(_) => {
-            let result = attr.parse_nested_meta(|meta| {
-                if meta.path.is_ident(NAME) {
-                    let lit: LitStr = meta.value()?.parse()?;
-                    if name.is_some() {
-                        cx.error_spanned_by(
-                            &meta.path,
-                            "duplicate `name` option: an event has one stored type name; \
-                             list older names with `alias = \"...\"`",
-                        );
-                    } else {
-                        name = Some(lit);
-                    }
-                    Ok(())
-                } else if meta.path.is_ident(ALIAS) {
-                    aliases.push(meta.value()?.parse::<LitStr>()?);
-                    Ok(())
-                } else {
-                    Err(meta.error(
-                        "unknown option of `#[event]`: expected `name = \"...\"` or \
-                         `alias = \"...\"`",
-                    ))
-                }
-            });
-            if let Err(e) = result {
-                cx.syn_error(e);
-            }
-        }
-        Meta::NameValue(nv) => cx.error_spanned_by(
-            nv.eq_token,
-            "`#[event]` takes options in parentheses: `#[event(name = \"...\")]`",
-        ),
-    }
-    for lit in name.iter().chain(&aliases) {
-        if lit.value().trim().is_empty() {
-            cx.error_spanned_by(lit, "an event type name must not be empty");
-        }
-    }
-    (name, aliases)
 }
 
 fn params<'a>(cx: &Ctxt, method: &'a ImplItemFn, self_ty: &Type) -> Vec<Param<'a>> {
@@ -524,7 +415,7 @@ fn output<'a>(cx: &Ctxt, method: &'a ImplItemFn, ident: Option<&Ident>) -> Optio
                     "`#[command]` methods return their events as `{event}`, `Vec<{event}>`, \
                      `Option<{event}>`, `[{event}; N]` or `()`, either bare or in \
                      `Result<_, E>`; `{}` is none of these",
-                    crate::docs::type_string(events)
+                    type_string(events)
                 ),
             );
             return None;

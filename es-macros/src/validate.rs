@@ -89,7 +89,7 @@ fn check_method(cx: &Ctxt, method: &ImplItemFn, kind: &str) {
                 ReceiverKind::Reference(..) => Some("`&self`".to_owned()),
                 ReceiverKind::Value => Some("`self` by value".to_owned()),
                 ReceiverKind::Typed(_, ty) => {
-                    Some(format!("`self: {}`", crate::docs::type_string(ty)))
+                    Some(format!("`self: {}`", crate::tokens::type_string(ty)))
                 }
                 _ => Some("another kind of `self`".to_owned()),
             };
@@ -265,7 +265,7 @@ fn check_error_types(cx: &Ctxt, agg: &Aggregate<'_>) {
 }
 
 fn key(ty: &Type) -> String {
-    crate::docs::type_string(ty)
+    crate::tokens::type_string(ty)
 }
 
 fn check_emits(cx: &Ctxt, agg: &Aggregate<'_>) {
