@@ -4,18 +4,18 @@
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::expand;
+use crate::enums::{self, Mode};
 use crate::model::Aggregate;
+use crate::user_impl;
 
 pub(crate) fn expand(agg: &Aggregate<'_>, errors: &syn::Error) -> TokenStream {
     let errors = errors.to_compile_error();
-    let user_impl = expand::stripped(agg.original);
+    let user_impl = user_impl::expand(agg.original);
     // Without the `Aggregate` impl nothing calls the handlers; their being unused is not news.
-    let enums = agg.ident.is_some().then(|| {
-        let commands = expand::command_enum(agg, false);
-        let events = expand::event_enum(agg, false);
-        quote!(#commands #events)
-    });
+    let enums = agg
+        .ident
+        .is_some()
+        .then(|| enums::expand(agg, Mode::Placeholder));
     quote! {
         #errors
         #[allow(dead_code)]

@@ -3,14 +3,20 @@
 
 mod args;
 mod case;
+mod checks;
 mod ctxt;
 mod docs;
+mod enums;
 mod expand;
 mod fallback;
 mod handler_args;
+mod impls;
 mod model;
+mod schema;
+mod spans;
 mod symbol;
 mod tokens;
+mod user_impl;
 mod validate;
 
 use proc_macro::TokenStream;

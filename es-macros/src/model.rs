@@ -1,7 +1,7 @@
 //! The aggregate as the macro understands it, pointing back at the syntax it came from.
 
 use proc_macro2::{Ident, TokenStream, TokenTree};
-use quote::format_ident;
+use quote::{format_ident, quote};
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 use syn::visit_mut::VisitMut;
@@ -174,6 +174,14 @@ impl<'a> Aggregate<'a> {
             .clone()
             .unwrap_or_else(|| format_ident!("Aggregate"));
         format_ident!("{}Event", ident)
+    }
+
+    /// The path through which generated code names the runtime: `::es::__private`.
+    pub(crate) fn private(&self) -> TokenStream {
+        match &self.args.krate {
+            Some(path) => quote!(#path::__private),
+            None => quote!(::es::__private),
+        }
     }
 
     /// The error type of the fallible commands: the option, or the first one's.
