@@ -32,6 +32,7 @@ pub mod snapshot;
 pub mod store;
 pub mod subscription;
 pub mod testing;
+mod timer;
 pub mod watch;
 
 pub use crate::aggregate::{Aggregate, DomainEvent};

@@ -21,13 +21,13 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::error::ReadError;
 use crate::event::{EventRef, RecordedEvent, Timestamp};
 use crate::store::EventStore;
+use crate::timer::Sleep;
 
 /// Where a read of the global log stops (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,54 +334,6 @@ impl<A: Future + Unpin, B: Future + Unpin> Future for Either<A, B> {
         if Pin::new(&mut self.second).poll(cx).is_ready() {
             return Poll::Ready(());
         }
-        Poll::Pending
-    }
-}
-
-/// A runtime-agnostic timer: one short-lived thread wakes the task when the time is up.
-struct Sleep {
-    duration: Duration,
-    shared: Option<Arc<Mutex<SleepState>>>,
-}
-
-#[derive(Default)]
-struct SleepState {
-    done: bool,
-    waker: Option<Waker>,
-}
-
-impl Sleep {
-    fn new(duration: Duration) -> Self {
-        Sleep {
-            duration,
-            shared: None,
-        }
-    }
-}
-
-impl Future for Sleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let duration = self.duration;
-        let shared = self.shared.get_or_insert_with(|| {
-            let shared = Arc::new(Mutex::new(SleepState::default()));
-            let timer = shared.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(duration);
-                let mut state = timer.lock().unwrap_or_else(|e| e.into_inner());
-                state.done = true;
-                if let Some(w) = state.waker.take() {
-                    w.wake();
-                }
-            });
-            shared
-        });
-        let mut state = shared.lock().unwrap_or_else(|e| e.into_inner());
-        if state.done {
-            return Poll::Ready(());
-        }
-        state.waker = Some(cx.waker().clone());
         Poll::Pending
     }
 }
