@@ -27,6 +27,7 @@ pub mod event;
 pub mod history;
 pub mod host;
 pub mod projection;
+pub mod read;
 pub mod schema;
 pub mod snapshot;
 pub mod store;

@@ -31,49 +31,12 @@ use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use uuid::Uuid;
-
 use crate::DomainEvent;
 use crate::error::{DecodeError, ReadError, WriteError};
-use crate::event::{EventRef, Timestamp};
+use crate::read::{Until, reads};
 use crate::store::EventStore;
-use crate::subscription::Until;
 
-/// One event handed to a projection: the decoded event and where it was recorded.
-#[derive(Debug, Clone, Copy)]
-pub struct Envelope<'a, E> {
-    /// The stream (`category-id`).
-    pub stream: &'a str,
-    /// The event's version in its stream.
-    pub version: u64,
-    /// The event's global position.
-    pub position: u64,
-    /// The event's unique id.
-    pub event_id: Uuid,
-    /// When it was recorded.
-    pub timestamp: Timestamp,
-    /// The event.
-    pub event: &'a E,
-}
-
-impl<'a, E> Envelope<'a, E> {
-    /// The envelope of `event`, decoded from the stored `e`.
-    pub(crate) fn new(e: &EventRef<'a>, event: &'a E) -> Self {
-        Envelope {
-            stream: e.stream,
-            version: e.version,
-            position: e.position,
-            event_id: e.event_id,
-            timestamp: e.timestamp,
-            event,
-        }
-    }
-
-    /// The aggregate id: the stream id after its category.
-    pub fn aggregate_id(&self) -> &str {
-        self.stream.split_once('-').map_or("", |(_, id)| id)
-    }
-}
+pub use crate::read::Envelope;
 
 /// A read model folded from events.
 ///
@@ -433,10 +396,4 @@ pub(crate) fn wait_for_commits<S: EventStore + ?Sized>(store: &S, seen: u64, tic
         }
         None => std::thread::sleep(tick.min(Duration::from_millis(10))),
     }
-}
-
-/// Whether a projection reading events `E` from `categories` (empty: all) takes `e`.
-pub(crate) fn reads<E: DomainEvent>(categories: &[impl AsRef<str>], e: &EventRef<'_>) -> bool {
-    E::TYPES.contains(&e.event_type)
-        && (categories.is_empty() || categories.iter().any(|c| c.as_ref() == e.category()))
 }

@@ -22,9 +22,9 @@ use super::{BytesDb, Fail, Inner, LmdbStore, LogForward, read_failed, record};
 use crate::DomainEvent;
 use crate::error::{ReadError, WriteError};
 use crate::event::Timestamp;
-use crate::projection::{Envelope, Progress, ProjectionError, reads, wait_for_commits};
+use crate::projection::{Progress, ProjectionError, wait_for_commits};
+use crate::read::{Envelope, Until, reads};
 use crate::store::EventStore;
-use crate::subscription::Until;
 
 /// The longest projection name, in bytes.
 const MAX_NAME: usize = 200;
