@@ -28,6 +28,7 @@ pub mod history;
 pub mod host;
 pub mod projection;
 pub mod read;
+pub mod runner;
 pub mod schema;
 pub mod snapshot;
 pub mod store;
