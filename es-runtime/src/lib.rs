@@ -27,11 +27,17 @@ pub mod event;
 pub mod history;
 pub mod host;
 pub mod projection;
+pub mod read;
+pub mod runner;
 pub mod schema;
 pub mod snapshot;
 pub mod store;
 pub mod subscription;
+// The conformance suite and the test helpers are for tests: behind a feature, so that no
+// release build carries them. The docs show them always.
+#[cfg(any(feature = "testing", doc))]
 pub mod testing;
+mod timer;
 pub mod watch;
 
 pub use crate::aggregate::{Aggregate, DomainEvent};

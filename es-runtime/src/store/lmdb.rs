@@ -22,7 +22,7 @@ mod record;
 mod tables;
 mod tail;
 
-pub use self::tables::{Entries, Table, TableProjection, TableRunner, TableView};
+pub use self::tables::{Entries, Table, TableFeed, TableProjection, TableRunner, TableView};
 
 use std::collections::HashMap;
 use std::fmt;
