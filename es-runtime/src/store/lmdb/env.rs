@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use heed::{Env, EnvInfo, RoTxn, RwTxn, WithoutTls};
 
 use super::fail::Fail;
-use super::gate::{MapGate, Pass};
+use super::gate::{MapGate, Pass, Refusal};
 use super::headroom::Headroom;
 use crate::error::{ReadError, WriteError};
 
@@ -189,9 +189,17 @@ impl Environment {
 
     /// Takes the map size another process grew the environment to.
     fn adopt_map_size(&self) -> Result<(), Fail> {
-        if MapGate::held_by_this_thread() {
+        if let Err(refusal) = self.gate.may_resize() {
             return Err(Fail::Other(heed::Error::Io(io::Error::other(
-                "another process grew the store while this thread was reading it; retry",
+                match refusal {
+                    Refusal::HoldsThis => {
+                        "another process grew the store while this thread was reading it; retry"
+                    }
+                    Refusal::HoldsLater => {
+                        "another process grew the store while this thread was reading a store \
+                     opened after it; retry"
+                    }
+                },
             ))));
         }
         // SAFETY: `exclusive` runs this with no transaction of this store open in this
@@ -203,9 +211,17 @@ impl Environment {
 
     /// Grows the map after a `MapFull` seen with the map at `seen` bytes.
     fn grow(&self, seen: usize) -> Result<(), GrowError> {
-        if MapGate::held_by_this_thread() {
+        if let Err(refusal) = self.gate.may_resize() {
             return Err(GrowError::Failed(Fail::Other(heed::Error::Io(
-                io::Error::other("the store is full and cannot grow while this thread reads it"),
+                io::Error::other(match refusal {
+                    Refusal::HoldsThis => {
+                        "the store is full and cannot grow while this thread reads it"
+                    }
+                    Refusal::HoldsLater => {
+                        "the store is full and cannot grow while this thread reads a store \
+                         opened after it"
+                    }
+                }),
             ))));
         }
         self.gate.exclusive(|| {
