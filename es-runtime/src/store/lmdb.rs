@@ -15,6 +15,8 @@
 //! - **Several processes** may open the same directory; LMDB's lock serializes their writers,
 //!   and positions and versions are always derived from the committed data.
 
+#![deny(clippy::unnecessary_safety_doc)]
+
 mod checkpoints;
 mod commit;
 mod env;
@@ -100,12 +102,12 @@ type BytesDb = Database<'static, Bytes, Bytes>;
 /// belong to: reading such a stream by version, or appending to it, fails with an error
 /// naming the damaged position.
 ///
-/// # Safety
+/// # The memory map
 ///
 /// LMDB's memory map shows through in the views passed to
 /// [`read_stream_with`](EventStore::read_stream_with) and
 /// [`read_all_with`](EventStore::read_all_with); see [`LmdbOptions::open`] for what the store
-/// relies on to keep them valid.
+/// assumes about its files to keep them valid.
 pub struct LmdbStore {
     inner: Inner,
     commits: GroupCommit<Write, Outcome>,
@@ -169,7 +171,7 @@ impl fmt::Debug for LmdbStore {
 
 impl LmdbStore {
     /// Opens (creating if needed) the store in directory `path` with default
-    /// [`LmdbOptions`]; see [`LmdbOptions::open`] for the conditions LMDB relies on.
+    /// [`LmdbOptions`]; see [`LmdbOptions::open`] for what the store assumes about its files.
     pub fn open(path: impl AsRef<Path>) -> Result<LmdbStore, OpenError> {
         LmdbOptions::new().open(path)
     }

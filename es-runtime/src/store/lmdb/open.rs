@@ -58,9 +58,9 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
             env_options.flags(EnvFlags::NO_SYNC);
         }
     }
-    // SAFETY: the conditions are documented on `LmdbOptions::open`: the files are only
-    // changed through LMDB, the file system is local, and heed refuses a second open of the
-    // same directory in this process.
+    // SAFETY: heed refuses a second open of the same directory in this process. That the
+    // files are changed only through LMDB and lie on a local file system cannot be checked:
+    // it is what the store assumes, said plainly on `LmdbOptions::open`.
     let env = unsafe { env_options.open(path) }.map_err(|e| storage(&e))?;
     let txn = env.write_txn().map_err(|e| storage(&e))?;
     let opened = env

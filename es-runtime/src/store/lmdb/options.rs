@@ -125,23 +125,30 @@ impl LmdbOptions {
 
     /// Opens (creating if needed) the store in directory `path`.
     ///
-    /// # Safety
+    /// # What the store assumes
     ///
-    /// This function is safe to call, but LMDB hands out views into a memory map of the data
-    /// file, and the store relies on the following for those views to stay valid (see heed's
-    /// `EnvOpenOptions::open`):
+    /// Opening is safe to call, but it is not safe whatever happens to the files later: LMDB
+    /// maps `data.mdb` into memory, and the store hands out views straight into that map
+    /// (the `&str` and `&[u8]` fields of [`EventRef`](crate::EventRef)). It assumes, and
+    /// cannot check, that
     ///
     /// - the files in the directory are changed only through LMDB (this store, or another
-    ///   program using LMDB with its lock file), never truncated or rewritten by other means
-    ///   while open (the store's own zeros past the end of the data, below, are written
-    ///   under LMDB's writer lock);
+    ///   program using LMDB with its lock file) while the store is open. A program that
+    ///   truncates `data.mdb` makes the next access to the missing pages kill the process
+    ///   (`SIGBUS`); one that rewrites pages in place changes memory behind a live `&[u8]`,
+    ///   which is undefined behaviour in Rust, whatever the bytes are. heed makes its own
+    ///   open `unsafe` for this reason;
     /// - the directory is on a local file system (LMDB's lock does not work over NFS and
-    ///   similar);
-    /// - the same directory is not opened twice in one process (heed refuses, and this
-    ///   function returns an error).
+    ///   similar, and two hosts writing at once corrupt the store).
     ///
-    /// The store itself makes sure the map is only resized when none of its transactions is
-    /// open in this process, as LMDB requires.
+    /// What the store does to keep the rest safe: every record carries a checksum that is
+    /// checked, with its lengths and UTF-8, before a view is handed out, so that damage
+    /// written before the read is a [`ReadError::Corrupt`](crate::ReadError::Corrupt) and
+    /// never a panic or a bad slice; the map is replaced only while no transaction of the
+    /// store is open in this process; the zeros written past the end of the data (below)
+    /// are written under LMDB's writer lock, where no reader looks; and a second open of the
+    /// same directory in one process is refused with an error (heed's check), so that no
+    /// two maps of one file exist in a process.
     ///
     /// # Disk space
     ///
