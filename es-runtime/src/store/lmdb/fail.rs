@@ -5,8 +5,11 @@ use std::path::Path;
 
 use heed::MdbError;
 
-use super::env::MIB;
 use crate::error::{BoxError, ReadError};
+
+/// Less free space than this on the store's file system makes an I/O error of a write a full
+/// disk.
+const LOW_SPACE: u64 = 16 << 20;
 
 /// Why a transaction did not go through.
 pub(super) enum Fail {
@@ -45,7 +48,7 @@ impl Fail {
             }
             Fail::Other(heed::Error::Io(e)) if e.raw_os_error() == Some(libc::EIO) => {
                 match free_space(path) {
-                    Some(free) if free < 16 * MIB as u64 => Fail::DiskFull(format!(
+                    Some(free) if free < LOW_SPACE => Fail::DiskFull(format!(
                         "{e}, with {free} bytes left on the store's file system"
                     )),
                     _ => Fail::Other(heed::Error::Io(e)),
