@@ -16,7 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::{BytesDb, Fail, Inner, LmdbStore, LogForward, read_failed, record};
+use super::fail::{Fail, read_failed};
+use super::{BytesDb, Inner, LmdbStore};
 use crate::DomainEvent;
 use crate::error::{ReadError, WriteError};
 use crate::event::Timestamp;
@@ -318,25 +319,20 @@ impl fmt::Debug for TableView<'_> {
 impl<'a> TableView<'a> {
     /// The last position the table reflects (0: none).
     pub fn checkpoint(&self) -> Result<u64, ReadError> {
-        match self
-            .inner
-            .checkpoints
-            .get(self.txn, self.name.as_bytes())
-            .map_err(read_failed)?
-        {
-            None => Ok(0),
-            Some(v) => record::read_position(v).ok_or_else(|| ReadError::Corrupt {
-                what: format!("checkpoint of projection {:?}", self.name),
-                reason: format!("{} bytes instead of 8", v.len()),
-            }),
-        }
+        self.inner
+            .checkpoint_in(self.txn, self.name.as_bytes())
+            .map(Option::unwrap_or_default)
+            .map_err(Fail::into_read_error)
     }
 
     /// The value stored under `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<&'a [u8]>, ReadError> {
         let mut full = self.prefix.clone();
         full.extend_from_slice(key.as_ref());
-        self.inner.tables.get(self.txn, &full).map_err(read_failed)
+        self.inner
+            .table_db()
+            .get(self.txn, &full)
+            .map_err(read_failed)
     }
 
     /// The value stored under `key`, decoded.
@@ -368,7 +364,7 @@ impl<'a> TableView<'a> {
     pub fn iter(&self) -> Result<Entries<'a>, ReadError> {
         let entries = self
             .inner
-            .tables
+            .table_db()
             .prefix_iter(self.txn, &self.prefix)
             .map_err(read_failed)?;
         Ok(Entries {
@@ -554,13 +550,13 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
         let what = || format!("the reset of projection {name:?}");
         inner.write(&what, |txn| {
             let mut keys = Vec::new();
-            for entry in inner.tables.prefix_iter(txn, &prefix)? {
+            for entry in inner.table_db().prefix_iter(txn, &prefix)? {
                 keys.push(entry?.0.to_vec());
             }
             for key in keys {
-                inner.tables.delete(txn, &key)?;
+                inner.table_db().delete(txn, &key)?;
             }
-            inner.checkpoints.delete(txn, name.as_bytes())?;
+            inner.delete_checkpoint(txn, name.as_bytes())?;
             Ok(())
         })?;
         Ok(())
@@ -581,13 +577,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
             let mut refusal = None;
             let outcome = inner.transact(&what, |txn| {
                 refusal = None;
-                let from = match inner.checkpoints.get(txn, name.as_bytes())? {
-                    None => 0,
-                    Some(v) => record::read_position(v).ok_or_else(|| Fail::Corrupt {
-                        what: format!("the checkpoint of projection {name:?}"),
-                        reason: format!("{} bytes instead of 8", v.len()),
-                    })?,
-                };
+                let from = inner.checkpoint_in(txn, name.as_bytes())?.unwrap_or(0);
                 let end = chunk.end(from);
                 let mut last = from;
                 let mut more = false;
@@ -596,7 +586,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                 // One record past the chunk is read, when there is one and it may be applied,
                 // to learn whether there is more.
                 let upto = chunk.read_limit(end).min(limit.unwrap_or(u64::MAX));
-                for item in LogForward::new(inner.log, txn, from.saturating_add(1), upto)? {
+                for item in inner.log_forward(txn, from.saturating_add(1), upto)? {
                     let (position, e) = item?;
                     let e = e.map_err(|reason| Fail::Corrupt {
                         what: format!("at position {position}"),
@@ -639,7 +629,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                 }
                 let mut writer = Writer {
                     txn,
-                    db: inner.tables,
+                    db: inner.table_db(),
                 };
                 let mut table = Table::new(&mut writer, name);
                 for p in &pending {
@@ -673,9 +663,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                 }
                 drop(table);
                 if last != from {
-                    inner
-                        .checkpoints
-                        .put(txn, name.as_bytes(), &last.to_be_bytes())?;
+                    inner.put_checkpoint(txn, name.as_bytes(), last)?;
                 }
                 let done = Advanced {
                     from,
