@@ -24,9 +24,9 @@ use std::cell::Cell;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::DomainEvent;
+use crate::aggregate::DomainEvent;
 use crate::error::{DecodeError, EncodeError};
-use crate::event::Metadata;
+use crate::event::metadata::Metadata;
 
 /// Encodes a value (an event, a state) as named-field MessagePack.
 ///

@@ -1,34 +1,11 @@
 //! Error types. Each operation returns the narrowest error it can produce; [`enum@Error`] is the
 //! superset for callers who handle them all alike.
 
-use crate::event::ExpectedVersion;
+use crate::event::expected_version::ExpectedVersion;
+pub use crate::event::stream::InvalidStreamId;
 
 /// A boxed error from a storage backend (I/O, LMDB, a database driver).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// A stream id that cannot be stored.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid stream id {id:?}: {reason}")]
-pub struct InvalidStreamId {
-    /// The rejected id (cut to 64 characters).
-    pub id: String,
-    /// Why it was rejected.
-    pub reason: String,
-}
-
-impl InvalidStreamId {
-    pub(crate) fn new(id: impl Into<String>, reason: impl Into<String>) -> Self {
-        let mut id = id.into();
-        if let Some((cut, _)) = id.char_indices().nth(64) {
-            id.truncate(cut);
-            id.push('…');
-        }
-        InvalidStreamId {
-            id,
-            reason: reason.into(),
-        }
-    }
-}
 
 /// A value could not be encoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
