@@ -89,10 +89,10 @@ impl EventRef<'_> {
 
     /// Decodes the metadata.
     pub fn metadata(&self) -> Result<Metadata, DecodeError> {
-        codec::decode_metadata(self.metadata).map_err(|reason| DecodeError::Metadata {
+        codec::decode_metadata(self.metadata).map_err(|source| DecodeError::Metadata {
             stream: self.stream.to_owned(),
             version: self.version,
-            reason,
+            source,
         })
     }
 
@@ -152,11 +152,11 @@ impl RecordedEvent {
 
     /// The payload as JSON, without knowing its Rust type.
     pub fn payload_json(&self) -> Result<serde_json::Value, DecodeError> {
-        codec::to_json(&self.payload).map_err(|reason| DecodeError::Payload {
+        codec::to_json(&self.payload).map_err(|source| DecodeError::Payload {
             stream: self.stream.to_string(),
             version: self.version,
             event_type: self.event_type.to_string(),
-            reason,
+            source,
         })
     }
 }
@@ -219,5 +219,60 @@ mod tests {
         assert_eq!(owned.stream, String::from("account-1"));
         assert_eq!(String::from("account-1"), owned.stream);
         assert_eq!(owned.stream.category(), "account");
+    }
+
+    #[test]
+    fn undecodable_bytes_name_the_event_and_keep_the_codec_error() {
+        use crate::error::CodecError;
+
+        let event = EventRef {
+            stream: "account-1",
+            version: 2,
+            position: 5,
+            event_type: "Opened",
+            event_id: new_event_id(),
+            timestamp: Timestamp(0),
+            metadata: b"\xc1",
+            payload: b"\xc0\xc0",
+        };
+        let err = event.metadata().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("metadata of event 2 of stream \"account-1\" does not decode: "),
+            "{err}"
+        );
+        assert!(
+            matches!(
+                err,
+                DecodeError::Metadata {
+                    source: CodecError::Decode(_),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+
+        let recorded = EventRef {
+            metadata: &[],
+            ..event
+        }
+        .to_owned()
+        .expect("valid");
+        let err = recorded.payload_json().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "event 2 of stream \"account-1\" (type \"Opened\") does not decode: \
+             1 trailing bytes after the payload"
+        );
+        assert!(
+            matches!(
+                err,
+                DecodeError::Payload {
+                    source: CodecError::TrailingBytes { count: 1 },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }
