@@ -982,10 +982,12 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             if self.policy.accepts(&snapshot) {
                 // The state's `Deserialize` may panic: that snapshot is then as good as
                 // undecodable.
-                let decoded = catch_unwind(|| codec::decode::<A>(&snapshot.payload))
-                    .unwrap_or_else(|panic| {
-                        Err(format!("decoding panicked: {}", panic_message(&*panic)))
-                    });
+                let decoded = catch_unwind(|| {
+                    codec::decode::<A>(&snapshot.payload).map_err(|e| e.to_string())
+                })
+                .unwrap_or_else(|panic| {
+                    Err(format!("decoding panicked: {}", panic_message(&*panic)))
+                });
                 match decoded {
                     Ok(state) => {
                         bump(&self.counters.snapshot_hits);

@@ -265,6 +265,7 @@ impl<'a> Table<'a> {
                     String::from_utf8_lossy(key),
                     String::from_utf8_lossy(&self.key[..self.prefix - 1]),
                 );
+                let reason = reason.to_string();
                 self.failure.get_or_insert(Fail::Corrupt { what, reason });
                 None
             }
@@ -349,14 +350,14 @@ impl<'a> TableView<'a> {
         }
     }
 
-    fn bad_value(&self, key: &[u8], reason: String) -> ReadError {
+    fn bad_value(&self, key: &[u8], reason: crate::error::CodecError) -> ReadError {
         ReadError::Corrupt {
             what: format!(
                 "the value of key {:?} in table {:?}",
                 String::from_utf8_lossy(key),
                 self.name
             ),
-            reason,
+            reason: reason.to_string(),
         }
     }
 
