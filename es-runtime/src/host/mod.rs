@@ -69,6 +69,7 @@ mod error;
 mod metrics;
 mod options;
 mod snapshots;
+mod sweeper;
 
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -76,25 +77,25 @@ use std::fmt::{self, Display, Write as _};
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
 pub use self::error::{ExecuteError, LoadError, Phase};
 pub use self::metrics::Metrics;
 pub use self::options::HostBuilder;
 
 use self::blocking::Pool;
-use self::cache::{Cache, Instance, Retired, SlotInner};
+use self::cache::{Cache, Instance, SlotInner};
 use self::error::panic_message;
 use self::metrics::{Counters, bump};
 use self::options::HostOptions;
-use self::snapshots::SnapshotQueue;
+use self::snapshots::SnapshotWriter;
+use self::sweeper::SweeperThread;
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::codec;
 use crate::error::AppendError;
 use crate::event::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId};
 use crate::snapshot::SnapshotPolicy;
-use crate::store::{EventStore, Snapshot};
+use crate::store::EventStore;
 
 /// Runs commands against the instances of aggregate `A`, stored in `S`.
 ///
@@ -207,13 +208,12 @@ struct Shared<A: Aggregate, S: EventStore + 'static> {
     store: Arc<S>,
     cache: Arc<Cache<A>>,
     counters: Arc<Counters>,
-    snapshots: Arc<SnapshotQueue>,
+    snapshots: Arc<SnapshotWriter<S>>,
     options: HostOptions,
     policy: SnapshotPolicy,
-    writer: OnceLock<()>,
-    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     pool: OnceLock<Pool>,
-    sweeper: Mutex<Option<std::thread::Thread>>,
+    /// Held for its drop, which wakes the sweeper to stop.
+    _sweeper: Option<SweeperThread>,
 }
 
 impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
@@ -230,54 +230,39 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
     fn from_builder(builder: HostBuilder<A, S>) -> Self {
         let HostBuilder { store, options, .. } = builder;
         let policy = options.policy::<A>();
-        let shared = Arc::new(Shared {
-            store: Arc::new(store),
+        let store = Arc::new(store);
+        let counters = Arc::<Counters>::default();
+        let cache = Arc::new(Cache::new(
+            options.max_live,
+            options.shards,
+            options.idle_timeout,
+            passivation_tail(policy.every),
+        ));
+        let snapshots = Arc::new(SnapshotWriter::new::<A>(
+            store.clone(),
+            counters.clone(),
             policy,
-            cache: Arc::new(Cache::new(
-                options.max_live,
-                options.shards,
-                options.idle_timeout,
-                passivation_tail(policy.every),
-            )),
-            options,
-            counters: Arc::default(),
-            snapshots: Arc::default(),
-            writer: OnceLock::new(),
-            writer_thread: Mutex::new(None),
-            pool: OnceLock::new(),
-            sweeper: Mutex::new(None),
+            options.background_snapshots,
+        ));
+        let sweeper = options.sweep_every().and_then(|every| {
+            let sweeper = sweeper::start(every, &cache, &counters, &snapshots)?;
+            // A snapshot queued by the sweeper as the host is dropped would start the writer
+            // after it was stopped: start it with the sweeper.
+            snapshots.start_early();
+            Some(sweeper)
         });
-        if let Some(every) = shared.options.sweep_every() {
-            shared.cache.tick();
-            let sweeper = Sweeper {
-                cache: Arc::downgrade(&shared.cache),
-                counters: shared.counters.clone(),
+        Host {
+            shared: Arc::new(Shared {
+                store,
+                cache,
+                counters,
+                snapshots,
+                options,
                 policy,
-                queue: shared
-                    .options
-                    .background_snapshots
-                    .then(|| shared.snapshots.clone()),
-                store: Arc::downgrade(&shared.store),
-            };
-            match std::thread::Builder::new()
-                .name(format!("es-host-sweep-{}", A::NAME))
-                .spawn(move || sweeper.run(every))
-            {
-                Ok(handle) => {
-                    *shared.sweeper.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(handle.thread().clone());
-                    // The sweeper queues the snapshots of the instances it passivates, but
-                    // cannot start the writer: start it now.
-                    if policy.every > 0 && shared.options.background_snapshots {
-                        shared.start_writer();
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not start the idle sweeper; idle instances are dropped on access only")
-                }
-            }
+                pool: OnceLock::new(),
+                _sweeper: sweeper,
+            }),
         }
-        Host { shared }
     }
 
     /// The store the host writes to.
@@ -336,9 +321,9 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
     /// policy takes snapshots and the instance is far enough past its last one (see the
     /// [module documentation](crate::host)), so that reloading it replays at most a few events.
     pub fn passivate(&self, id: impl Display) -> bool {
-        let mut retired = self.shared.cache.retired();
-        let n = with_key::<A, _>(id, |key| self.shared.cache.passivate(key, &mut retired));
-        self.shared.snapshot_retired(retired);
+        let shared = &*self.shared;
+        let retired = with_key::<A, _>(id, |key| shared.cache.passivate(key, &shared.counters));
+        let n = shared.snapshots.retire(retired) > 0;
         if n {
             bump(&self.shared.counters.passivations_manual);
         }
@@ -353,9 +338,10 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
 
     /// Drops every instance, waiting for running commands. Returns how many were dropped.
     pub fn passivate_all(&self) -> usize {
-        let mut retired = self.shared.cache.retired();
-        let n = self.shared.cache.passivate_all(&mut retired);
-        self.shared.snapshot_retired(retired);
+        let shared = &*self.shared;
+        let n = shared
+            .snapshots
+            .retire(shared.cache.passivate_all(&shared.counters));
         self.shared
             .counters
             .passivations_manual
@@ -367,10 +353,7 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
     /// it is writing. Useful before inspecting the store's snapshots, or before a shutdown
     /// that does not drop the host.
     pub fn flush_snapshots(&self) {
-        let shared = &*self.shared;
-        for (stream, snapshot) in shared.snapshots.drain() {
-            shared.write_now(&stream, snapshot);
-        }
+        self.shared.snapshots.flush();
     }
 }
 
@@ -486,164 +469,11 @@ fn stream_of<A: Aggregate>(key: &str) -> Result<StreamId, crate::InvalidStreamId
     StreamId::new(A::NAME, key.get(A::NAME.len() + 1..).unwrap_or(""))
 }
 
-/// The idle sweeper's share of the host. It holds the cache and the store weakly, and never
-/// `Shared`, so that it never outlives the host's instances or its store for long.
-struct Sweeper<A, S> {
-    cache: Weak<Cache<A>>,
-    counters: Arc<Counters>,
-    policy: SnapshotPolicy,
-    /// Where the snapshots of passivated instances go with background snapshots (the writer
-    /// is started with the sweeper); without, they are written here.
-    queue: Option<Arc<SnapshotQueue>>,
-    store: Weak<S>,
-}
-
-impl<A: Aggregate, S: EventStore + 'static> Sweeper<A, S> {
-    fn run(self, every: Duration) {
-        loop {
-            std::thread::park_timeout(every);
-            let Some(cache) = self.cache.upgrade() else {
-                return;
-            };
-            // Domain code runs in a round (the states' `Serialize` and `Drop`, each caught on
-            // its own); should anything else panic, it costs the rest of that round, not the
-            // sweeper.
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.round(cache))) {
-                let message = panic_message(&*panic);
-                tracing::error!(message, "a round of the idle sweep panicked");
-            }
-        }
-    }
-
-    fn round(&self, cache: Arc<Cache<A>>) {
-        cache.tick();
-        let mut retired = cache.retired();
-        let n = cache.passivate_idle(&mut retired);
-        drop(cache);
-        self.counters
-            .passivations_idle
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        for (stream, snapshot) in retired_snapshots(&self.counters, &self.policy, retired) {
-            let (stream, snapshot) = match &self.queue {
-                Some(queue) => match queue.push(stream, snapshot) {
-                    Ok(()) => continue,
-                    Err(closed) => closed,
-                },
-                None => (stream, snapshot),
-            };
-            if let Some(store) = self.store.upgrade() {
-                write_snapshot(&*store, &self.counters, self.policy.keep, &stream, snapshot);
-            }
-        }
-    }
-}
-
-/// The snapshots of the instances a passivation handed back that are worth one, encoded; the
-/// instances are all dropped. No lock may be held: both run domain code.
-fn retired_snapshots<A: Aggregate>(
-    counters: &Counters,
-    policy: &SnapshotPolicy,
-    retired: Retired<A>,
-) -> Vec<(StreamId, Snapshot)> {
-    let Retired {
-        instances, dropped, ..
-    } = retired;
-    drop_instances(counters, dropped);
-    instances
-        .into_iter()
-        .filter_map(|(stream, instance)| {
-            let snapshot = encode_snapshot(counters, policy, &stream, &instance);
-            drop_instances(counters, [instance]);
-            Some((stream, snapshot?))
-        })
-        .collect()
-}
-
-/// Drops passivated instances, with no lock held: the state's `Drop` is domain code, and a
-/// panic in it costs nothing but a log line and a count.
-fn drop_instances<A>(counters: &Counters, instances: impl IntoIterator<Item = Instance<A>>) {
-    for instance in instances {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(instance))) {
-            bump(&counters.panics);
-            let message = panic_message(&*panic);
-            tracing::error!(message, "dropping a passivated instance panicked");
-        }
-    }
-}
-
-/// How long the snapshot writer waits after a batch before taking the next.
-const WRITER_LINGER: Duration = Duration::from_millis(1);
-
-fn write_snapshots<S: EventStore>(
-    store: Arc<S>,
-    queue: Arc<SnapshotQueue>,
-    counters: Arc<Counters>,
-    keep: usize,
-) {
-    while let Some(batch) = queue.begin() {
-        for (stream, snapshot) in batch.iter() {
-            write_snapshot(&*store, &counters, keep, stream, snapshot.clone());
-        }
-        drop(batch);
-        queue.end();
-        // Let the next batch gather: a burst of snapshots (a sweep, evictions under churn)
-        // then wakes the writer once, not once per snapshot, and the commands queuing them
-        // skip the wake-up call.
-        std::thread::sleep(WRITER_LINGER);
-    }
-}
-
-/// Encodes the instance's state as a snapshot under `policy`.
-fn encode_snapshot<A: Aggregate>(
-    counters: &Counters,
-    policy: &SnapshotPolicy,
-    stream: &StreamId,
-    instance: &Instance<A>,
-) -> Option<Snapshot> {
-    // The state's `Serialize` is domain code, run here for commands, passivations (of other
-    // aggregates' commands too) and the idle sweeper: a panic in it costs the snapshot only.
-    match catch_unwind(AssertUnwindSafe(|| codec::encode(&instance.state))) {
-        Ok(Ok(payload)) => Some(Snapshot {
-            version: instance.version,
-            state_version: policy.state_version,
-            payload,
-        }),
-        Ok(Err(error)) => {
-            bump(&counters.snapshot_failures);
-            tracing::warn!(%stream, %error, "could not encode the state for a snapshot");
-            None
-        }
-        Err(panic) => {
-            bump(&counters.snapshot_failures);
-            let message = panic_message(&*panic);
-            tracing::warn!(%stream, message, "encoding the state for a snapshot panicked");
-            None
-        }
-    }
-}
-
-fn write_snapshot<S: EventStore>(
-    store: &S,
-    counters: &Counters,
-    keep: usize,
-    stream: &StreamId,
-    snapshot: Snapshot,
-) {
-    let version = snapshot.version;
-    match store.save_snapshot(stream, snapshot, keep) {
-        Ok(()) => bump(&counters.snapshots_written),
-        Err(error) => {
-            bump(&counters.snapshot_failures);
-            tracing::warn!(%stream, version, %error, "could not save a snapshot");
-        }
-    }
-}
-
 impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
     fn passivate_idle(&self) -> usize {
-        let mut retired = self.cache.retired();
-        let n = self.cache.passivate_idle(&mut retired);
-        self.snapshot_retired(retired);
+        let n = self
+            .snapshots
+            .retire(self.cache.passivate_idle(&self.counters));
         self.counters
             .passivations_idle
             .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
@@ -676,15 +506,10 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         f: impl FnOnce(&StreamId, &mut SlotInner<A>) -> Result<R, E>,
     ) -> Result<R, E> {
         loop {
-            let mut retired = self.cache.retired();
-            let slot = self.cache.get_or_insert(
-                key,
-                &mut || stream_of::<A>(key),
-                &self.counters,
-                command,
-                &mut retired,
-            );
-            self.snapshot_retired(retired);
+            let (slot, retired) =
+                self.cache
+                    .get_or_insert(key, &mut || stream_of::<A>(key), &self.counters, command);
+            self.snapshots.retire(retired);
             let slot = slot?;
             let mut guard = slot.lock();
             if guard.retired {
@@ -895,7 +720,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             instance.version = written.stream_version();
             instance.grew(bytes);
             if self.policy.is_due(before, instance.version) {
-                self.snapshot(stream, instance);
+                self.snapshots.snapshot(stream, instance);
             }
             let r = after(&instance.state);
             return Ok((
@@ -1022,7 +847,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             .fetch_add(replayed, std::sync::atomic::Ordering::Relaxed);
         tracing::debug!(%stream, version = instance.version, replayed, "rehydrated");
         if self.policy.is_due_after_replay(replayed) {
-            self.snapshot(stream, &mut instance);
+            self.snapshots.snapshot(stream, &mut instance);
         }
         Ok(instance)
     }
@@ -1074,100 +899,12 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             None => Ok(replayed),
         }
     }
-
-    /// Snapshots the instances a passivation handed back that are worth it (none unless the
-    /// policy takes snapshots) and drops them all, now that no lock is held.
-    fn snapshot_retired(&self, retired: Retired<A>) {
-        for (stream, snapshot) in retired_snapshots(&self.counters, &self.policy, retired) {
-            self.save(stream, snapshot);
-        }
-    }
-
-    /// Encodes the instance's state and has it saved: queued for the writer, or written now
-    /// without background snapshots.
-    fn snapshot(&self, stream: &StreamId, instance: &mut Instance<A>) {
-        let Some(snapshot) = encode_snapshot(&self.counters, &self.policy, stream, instance) else {
-            return;
-        };
-        instance.snapshot_taken(snapshot.payload.len());
-        self.save(stream.clone(), snapshot);
-    }
-
-    /// Queues a snapshot for the writer, or writes it now without background snapshots.
-    fn save(&self, stream: StreamId, snapshot: Snapshot) {
-        let (stream, snapshot) = if self.options.background_snapshots {
-            match self.snapshots.push(stream, snapshot) {
-                Ok(()) => {
-                    self.start_writer();
-                    return;
-                }
-                // The host is being dropped: nothing will write the queue any more.
-                Err(closed) => closed,
-            }
-        } else {
-            (stream, snapshot)
-        };
-        self.write_now(&stream, snapshot);
-    }
-
-    /// Writes a snapshot to the store now, on this thread.
-    fn write_now(&self, stream: &StreamId, snapshot: Snapshot) {
-        write_snapshot(
-            &*self.store,
-            &self.counters,
-            self.policy.keep,
-            stream,
-            snapshot,
-        );
-    }
-
-    /// Starts the background snapshot writer, once.
-    fn start_writer(&self) {
-        self.writer.get_or_init(|| {
-            let (store, queue, counters) = (
-                self.store.clone(),
-                self.snapshots.clone(),
-                self.counters.clone(),
-            );
-            let keep = self.policy.keep;
-            let started = std::thread::Builder::new()
-                .name(format!("es-host-snapshots-{}", A::NAME))
-                .spawn(move || write_snapshots(store, queue, counters, keep));
-            match started {
-                Ok(handle) => {
-                    *self.writer_thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-                }
-                Err(error) => tracing::warn!(
-                    %error,
-                    "could not start the snapshot writer; snapshots are written when flushed"
-                ),
-            }
-        });
-    }
 }
 
 impl<A: Aggregate, S: EventStore + 'static> Drop for Shared<A, S> {
     fn drop(&mut self) {
-        for (stream, snapshot) in self.snapshots.close() {
-            self.write_now(&stream, snapshot);
-        }
-        // The writer finishes the batch it took, if any, and stops.
-        let writer = self
-            .writer_thread
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(writer) = writer {
-            let _ = writer.join();
-        }
-        if let Some(sweeper) = self
-            .sweeper
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            sweeper.unpark();
-        }
+        // Here, not in the writer's own drop: the sweeper may hold the writer for a moment.
+        self.snapshots.close();
     }
 }
 
