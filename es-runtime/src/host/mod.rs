@@ -66,6 +66,7 @@
 mod blocking;
 mod cache;
 mod error;
+mod load;
 mod metrics;
 mod options;
 mod snapshots;
@@ -75,7 +76,6 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt::{self, Display, Write as _};
 use std::future::Future;
-use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, OnceLock};
 
@@ -84,14 +84,13 @@ pub use self::metrics::Metrics;
 pub use self::options::HostBuilder;
 
 use self::blocking::Pool;
-use self::cache::{Cache, Instance, SlotInner};
+use self::cache::{Cache, SlotInner};
 use self::error::panic_message;
 use self::metrics::{Counters, bump};
 use self::options::HostOptions;
 use self::snapshots::SnapshotWriter;
 use self::sweeper::SweeperThread;
 use crate::aggregate::{Aggregate, DomainEvent};
-use crate::codec;
 use crate::error::AppendError;
 use crate::event::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId};
 use crate::snapshot::SnapshotPolicy;
@@ -520,18 +519,6 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         }
     }
 
-    /// The instance, loaded if the slot is empty.
-    fn loaded<'g>(
-        &self,
-        stream: &StreamId,
-        slot: &'g mut SlotInner<A>,
-    ) -> Result<&'g mut Instance<A>, LoadError> {
-        if slot.instance.is_none() {
-            slot.instance = Some(self.load(stream)?);
-        }
-        Ok(slot.instance.as_mut().expect("just loaded"))
-    }
-
     fn run<R>(
         &self,
         stream: &StreamId,
@@ -747,156 +734,6 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             stream: stream.to_string(),
             phase,
             message,
-        }
-    }
-
-    /// Rehydrates an instance: the newest snapshot of the policy's state version that decodes,
-    /// then the tail of the stream.
-    fn load(&self, stream: &StreamId) -> Result<Instance<A>, LoadError> {
-        bump(&self.counters.rehydrations);
-        let mut instance = match catch_unwind(A::default) {
-            Ok(state) => Instance::new(state, 0, 0),
-            Err(panic) => {
-                bump(&self.counters.panics);
-                return Err(LoadError::Panicked {
-                    stream: stream.to_string(),
-                    version: 0,
-                    message: panic_message(&*panic),
-                });
-            }
-        };
-        // The newest usable snapshot: older ones stand in for newer ones of another state
-        // version, or that do not decode or cannot be read. One still waiting for the writer
-        // (this host's state version) counts, unless a late one (from a passivation racing a
-        // reload) was queued after a newer one was written.
-        let mut pending = self.snapshots.pending(stream);
-        let mut candidate = self.store.load_snapshot(stream);
-        let mut below = u64::MAX;
-        let mut fell_back = false;
-        loop {
-            // The pending snapshot goes first when it is the newest of the two.
-            if let Some(p) = pending.take_if(|p| {
-                p.version < below
-                    && !matches!(&candidate, Ok(Some(stored)) if stored.version > p.version)
-            }) {
-                candidate = Ok(Some(p));
-            }
-            let snapshot = match candidate {
-                Ok(Some(snapshot)) if snapshot.version < below => snapshot,
-                Ok(Some(snapshot)) => {
-                    // A store must answer below the version asked for.
-                    tracing::warn!(%stream, version = snapshot.version, below, "the store returned a snapshot out of order; replaying from an older one");
-                    break;
-                }
-                Ok(None) => break,
-                Err(error) if !fell_back => {
-                    bump(&self.counters.snapshots_corrupt);
-                    tracing::warn!(%stream, %error, "could not read the latest snapshot");
-                    // The store skips the damaged ones when asked for older snapshots.
-                    fell_back = true;
-                    candidate = self.store.load_snapshot_before(stream, below);
-                    continue;
-                }
-                Err(error) => {
-                    // The store failed again (it was counted above, or it is not a damaged
-                    // snapshot but the store): replay from what was found so far.
-                    tracing::warn!(%stream, %error, "could not read the older snapshots");
-                    break;
-                }
-            };
-            if self.policy.accepts(&snapshot) {
-                // The state's `Deserialize` may panic: that snapshot is then as good as
-                // undecodable.
-                let decoded = catch_unwind(|| codec::decode::<A>(&snapshot.payload))
-                    .unwrap_or_else(|panic| {
-                        Err(format!("decoding panicked: {}", panic_message(&*panic)))
-                    });
-                match decoded {
-                    Ok(state) => {
-                        bump(&self.counters.snapshot_hits);
-                        instance = Instance::new(state, snapshot.version, snapshot.payload.len());
-                        break;
-                    }
-                    Err(reason) => {
-                        bump(&self.counters.snapshots_corrupt);
-                        tracing::warn!(
-                            %stream,
-                            version = snapshot.version,
-                            reason,
-                            "ignoring a snapshot that does not decode"
-                        );
-                    }
-                }
-            } else {
-                bump(&self.counters.snapshots_outdated);
-                tracing::debug!(
-                    %stream,
-                    version = snapshot.version,
-                    found = snapshot.state_version,
-                    expected = self.policy.state_version,
-                    "ignoring a snapshot of another state version"
-                );
-            }
-            below = snapshot.version;
-            fell_back = true;
-            candidate = self.store.load_snapshot_before(stream, below);
-        }
-        let replayed = self.catch_up(stream, &mut instance)?;
-        self.counters
-            .replayed_events
-            .fetch_add(replayed, std::sync::atomic::Ordering::Relaxed);
-        tracing::debug!(%stream, version = instance.version, replayed, "rehydrated");
-        if self.policy.is_due_after_replay(replayed) {
-            self.snapshots.snapshot(stream, &mut instance);
-        }
-        Ok(instance)
-    }
-
-    /// Applies the events after the instance's version. Returns how many there were. On error
-    /// the instance is part-way and must be dropped.
-    fn catch_up(&self, stream: &StreamId, instance: &mut Instance<A>) -> Result<u64, LoadError> {
-        let mut failed = None;
-        let mut replayed = 0;
-        self.store
-            .read_stream_with(stream, instance.version + 1, &mut |e| {
-                // Decoding runs the event's `Deserialize`, domain code that may panic too.
-                let applied = catch_unwind(AssertUnwindSafe(|| {
-                    e.decode::<A::Event>()
-                        .map(|event| instance.state.apply(event))
-                }));
-                match applied {
-                    Ok(Ok(())) => {}
-                    Ok(Err(err)) => {
-                        failed = Some(LoadError::Decode(err));
-                        return ControlFlow::Break(());
-                    }
-                    Err(panic) => {
-                        failed = Some(LoadError::Panicked {
-                            stream: stream.to_string(),
-                            version: e.version,
-                            message: panic_message(&*panic),
-                        });
-                        return ControlFlow::Break(());
-                    }
-                }
-                instance.version = e.version;
-                instance.grew(e.payload.len());
-                replayed += 1;
-                ControlFlow::Continue(())
-            })
-            .map_err(|source| LoadError::Read {
-                stream: stream.to_string(),
-                source,
-            })?;
-        match failed {
-            Some(e) => {
-                if matches!(e, LoadError::Panicked { .. }) {
-                    bump(&self.counters.panics);
-                }
-                tracing::error!(%stream, error = %e, "could not load the instance");
-                Err(e)
-            }
-            None => Ok(replayed),
         }
     }
 }
