@@ -11,13 +11,13 @@ use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
 
-use super::Shared;
 use crate::aggregate::Aggregate;
 use crate::codec;
 use crate::event::StreamId;
 use crate::host::cache::{Instance, SlotInner};
 use crate::host::error::{LoadError, panic_message};
 use crate::host::metrics::bump;
+use crate::host::shared::Shared;
 use crate::store::{EventStore, Snapshot};
 
 impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {

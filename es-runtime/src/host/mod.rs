@@ -65,34 +65,29 @@
 
 mod blocking;
 mod cache;
+mod command;
 mod error;
 mod load;
 mod metrics;
 mod options;
+mod shared;
 mod snapshots;
 mod sweeper;
 
-use std::borrow::Cow;
-use std::cell::Cell;
-use std::fmt::{self, Display, Write as _};
+use std::fmt::{self, Display};
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 pub use self::error::{ExecuteError, LoadError, Phase};
 pub use self::metrics::Metrics;
 pub use self::options::HostBuilder;
 
 use self::blocking::Pool;
-use self::cache::{Cache, SlotInner};
-use self::error::panic_message;
-use self::metrics::{Counters, bump};
-use self::options::HostOptions;
-use self::snapshots::SnapshotWriter;
-use self::sweeper::SweeperThread;
-use crate::aggregate::{Aggregate, DomainEvent};
-use crate::error::AppendError;
-use crate::event::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId};
+use self::metrics::bump;
+use self::shared::{Shared, with_key};
+use crate::aggregate::Aggregate;
+use crate::event::{Metadata, RecordedEvent, StreamId};
 use crate::snapshot::SnapshotPolicy;
 use crate::store::EventStore;
 
@@ -201,20 +196,6 @@ pub type ExecuteResult<A> =
 type RunResult<A, R> =
     Result<(Executed<<A as Aggregate>::Event>, R), ExecuteError<<A as Aggregate>::Error>>;
 
-struct Shared<A: Aggregate, S: EventStore + 'static> {
-    // The background threads share these parts, never `Shared` itself, so the host is
-    // dropped (and its pending snapshots written) on the thread that drops the last `Host`.
-    store: Arc<S>,
-    cache: Arc<Cache<A>>,
-    counters: Arc<Counters>,
-    snapshots: Arc<SnapshotWriter<S>>,
-    options: HostOptions,
-    policy: SnapshotPolicy,
-    pool: OnceLock<Pool>,
-    /// Held for its drop, which wakes the sweeper to stop.
-    _sweeper: Option<SweeperThread>,
-}
-
 impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
     /// A host over `store` with the default settings (see [`HostBuilder`]).
     pub fn new(store: S) -> Self {
@@ -228,39 +209,8 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
 
     fn from_builder(builder: HostBuilder<A, S>) -> Self {
         let HostBuilder { store, options, .. } = builder;
-        let policy = options.policy::<A>();
-        let store = Arc::new(store);
-        let counters = Arc::<Counters>::default();
-        let cache = Arc::new(Cache::new(
-            options.max_live,
-            options.shards,
-            options.idle_timeout,
-            passivation_tail(policy.every),
-        ));
-        let snapshots = Arc::new(SnapshotWriter::new::<A>(
-            store.clone(),
-            counters.clone(),
-            policy,
-            options.background_snapshots,
-        ));
-        let sweeper = options.sweep_every().and_then(|every| {
-            let sweeper = sweeper::start(every, &cache, &counters, &snapshots)?;
-            // A snapshot queued by the sweeper as the host is dropped would start the writer
-            // after it was stopped: start it with the sweeper.
-            snapshots.start_early();
-            Some(sweeper)
-        });
         Host {
-            shared: Arc::new(Shared {
-                store,
-                cache,
-                counters,
-                snapshots,
-                options,
-                policy,
-                pool: OnceLock::new(),
-                _sweeper: sweeper,
-            }),
+            shared: Arc::new(Shared::new(store, options)),
         }
     }
 
@@ -344,7 +294,7 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
         self.shared
             .counters
             .passivations_manual
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(n as u64, Ordering::Relaxed);
         n
     }
 
@@ -445,318 +395,4 @@ where
             })
         }
     }
-}
-
-/// Formats `NAME-id` into a reused buffer: routing a command to a live instance allocates
-/// nothing.
-fn with_key<A: Aggregate, R>(id: impl Display, f: impl FnOnce(&str) -> R) -> R {
-    thread_local!(static KEY: Cell<String> = const { Cell::new(String::new()) });
-    let mut key = KEY.take();
-    key.clear();
-    key.push_str(A::NAME);
-    key.push('-');
-    // Writing to a String cannot fail.
-    let _ = write!(key, "{id}");
-    let r = f(&key);
-    if key.capacity() <= 1024 {
-        KEY.set(key);
-    }
-    r
-}
-
-fn stream_of<A: Aggregate>(key: &str) -> Result<StreamId, crate::InvalidStreamId> {
-    StreamId::new(A::NAME, key.get(A::NAME.len() + 1..).unwrap_or(""))
-}
-
-impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
-    fn passivate_idle(&self) -> usize {
-        let n = self
-            .snapshots
-            .retire(self.cache.passivate_idle(&self.counters));
-        self.counters
-            .passivations_idle
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        n
-    }
-
-    fn execute<R>(
-        &self,
-        key: &str,
-        command: A::Command,
-        metadata: Metadata,
-        after: impl FnOnce(&A) -> R,
-    ) -> RunResult<A, R>
-    where
-        A::Command: Clone,
-    {
-        let span = tracing::info_span!("es.execute", stream = key);
-        let _entered = span.enter();
-        self.locked(key, true, |stream, slot| {
-            self.run(stream, slot, command, metadata, after)
-        })
-    }
-
-    /// Runs `f` on the live slot of `key` (inserted if absent), locked. `command` counts the
-    /// use as a command in the cache's statistics.
-    fn locked<R, E: From<crate::InvalidStreamId>>(
-        &self,
-        key: &str,
-        command: bool,
-        f: impl FnOnce(&StreamId, &mut SlotInner<A>) -> Result<R, E>,
-    ) -> Result<R, E> {
-        loop {
-            let (slot, retired) =
-                self.cache
-                    .get_or_insert(key, &mut || stream_of::<A>(key), &self.counters, command);
-            self.snapshots.retire(retired);
-            let slot = slot?;
-            let mut guard = slot.lock();
-            if guard.retired {
-                // Passivated between the lookup and the lock: look it up again.
-                continue;
-            }
-            return f(&slot.stream, &mut guard);
-        }
-    }
-
-    fn run<R>(
-        &self,
-        stream: &StreamId,
-        slot: &mut SlotInner<A>,
-        command: A::Command,
-        metadata: Metadata,
-        after: impl FnOnce(&A) -> R,
-    ) -> RunResult<A, R>
-    where
-        A::Command: Clone,
-    {
-        let max_attempts = self.options.max_retries.saturating_add(1);
-        let mut command = Some(command);
-        let mut metadata = Some(metadata);
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let instance = self.loaded(stream, slot)?;
-            // Keep the command for a retry, except on the last attempt.
-            let cmd = if attempts >= max_attempts {
-                command.take()
-            } else {
-                command.clone()
-            }
-            .expect("the command is kept until the last attempt");
-
-            // The handler's events go straight into their envelopes, complete but for their
-            // ids (below) and where the store puts them (after the append).
-            let mut recorded: Vec<RecordedEvent<A::Event>> = Vec::new();
-            let caller = metadata
-                .as_ref()
-                .expect("the metadata is kept until it is stored");
-            let handled = catch_unwind(AssertUnwindSafe(|| {
-                instance.state.handle_with(cmd, &mut |event| {
-                    if recorded.capacity() == 0 {
-                        // Most commands cause one event: no room for more until needed.
-                        recorded.reserve_exact(1);
-                    }
-                    recorded.push(RecordedEvent {
-                        stream: stream.clone(),
-                        version: 0,
-                        position: 0,
-                        event_type: Cow::Borrowed(event.event_type()),
-                        event_id: uuid::Uuid::nil(),
-                        timestamp: Default::default(),
-                        metadata: if caller.is_empty() {
-                            Metadata::default()
-                        } else {
-                            caller.clone()
-                        },
-                        payload: event,
-                    });
-                })
-            }));
-            let handled = match handled {
-                Ok(handled) => handled,
-                Err(panic) => {
-                    slot.instance = None;
-                    return Err(self.panicked(stream, Phase::Handle, &*panic));
-                }
-            };
-            let before = instance.version;
-            // An append proves the instance was current; a refusal or an empty result proves
-            // nothing, so check the stream did not move under it (another writer) before
-            // answering. Alone on a stream, this costs one version read per refusal.
-            let decided_without_append = handled.is_err() || recorded.is_empty();
-            if decided_without_append && attempts < max_attempts {
-                let current =
-                    self.store
-                        .stream_version(stream)
-                        .map_err(|source| LoadError::Read {
-                            stream: stream.to_string(),
-                            source,
-                        })?;
-                if current != before {
-                    bump(&self.counters.retries);
-                    if let Err(e) = self.catch_up(stream, instance) {
-                        slot.instance = None;
-                        return Err(e.into());
-                    }
-                    continue;
-                }
-            }
-            handled.map_err(ExecuteError::Rejected)?;
-            if recorded.is_empty() {
-                let r = after(&instance.state);
-                return Ok((
-                    Executed {
-                        stream: stream.clone(),
-                        version: before,
-                        events: recorded,
-                    },
-                    r,
-                ));
-            }
-
-            // The caller's metadata goes to the store with the last event (moved, not
-            // copied); a retry takes it back from the recorded events. A single event is
-            // appended without a batch.
-            let n = recorded.len();
-            let mut batch = Vec::with_capacity(if n == 1 { 0 } else { n });
-            let mut single = None;
-            let mut bytes = 0;
-            // An event's `Serialize` is domain code too: a panic there fails the command.
-            let encoded = catch_unwind(AssertUnwindSafe(|| {
-                for (i, r) in recorded.iter_mut().enumerate() {
-                    let meta = if i + 1 < n {
-                        r.metadata.clone()
-                    } else {
-                        metadata
-                            .take()
-                            .expect("the metadata is kept until it is stored")
-                    };
-                    let new = NewEvent::from_event(&r.payload, meta)?;
-                    r.event_id = new.event_id;
-                    bytes += new.payload.len();
-                    if n == 1 {
-                        single = Some(new);
-                    } else {
-                        batch.push(new);
-                    }
-                }
-                Ok(())
-            }));
-            match encoded {
-                Ok(Ok(())) => {}
-                Ok(Err(source)) => {
-                    return Err(ExecuteError::Encode {
-                        stream: stream.to_string(),
-                        source,
-                    });
-                }
-                Err(panic) => {
-                    slot.instance = None;
-                    return Err(self.panicked(stream, Phase::Encode, &*panic));
-                }
-            }
-
-            let expected = ExpectedVersion::Exact(before);
-            let appended = match single {
-                Some(new) => self.store.append_one(stream, expected, new),
-                None => self.store.append(stream, expected, batch),
-            };
-            let written = match appended {
-                Ok(written) => written,
-                Err(AppendError::WrongExpectedVersion { actual, .. }) => {
-                    bump(&self.counters.conflicts);
-                    tracing::debug!(expected = before, actual, attempts, "version conflict");
-                    if attempts >= max_attempts {
-                        // The instance is known to be behind: the next command reloads it.
-                        slot.instance = None;
-                        return Err(ExecuteError::Conflict {
-                            stream: stream.to_string(),
-                            attempts,
-                        });
-                    }
-                    bump(&self.counters.retries);
-                    if attempts > 1 {
-                        // Losing twice in a row: let the other writer finish its burst.
-                        std::thread::yield_now();
-                    }
-                    metadata = recorded.pop().map(|r| r.metadata);
-                    if let Err(e) = self.catch_up(stream, instance) {
-                        slot.instance = None;
-                        return Err(e.into());
-                    }
-                    continue;
-                }
-                Err(e) => return Err(ExecuteError::Append(e)),
-            };
-
-            // Stored: now the instance must reflect every event, or be dropped.
-            let applied = catch_unwind(AssertUnwindSafe(|| {
-                for (i, r) in recorded.iter_mut().enumerate() {
-                    let i = i as u64;
-                    r.version = written.first_version + i;
-                    r.position = written.first_position + i;
-                    r.timestamp = written.timestamp;
-                    instance.state.apply_ref(&r.payload);
-                }
-            }));
-            if let Err(panic) = applied {
-                slot.instance = None;
-                return Err(self.panicked(stream, Phase::Apply, &*panic));
-            }
-            instance.version = written.stream_version();
-            instance.grew(bytes);
-            if self.policy.is_due(before, instance.version) {
-                self.snapshots.snapshot(stream, instance);
-            }
-            let r = after(&instance.state);
-            return Ok((
-                Executed {
-                    stream: stream.clone(),
-                    version: instance.version,
-                    events: recorded,
-                },
-                r,
-            ));
-        }
-    }
-
-    fn panicked<E>(
-        &self,
-        stream: &StreamId,
-        phase: Phase,
-        panic: &(dyn std::any::Any + Send),
-    ) -> ExecuteError<E> {
-        bump(&self.counters.panics);
-        let message = panic_message(panic);
-        tracing::error!(%stream, %phase, message, "domain code panicked; the instance was dropped");
-        ExecuteError::Panicked {
-            stream: stream.to_string(),
-            phase,
-            message,
-        }
-    }
-}
-
-impl<A: Aggregate, S: EventStore + 'static> Drop for Shared<A, S> {
-    fn drop(&mut self) {
-        // Here, not in the writer's own drop: the sweeper may hold the writer for a moment.
-        self.snapshots.close();
-    }
-}
-
-// `Shared` is only reached through `Host`, whose `Debug` shows what matters.
-impl<A: Aggregate, S: EventStore + 'static> fmt::Debug for Shared<A, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared").finish_non_exhaustive()
-    }
-}
-
-/// How far past its last snapshot an instance must be for its passivation to take one: a
-/// tenth of the snapshot interval (at least one event; 0 when the host takes no snapshots).
-/// Shorter tails replay in well under a microsecond per event; snapshotting every evicted
-/// one-event instance would cost a store write per eviction. (An instance whose tail holds
-/// more bytes than its snapshot is snapshotted sooner: see `Instance::worth_a_snapshot`.)
-fn passivation_tail(every: u64) -> u64 {
-    if every == 0 { 0 } else { (every / 10).max(1) }
 }
