@@ -42,13 +42,13 @@ use crate::host::metrics::{Counters, bump};
 
 /// One aggregate's place in the host: its stream, and behind a lock its loaded state.
 #[derive(Debug)]
-pub(crate) struct Slot<A> {
+pub(crate) struct Entry<A> {
     pub(crate) stream: StreamId,
-    pub(crate) inner: Mutex<SlotInner<A>>,
+    pub(crate) inner: Mutex<EntryState<A>>,
 }
 
 #[derive(Debug)]
-pub(crate) struct SlotInner<A> {
+pub(crate) struct EntryState<A> {
     /// Passivated: the slot left the map, and whoever holds it must look the stream up again.
     pub(crate) retired: bool,
     /// The state, or `None` before the first load and after a panic.
@@ -189,11 +189,11 @@ impl<A> Drop for Retired<'_, A> {
     }
 }
 
-impl<A> Slot<A> {
+impl<A> Entry<A> {
     fn new(stream: StreamId) -> Self {
-        Slot {
+        Entry {
             stream,
-            inner: Mutex::new(SlotInner {
+            inner: Mutex::new(EntryState {
                 retired: false,
                 instance: None,
             }),
@@ -202,7 +202,7 @@ impl<A> Slot<A> {
 
     /// Locks the slot. Panics in domain code are caught inside the lock, so poisoning only
     /// follows a panicking store, which leaves the instance as it was: the data stays usable.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotInner<A>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, EntryState<A>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -218,7 +218,7 @@ impl<A> Slot<A> {
     }
 
     /// Retires the slot, whose lock the caller holds.
-    fn retire(&self, guard: &mut SlotInner<A>, crowded: bool, retired: &mut Retired<'_, A>) {
+    fn retire(&self, guard: &mut EntryState<A>, crowded: bool, retired: &mut Retired<'_, A>) {
         guard.retired = true;
         retired.offer(&self.stream, guard.instance.take(), crowded);
     }
@@ -228,7 +228,7 @@ const NIL: u32 = u32::MAX;
 
 #[derive(Debug)]
 struct Node<A> {
-    slot: Option<Arc<Slot<A>>>,
+    slot: Option<Arc<Entry<A>>>,
     /// The stream's hash, which also chose the shard.
     hash: u64,
     /// Nanoseconds since the cache's epoch.
@@ -300,7 +300,7 @@ impl<A> Shard<A> {
         }
     }
 
-    fn slot(&self, i: u32) -> &Arc<Slot<A>> {
+    fn slot(&self, i: u32) -> &Arc<Entry<A>> {
         self.nodes[i as usize]
             .slot
             .as_ref()
@@ -318,7 +318,7 @@ impl<A> Shard<A> {
             .copied()
     }
 
-    fn insert(&mut self, slot: Arc<Slot<A>>, hash: u64, now: u64) {
+    fn insert(&mut self, slot: Arc<Entry<A>>, hash: u64, now: u64) {
         let node = Node {
             slot: Some(slot),
             hash,
@@ -352,7 +352,7 @@ impl<A> Shard<A> {
     }
 
     /// The node holding `slot` (found by its stream's `hash`).
-    fn find_slot(&self, hash: u64, slot: &Arc<Slot<A>>) -> Option<u32> {
+    fn find_slot(&self, hash: u64, slot: &Arc<Entry<A>>) -> Option<u32> {
         self.map
             .find(hash, |&i| {
                 self.nodes[i as usize]
@@ -568,7 +568,10 @@ impl<A> Cache<A> {
         make: MakeStream<'_>,
         counters: &'c Counters,
         command: bool,
-    ) -> (Result<Arc<Slot<A>>, crate::InvalidStreamId>, Retired<'c, A>) {
+    ) -> (
+        Result<Arc<Entry<A>>, crate::InvalidStreamId>,
+        Retired<'c, A>,
+    ) {
         let mut retired = Retired::new(counters, self.min_tail);
         let slot = self.get_or_insert_in(key, make, counters, command, &mut retired);
         (slot, retired)
@@ -581,7 +584,7 @@ impl<A> Cache<A> {
         counters: &Counters,
         command: bool,
         retired: &mut Retired<'_, A>,
-    ) -> Result<Arc<Slot<A>>, crate::InvalidStreamId> {
+    ) -> Result<Arc<Entry<A>>, crate::InvalidStreamId> {
         let now = self.now();
         let (hash, mut shard) = self.shard(key);
         shard.commands += u64::from(command);
@@ -610,7 +613,7 @@ impl<A> Cache<A> {
             }
             bump(&counters.passivations_lru);
         }
-        let slot = Arc::new(Slot::new(stream));
+        let slot = Arc::new(Entry::new(stream));
         shard.insert(slot.clone(), hash, now);
         Ok(slot)
     }
@@ -629,7 +632,12 @@ impl<A> Cache<A> {
 
     /// Passivates `slot` (of a stream whose hash is `hash`), waiting for its lock with no
     /// shard lock held. False if it was passivated meanwhile.
-    fn passivate_slot(&self, hash: u64, slot: &Arc<Slot<A>>, retired: &mut Retired<'_, A>) -> bool {
+    fn passivate_slot(
+        &self,
+        hash: u64,
+        slot: &Arc<Entry<A>>,
+        retired: &mut Retired<'_, A>,
+    ) -> bool {
         let mut guard = slot.lock();
         if guard.retired {
             return false;

@@ -20,7 +20,7 @@ use crate::aggregate::{Aggregate, DomainEvent};
 use crate::codec;
 use crate::error::AppendError;
 use crate::event::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId, new_event_id};
-use crate::host::cache::{Instance, SlotInner};
+use crate::host::cache::{EntryState, Instance};
 use crate::host::error::{ExecuteError, LoadError, Phase, panic_message};
 use crate::host::metrics::bump;
 use crate::host::shared::Shared;
@@ -50,7 +50,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
     fn run<R>(
         &self,
         stream: &StreamId,
-        slot: &mut SlotInner<A>,
+        slot: &mut EntryState<A>,
         command: A::Command,
         mut metadata: Metadata,
         after: impl FnOnce(&A) -> R,
@@ -191,30 +191,25 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         stream: &StreamId,
         decided: &Decided<A::Event>,
         metadata: &Metadata,
-    ) -> Result<(Batch, usize), Failure<A::Error>> {
-        let new = |(id, event): &(Uuid, A::Event)| {
-            Ok::<_, crate::error::EncodeError>(NewEvent {
-                event_id: *id,
-                event_type: Cow::Borrowed(event.event_type()),
-                payload: codec::encode(event)?,
-                metadata: metadata.clone(),
-            })
-        };
+    ) -> Result<(Vec<NewEvent>, usize), Failure<A::Error>> {
         // An event's `Serialize` is domain code too: a panic there fails the command.
-        let encoded = catch_unwind(AssertUnwindSafe(|| match decided {
-            Decided::None => Ok(Batch::Many(Vec::new())),
-            Decided::One(event) => new(event).map(Batch::One),
-            Decided::Many(events) => events
-                .iter()
-                .map(new)
-                .collect::<Result<_, _>>()
-                .map(Batch::Many),
+        let encoded = catch_unwind(AssertUnwindSafe(|| {
+            let mut batch = Vec::with_capacity(decided.len());
+            let mut bytes = 0;
+            for (id, event) in decided.as_slice() {
+                let payload = codec::encode(event)?;
+                bytes += payload.len();
+                batch.push(NewEvent {
+                    event_id: *id,
+                    event_type: Cow::Borrowed(event.event_type()),
+                    payload,
+                    metadata: metadata.clone(),
+                });
+            }
+            Ok((batch, bytes))
         }));
         match encoded {
-            Ok(Ok(batch)) => {
-                let bytes = batch.bytes();
-                Ok((batch, bytes))
-            }
+            Ok(Ok(encoded)) => Ok(encoded),
             Ok(Err(source)) => Err(Failure::Kept(ExecuteError::Encode {
                 stream: stream.to_string(),
                 source,
@@ -228,15 +223,11 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         &self,
         stream: &StreamId,
         before: u64,
-        batch: Batch,
+        batch: Vec<NewEvent>,
         attempt: u32,
     ) -> Result<AppendResult, Failure<A::Error>> {
         let expected = ExpectedVersion::Exact(before);
-        let appended = match batch {
-            Batch::One(event) => self.store.append_one(stream, expected, event),
-            Batch::Many(events) => self.store.append(stream, expected, events),
-        };
-        match appended {
+        match self.store.append(stream, expected, batch) {
             Ok(written) => Ok(written),
             Err(AppendError::WrongExpectedVersion { actual, .. }) => {
                 bump(&self.counters.conflicts);
@@ -369,6 +360,14 @@ impl<E> Decided<E> {
         }
     }
 
+    fn as_slice(&self) -> &[(Uuid, E)] {
+        match self {
+            Decided::None => &[],
+            Decided::One(event) => std::slice::from_ref(event),
+            Decided::Many(events) => events,
+        }
+    }
+
     fn into_iter(self) -> impl Iterator<Item = (Uuid, E)> {
         let (one, many) = match self {
             Decided::None => (None, Vec::new()),
@@ -376,21 +375,5 @@ impl<E> Decided<E> {
             Decided::Many(events) => (None, events),
         };
         one.into_iter().chain(many)
-    }
-}
-
-/// The encoded events for the store: one goes through [`EventStore::append_one`].
-enum Batch {
-    One(NewEvent),
-    Many(Vec<NewEvent>),
-}
-
-impl Batch {
-    /// The bytes of the payloads.
-    fn bytes(&self) -> usize {
-        match self {
-            Batch::One(event) => event.payload.len(),
-            Batch::Many(events) => events.iter().map(|e| e.payload.len()).sum(),
-        }
     }
 }

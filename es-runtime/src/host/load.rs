@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use crate::aggregate::Aggregate;
 use crate::codec;
 use crate::event::StreamId;
-use crate::host::cache::{Instance, SlotInner};
+use crate::host::cache::{EntryState, Instance};
 use crate::host::error::{LoadError, panic_message};
 use crate::host::metrics::bump;
 use crate::host::shared::Shared;
@@ -25,7 +25,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
     pub(super) fn loaded<'g>(
         &self,
         stream: &StreamId,
-        slot: &'g mut SlotInner<A>,
+        slot: &'g mut EntryState<A>,
     ) -> Result<&'g mut Instance<A>, LoadError> {
         match slot.instance {
             Some(ref mut instance) => Ok(instance),

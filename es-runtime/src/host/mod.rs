@@ -14,8 +14,8 @@
 //!    stands in for newer ones of another state version, damaged or undecodable, which are
 //!    skipped with a warning), then the events after it.
 //! 4. **Handle, append, apply.** [`Aggregate::handle_with`] decides the events, each put in
-//!    its envelope as it comes; they are appended with the instance's version as the expected
-//!    version (a single event through [`EventStore::append_one`]), then applied through
+//!    its id as it comes; they are appended with the instance's version as the expected
+//!    version, put in their envelopes where the store placed them, then applied through
 //!    [`Aggregate::apply_ref`]. A conflict (another
 //!    host or process wrote the stream) reads the new events, and the command is run again,
 //!    up to [`max_retries`](HostBuilder::max_retries) times.

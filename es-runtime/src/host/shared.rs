@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use crate::aggregate::Aggregate;
 use crate::event::StreamId;
 use crate::host::blocking::Pool;
-use crate::host::cache::{Cache, SlotInner};
+use crate::host::cache::{Cache, EntryState};
 use crate::host::metrics::Counters;
 use crate::host::options::HostOptions;
 use crate::host::snapshots::SnapshotWriter;
@@ -84,7 +84,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         &self,
         key: &str,
         command: bool,
-        f: impl FnOnce(&StreamId, &mut SlotInner<A>) -> Result<R, E>,
+        f: impl FnOnce(&StreamId, &mut EntryState<A>) -> Result<R, E>,
     ) -> Result<R, E> {
         loop {
             let (slot, retired) =

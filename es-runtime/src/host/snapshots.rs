@@ -246,15 +246,17 @@ pub(crate) struct SnapshotQueue {
 struct QueueState {
     pending: HashMap<StreamId, Snapshot>,
     /// The batch being written, if any.
-    writing: Option<Arc<Pending>>,
+    writing: Option<Arc<Queued>>,
     /// The writer waits for work: a push must wake it.
     waiting: bool,
     closed: bool,
 }
 
-pub(crate) type Pending = HashMap<StreamId, Snapshot>;
+/// The snapshots waiting, one per stream.
+type Queued = HashMap<StreamId, Snapshot>;
 
-pub(crate) type Batch = Vec<(StreamId, Snapshot)>;
+/// Snapshots taken from the queue to write.
+type Batch = Vec<(StreamId, Snapshot)>;
 
 impl SnapshotQueue {
     fn lock(&self) -> MutexGuard<'_, QueueState> {
@@ -301,7 +303,7 @@ impl SnapshotQueue {
 
     /// For the writer: waits for work and takes all of it, marking a write in progress; `None`
     /// once closed. The batch stays readable until [`end`](Self::end).
-    pub(crate) fn begin(&self) -> Option<Arc<Pending>> {
+    pub(crate) fn begin(&self) -> Option<Arc<Queued>> {
         let mut state = self.lock();
         while state.pending.is_empty() && !state.closed {
             state.waiting = true;
