@@ -546,7 +546,12 @@ fn a_killed_projection_process_applies_each_event_exactly_once() {
         }
         let chunk = 1 + rng.below(40);
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "lmdb::tables::child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(ROLE, "project")
             .env(DIR, dir.path())
             .env(CHUNK, chunk.to_string())
@@ -616,7 +621,12 @@ fn a_follower_sees_another_processs_commits() {
         })
     };
     let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "lmdb::tables::child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROLE, "append")
         .env(DIR, dir.path())
         .stdout(Stdio::null())
