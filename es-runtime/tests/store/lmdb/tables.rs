@@ -11,30 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::common::AccountEvent;
 use es_runtime::projection::{Envelope, Projection, ProjectionError, ProjectionRunner};
 use es_runtime::store::lmdb::{Table, TableProjection, TableRunner};
 use es_runtime::subscription::Until;
 use es_runtime::{
-    DomainEvent, Durability, EventStore, ExpectedVersion, LmdbOptions, LmdbStore, Metadata,
-    NewEvent, StreamId,
+    Durability, EventStore, ExpectedVersion, LmdbOptions, LmdbStore, Metadata, NewEvent, StreamId,
 };
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum AccountEvent {
-    Deposited { amount: u64 },
-    Withdrawn { amount: u64 },
-}
-
-impl DomainEvent for AccountEvent {
-    const TYPES: &'static [&'static str] = &["Deposited", "Withdrawn"];
-    fn event_type(&self) -> &'static str {
-        match self {
-            AccountEvent::Deposited { .. } => "Deposited",
-            AccountEvent::Withdrawn { .. } => "Withdrawn",
-        }
-    }
-}
 
 /// The amount of the event at a global position (the tests append in position order).
 fn amount(position: u64) -> u64 {
