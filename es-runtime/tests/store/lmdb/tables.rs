@@ -11,30 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::common::AccountEvent;
 use es_runtime::projection::{Envelope, Projection, ProjectionError, ProjectionRunner};
 use es_runtime::store::lmdb::{Table, TableProjection, TableRunner};
 use es_runtime::subscription::Until;
 use es_runtime::{
-    DomainEvent, Durability, EventStore, ExpectedVersion, LmdbOptions, LmdbStore, Metadata,
-    NewEvent, StreamId,
+    Durability, EventStore, ExpectedVersion, LmdbOptions, LmdbStore, Metadata, NewEvent, StreamId,
 };
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum AccountEvent {
-    Deposited { amount: u64 },
-    Withdrawn { amount: u64 },
-}
-
-impl DomainEvent for AccountEvent {
-    const TYPES: &'static [&'static str] = &["Deposited", "Withdrawn"];
-    fn event_type(&self) -> &'static str {
-        match self {
-            AccountEvent::Deposited { .. } => "Deposited",
-            AccountEvent::Withdrawn { .. } => "Withdrawn",
-        }
-    }
-}
 
 /// The amount of the event at a global position (the tests append in position order).
 fn amount(position: u64) -> u64 {
@@ -547,7 +530,12 @@ fn a_killed_projection_process_applies_each_event_exactly_once() {
         }
         let chunk = 1 + rng.below(40);
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "lmdb::tables::child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(ROLE, "project")
             .env(DIR, dir.path())
             .env(CHUNK, chunk.to_string())
@@ -617,7 +605,12 @@ fn a_follower_sees_another_processs_commits() {
         })
     };
     let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "lmdb::tables::child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROLE, "append")
         .env(DIR, dir.path())
         .stdout(Stdio::null())
