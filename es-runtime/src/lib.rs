@@ -50,7 +50,8 @@ pub use crate::event::{
     SystemClock, Timestamp, new_event_id,
 };
 pub use crate::host::{
-    ExecuteError, ExecuteResult, Executed, Host, HostBuilder, LoadError, Metrics, Phase,
+    ExecuteAndReadResult, ExecuteError, ExecuteResult, Executed, Host, HostBuilder, LoadError,
+    Metrics, Phase, WithMetadata,
 };
 pub use crate::schema::{AggregateSchema, CommandSchema, EventSchema, FieldSchema};
 pub use crate::snapshot::SnapshotPolicy;

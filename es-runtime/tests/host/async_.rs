@@ -53,10 +53,12 @@ async fn async_errors_are_the_same_as_blocking_ones() {
         .unwrap_err();
     assert!(matches!(err, ExecuteError::Panicked { .. }));
     let done = host
-        .execute_with_async(
+        .execute_async(
             "a",
-            AccountCommand::Deposit(3),
-            es_runtime::Metadata::default().with("k", "v"),
+            es_runtime::WithMetadata::new(
+                AccountCommand::Deposit(3),
+                es_runtime::Metadata::default().with("k", "v"),
+            ),
         )
         .await
         .unwrap();
