@@ -38,7 +38,7 @@ fn execute_returns_the_recorded_events_and_version() {
     assert_eq!(done.events[1].position, done.events[0].position + 1);
 
     // The events returned are the events stored.
-    let stored = host.store().read_stream(&done.stream, 2, 3).unwrap();
+    let stored = host.store().read_stream(&done.stream, 2, 2).unwrap();
     assert_eq!(stored[0].event_id, done.events[0].event_id);
     assert_eq!(stored[1].timestamp, done.events[1].timestamp);
     assert_eq!(host.state("a").unwrap().balance, 13);

@@ -147,7 +147,11 @@ fn metadata_survives_a_retry() {
         assert!(!done.events.is_empty());
         assert!(done.events.iter().all(|e| e.metadata == metadata));
         let stored = store
-            .read_stream(&done.stream, done.events[0].version, done.version)
+            .read_stream(
+                &done.stream,
+                done.events[0].version,
+                (done.version + 1 - done.events[0].version) as usize,
+            )
             .unwrap();
         assert_eq!(stored.len(), done.events.len());
         assert!(stored.iter().all(|e| e.metadata == metadata), "{stored:?}");
