@@ -179,7 +179,7 @@ pub trait EventStore: Send + Sync {
             return Ok(out);
         }
         self.read_stream_with(stream, from, &mut |e| {
-            match e.to_owned() {
+            match e.to_recorded() {
                 Ok(e) => out.push(e),
                 Err(err) => {
                     failed = Some(err);
@@ -206,7 +206,7 @@ pub trait EventStore: Send + Sync {
             return Ok(out);
         }
         self.read_all_with(from, &mut |e| {
-            match e.to_owned() {
+            match e.to_recorded() {
                 Ok(e) => out.push(e),
                 Err(err) => {
                     failed = Some(err);

@@ -183,7 +183,7 @@ impl<S: EventStore> Subscription<S> {
             }
             scanned = e.position;
             if filter.matches(&e) {
-                match e.to_owned() {
+                match e.to_recorded() {
                     Ok(owned) => buffer.push_back(owned),
                     Err(err) => {
                         failed = Some(err);
