@@ -491,7 +491,7 @@ fn invalid_input(reason: String) -> io::Error {
 }
 
 /// An event of a chunk, decoded and owned, waiting to be applied.
-struct Pending<E> {
+struct Decoded<E> {
     stream: String,
     version: u64,
     position: u64,
@@ -610,7 +610,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                 let mut last = from;
                 let mut more = false;
                 let mut failure = None;
-                let mut pending: Vec<Pending<P::Event>> = Vec::new();
+                let mut decoded: Vec<Decoded<P::Event>> = Vec::new();
                 // One record past the chunk is read, when there is one and it may be applied,
                 // to learn whether there is more.
                 let upto = chunk.read_limit(end).min(limit.unwrap_or(u64::MAX));
@@ -620,7 +620,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                         what: format!("at position {position}"),
                         reason,
                     })?;
-                    let past_end = chunk.is_past_run(&e, pending.len() as u64)
+                    let past_end = chunk.is_past_run(&e, decoded.len() as u64)
                         || limit.is_some_and(|l| position > l);
                     if past_end {
                         break;
@@ -633,7 +633,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                         match e.decode::<P::Event>() {
                             Ok(event) => {
                                 let event_type = event.event_type();
-                                pending.push(Pending {
+                                decoded.push(Decoded {
                                     stream: e.stream.to_owned(),
                                     version: e.version,
                                     position,
@@ -660,7 +660,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                     db: inner.table_db(),
                 };
                 let mut table = Table::new(&mut writer, name);
-                for p in &pending {
+                for p in &decoded {
                     let envelope = Envelope {
                         stream: &p.stream,
                         version: p.version,
@@ -696,7 +696,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                 let done = Advanced {
                     from,
                     to: last,
-                    applied: pending.len() as u64,
+                    applied: decoded.len() as u64,
                     more,
                 };
                 Ok((ControlFlow::Continue((done, failure)), last != from))
