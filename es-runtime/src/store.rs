@@ -96,7 +96,8 @@ pub trait EventStore: Send + Sync {
     /// The stream's current version (0: no events).
     fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError>;
 
-    /// Visits the events of a stream from version `from` (inclusive) in version order.
+    /// Visits the events of a stream from version `from` (inclusive) in version order, until
+    /// the visitor breaks or the stream ends.
     ///
     /// The visitor must not write to the same store.
     fn read_stream_with(
@@ -106,7 +107,8 @@ pub trait EventStore: Send + Sync {
         visitor: &mut Visitor<'_>,
     ) -> Result<(), ReadError>;
 
-    /// Visits the global log from position `from` (inclusive) in position order.
+    /// Visits the global log from position `from` (inclusive) in position order, until the
+    /// visitor breaks or the log ends.
     ///
     /// The visitor must not write to the same store.
     fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError>;
@@ -159,28 +161,36 @@ pub trait EventStore: Send + Sync {
         None
     }
 
-    /// Copies the events of a stream from version `from` up to `to` (inclusive) out of the
-    /// store.
+    /// Copies up to `limit` events of a stream from version `from` (inclusive) out of the
+    /// store, in version order.
+    ///
+    /// Bounded as [`read_all`](Self::read_all) is, by a start and a count: versions
+    /// `from..from + limit` (those that exist; version 0 reads as 1). The whole stream is
+    /// `read_stream(stream, 1, usize::MAX)`.
     fn read_stream(
         &self,
         stream: &StreamId,
         from: u64,
-        to: u64,
+        limit: usize,
     ) -> Result<Vec<RecordedEvent>, ReadError> {
         let mut out = Vec::new();
         let mut failed = None;
+        if limit == 0 {
+            return Ok(out);
+        }
         self.read_stream_with(stream, from, &mut |e| {
-            if e.version > to {
-                return ControlFlow::Break(());
-            }
-            match e.to_owned() {
+            match e.to_recorded() {
                 Ok(e) => out.push(e),
                 Err(err) => {
                     failed = Some(err);
                     return ControlFlow::Break(());
                 }
             }
-            ControlFlow::Continue(())
+            if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         })?;
         match failed {
             Some(err) => Err(corrupt_metadata(err)),
@@ -196,7 +206,7 @@ pub trait EventStore: Send + Sync {
             return Ok(out);
         }
         self.read_all_with(from, &mut |e| {
-            match e.to_owned() {
+            match e.to_recorded() {
                 Ok(e) => out.push(e),
                 Err(err) => {
                     failed = Some(err);
@@ -297,9 +307,9 @@ macro_rules! forward_event_store {
                 &self,
                 stream: &StreamId,
                 from: u64,
-                to: u64,
+                limit: usize,
             ) -> Result<Vec<RecordedEvent>, ReadError> {
-                (**self).read_stream(stream, from, to)
+                (**self).read_stream(stream, from, limit)
             }
             fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, ReadError> {
                 (**self).read_all(from, limit)

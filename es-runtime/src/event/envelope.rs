@@ -101,8 +101,9 @@ impl EventRef<'_> {
         })
     }
 
-    /// Copies the event out of the store.
-    pub fn to_owned(&self) -> Result<RecordedEvent, DecodeError> {
+    /// Copies the event out of the store, decoding its metadata.
+    #[doc(alias = "to_owned")]
+    pub fn to_recorded(&self) -> Result<RecordedEvent, DecodeError> {
         let stream = codec::stored_stream(self.stream, self.version)?;
         Ok(RecordedEvent {
             stream,
@@ -196,7 +197,7 @@ mod tests {
                 metadata: &[],
                 payload: &[0x80],
             };
-            match event.to_owned() {
+            match event.to_recorded() {
                 Err(DecodeError::StreamId {
                     stream, version, ..
                 }) => {
@@ -215,7 +216,7 @@ mod tests {
             metadata: &[],
             payload: &[0x80],
         };
-        let owned = good.to_owned().expect("valid");
+        let owned = good.to_recorded().expect("valid");
         assert_eq!(owned.stream, "account-1");
         assert_eq!(owned.stream, String::from("account-1"));
         assert_eq!(String::from("account-1"), owned.stream);
@@ -257,7 +258,7 @@ mod tests {
             metadata: &[],
             ..event
         }
-        .to_owned()
+        .to_recorded()
         .expect("valid");
         let err = recorded.payload_json().unwrap_err();
         assert_eq!(

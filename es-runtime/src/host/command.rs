@@ -23,7 +23,7 @@ use crate::host::cache::{EntryState, Instance};
 use crate::host::error::{ExecuteError, LoadError, Phase, panic_message};
 use crate::host::metrics::bump;
 use crate::host::shared::Shared;
-use crate::host::{Executed, RunResult};
+use crate::host::{ExecuteAndReadResult, Executed};
 use crate::store::{AppendResult, EventStore};
 
 impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
@@ -34,7 +34,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         command: A::Command,
         metadata: Metadata,
         after: impl FnOnce(&A) -> R,
-    ) -> RunResult<A, R>
+    ) -> ExecuteAndReadResult<A, R>
     where
         A::Command: Clone,
     {
@@ -53,7 +53,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         command: A::Command,
         mut metadata: Metadata,
         after: impl FnOnce(&A) -> R,
-    ) -> RunResult<A, R>
+    ) -> ExecuteAndReadResult<A, R>
     where
         A::Command: Clone,
     {

@@ -35,7 +35,7 @@ mod tables;
 
 pub use self::open::FORMAT_VERSION;
 pub use self::options::{Durability, LmdbOptions};
-pub use self::tables::{Entries, Table, TableFeed, TableProjection, TableRunner, TableView};
+pub use self::tables::{Entries, ReadOnlyTable, Table, TableFeed, TableProjection, TableRunner};
 
 use std::fmt;
 use std::io;
