@@ -42,8 +42,8 @@ pub mod watch;
 
 pub use crate::aggregate::{Aggregate, DomainEvent};
 pub use crate::error::{
-    AppendError, CodecError, DecodeError, EncodeError, Error, InvalidStreamId, OpenError,
-    ReadError, WriteError,
+    AppendError, AppendFailure, CodecError, DecodeError, EncodeError, Error, InvalidStreamId,
+    Location, OpenError, ReadError, WriteError,
 };
 pub use crate::event::{
     Clock, EventRef, ExpectedVersion, ManualClock, Metadata, NewEvent, RecordedEvent, StreamId,

@@ -6,7 +6,7 @@ pub mod memory;
 
 use std::ops::ControlFlow;
 
-use crate::error::{AppendError, ReadError, WriteError};
+use crate::error::{AppendError, Location, ReadError, WriteError};
 use crate::event::{EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId, Timestamp};
 use crate::watch::HeadWatch;
 
@@ -216,9 +216,11 @@ pub trait EventStore: Send + Sync {
     }
 }
 
+/// A stored event that does not copy out: its metadata does not decode, or its stream id is not
+/// one (then the store as a whole is the place, the event having no valid stream to name).
 fn corrupt_metadata(err: crate::error::DecodeError) -> ReadError {
     ReadError::Corrupt {
-        what: "metadata".to_owned(),
+        at: err.location().unwrap_or(Location::Store),
         reason: err.to_string(),
     }
 }

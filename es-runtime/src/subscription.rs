@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::error::ReadError;
+use crate::error::{Location, ReadError};
 use crate::event::RecordedEvent;
 use crate::store::EventStore;
 use crate::timer::Sleep;
@@ -202,7 +202,7 @@ impl<S: EventStore> Subscription<S> {
         })?;
         if let Some(err) = failed {
             return Err(ReadError::Corrupt {
-                what: format!("event at position {}", scanned + 1),
+                at: Location::Position(scanned + 1),
                 reason: err.to_string(),
             });
         }

@@ -89,20 +89,21 @@ impl EventRef<'_> {
 
     /// Decodes the metadata.
     pub fn metadata(&self) -> Result<Metadata, DecodeError> {
-        codec::decode_metadata(self.metadata).map_err(|source| DecodeError::Metadata {
-            stream: self.stream.to_owned(),
-            version: self.version,
-            source,
+        codec::decode_metadata(self.metadata).map_err(|source| {
+            match codec::stored_stream(self.stream, self.version) {
+                Ok(stream) => DecodeError::Metadata {
+                    stream,
+                    version: self.version,
+                    source,
+                },
+                Err(invalid) => invalid,
+            }
         })
     }
 
     /// Copies the event out of the store.
     pub fn to_owned(&self) -> Result<RecordedEvent, DecodeError> {
-        let stream = StreamId::from_stored(self.stream).map_err(|flaw| DecodeError::StreamId {
-            stream: self.stream.to_owned(),
-            version: self.version,
-            reason: flaw.to_string(),
-        })?;
+        let stream = codec::stored_stream(self.stream, self.version)?;
         Ok(RecordedEvent {
             stream,
             version: self.version,
@@ -153,7 +154,7 @@ impl RecordedEvent {
     /// The payload as JSON, without knowing its Rust type.
     pub fn payload_json(&self) -> Result<serde_json::Value, DecodeError> {
         codec::to_json(&self.payload).map_err(|source| DecodeError::Payload {
-            stream: self.stream.to_string(),
+            stream: self.stream.clone(),
             version: self.version,
             event_type: self.event_type.to_string(),
             source,

@@ -85,7 +85,7 @@ pub use self::options::HostBuilder;
 
 use self::blocking::Pool;
 use self::metrics::bump;
-use self::shared::{Shared, with_key};
+use self::shared::{Shared, stream_of, with_key};
 use crate::aggregate::Aggregate;
 use crate::event::{Metadata, RecordedEvent, StreamId};
 use crate::snapshot::SnapshotPolicy;
@@ -387,10 +387,15 @@ where
         });
         async move {
             rx.await.unwrap_or_else(|| {
-                Err(ExecuteError::Panicked {
-                    stream: stream.to_string(),
-                    phase: Phase::Store,
-                    message: "the store or the host panicked while running the command".to_owned(),
+                // The command got past its stream id: the key makes one.
+                Err(match stream_of::<A>(&stream) {
+                    Ok(stream) => ExecuteError::Panicked {
+                        stream,
+                        phase: Phase::Store,
+                        message: "the store or the host panicked while running the command"
+                            .to_owned(),
+                    },
+                    Err(invalid) => invalid.into(),
                 })
             })
         }

@@ -106,9 +106,15 @@ fn invalid_ids_are_typed_errors() {
     let host = host();
     let long = "x".repeat(StreamId::MAX_LEN);
     let err = host.execute(&long, AccountCommand::Deposit(1)).unwrap_err();
-    assert!(matches!(err, ExecuteError::InvalidStreamId(_)), "{err:?}");
+    assert!(
+        matches!(err, ExecuteError::Load(LoadError::InvalidStreamId(_))),
+        "{err:?}"
+    );
     let err = host.execute("", AccountCommand::Deposit(1)).unwrap_err();
-    assert!(matches!(err, ExecuteError::InvalidStreamId(_)), "{err:?}");
+    assert!(
+        matches!(err, ExecuteError::Load(LoadError::InvalidStreamId(_))),
+        "{err:?}"
+    );
     let err = host.state("bad\nid").unwrap_err();
     assert!(matches!(err, LoadError::InvalidStreamId(_)), "{err:?}");
     // Nothing was left behind for them.

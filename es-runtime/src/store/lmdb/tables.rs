@@ -8,7 +8,6 @@
 //! table on a consistent snapshot, together with the position it reflects.
 
 use std::fmt;
-use std::io;
 use std::ops::ControlFlow;
 
 use heed::RwTxn;
@@ -19,7 +18,7 @@ use uuid::Uuid;
 use super::fail::{Fail, read_failed};
 use super::{BytesDb, Inner, LmdbStore};
 use crate::DomainEvent;
-use crate::error::{ReadError, WriteError};
+use crate::error::{Location, ReadError, WriteError};
 use crate::event::Timestamp;
 use crate::read::{Envelope, reads};
 use crate::runner::sealed::Sealed;
@@ -185,20 +184,34 @@ impl<'a> Table<'a> {
             return false;
         }
         if self.prefix + key.len() > MAX_KEY {
-            self.failure = Some(Fail::Other(heed::Error::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "a key of table {:?} has at most {} bytes; this one has {}",
-                    String::from_utf8_lossy(&self.key[..self.prefix - 1]),
-                    MAX_KEY - self.prefix,
-                    key.len()
-                ),
-            ))));
+            let reason = format!(
+                "a key of table {:?} has at most {} bytes; this one has {}",
+                self.name(),
+                MAX_KEY - self.prefix,
+                key.len()
+            );
+            self.failure = Some(Fail::Invalid {
+                at: self.location(key),
+                reason,
+            });
             return false;
         }
         self.key.truncate(self.prefix);
         self.key.extend_from_slice(key);
         true
+    }
+
+    /// The table's name.
+    fn name(&self) -> String {
+        String::from_utf8_lossy(&self.key[..self.prefix - 1]).into_owned()
+    }
+
+    /// The place of `key` in the table.
+    fn location(&self, key: &[u8]) -> Location {
+        Location::TableKey {
+            table: self.name(),
+            key: key.to_vec(),
+        }
     }
 
     fn fail(&mut self, e: heed::Error) {
@@ -260,13 +273,9 @@ impl<'a> Table<'a> {
         match decoded {
             Ok(value) => Some(value),
             Err(reason) => {
-                let what = format!(
-                    "the value of key {:?} in table {:?}",
-                    String::from_utf8_lossy(key),
-                    String::from_utf8_lossy(&self.key[..self.prefix - 1]),
-                );
+                let at = self.location(key);
                 let reason = reason.to_string();
-                self.failure.get_or_insert(Fail::Corrupt { what, reason });
+                self.failure.get_or_insert(Fail::Corrupt { at, reason });
                 None
             }
         }
@@ -277,11 +286,11 @@ impl<'a> Table<'a> {
         match crate::codec::encode(value) {
             Ok(bytes) => self.put(key, bytes),
             Err(e) => {
-                self.failure
-                    .get_or_insert(Fail::Other(heed::Error::Io(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        e.to_string(),
-                    ))));
+                let at = self.location(key.as_ref());
+                self.failure.get_or_insert(Fail::Invalid {
+                    at,
+                    reason: e.to_string(),
+                });
             }
         }
     }
@@ -352,11 +361,10 @@ impl<'a> TableView<'a> {
 
     fn bad_value(&self, key: &[u8], reason: crate::error::CodecError) -> ReadError {
         ReadError::Corrupt {
-            what: format!(
-                "the value of key {:?} in table {:?}",
-                String::from_utf8_lossy(key),
-                self.name
-            ),
+            at: Location::TableKey {
+                table: self.name.to_owned(),
+                key: key.to_vec(),
+            },
             reason: reason.to_string(),
         }
     }
@@ -447,7 +455,10 @@ impl LmdbStore {
         name: &str,
         read: impl FnOnce(&TableView<'_>) -> R,
     ) -> Result<R, ReadError> {
-        check_name(name).map_err(|reason| ReadError::Storage(Box::new(invalid_input(reason))))?;
+        check_name(name).map_err(|reason| ReadError::InvalidInput {
+            at: Location::Table(name.to_owned()),
+            reason,
+        })?;
         let r = self.inner.reader()?;
         let view = TableView {
             txn: &r.txn,
@@ -457,10 +468,6 @@ impl LmdbStore {
         };
         Ok(read(&view))
     }
-}
-
-fn invalid_input(reason: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, reason)
 }
 
 /// An event of a chunk, decoded and owned, waiting to be applied.
@@ -548,8 +555,8 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
         let name = self.name()?;
         let inner = &self.store.as_ref().inner;
         let prefix = table_prefix(&name);
-        let what = || format!("the reset of projection {name:?}");
-        inner.write(&what, |txn| {
+        let at = || Location::Table(name.clone());
+        inner.write(&at, |txn| {
             let mut keys = Vec::new();
             for entry in inner.table_db().prefix_iter(txn, &prefix)? {
                 keys.push(entry?.0.to_vec());
@@ -569,14 +576,14 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
         let name = self.name()?;
         let name = name.as_str();
         let inner = &self.store.as_ref().inner;
-        let what = || format!("the table and checkpoint of projection {name:?}");
+        let at = || Location::Table(name.to_owned());
         let categories = self.projection.categories();
         // Set when an attempt met an event the projection refused: apply only what precedes it.
         let mut limit: Option<u64> = None;
         let mut refused: Option<ProjectionError<P::Error>> = None;
         loop {
             let mut refusal = None;
-            let outcome = inner.transact(&what, |txn| {
+            let outcome = inner.transact(&at, |txn| {
                 refusal = None;
                 let from = inner.checkpoint_in(txn, name.as_bytes())?.unwrap_or(0);
                 let end = chunk.end(from);
@@ -590,7 +597,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                 for item in inner.log_forward(txn, from.saturating_add(1), upto)? {
                     let (position, e) = item?;
                     let e = e.map_err(|reason| Fail::Corrupt {
-                        what: format!("at position {position}"),
+                        at: Location::Position(position),
                         reason,
                     })?;
                     let past_end = chunk.is_past_run(&e, pending.len() as u64)
@@ -697,9 +704,9 @@ impl<S, P: TableProjection> TableFeed<S, P> {
     fn name(&self) -> Result<String, ProjectionError<P::Error>> {
         let name = self.projection.name();
         check_name(name).map_err(|reason| {
-            ProjectionError::Checkpoint(WriteError::Storage {
-                what: format!("the checkpoint of projection {name:?}"),
-                source: Box::new(invalid_input(reason)),
+            ProjectionError::Checkpoint(WriteError::InvalidInput {
+                at: Location::Checkpoint(name.to_owned()),
+                reason,
             })
         })?;
         Ok(name.to_owned())
@@ -709,5 +716,50 @@ impl<S, P: TableProjection> TableFeed<S, P> {
 impl AsRef<LmdbStore> for LmdbStore {
     fn as_ref(&self) -> &LmdbStore {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table over nothing: every key is absent, every write succeeds.
+    struct Nowhere;
+
+    impl WriteOps for Nowhere {
+        fn get(&self, _: &[u8]) -> heed::Result<Option<&[u8]>> {
+            Ok(None)
+        }
+        fn put(&mut self, _: &[u8], _: &[u8]) -> heed::Result<()> {
+            Ok(())
+        }
+        fn delete(&mut self, _: &[u8]) -> heed::Result<bool> {
+            Ok(false)
+        }
+    }
+
+    #[test]
+    fn a_key_over_the_limit_is_invalid_input_at_that_key() {
+        let mut ops = Nowhere;
+        let mut table = Table::new(&mut ops, "t");
+        let key = vec![b'k'; MAX_KEY];
+        table.put(&key, b"v");
+        match table
+            .failure
+            .take()
+            .map(|f| f.into_write_error(Location::Table("t".into())))
+        {
+            Some(WriteError::InvalidInput { at, reason }) => {
+                assert_eq!(
+                    at,
+                    Location::TableKey {
+                        table: "t".to_owned(),
+                        key
+                    }
+                );
+                assert!(reason.contains("at most"), "{reason}");
+            }
+            other => panic!("expected invalid input, got {other:?}"),
+        }
     }
 }

@@ -53,7 +53,8 @@ fn store_with_events(dir: &Path) {
 
 fn expect_corrupt<T: std::fmt::Debug>(result: Result<T, ReadError>, mentions: &[&str]) -> String {
     match result {
-        Err(ReadError::Corrupt { what, reason }) => {
+        Err(ReadError::Corrupt { at, reason }) => {
+            let what = at.to_string();
             for m in mentions {
                 assert!(what.contains(m), "{what:?} mentions {m:?} ({reason})");
             }
@@ -673,7 +674,8 @@ fn an_index_entry_pointing_into_another_stream_is_corrupt() {
         .read_stream(&stream("acc-a"), 1, u64::MAX)
         .unwrap_err();
     match &err {
-        ReadError::Corrupt { what, reason } => {
+        ReadError::Corrupt { at, reason } => {
+            let what = at.to_string();
             assert!(what.contains("event 32 of stream \"acc-a\""), "{what}");
             assert!(reason.contains("event 32 of stream \"acc-b\""), "{reason}");
         }
