@@ -19,6 +19,7 @@
 
 mod checkpoints;
 mod commit;
+mod datafile;
 mod env;
 mod fail;
 mod gate;

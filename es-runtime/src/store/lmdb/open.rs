@@ -17,6 +17,7 @@ use std::sync::atomic::AtomicBool;
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, EnvFlags, EnvOpenOptions};
 
+use super::datafile::{self, Checked, DataFile, DataFileProblem};
 use super::env::{Environment, MIB, round_to_mib};
 use super::heads::{HEADS_AT_KEY, Tail};
 use super::options::{Durability, LmdbOptions};
@@ -66,6 +67,28 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
         path: path.display().to_string(),
         source: Box::new(e),
     })?;
+    let data_file = match datafile::check(path) {
+        Ok(found) => found,
+        Err(Checked::Problem(DataFileProblem::Truncated { length, required })) => {
+            return Err(OpenError::Truncated {
+                path: path.display().to_string(),
+                length,
+                required,
+            });
+        }
+        Err(Checked::Problem(problem)) => {
+            return Err(OpenError::Damaged {
+                path: path.display().to_string(),
+                reason: problem.to_string(),
+            });
+        }
+        Err(Checked::Io(e)) => {
+            return Err(OpenError::Storage {
+                path: path.display().to_string(),
+                source: Box::new(e),
+            });
+        }
+    };
     let max_map_size = round_to_mib(options.max_map_size.max(MIB));
     // LMDB takes the configured size even when the environment had grown larger (down to
     // the size of the data); start from the data file's size so a reopened store does not
@@ -150,6 +173,13 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
             .is_some();
         (head, legacy)
     };
+    if data_file != (DataFile::Sound { unmarked: false }) {
+        // A new store, or one created by a build that left no identity file.
+        datafile::mark(path).map_err(|e| OpenError::Storage {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        })?;
+    }
     tracing::debug!(path = %path.display(), map_size, max_map_size, "opened LMDB store");
     Ok(Inner {
         env: Environment::new(
