@@ -344,6 +344,19 @@ pub enum ReadError {
         /// What is wrong with the input.
         reason: String,
     },
+    /// Every reader slot of the store stayed taken for as long as a read waits for one: more
+    /// reads at once, across every process using the store, than its reader table holds
+    /// ([`LmdbOptions::max_readers`](crate::LmdbOptions::max_readers)).
+    #[error(
+        "all {slots} reader slots of the store stayed taken for {waited:?}; raise \
+         LmdbOptions::max_readers or read from fewer threads at once"
+    )]
+    ReadersFull {
+        /// The slots of the store's reader table.
+        slots: u32,
+        /// How long the read waited for a slot.
+        waited: std::time::Duration,
+    },
     /// The backend failed.
     #[error("reading failed: {0}")]
     Storage(#[source] BoxError),
@@ -354,7 +367,7 @@ impl ReadError {
     pub fn location(&self) -> Option<&Location> {
         match self {
             ReadError::Corrupt { at, .. } | ReadError::InvalidInput { at, .. } => Some(at),
-            ReadError::Storage(_) => None,
+            ReadError::ReadersFull { .. } | ReadError::Storage(_) => None,
         }
     }
 }
@@ -451,6 +464,30 @@ pub enum OpenError {
         found: u32,
         /// The format version this build reads and writes.
         supported: u32,
+    },
+    /// The data file is shorter than the pages LMDB's meta page says are in use: it was
+    /// truncated (a failed copy, a full disk during a restore). Nothing was mapped or written.
+    #[error(
+        "the data file of the store at {path} is truncated: it has {length} bytes, and its \
+         meta page says its pages take {required} bytes"
+    )]
+    Truncated {
+        /// The store's directory.
+        path: String,
+        /// The data file's length in bytes.
+        length: u64,
+        /// The length its meta page says it must have at least.
+        required: u64,
+    },
+    /// The data file is damaged where it is checked before opening (its meta pages), or a
+    /// directory that held a store has lost its data file or has an empty one. Nothing was
+    /// mapped or written.
+    #[error("the store at {path} cannot be opened: {reason}")]
+    Damaged {
+        /// The store's directory.
+        path: String,
+        /// What is wrong.
+        reason: String,
     },
     /// The backend failed to open (missing directory, permissions, a corrupt file...).
     #[error("opening the store at {path} failed: {source}")]

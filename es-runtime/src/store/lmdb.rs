@@ -19,6 +19,7 @@
 
 mod checkpoints;
 mod commit;
+mod datafile;
 mod env;
 mod fail;
 mod gate;
@@ -130,6 +131,9 @@ struct Inner {
     /// The stream heads of the records after the heads checkpoint (see `heads`).
     tail: Mutex<Tail>,
     heads_every: u64,
+    /// The store was written by format 2 or older: its snapshots' checksums do not cover
+    /// their keys (see `record`).
+    legacy: bool,
     /// This handle appended since it last wrote the heads: dropping it writes them.
     appended: AtomicBool,
     clock: Arc<dyn Clock>,
@@ -329,8 +333,9 @@ impl EventStore for LmdbStore {
         snapshot: Snapshot,
         keep: usize,
     ) -> Result<(), WriteError> {
-        let mut value = Vec::new();
-        record::encode_snapshot(&mut value, snapshot.state_version, &snapshot.payload);
+        let (mut key, mut value) = (Vec::new(), Vec::new());
+        record::stream_key(&mut key, stream.as_str(), snapshot.version);
+        record::encode_snapshot(&mut value, &key, snapshot.state_version, &snapshot.payload);
         let write = SnapshotWrite {
             stream: stream.clone(),
             version: snapshot.version,

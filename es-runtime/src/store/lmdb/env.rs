@@ -7,8 +7,9 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use heed::{Env, EnvInfo, RoTxn, RwTxn, WithoutTls};
+use heed::{Env, EnvInfo, MdbError, RoTxn, RwTxn, WithoutTls};
 
 use super::fail::Fail;
 use super::gate::{MapGate, Pass, Refusal};
@@ -16,6 +17,9 @@ use super::headroom::Headroom;
 use crate::error::{Location, ReadError, WriteError};
 
 pub(super) const MIB: usize = 1 << 20;
+
+/// How long a read waits for a slot of LMDB's reader table when all are taken.
+pub(super) const READER_WAIT: Duration = Duration::from_secs(10);
 
 pub(super) fn round_to_mib(bytes: usize) -> usize {
     bytes.div_ceil(MIB).saturating_mul(MIB)
@@ -103,7 +107,12 @@ impl Environment {
     }
 
     /// A read transaction, adopting another process's map size first when needed.
+    ///
+    /// When every slot of LMDB's reader table is taken, the read waits for one (up to
+    /// [`READER_WAIT`], backing off from 50 µs to 10 ms), then fails with
+    /// [`ReadError::ReadersFull`].
     pub(super) fn reader(&self) -> Result<Reader<'_>, ReadError> {
+        let mut waiting: Option<(Instant, Duration)> = None;
         loop {
             let pass = self.gate.enter();
             match self.env.read_txn() {
@@ -112,6 +121,20 @@ impl Environment {
                     Fail::MapResized => {
                         drop(pass);
                         self.adopt_map_size().map_err(Fail::into_read_error)?;
+                    }
+                    Fail::Other(heed::Error::Mdb(MdbError::ReadersFull)) => {
+                        // Not holding the pass while waiting: a resize may go on meanwhile.
+                        drop(pass);
+                        let (since, pause) =
+                            waiting.get_or_insert((Instant::now(), Duration::from_micros(50)));
+                        if since.elapsed() >= READER_WAIT {
+                            return Err(ReadError::ReadersFull {
+                                slots: self.env.info().maximum_number_of_readers,
+                                waited: since.elapsed(),
+                            });
+                        }
+                        std::thread::sleep(*pause);
+                        *pause = (*pause * 2).min(Duration::from_millis(10));
                     }
                     other => return Err(other.into_read_error()),
                 },

@@ -51,6 +51,11 @@ impl<'t> LogWalker<'t> {
 
 /// Reads the log forwards, decoding each record, from a position up to another.
 ///
+/// Positions have no gaps: each record read must be at the position after the one before
+/// (the first at the position asked for). A record elsewhere (a damaged key, or a hole in
+/// the log) is handed out as an error naming the position where a record was missing, and
+/// nothing is read after it.
+///
 /// The records are read in chunks, each from its last record back to its first, and handed out
 /// in order. LMDB fills a page from its end, so records of increasing positions lie at
 /// decreasing addresses: a forward read walks memory downwards, which the CPU does not fetch
@@ -61,6 +66,8 @@ pub(super) struct LogForward<'t> {
     log: LogDb,
     /// The first position not read yet, `None` once there is nothing more to read.
     next: Option<u64>,
+    /// The position the next record handed out must have.
+    expect: u64,
     upto: u64,
     size: u64,
     /// The records read and not yet handed out, last first.
@@ -87,6 +94,7 @@ impl<'t> LogForward<'t> {
             txn,
             log,
             next: Some(from.max(1)),
+            expect: from.max(1),
             upto: upto.min(last),
             size: LOG_CHUNK / 16,
             ahead: Vec::new(),
@@ -138,21 +146,46 @@ impl<'t> Iterator for LogForward<'t> {
     type Item = heed::Result<(u64, Result<EventRef<'t>, String>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        // Positions have no gaps, but a chunk may come back empty over a damaged log's hole:
-        // read on to `upto`, which is at most the last record.
         while self.ahead.is_empty() && self.failed.is_none() {
             match self.next {
-                Some(first) if first <= self.upto => self.read_chunk(first),
+                Some(first) if first <= self.upto => {
+                    self.read_chunk(first);
+                    if self.ahead.is_empty() && self.failed.is_none() {
+                        // The chunk starts at the position expected, so that one is missing.
+                        return Some(Ok(self.missing(format!(
+                            "the log has no record at position {}, below its last position {}",
+                            self.expect, self.upto
+                        ))));
+                    }
+                }
                 _ => return None,
             }
         }
         match self.ahead.pop() {
-            Some(record) => Some(Ok(record)),
+            Some((position, _)) if position != self.expect => Some(Ok(self.missing(format!(
+                "the log has no record at position {} where one belongs: the next one \
+                     read is at position {position} (a damaged key, or a hole in the log)",
+                self.expect
+            )))),
+            Some(record) => {
+                self.expect += 1;
+                Some(Ok(record))
+            }
             None => {
                 // Nothing is read after an error.
                 self.next = None;
                 self.failed.take().map(Err)
             }
         }
+    }
+}
+
+impl<'t> LogForward<'t> {
+    /// The error for a record missing at the expected position; the read ends with it.
+    fn missing(&mut self, reason: String) -> (u64, Result<EventRef<'t>, String>) {
+        self.next = None;
+        self.ahead.clear();
+        self.failed = None;
+        (self.expect, Err(reason))
     }
 }

@@ -2,9 +2,11 @@
 //! on-disk format.
 //!
 //! A store of another format version, or with events but no version, is refused before
-//! anything is written, so that an older build never misreads a newer layout. Format 1 wrote
-//! every stream head in every commit; it is upgraded in place by setting the heads checkpoint
-//! to its last position.
+//! anything is written, so that an older build never misreads a newer layout. Older formats
+//! are upgraded in place, each step in its own arm of [`upgrade`]: format 1 wrote every stream
+//! head in every commit, so the heads checkpoint is set to its last position; format 2's
+//! checksums did not cover the keys, so the store is marked as holding such records, which
+//! stay readable as they are (their tag says so; see `record`).
 
 use std::fmt;
 use std::io;
@@ -15,6 +17,7 @@ use std::sync::atomic::AtomicBool;
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, EnvFlags, EnvOpenOptions};
 
+use super::datafile::{self, Checked, DataFile, DataFileProblem};
 use super::env::{Environment, MIB, round_to_mib};
 use super::heads::{HEADS_AT_KEY, Tail};
 use super::options::{Durability, LmdbOptions};
@@ -23,9 +26,36 @@ use crate::error::OpenError;
 use crate::watch::HeadWatch;
 
 /// The on-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 const FORMAT_KEY: &[u8] = b"format";
+
+/// Present in a store upgraded from format 2 or older: its snapshots may have checksums that
+/// do not cover their keys.
+const LEGACY_KEY: &[u8] = b"legacy_checksums";
+
+/// Upgrades a store of format `from` (older than [`FORMAT_VERSION`]) in place, one format
+/// at a time.
+fn upgrade(
+    txn: &mut heed::RwTxn<'_>,
+    from: u32,
+    log: &Database<Position, Bytes>,
+    meta: &Database<Bytes, Bytes>,
+) -> heed::Result<()> {
+    for format in from..FORMAT_VERSION {
+        match format {
+            // Format 1 wrote every head in each commit: they are up to date.
+            1 => {
+                let last = log.last(txn)?.map_or(0, |(p, _)| p);
+                meta.put(txn, HEADS_AT_KEY, &last.to_be_bytes())?;
+            }
+            // Format 2's records and snapshots have checksums of their values alone.
+            2 => meta.put(txn, LEGACY_KEY, &[1])?,
+            _ => unreachable!("no upgrade from format {format}"),
+        }
+    }
+    meta.put(txn, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())
+}
 
 /// Opens (creating if needed) the environment in `path` and checks its format.
 pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError> {
@@ -37,6 +67,28 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
         path: path.display().to_string(),
         source: Box::new(e),
     })?;
+    let data_file = match datafile::check(path) {
+        Ok(found) => found,
+        Err(Checked::Problem(DataFileProblem::Truncated { length, required })) => {
+            return Err(OpenError::Truncated {
+                path: path.display().to_string(),
+                length,
+                required,
+            });
+        }
+        Err(Checked::Problem(problem)) => {
+            return Err(OpenError::Damaged {
+                path: path.display().to_string(),
+                reason: problem.to_string(),
+            });
+        }
+        Err(Checked::Io(e)) => {
+            return Err(OpenError::Storage {
+                path: path.display().to_string(),
+                source: Box::new(e),
+            });
+        }
+    };
     let max_map_size = round_to_mib(options.max_map_size.max(MIB));
     // LMDB takes the configured size even when the environment had grown larger (down to
     // the size of the data); start from the data file's size so a reopened store does not
@@ -79,12 +131,7 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
                 .map(|v| v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX));
             match found {
                 Some(FORMAT_VERSION) => {}
-                // Format 1 wrote every head in each commit: they are up to date.
-                Some(1) => {
-                    let last = log.last(txn)?.map_or(0, |(p, _)| p);
-                    meta.put(txn, HEADS_AT_KEY, &last.to_be_bytes())?;
-                    meta.put(txn, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
-                }
+                Some(old @ 1..FORMAT_VERSION) => upgrade(txn, old, &log, &meta)?,
                 Some(other) => return Ok(CommitOrAbort::Abort(other)),
                 // A store with events but no format version is not one this build wrote.
                 None if log.len(txn)? > 0 => return Ok(CommitOrAbort::Abort(0)),
@@ -114,12 +161,25 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
             });
         }
     };
-    let head = {
+    let (head, legacy) = {
         let txn = env.read_txn().map_err(|e| storage(&e))?;
-        log.last(&txn)
+        let head = log
+            .last(&txn)
             .map_err(|e| storage(&e))?
-            .map_or(0, |(p, _)| p)
+            .map_or(0, |(p, _)| p);
+        let legacy = meta
+            .get(&txn, LEGACY_KEY)
+            .map_err(|e| storage(&e))?
+            .is_some();
+        (head, legacy)
     };
+    if data_file != (DataFile::Sound { unmarked: false }) {
+        // A new store, or one created by a build that left no identity file.
+        datafile::mark(path).map_err(|e| OpenError::Storage {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        })?;
+    }
     tracing::debug!(path = %path.display(), map_size, max_map_size, "opened LMDB store");
     Ok(Inner {
         env: Environment::new(
@@ -137,6 +197,7 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
         meta,
         tail: Mutex::new(Tail::new(0)),
         heads_every: options.heads_every,
+        legacy,
         appended: AtomicBool::new(false),
         clock: options.clock,
         watch: HeadWatch::new(head),

@@ -56,7 +56,8 @@ impl Default for LmdbOptions {
 
 impl LmdbOptions {
     /// The defaults: [`Durability::Sync`], a 64 MiB map growing up to 1 TiB (64-bit targets;
-    /// 1 GiB elsewhere), 126 concurrent readers, stream heads written every 4096 positions,
+    /// 1 GiB elsewhere), 512 concurrent readers (twice the host's default pool of threads
+    /// for async commands), stream heads written every 4096 positions,
     /// the system clock.
     pub fn new() -> Self {
         let max = if cfg!(target_pointer_width = "64") {
@@ -68,7 +69,7 @@ impl LmdbOptions {
             durability: Durability::Sync,
             map_size: 64 * MIB,
             max_map_size: max,
-            max_readers: 126,
+            max_readers: 512,
             heads_every: 4096,
             clock: Arc::new(SystemClock),
         }
@@ -96,7 +97,10 @@ impl LmdbOptions {
     }
 
     /// How many read transactions may be open at once across every process using the
-    /// directory (LMDB's reader table). Only applies when the environment is created.
+    /// directory (LMDB's reader table; default 512). It is set by the first process to open
+    /// the directory while no other has it open. A read beyond it waits for a slot to free
+    /// up, for up to 10 seconds, then fails with
+    /// [`ReadError::ReadersFull`](crate::ReadError::ReadersFull).
     pub fn max_readers(mut self, readers: u32) -> Self {
         self.max_readers = readers;
         self
