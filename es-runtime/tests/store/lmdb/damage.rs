@@ -123,7 +123,7 @@ fn digest(store: &LmdbStore) -> [Result<u64, String>; 2] {
             let id = stream(n);
             let version = store.stream_version(&id).map_err(|e| e.to_string())?;
             let events = store
-                .read_stream(&id, 1, u64::MAX)
+                .read_stream(&id, 1, usize::MAX)
                 .map_err(|e| e.to_string())?;
             seen.push_str(&format!("{version} {events:?}"));
         }

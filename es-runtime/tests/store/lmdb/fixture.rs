@@ -154,7 +154,7 @@ fn a_store_of_format_2_opens_and_reads_what_was_written() {
                 .cloned()
                 .collect();
             assert_eq!(store.stream_version(&id).unwrap(), mine.len() as u64);
-            let read = store.read_stream(&id, 1, u64::MAX).unwrap();
+            let read = store.read_stream(&id, 1, usize::MAX).unwrap();
             assert_eq!(read, mine, "round {round}, {stream}");
         }
         let id = StreamId::parse("account-1").unwrap();
