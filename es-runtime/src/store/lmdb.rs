@@ -33,10 +33,12 @@ mod read;
 mod record;
 mod snapshots;
 mod tables;
+mod verify;
 
 pub use self::open::FORMAT_VERSION;
 pub use self::options::{Durability, LmdbOptions};
 pub use self::tables::{Entries, ReadOnlyTable, Table, TableFeed, TableProjection, TableRunner};
+pub use self::verify::{Damage, VerifyReport, verify_path};
 
 use std::fmt;
 use std::io;
