@@ -335,12 +335,7 @@ impl EventStore for LmdbStore {
 
     fn head_position(&self) -> Result<u64, ReadError> {
         let r = self.inner.reader()?;
-        Ok(self
-            .inner
-            .log
-            .last(&r.txn)
-            .map_err(fail::read_failed)?
-            .map_or(0, |(p, _)| p))
+        log::last_position(self.inner.log, &r.txn).map_err(fail::read_failed)
     }
 
     fn save_snapshot(
