@@ -14,8 +14,9 @@
 //! [`checkpoint_every`](Runner::checkpoint_every) positions, at each progress report and
 //! whenever the runner stops, so a read model kept outside the store sees each event *at least
 //! once* across restarts; the event's position ([`Envelope::position`]) lets it drop repeats.
-//! A projection that fails on an event stops the runner with an error naming the event; the
-//! checkpoint stays before it.
+//! A projection that fails or panics on an event stops the runner with an error naming the
+//! event ([`ProjectionError::Apply`], [`ProjectionError::Panicked`]); the checkpoint stays
+//! before it, so the runner resumes at that event.
 //!
 //! With the LMDB store, a read model can live inside the store instead and be updated
 //! *exactly once*: see
@@ -29,9 +30,11 @@
 )]
 
 use std::ops::ControlFlow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::aggregate::DomainEvent;
 use crate::error::ReadError;
+use crate::host::error::panic_message;
 use crate::read::reads;
 use crate::runner::sealed::Sealed;
 use crate::runner::{Advanced, Chunk, Feed, Runner};
@@ -164,8 +167,12 @@ impl<S: EventStore, P: Projection> Feed for StoreFeed<S, P> {
 
     fn reset(&mut self) -> Result<(), ProjectionError<P::Error>> {
         let name = self.projection.name().to_owned();
-        self.projection
-            .reset()
+        let projection = &mut self.projection;
+        catch_unwind(AssertUnwindSafe(|| projection.reset()))
+            .map_err(|panic| ProjectionError::ResetPanicked {
+                projection: name.clone(),
+                message: panic_message(&*panic),
+            })?
             .map_err(|source| ProjectionError::Reset {
                 projection: name.clone(),
                 source,
@@ -209,7 +216,23 @@ impl<S: EventStore, P: Projection> Feed for StoreFeed<S, P> {
                         return ControlFlow::Break(());
                     }
                 };
-                if let Err(source) = projection.apply(Envelope::new(&e, &event)) {
+                let applied_event = catch_unwind(AssertUnwindSafe(|| {
+                    projection.apply(Envelope::new(&e, &event))
+                }));
+                let result = match applied_event {
+                    Ok(result) => result,
+                    Err(panic) => {
+                        failure = Some(ProjectionError::Panicked {
+                            projection: name.clone(),
+                            stream: e.stream.to_owned(),
+                            version: e.version,
+                            position: e.position,
+                            message: panic_message(&*panic),
+                        });
+                        return ControlFlow::Break(());
+                    }
+                };
+                if let Err(source) = result {
                     failure = Some(ProjectionError::Apply {
                         projection: name.clone(),
                         stream: e.stream.to_owned(),

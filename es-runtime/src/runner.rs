@@ -48,6 +48,35 @@ pub enum ProjectionError<E: std::error::Error + 'static> {
         #[source]
         source: E,
     },
+    /// The projection panicked applying an event. Nothing of that event is kept: a table's
+    /// chunk is rolled back to the event before, a store's checkpoint is left at the event
+    /// before, so the runner resumes at this event once the projection no longer panics. A
+    /// projection holding its read model in memory may have been left half-way through the
+    /// event.
+    #[error(
+        "projection {projection:?} panicked on event {version} of stream {stream:?} (position {position}): {message}"
+    )]
+    Panicked {
+        /// The projection.
+        projection: String,
+        /// The event's stream.
+        stream: String,
+        /// The event's version.
+        version: u64,
+        /// The event's global position.
+        position: u64,
+        /// The panic's message.
+        message: String,
+    },
+    /// The projection panicked resetting its read model, before a rebuild; its checkpoint
+    /// is left as it was.
+    #[error("projection {projection:?} panicked resetting: {message}")]
+    ResetPanicked {
+        /// The projection.
+        projection: String,
+        /// The panic's message.
+        message: String,
+    },
     /// An event did not decode.
     #[error("projection {projection:?} at position {position}: {source}")]
     Decode {

@@ -66,7 +66,7 @@
 mod blocking;
 mod cache;
 mod command;
-mod error;
+pub(crate) mod error;
 mod load;
 mod metrics;
 mod options;

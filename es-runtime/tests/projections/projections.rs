@@ -421,3 +421,95 @@ fn projections_and_folds_default_to_the_event_types_categories() {
     .unwrap();
     assert_eq!(n, 3);
 }
+
+/// Counts votes, and panics on a configured voter or when reset while told to.
+#[derive(Debug, Default)]
+struct Fragile {
+    votes: u64,
+    panic_on_voter: Option<u32>,
+    panic_on_reset: bool,
+}
+
+impl Projection for Fragile {
+    type Event = PollEvent;
+    type Error = std::convert::Infallible;
+    fn name(&self) -> &str {
+        "fragile"
+    }
+    fn apply(&mut self, e: Envelope<'_, PollEvent>) -> Result<(), Self::Error> {
+        if let PollEvent::Voted { voter, .. } = e.event
+            && Some(*voter) == self.panic_on_voter
+        {
+            panic!("voter {voter} breaks the tally");
+        }
+        self.votes += 1;
+        Ok(())
+    }
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        if self.panic_on_reset {
+            panic!("cannot forget");
+        }
+        self.votes = 0;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panicking_projection_is_an_error_naming_the_event_and_resumes_there() {
+    let store = Arc::new(MemoryStore::new());
+    for i in 0..6 {
+        vote(&store, 1, i, "red");
+    }
+    let fragile = Fragile {
+        panic_on_voter: Some(4),
+        ..Fragile::default()
+    };
+    let mut runner = ProjectionRunner::new(store.clone(), fragile).checkpoint_every(2);
+    let err = runner.catch_up().unwrap_err();
+    match &err {
+        ProjectionError::Panicked {
+            projection,
+            stream,
+            version,
+            position,
+            message,
+        } => {
+            assert_eq!(
+                (projection.as_str(), stream.as_str()),
+                ("fragile", "poll-1")
+            );
+            assert_eq!((*version, *position), (5, 5));
+            assert!(message.contains("voter 4 breaks the tally"), "{message}");
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert!(err.to_string().contains("position 5"), "{err}");
+    assert_eq!(
+        runner.checkpoint().unwrap(),
+        4,
+        "the checkpoint is before it"
+    );
+    assert_eq!(runner.projection().votes, 4);
+    runner.projection_mut().panic_on_voter = None;
+    assert_eq!(runner.catch_up().unwrap(), 2);
+    assert_eq!(runner.projection().votes, 6);
+    assert_eq!(runner.checkpoint().unwrap(), 6);
+
+    // A reset that panics leaves the checkpoint where it was.
+    runner.projection_mut().panic_on_reset = true;
+    let err = runner.rebuild(|_| {}).unwrap_err();
+    match &err {
+        ProjectionError::ResetPanicked {
+            projection,
+            message,
+        } => {
+            assert_eq!(projection, "fragile");
+            assert!(message.contains("cannot forget"), "{message}");
+        }
+        other => panic!("unexpected error {other:?}"),
+    }
+    assert_eq!(runner.checkpoint().unwrap(), 6);
+    runner.projection_mut().panic_on_reset = false;
+    assert_eq!(runner.rebuild(|_| {}).unwrap(), 6);
+    assert_eq!(runner.projection().votes, 6);
+}

@@ -10,6 +10,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::ops::ControlFlow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use heed::RwTxn;
 use serde::Serialize;
@@ -21,6 +22,7 @@ use super::{BytesDb, Inner, LmdbStore};
 use crate::aggregate::DomainEvent;
 use crate::error::{Location, ReadError, WriteError};
 use crate::event::Timestamp;
+use crate::host::error::panic_message;
 use crate::read::{Envelope, reads};
 use crate::runner::sealed::Sealed;
 use crate::runner::{Advanced, Chunk, Feed, ProjectionError, Runner};
@@ -97,7 +99,8 @@ pub trait TableProjection {
     ///
     /// When it returns an error, whatever it wrote for this event is rolled back, the
     /// events before it are committed with the checkpoint just before it, and the runner
-    /// stops with [`ProjectionError::Apply`].
+    /// stops with [`ProjectionError::Apply`]; when it panics, the same, and the runner stops
+    /// with [`ProjectionError::Panicked`].
     fn apply(
         &self,
         table: &mut Table<'_>,
@@ -676,7 +679,26 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                         timestamp: p.timestamp,
                         event: &p.event,
                     };
-                    let result = self.projection.apply(&mut table, envelope);
+                    let projection = &self.projection;
+                    let result =
+                        catch_unwind(AssertUnwindSafe(|| projection.apply(&mut table, envelope)));
+                    let result = match result {
+                        Ok(result) => result,
+                        Err(panic) => {
+                            refusal = Some((
+                                p.position,
+                                ProjectionError::Panicked {
+                                    projection: name.to_owned(),
+                                    stream: p.stream.clone(),
+                                    version: p.version,
+                                    position: p.position,
+                                    message: panic_message(&*panic),
+                                },
+                            ));
+                            // Roll back: whatever the panicking event wrote must not stay.
+                            return Ok((ControlFlow::Break(()), false));
+                        }
+                    };
                     if let Some(fail) = table.take_failure() {
                         return Err(fail);
                     }

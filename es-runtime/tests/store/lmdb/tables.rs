@@ -631,3 +631,81 @@ fn a_follower_sees_another_processs_commits() {
     assert_eq!((applied, checkpoint), (400, 400));
     assert_eq!(balances, model(&store, 400));
 }
+
+/// Writes every event to its table, and panics on the one at `panic_at` after writing it.
+struct Panicky {
+    panic_at: std::sync::atomic::AtomicU64,
+}
+
+impl TableProjection for Panicky {
+    type Event = AccountEvent;
+    type Error = std::convert::Infallible;
+
+    fn name(&self) -> &str {
+        "panicky"
+    }
+
+    fn apply(
+        &self,
+        table: &mut Table<'_>,
+        e: Envelope<'_, AccountEvent>,
+    ) -> Result<(), Self::Error> {
+        table.update("@applied", |n: &mut u64| *n += 1);
+        table.put_value(format!("event/{:08}", e.position), &e.position);
+        if self.panic_at.load(Ordering::Relaxed) == e.position {
+            panic!("no event {} here", e.position);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panicking_table_projection_rolls_back_its_event_and_resumes_there() {
+    let (_dir, store) = temp_store();
+    append(&store, 100, 3, 4);
+    let projection = Panicky {
+        panic_at: 57.into(),
+    };
+    let mut runner = TableRunner::new(&store, projection).checkpoint_every(40);
+    let err = runner.catch_up().unwrap_err();
+    let e = store.read_all(57, 1).unwrap().remove(0);
+    match &err {
+        ProjectionError::Panicked {
+            projection,
+            stream,
+            version,
+            position,
+            message,
+        } => {
+            assert_eq!(projection, "panicky");
+            assert_eq!(
+                (stream.as_str(), *version, *position),
+                (e.stream.as_str(), e.version, 57)
+            );
+            assert!(message.contains("no event 57 here"), "{message}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(err.to_string().contains("position 57"), "{err}");
+    let applied = |store: &LmdbStore| {
+        store
+            .read_table("panicky", |t| {
+                let applied: u64 = t.get_value("@applied").unwrap().unwrap_or(0);
+                let panicked: Option<u64> = t.get_value("event/00000057").unwrap();
+                (applied, panicked, t.checkpoint().unwrap())
+            })
+            .unwrap()
+    };
+    // The panicking event's writes were rolled back; the 56 before it are committed.
+    assert_eq!(applied(&store), (56, None, 56));
+    // Again at the first event of a chunk: nothing new is committed.
+    assert!(matches!(
+        runner.catch_up(),
+        Err(ProjectionError::Panicked { position: 57, .. })
+    ));
+    assert_eq!(applied(&store), (56, None, 56));
+    // Once it no longer panics, it goes on from the event that panicked.
+    runner.projection().panic_at.store(0, Ordering::Relaxed);
+    assert_eq!(runner.catch_up().unwrap(), 44);
+    assert_eq!(applied(&store), (100, Some(57), 100));
+}
