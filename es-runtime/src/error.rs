@@ -447,7 +447,14 @@ pub enum OpenError {
         /// Why, and what would let it open.
         reason: String,
     },
-    /// The backend failed to open (missing directory, permissions, a corrupt file...).
+    /// The path is not a directory (a regular file, say): a store is a directory.
+    #[error("the store at {path} cannot be opened: it is not a directory")]
+    NotADirectory {
+        /// The path.
+        path: String,
+    },
+    /// The backend failed to open (missing directory, permissions, a corrupt file, a
+    /// directory this process already has a store open on...).
     #[error("opening the store at {path} failed: {source}")]
     Storage {
         /// The store's directory or address.

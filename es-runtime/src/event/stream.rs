@@ -2,8 +2,12 @@
 //! ([`StreamId::parse`]) or is read back from a store; one split says where the category ends.
 //!
 //! A stream id is valid when it is non-empty, at most [`StreamId::MAX_LEN`] bytes, and has no
-//! control characters. Its category is the part before the first `-` (the whole id if there is
-//! none), its aggregate id the part after.
+//! control characters. A new id ([`StreamId::parse`], [`StreamId::new`]) also has no Unicode
+//! format or separator characters (bidi controls, zero-width characters, the BOM, U+2028 and
+//! U+2029, the soft hyphen, ...): they make an id display as another one, or as nothing.
+//! Ids read back from a store are held to the first rule only, so that ids stored before the
+//! second one stay readable. Its category is the part before the first `-` (the whole id if
+//! there is none), its aggregate id the part after.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,7 +17,9 @@ use serde::{Deserialize, Serialize};
 /// The name of one event stream: the aggregate's category and its id, written `category-id`.
 ///
 /// A stream id is valid when it is non-empty, at most [`StreamId::MAX_LEN`] bytes, and has no
-/// control characters. [`StreamId::new`] also requires the category to be non-empty and free
+/// control characters and no Unicode format or separator characters (categories Cf, Zl, Zp:
+/// U+200B–U+200F, U+202A–U+202E, U+2060–U+206F, U+FEFF, U+2028, U+2029, U+00AD and the
+/// others). [`StreamId::new`] also requires the category to be non-empty and free
 /// of `-`, so the category of any id is the part before its first `-`.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -45,7 +51,7 @@ impl StreamId {
     /// Validates a whole stream id.
     pub fn parse(s: impl Into<String>) -> Result<Self, InvalidStreamId> {
         let s = s.into();
-        match check(&s) {
+        match check(&s).and_then(|()| check_new(&s)) {
             Ok(()) => Ok(StreamId(s.into())),
             Err(flaw) => Err(InvalidStreamId::new(s, flaw.to_string())),
         }
@@ -83,6 +89,8 @@ pub(crate) enum Flaw {
     TooLong(usize),
     /// It holds a control character.
     Control,
+    /// It holds a Unicode format or separator character.
+    Format(char),
 }
 
 impl fmt::Display for Flaw {
@@ -95,6 +103,12 @@ impl fmt::Display for Flaw {
                 StreamId::MAX_LEN
             ),
             Flaw::Control => f.write_str("a stream id must not contain control characters"),
+            Flaw::Format(c) => write!(
+                f,
+                "a stream id must not contain U+{:04X} ({}): it would display as another id",
+                u32::from(*c),
+                format_kind(*c)
+            ),
         }
     }
 }
@@ -109,6 +123,58 @@ fn check(s: &str) -> Result<(), Flaw> {
         Err(Flaw::Control)
     } else {
         Ok(())
+    }
+}
+
+/// The rule for new ids beyond [`check`]: no format or separator character.
+fn check_new(s: &str) -> Result<(), Flaw> {
+    match s.chars().find(|&c| is_format(c)) {
+        Some(c) => Err(Flaw::Format(c)),
+        None => Ok(()),
+    }
+}
+
+/// Whether `c` is in Unicode's general category Cf (format), Zl (line separator) or Zp
+/// (paragraph separator), as of Unicode 15.
+fn is_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{AD}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61C}'
+            | '\u{6DD}'
+            | '\u{70F}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// What a format or separator character is, for a message.
+fn format_kind(c: char) -> &'static str {
+    match c {
+        '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{61C}' => {
+            "a bidirectional control"
+        }
+        '\u{200B}'..='\u{200D}' | '\u{2060}' => "a zero-width character",
+        '\u{FEFF}' => "a byte order mark",
+        '\u{2028}' => "the line separator",
+        '\u{2029}' => "the paragraph separator",
+        '\u{AD}' => "a soft hyphen",
+        _ => "a Unicode format character",
     }
 }
 
@@ -250,5 +316,39 @@ mod tests {
                 StreamId::from_stored(s).expect(s)
             );
         }
+    }
+
+    #[test]
+    fn new_ids_refuse_format_and_separator_characters_naming_them() {
+        let cases = [
+            ('\u{202E}', "U+202E (a bidirectional control)"),
+            ('\u{2066}', "U+2066 (a bidirectional control)"),
+            ('\u{200B}', "U+200B (a zero-width character)"),
+            ('\u{200D}', "U+200D (a zero-width character)"),
+            ('\u{2060}', "U+2060 (a zero-width character)"),
+            ('\u{FEFF}', "U+FEFF (a byte order mark)"),
+            ('\u{2028}', "U+2028 (the line separator)"),
+            ('\u{2029}', "U+2029 (the paragraph separator)"),
+            ('\u{AD}', "U+00AD (a soft hyphen)"),
+            ('\u{E0041}', "U+E0041 (a Unicode format character)"),
+            ('\u{85}', "control characters"),
+        ];
+        for (c, said) in cases {
+            let id = format!("account-1{c}2");
+            let err = StreamId::parse(id.as_str()).expect_err(&id);
+            assert!(err.reason.contains(said), "{id:?}: {}", err.reason);
+            let err = StreamId::new("account", format!("{c}1")).expect_err(&id);
+            assert!(err.reason.contains(said), "{id:?}: {}", err.reason);
+        }
+        for s in [
+            "account-é",
+            "account-日本",
+            "account-a\u{301}",
+            "account-🙂",
+        ] {
+            StreamId::parse(s).expect(s);
+        }
+        // An id stored before the rule still reads back.
+        assert!(StreamId::from_stored("account-\u{FEFF}1").is_ok());
     }
 }

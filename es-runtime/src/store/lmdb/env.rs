@@ -22,7 +22,11 @@ pub(super) const MIB: usize = 1 << 20;
 pub(super) const READER_WAIT: Duration = Duration::from_secs(10);
 
 pub(super) fn round_to_mib(bytes: usize) -> usize {
-    bytes.div_ceil(MIB).saturating_mul(MIB)
+    // Past the last whole MiB, the last whole MiB: LMDB wants a multiple of the page size.
+    bytes
+        .div_ceil(MIB)
+        .checked_mul(MIB)
+        .unwrap_or(usize::MAX / MIB * MIB)
 }
 
 /// The environment, with what keeps its map valid and growing.

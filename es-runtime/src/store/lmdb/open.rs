@@ -57,12 +57,51 @@ fn upgrade(
     meta.put(txn, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())
 }
 
+/// Why LMDB did not open the environment, said in the store's terms.
+fn env_failed(
+    path: &Path,
+    e: heed::Error,
+    options: &LmdbOptions,
+    map_size: usize,
+    max_map_size: usize,
+) -> OpenError {
+    let path = path.display().to_string();
+    match e {
+        heed::Error::EnvAlreadyOpened => OpenError::Storage {
+            path,
+            source: Box::new(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "it is already open in this process (with any options); share the open store, \
+                 or drop it before opening the directory again",
+            )),
+        },
+        heed::Error::Io(e) if e.raw_os_error() == Some(libc::ENOMEM) => OpenError::Storage {
+            path,
+            source: Box::new(io::Error::other(format!(
+                "cannot map {map_size} bytes ({e}): the map starts at LmdbOptions::map_size \
+                 ({} bytes), rounded up to a whole MiB (down, past the last one), at most max_map_size ({max_map_size} \
+                 bytes) and at least the data file; it must fit in the address space",
+                options.map_size
+            ))),
+        },
+        e => OpenError::Storage {
+            path,
+            source: Box::new(io::Error::other(e.to_string())),
+        },
+    }
+}
+
 /// Opens (creating if needed) the environment in `path` and checks its format.
 pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError> {
     let storage = |e: &dyn fmt::Display| OpenError::Storage {
         path: path.display().to_string(),
         source: Box::new(io::Error::other(e.to_string())),
     };
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_dir()) {
+        return Err(OpenError::NotADirectory {
+            path: path.display().to_string(),
+        });
+    }
     if !options.read_only {
         std::fs::create_dir_all(path).map_err(|e| OpenError::Storage {
             path: path.display().to_string(),
@@ -118,7 +157,8 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
     // SAFETY: heed refuses a second open of the same directory in this process. That the
     // files are changed only through LMDB and lie on a local file system cannot be checked:
     // it is what the store assumes, said plainly on `LmdbOptions::open`.
-    let env = unsafe { env_options.open(path) }.map_err(|e| storage(&e))?;
+    let env = unsafe { env_options.open(path) }
+        .map_err(|e| env_failed(path, e, &options, map_size, max_map_size))?;
     let txn = env.write_txn().map_err(|e| storage(&e))?;
     let opened = env
         .create_databases_and_commit(txn, |opener, txn| -> heed::Result<_> {
@@ -282,12 +322,14 @@ fn open_read_only(
             // The lock file cannot be written: read without it, unless a process uses it.
             if datafile::lock_in_use(path).map_err(|e| storage(&e))? {
                 return Err(refused(format!(
-                    "its lock file cannot be written ({e}) and another process has the store                      open; a reader the writer does not see could have pages rewritten under                      it. Open it from a user that may write lock.mdb, or stop the other process"
+                    "its lock file cannot be written ({e}) and another process has the store \
+                     open; a reader the writer does not see could have pages rewritten under \
+                     it. Open it from a user that may write lock.mdb, or stop the other process"
                 )));
             }
             open(true).map_err(|e| storage(&e))?
         }
-        Err(e) => return Err(storage(&e)),
+        Err(e) => return Err(env_failed(path, e, &options, map_size, max_map_size)),
     };
     let txn = env.read_txn().map_err(|e| storage(&e))?;
     let opened = env

@@ -83,9 +83,11 @@ impl LmdbOptions {
         self
     }
 
-    /// The initial size of the memory map, in bytes (rounded up to a whole MiB; at least 1 MiB).
-    /// The map grows when full, so this only saves early resizes. An existing store keeps the
-    /// larger size it has grown to.
+    /// The initial size of the memory map, in bytes (rounded up to a whole MiB; at least 1 MiB,
+    /// at most [`max_map_size`](Self::max_map_size)). The map grows when full, so this only
+    /// saves early resizes. An existing store keeps the larger size it has grown to. The
+    /// initial map is reserved in the address space at open: a size it cannot hold fails the
+    /// open with a message naming the size.
     pub fn map_size(mut self, bytes: usize) -> Self {
         self.map_size = bytes;
         self

@@ -83,3 +83,63 @@ fn readers_beyond_the_slot_count_wait_for_a_slot() {
         }
     });
 }
+
+#[test]
+fn a_map_size_beyond_any_map_says_what_the_limit_is() {
+    for (map, max) in [
+        (usize::MAX, None),
+        (usize::MAX, Some(usize::MAX)),
+        (1 << 20, Some(usize::MAX)),
+        (usize::MAX - 5, Some(usize::MAX - 5)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = LmdbOptions::new().map_size(map);
+        if let Some(max) = max {
+            options = options.max_map_size(max);
+        }
+        match options.open(dir.path()) {
+            Ok(store) => {
+                // A map size over the maximum is the maximum.
+                store.head_position().unwrap();
+            }
+            Err(e) => {
+                let message = e.to_string();
+                assert!(
+                    !message.contains("page size") && message.contains("MiB"),
+                    "map {map}, max {max:?}: {message}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn opening_a_regular_file_says_it_is_not_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("store");
+    std::fs::write(&file, b"not a store").unwrap();
+    let err = LmdbOptions::new().open(&file).unwrap_err();
+    assert!(
+        matches!(err, es_runtime::OpenError::NotADirectory { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("not a directory"), "{err}");
+    let err = LmdbOptions::new().read_only(true).open(&file).unwrap_err();
+    assert!(err.to_string().contains("not a directory"), "{err}");
+}
+
+#[test]
+fn opening_a_directory_twice_in_one_process_says_it_is_already_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = LmdbOptions::new().open(dir.path()).unwrap();
+    let err = LmdbOptions::new().open(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, es_runtime::OpenError::Storage { .. }),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("already open in this process") && !message.contains("different options"),
+        "{message}"
+    );
+}
