@@ -71,9 +71,10 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                 Ok(done) => return Ok((done, after(&instance.state))),
                 Err(Failure::Stale(cause)) => {
                     bump(&self.counters.retries);
-                    if cause == Stale::Conflict && attempt > 1 {
-                        // Losing twice in a row: let the other writer finish its burst.
-                        std::thread::yield_now();
+                    if cause == Stale::Conflict {
+                        // Another writer won: come back at a random later time, so that
+                        // writers that met do not meet again at once.
+                        backoff(&self.options, attempt);
                     }
                     if let Err(e) = self.catch_up(stream, instance) {
                         slot.instance = None;
@@ -377,4 +378,46 @@ impl<E> Decided<E> {
         };
         one.into_iter().chain(many)
     }
+}
+
+/// Sleeps a random time up to `backoff × 2^(attempt - 1)`, at most `max_backoff`: the pause
+/// after the `attempt`th attempt lost a conflict.
+fn backoff(options: &super::options::HostOptions, attempt: u32) {
+    let bound = options
+        .backoff
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+        .min(options.max_backoff);
+    let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+    if nanos == 0 {
+        std::thread::yield_now();
+        return;
+    }
+    std::thread::sleep(std::time::Duration::from_nanos(jitter() % nanos));
+}
+
+/// A random number from a per-thread generator (xorshift64), seeded from the clock and the
+/// thread: jitter only, nothing that needs to be unpredictable.
+fn jitter() -> u64 {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    thread_local! {
+        static STATE: Cell<u64> = const { Cell::new(0) };
+    }
+    STATE.with(|state| {
+        let mut x = state.get();
+        if x == 0 {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            x = h.finish() | 1;
+        }
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        x
+    })
 }

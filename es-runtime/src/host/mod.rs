@@ -18,7 +18,8 @@
 //!    version, put in their envelopes where the store placed them, then applied through
 //!    [`Aggregate::apply_ref`]. A conflict (another
 //!    host or process wrote the stream) reads the new events, and the command is run again,
-//!    up to [`max_retries`](HostBuilder::max_retries) times.
+//!    up to [`max_retries`](HostBuilder::max_retries) times, each after a random pause
+//!    ([`retry_backoff`](HostBuilder::retry_backoff)).
 //! 5. **Snapshot**, when the batch reaches or crosses a multiple of the policy's interval
 //!    ([`SnapshotPolicy`]). The state is encoded on the command's thread and written by a
 //!    background thread, so the command never waits for a snapshot write.

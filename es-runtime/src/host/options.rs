@@ -56,6 +56,8 @@ pub(crate) struct HostOptions {
     pub(crate) sweep_interval: Option<Duration>,
     pub(crate) shards: usize,
     pub(crate) max_retries: u32,
+    pub(crate) backoff: Duration,
+    pub(crate) max_backoff: Duration,
     pub(crate) snapshot_every: Option<u64>,
     pub(crate) snapshot_keep: Option<usize>,
     pub(crate) state_version: Option<u32>,
@@ -94,7 +96,11 @@ impl<A: Aggregate, S: EventStore + 'static> HostBuilder<A, S> {
     /// The default idle timeout.
     pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
     /// The default number of retries after a version conflict.
-    pub const DEFAULT_MAX_RETRIES: u32 = 3;
+    pub const DEFAULT_MAX_RETRIES: u32 = 20;
+    /// The default longest pause before the first retry after a conflict.
+    pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(1);
+    /// The default bound on the pause before any retry after a conflict.
+    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(20);
     /// The default bound on threads running async commands.
     pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 256;
 
@@ -107,6 +113,8 @@ impl<A: Aggregate, S: EventStore + 'static> HostBuilder<A, S> {
                 sweep_interval: None,
                 shards: 64,
                 max_retries: Self::DEFAULT_MAX_RETRIES,
+                backoff: Self::DEFAULT_BACKOFF,
+                max_backoff: Self::DEFAULT_MAX_BACKOFF,
                 snapshot_every: None,
                 snapshot_keep: None,
                 state_version: None,
@@ -157,9 +165,21 @@ impl<A: Aggregate, S: EventStore + 'static> HostBuilder<A, S> {
     }
 
     /// How many times a command is run again after a version conflict before it fails with
-    /// [`ExecuteError::Conflict`](crate::ExecuteError::Conflict) (default 3).
+    /// [`ExecuteError::Conflict`](crate::ExecuteError::Conflict) (default 12). Each retry after
+    /// a conflict waits first; see [`retry_backoff`](Self::retry_backoff).
     pub fn max_retries(mut self, retries: u32) -> Self {
         self.options.max_retries = retries;
+        self
+    }
+
+    /// The pause before a retry after a conflict: a random time up to `first` before the first
+    /// retry, up to twice that before the second, and so on, never over `max` (defaults 1 ms
+    /// and 50 ms). Writers that lost to each other then come back at different times instead
+    /// of meeting again. The retry after a conflict found before appending (the instance was
+    /// behind) does not wait. `Duration::ZERO` retries at once.
+    pub fn retry_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.options.backoff = first;
+        self.options.max_backoff = max.max(first);
         self
     }
 

@@ -14,6 +14,7 @@ mod memory;
 mod lmdb {
     mod concurrency;
     mod conformance;
+    mod contention;
     mod corruption;
     mod damage;
     mod fixture;
