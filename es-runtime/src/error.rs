@@ -453,6 +453,19 @@ pub enum OpenError {
         /// The path.
         path: String,
     },
+    /// Another process has the data file open through a lock file that is no longer the
+    /// directory's `lock.mdb` (it was deleted or replaced while the store was open): opening
+    /// it would make a second writer that LMDB's writer lock does not keep out, and lose
+    /// commits. Nothing was written. Stop every process using the store, then open it again.
+    #[error(
+        "the store at {path} is in use by another process through a lock file that was \
+         deleted or replaced (lock.mdb is not the one it holds); stop every process using \
+         the store before opening it again"
+    )]
+    LockFileReplaced {
+        /// The store's directory.
+        path: String,
+    },
     /// The backend failed to open (missing directory, permissions, a corrupt file, a
     /// directory this process already has a store open on...).
     #[error("opening the store at {path} failed: {source}")]

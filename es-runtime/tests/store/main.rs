@@ -20,6 +20,7 @@ mod lmdb {
     mod fixture;
     mod growth;
     mod limits;
+    mod lockfile;
     mod model;
     mod processes;
     mod read_only;

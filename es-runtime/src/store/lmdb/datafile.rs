@@ -203,6 +203,68 @@ pub(super) fn lock_in_use(dir: &Path) -> io::Result<bool> {
     Ok(i32::from(lock.l_type) != libc::F_UNLCK)
 }
 
+/// A shared `flock` on the data file, held while a store has it open through LMDB's lock.
+/// LMDB locks only its lock file; this lock says that a process has the data file open, so
+/// that a lock file deleted or replaced under it is seen by the next process that opens the
+/// store: it finds the data file in use and the lock file that it opened used by no one.
+#[derive(Debug)]
+pub(super) struct Presence {
+    _file: File,
+}
+
+/// The lock file in `dir` is not the one the processes using the data file hold.
+#[derive(Debug)]
+pub(super) struct LockReplaced;
+
+/// Joins the processes that have the store in `dir` open: checks that, if any has its data
+/// file open, some process (not this one) holds the lock file that this process opened, and
+/// takes a shared lock on the data file. Called with the environment open, so that this
+/// process holds LMDB's lock before its presence shows, and drops it only after.
+#[cfg(unix)]
+pub(super) fn join(dir: &Path) -> io::Result<Result<Presence, LockReplaced>> {
+    use std::os::fd::AsRawFd;
+    let file = File::open(dir.join(DATA_FILE))?;
+    let fd = file.as_raw_fd();
+    // A child process between its fork and its exec shares the flock of a store its parent
+    // has just closed, but not the parent's LMDB lock: a replaced lock file is seen for
+    // longer than that before it is believed.
+    let mut tries = 0;
+    loop {
+        // SAFETY: `fd` is open; flock only takes or tests an advisory lock on it.
+        let others = if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            false
+        } else {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(e);
+            }
+            true
+        };
+        if !others || lock_in_use(dir)? {
+            break;
+        }
+        tries += 1;
+        if tries == 20 {
+            return Ok(Err(LockReplaced));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: as above; converts this descriptor's lock (if any) to a shared one, waiting
+    // for none: other holders have shared locks only.
+    if unsafe { libc::flock(fd, libc::LOCK_SH) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(Ok(Presence { _file: file }))
+}
+
+/// Joins the processes that have the store open: nothing is checked on this platform.
+#[cfg(not(unix))]
+pub(super) fn join(dir: &Path) -> io::Result<Result<Presence, LockReplaced>> {
+    Ok(Ok(Presence {
+        _file: File::open(dir.join(DATA_FILE))?,
+    }))
+}
+
 /// Whether a process holds LMDB's lock on the lock file: not known on this platform, so
 /// assumed.
 #[cfg(not(unix))]

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use heed::{Env, EnvInfo, MdbError, RoTxn, RwTxn, WithoutTls};
 
+use super::datafile::Presence;
 use super::fail::Fail;
 use super::gate::{MapGate, Pass, Refusal};
 use super::headroom::Headroom;
@@ -29,8 +30,13 @@ pub(super) fn round_to_mib(bytes: usize) -> usize {
         .unwrap_or(usize::MAX / MIB * MIB)
 }
 
+/// How many times one write adopts another process's map size before it gives up.
+const MAX_RESIZES: u32 = 64;
+
 /// The environment, with what keeps its map valid and growing.
 pub(super) struct Environment {
+    // Declared first: this process's presence ends before it lets go of LMDB's lock.
+    presence: Option<Presence>,
     env: Env<WithoutTls>,
     gate: MapGate,
     max_map_size: usize,
@@ -88,6 +94,7 @@ impl Environment {
     ) -> Environment {
         let page_size = u64::from(env.unnamed_database_stat().page_size);
         Environment {
+            presence: None,
             env,
             gate: MapGate::default(),
             max_map_size,
@@ -104,6 +111,12 @@ impl Environment {
 
     pub(super) fn is_read_only(&self) -> bool {
         self.read_only
+    }
+
+    /// Holds `presence` for as long as the environment is open.
+    pub(super) fn holding(mut self, presence: Option<Presence>) -> Self {
+        self.presence = presence;
+        self
     }
 
     pub(super) fn max_map_size(&self) -> usize {
@@ -176,6 +189,10 @@ impl Environment {
         mut attempt: impl FnMut() -> Result<T, Fail>,
         mut at_limit: impl FnMut() -> bool,
     ) -> Result<T, Stopped> {
+        // A map resized again and again is not another process growing the store (each
+        // growth at least doubles it): it is a data file shared outside LMDB's lock. Bounded,
+        // so that such a store fails instead of spinning.
+        let mut resized = 0u32;
         loop {
             let seen = self.env.info().map_size;
             let failed = match attempt() {
@@ -186,8 +203,17 @@ impl Environment {
                     Err(GrowError::AtLimit) => return Err(Stopped::Full),
                     Err(GrowError::Failed(f)) => f,
                 },
+                Err(Fail::MapResized) if resized >= MAX_RESIZES => {
+                    Fail::Other(heed::Error::Io(io::Error::other(format!(
+                        "the map was resized under this write {resized} times: is the data file \
+                         written by a process that does not share this store's lock file?"
+                    ))))
+                }
                 Err(Fail::MapResized) => match self.adopt_map_size() {
-                    Ok(()) => continue,
+                    Ok(()) => {
+                        resized += 1;
+                        continue;
+                    }
                     Err(f) => f,
                 },
                 Err(other) => other.check_disk_full(&self.path),

@@ -57,6 +57,21 @@ fn upgrade(
     meta.put(txn, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())
 }
 
+/// Joins the processes using the store (see `datafile::join`), refusing a lock file that
+/// is not theirs.
+fn joined(path: &Path) -> Result<datafile::Presence, OpenError> {
+    match datafile::join(path) {
+        Ok(Ok(presence)) => Ok(presence),
+        Ok(Err(datafile::LockReplaced)) => Err(OpenError::LockFileReplaced {
+            path: path.display().to_string(),
+        }),
+        Err(e) => Err(OpenError::Storage {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        }),
+    }
+}
+
 /// Why LMDB did not open the environment, said in the store's terms.
 fn env_failed(
     path: &Path,
@@ -159,6 +174,9 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
     // it is what the store assumes, said plainly on `LmdbOptions::open`.
     let env = unsafe { env_options.open(path) }
         .map_err(|e| env_failed(path, e, &options, map_size, max_map_size))?;
+    // Before anything is written: a process using the data file through another lock file
+    // would be a second writer that LMDB's writer lock does not keep out.
+    let presence = joined(path)?;
     let txn = env.write_txn().map_err(|e| storage(&e))?;
     let opened = env
         .create_databases_and_commit(txn, |opener, txn| -> heed::Result<_> {
@@ -241,7 +259,8 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
         max_map_size,
         options.durability == Durability::Sync,
         false,
-    );
+    )
+    .holding(Some(presence));
     Ok(inner(env, dbs, options, head, legacy))
 }
 
@@ -316,8 +335,12 @@ fn open_read_only(
             env_options.open(path)
         }
     };
+    let mut presence = None;
     let env = match open(false) {
-        Ok(env) => env,
+        Ok(env) => {
+            presence = Some(joined(path)?);
+            env
+        }
         Err(heed::Error::Io(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
             // The lock file cannot be written: read without it, unless a process uses it.
             if datafile::lock_in_use(path).map_err(|e| storage(&e))? {
@@ -407,6 +430,6 @@ fn open_read_only(
         tables,
         meta,
     };
-    let env = Environment::new(env, path, max_map_size, false, true);
+    let env = Environment::new(env, path, max_map_size, false, true).holding(presence);
     Ok(inner(env, dbs, options, head, legacy))
 }
