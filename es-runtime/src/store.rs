@@ -3,6 +3,8 @@
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::ops::ControlFlow;
 
