@@ -3,77 +3,26 @@
 //! Eight threads make random deposits and withdrawals on 20 shared accounts. Commands for one
 //! account run one at a time, so no withdrawal ever overdraws, while different accounts run in
 //! parallel. A second host on the same store writes to the same accounts too: its writes show
-//! up in the first host as version conflicts, which are reloaded and retried.
+//! up in the first host as version conflicts, which are reloaded and retried. The account is
+//! the bank demo's (`examples/bank/account.rs`).
 //!
 //! ```sh
 //! cargo run --example concurrent
 //! ```
 
+// The bank demo's aggregate, written as a library module would be; the teller's parsing and
+// the account's closing are not used here.
+#[allow(dead_code, unreachable_pub)]
+#[path = "bank/account.rs"]
+mod account;
+
 use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
-use es::{Aggregate, DomainEvent, EventStore, ExecuteError, Host, MemoryStore, StreamId};
-use serde::{Deserialize, Serialize};
+use es::{Aggregate, EventStore, ExecuteError, Host, MemoryStore, StreamId};
 
-#[derive(Debug, Default, Clone, Serialize, Deserialize)]
-struct Account {
-    balance: u64,
-}
-
-#[derive(Debug, Clone)]
-enum AccountCommand {
-    Deposit(u64),
-    Withdraw(u64),
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum AccountEvent {
-    Deposited { amount: u64 },
-    Withdrawn { amount: u64 },
-}
-
-impl DomainEvent for AccountEvent {
-    const TYPES: &'static [&'static str] = &["Deposited", "Withdrawn"];
-    fn event_type(&self) -> &'static str {
-        match self {
-            AccountEvent::Deposited { .. } => "Deposited",
-            AccountEvent::Withdrawn { .. } => "Withdrawn",
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("insufficient funds: balance {balance}, asked {requested}")]
-struct InsufficientFunds {
-    balance: u64,
-    requested: u64,
-}
-
-impl Aggregate for Account {
-    const NAME: &'static str = "account";
-    type Command = AccountCommand;
-    type Event = AccountEvent;
-    type Error = InsufficientFunds;
-
-    fn handle(&self, command: AccountCommand) -> Result<Vec<AccountEvent>, InsufficientFunds> {
-        match command {
-            AccountCommand::Deposit(amount) => Ok(vec![AccountEvent::Deposited { amount }]),
-            AccountCommand::Withdraw(amount) if amount > self.balance => Err(InsufficientFunds {
-                balance: self.balance,
-                requested: amount,
-            }),
-            AccountCommand::Withdraw(amount) => Ok(vec![AccountEvent::Withdrawn { amount }]),
-        }
-    }
-
-    fn apply(&mut self, event: AccountEvent) {
-        match event {
-            AccountEvent::Deposited { amount } => self.balance += amount,
-            AccountEvent::Withdrawn { amount } => self.balance -= amount,
-        }
-    }
-}
+use crate::account::{BankAccount, BankAccountCommand, BankAccountEvent};
 
 const THREADS: u64 = 8;
 const COMMANDS: u64 = 20_000;
@@ -81,12 +30,17 @@ const ACCOUNTS: u64 = 20;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Arc::new(MemoryStore::new());
-    let host = Host::<Account, _>::new(store.clone());
+    let host = Host::<BankAccount, _>::new(store.clone());
     // Outnumbered seven to one, the second host is the one that keeps finding its instances
     // behind: give it more retries than the default.
-    let other = Host::<Account, _>::builder(store.clone())
+    let other = Host::<BankAccount, _>::builder(store.clone())
         .max_retries(20)
         .build();
+
+    // The bank refuses money for an account that is not open.
+    for id in 0..ACCOUNTS {
+        host.execute(id, BankAccountCommand::Open { initial: 0 })?;
+    }
 
     let start = Instant::now();
     let workers: Vec<_> = (0..THREADS)
@@ -103,9 +57,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let account = seed % ACCOUNTS;
                     let amount = (seed >> 8) % 100 + 1;
                     let command = if (seed >> 20) % 2 == 0 {
-                        AccountCommand::Deposit(amount)
+                        BankAccountCommand::Deposit { amount }
                     } else {
-                        AccountCommand::Withdraw(amount)
+                        BankAccountCommand::Withdraw { amount }
                     };
                     match host.execute(account, command) {
                         Ok(_) => {}
@@ -138,12 +92,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Every balance the host holds is the fold of its stream, and no prefix of any stream
     // goes below zero.
     for id in 0..ACCOUNTS {
-        let stream = StreamId::new(Account::NAME, id)?;
-        let mut replayed = Account::default();
+        let stream = StreamId::new(BankAccount::NAME, id)?;
+        let mut replayed = BankAccount::default();
         for e in store.read_stream(&stream, 1, u64::MAX)? {
-            let event = e.decode::<AccountEvent>()?.payload;
-            if let AccountEvent::Withdrawn { amount } = event {
-                assert!(amount <= replayed.balance, "account {id} overdrawn");
+            let event = e.decode::<BankAccountEvent>()?.payload;
+            if let BankAccountEvent::Withdrawn { amount } = event {
+                assert!(amount <= replayed.balance(), "account {id} overdrawn");
             }
             replayed.apply(event);
         }
@@ -151,9 +105,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // since its last command (a version conflict, then a retry), then agrees with the
         // store.
         for h in [&other, &host] {
-            h.execute(id, AccountCommand::Deposit(1))?;
-            replayed.apply(AccountEvent::Deposited { amount: 1 });
-            assert_eq!(h.state(id)?.balance, replayed.balance);
+            h.execute(id, BankAccountCommand::Deposit { amount: 1 })?;
+            replayed.apply(BankAccountEvent::Deposited { amount: 1 });
+            assert_eq!(h.state(id)?.balance(), replayed.balance());
         }
     }
     println!("all {ACCOUNTS} balances match their streams; none ever went below zero");

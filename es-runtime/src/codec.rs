@@ -17,6 +17,9 @@
 //! Snapshots use the same format; metadata is MessagePack too, and empty metadata is stored as
 //! zero bytes.
 //!
+//! Every failure is a [`CodecError`], with the MessagePack library's error as its source;
+//! [`EncodeError`] and [`DecodeError`] wrap it with what was being written or read.
+//!
 //! [MessagePack]: https://msgpack.org
 
 use std::cell::Cell;
@@ -24,9 +27,10 @@ use std::cell::Cell;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::DomainEvent;
+use crate::aggregate::DomainEvent;
+pub use crate::error::CodecError;
 use crate::error::{DecodeError, EncodeError};
-use crate::event::Metadata;
+use crate::event::metadata::Metadata;
 
 /// Encodes a value (an event, a state) as named-field MessagePack.
 ///
@@ -55,12 +59,12 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Resul
     let mut ser = rmp_serde::Serializer::new(buf).with_struct_map();
     value
         .serialize(&mut ser)
-        .map_err(|e| EncodeError(e.to_string()))
+        .map_err(|e| EncodeError(CodecError::Encode(e)))
 }
 
 /// Decodes a value written by [`encode`].
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    rmp_serde::from_slice(bytes).map_err(|e| e.to_string())
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    rmp_serde::from_slice(bytes).map_err(CodecError::Decode)
 }
 
 /// Decodes the payload of event `version` of `stream`, checking its type name is one `E`
@@ -82,7 +86,7 @@ pub fn decode_event<E: DomainEvent>(
             stream: stream.to_owned(),
             version,
             event_type: event_type.to_owned(),
-            reason: e.to_string(),
+            source: CodecError::Decode(e),
         }),
     }
 }
@@ -97,7 +101,7 @@ pub fn encode_metadata(metadata: &Metadata) -> Vec<u8> {
 }
 
 /// Decodes metadata written by [`encode_metadata`].
-pub fn decode_metadata(bytes: &[u8]) -> Result<Metadata, String> {
+pub fn decode_metadata(bytes: &[u8]) -> Result<Metadata, CodecError> {
     if bytes.is_empty() {
         return Ok(Metadata::default());
     }
@@ -108,11 +112,11 @@ pub fn decode_metadata(bytes: &[u8]) -> Result<Metadata, String> {
 ///
 /// Binary strings become arrays of numbers; map keys that are not strings are written in their
 /// JSON form.
-pub fn to_json(bytes: &[u8]) -> Result<serde_json::Value, String> {
+pub fn to_json(bytes: &[u8]) -> Result<serde_json::Value, CodecError> {
     let mut rd = bytes;
-    let value = rmpv::decode::read_value(&mut rd).map_err(|e| e.to_string())?;
+    let value = rmpv::decode::read_value(&mut rd).map_err(CodecError::Malformed)?;
     if !rd.is_empty() {
-        return Err(format!("{} trailing bytes after the payload", rd.len()));
+        return Err(CodecError::TrailingBytes { count: rd.len() });
     }
     Ok(value_to_json(value))
 }
@@ -151,5 +155,51 @@ fn value_to_json(v: rmpv::Value) -> serde_json::Value {
                 .collect(),
         ),
         rmpv::Value::Ext(tag, data) => serde_json::json!({ "ext": tag, "data": data }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// A value whose `Serialize` always fails.
+    struct Unwritable;
+
+    impl Serialize for Unwritable {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("cannot be written"))
+        }
+    }
+
+    #[test]
+    fn failures_carry_the_message_pack_error_as_their_source() {
+        let err = encode(&Unwritable).unwrap_err();
+        assert_eq!(err.to_string(), "could not encode: cannot be written");
+        assert!(matches!(err.0, CodecError::Encode(_)), "{err:?}");
+        let source = err
+            .source()
+            .and_then(|e| e.source())
+            .expect("the library's error");
+        assert!(source.is::<rmp_serde::encode::Error>(), "{source:?}");
+
+        let err = decode::<u64>(b"\xa1x").unwrap_err();
+        assert!(matches!(err, CodecError::Decode(_)), "{err:?}");
+        let source = err.source().expect("the library's error");
+        assert!(source.is::<rmp_serde::decode::Error>(), "{source:?}");
+        assert_eq!(err.to_string(), source.to_string());
+        assert!(matches!(
+            decode_metadata(b"\xc1"),
+            Err(CodecError::Decode(_))
+        ));
+
+        assert!(matches!(to_json(b""), Err(CodecError::Malformed(_))));
+        let err = to_json(b"\xc0\xc0").unwrap_err();
+        assert!(
+            matches!(err, CodecError::TrailingBytes { count: 1 }),
+            "{err:?}"
+        );
+        assert_eq!(err.to_string(), "1 trailing bytes after the payload");
     }
 }

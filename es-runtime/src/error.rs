@@ -1,42 +1,41 @@
 //! Error types. Each operation returns the narrowest error it can produce; [`enum@Error`] is the
 //! superset for callers who handle them all alike.
 
-use crate::event::ExpectedVersion;
+use crate::event::expected_version::ExpectedVersion;
+pub use crate::event::stream::InvalidStreamId;
 
 /// A boxed error from a storage backend (I/O, LMDB, a database driver).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// A stream id that cannot be stored.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid stream id {id:?}: {reason}")]
-pub struct InvalidStreamId {
-    /// The rejected id (cut to 64 characters).
-    pub id: String,
-    /// Why it was rejected.
-    pub reason: String,
-}
-
-impl InvalidStreamId {
-    pub(crate) fn new(id: impl Into<String>, reason: impl Into<String>) -> Self {
-        let mut id = id.into();
-        if let Some((cut, _)) = id.char_indices().nth(64) {
-            id.truncate(cut);
-            id.push('…');
-        }
-        InvalidStreamId {
-            id,
-            reason: reason.into(),
-        }
-    }
+/// The [`codec`](crate::codec) failed: a value that MessagePack cannot carry, or bytes that
+/// are not the value wanted. The message is the MessagePack library's; its error is the source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The value could not be written (its `Serialize` failed).
+    #[error("{0}")]
+    Encode(#[source] rmp_serde::encode::Error),
+    /// The bytes do not decode as the wanted type.
+    #[error("{0}")]
+    Decode(#[source] rmp_serde::decode::Error),
+    /// The bytes do not start with a MessagePack value.
+    #[error("{0}")]
+    Malformed(#[source] rmpv::decode::Error),
+    /// The bytes hold more than one value.
+    #[error("{count} trailing bytes after the payload")]
+    TrailingBytes {
+        /// How many bytes follow the first value.
+        count: usize,
+    },
 }
 
 /// A value could not be encoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[error("could not encode: {0}")]
-pub struct EncodeError(pub String);
+pub struct EncodeError(#[source] pub CodecError);
 
 /// A stored event could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The stored type name is not one the event type knows.
@@ -50,7 +49,7 @@ pub enum DecodeError {
         event_type: String,
     },
     /// The payload does not decode as the event type.
-    #[error("event {version} of stream {stream:?} (type {event_type:?}) does not decode: {reason}")]
+    #[error("event {version} of stream {stream:?} (type {event_type:?}) does not decode: {source}")]
     Payload {
         /// The stream.
         stream: String,
@@ -58,18 +57,20 @@ pub enum DecodeError {
         version: u64,
         /// The stored type name.
         event_type: String,
-        /// The decoder's message.
-        reason: String,
+        /// The decoder's error.
+        #[source]
+        source: CodecError,
     },
     /// The metadata does not decode.
-    #[error("metadata of event {version} of stream {stream:?} does not decode: {reason}")]
+    #[error("metadata of event {version} of stream {stream:?} does not decode: {source}")]
     Metadata {
         /// The stream.
         stream: String,
         /// The event's version.
         version: u64,
-        /// The decoder's message.
-        reason: String,
+        /// The decoder's error.
+        #[source]
+        source: CodecError,
     },
     /// The stored stream id is not a valid [`StreamId`](crate::StreamId).
     #[error("event {version} is stored under an invalid stream id {stream:?}: {reason}")]
@@ -176,6 +177,9 @@ pub enum Error {
     /// See [`InvalidStreamId`].
     #[error(transparent)]
     InvalidStreamId(#[from] InvalidStreamId),
+    /// See [`CodecError`].
+    #[error(transparent)]
+    Codec(#[from] CodecError),
     /// See [`EncodeError`].
     #[error(transparent)]
     Encode(#[from] EncodeError),

@@ -5,9 +5,8 @@ use std::ops::ControlFlow;
 
 use crate::error::{DecodeError, ReadError};
 use crate::event::StreamId;
-use crate::projection::Envelope;
+use crate::read::{AsOf, Envelope, Filter, Until};
 use crate::store::EventStore;
-use crate::subscription::{Filter, Until};
 use crate::{Aggregate, DomainEvent};
 
 /// A historical read failed.
@@ -32,26 +31,21 @@ pub struct StateAt<A> {
     pub version: u64,
 }
 
-/// Folds the stream `stream` of aggregate `A` from its first event up to `until`
-/// (inclusive): `Until::Count(v)` stops at version `v`, `Until::Position(p)` at global position
-/// `p`, `Until::Time(t)` at the last event recorded at or before `t`.
+/// Folds the stream `stream` of aggregate `A` from its first event up to `as_of`
+/// (inclusive): `AsOf::Version(v)` stops at version `v`, `AsOf::Position(p)` at global
+/// position `p`, `AsOf::Time(t)` at the last event recorded at or before `t`.
 ///
 /// Snapshots are not used: they hold the latest state, not past ones.
 pub fn state_at<A: Aggregate, S: EventStore + ?Sized>(
     store: &S,
     stream: &StreamId,
-    until: Until,
+    as_of: AsOf,
 ) -> Result<StateAt<A>, HistoryError> {
     let mut state = A::default();
     let mut version = 0;
     let mut failure = None;
     store.read_stream_with(stream, 1, &mut |e| {
-        let past = match until {
-            Until::Count(v) => e.version > v,
-            Until::Position(p) => e.position > p,
-            Until::Time(t) => e.timestamp > t,
-        };
-        if past {
+        if as_of.excludes(&e) {
             return ControlFlow::Break(());
         }
         match e.decode::<A::Event>() {
@@ -99,7 +93,7 @@ pub fn fold_log<E: DomainEvent, T, S: EventStore + ?Sized>(
 /// ```
 /// # use es_runtime::{DomainEvent, EventStore, MemoryStore};
 /// # use es_runtime::history::fold_filtered;
-/// # use es_runtime::subscription::{Filter, Until};
+/// # use es_runtime::read::{Filter, Until};
 /// # #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 /// # enum PollEvent { VoteCast { choice: String } }
 /// # impl DomainEvent for PollEvent {
@@ -109,7 +103,7 @@ pub fn fold_log<E: DomainEvent, T, S: EventStore + ?Sized>(
 /// # let store = MemoryStore::new();
 /// // The first 100 votes of polls, whatever else shares the log.
 /// let filter = Filter::all().category("poll").until(Until::Count(100));
-/// let (votes, n) = fold_filtered(&store, &filter, 0u64, |n, _e: es_runtime::projection::Envelope<'_, PollEvent>| n + 1)?;
+/// let (votes, n) = fold_filtered(&store, &filter, 0u64, |n, _e: es_runtime::read::Envelope<'_, PollEvent>| n + 1)?;
 /// assert_eq!((votes, n), (0, 0));
 /// # Ok::<(), es_runtime::history::HistoryError>(())
 /// ```

@@ -27,16 +27,23 @@ pub mod event;
 pub mod history;
 pub mod host;
 pub mod projection;
+pub mod read;
+pub mod runner;
 pub mod schema;
 pub mod snapshot;
 pub mod store;
 pub mod subscription;
+// The conformance suite and the test helpers are for tests: behind a feature, so that no
+// release build carries them. The docs show them always.
+#[cfg(any(feature = "testing", doc))]
 pub mod testing;
+mod timer;
 pub mod watch;
 
 pub use crate::aggregate::{Aggregate, DomainEvent};
 pub use crate::error::{
-    AppendError, DecodeError, EncodeError, Error, InvalidStreamId, OpenError, ReadError, WriteError,
+    AppendError, CodecError, DecodeError, EncodeError, Error, InvalidStreamId, OpenError,
+    ReadError, WriteError,
 };
 pub use crate::event::{
     Clock, EventRef, ExpectedVersion, ManualClock, Metadata, NewEvent, RecordedEvent, StreamId,

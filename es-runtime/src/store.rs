@@ -85,7 +85,7 @@ pub trait EventStore: Send + Sync {
     ) -> Result<AppendResult, AppendError>;
 
     /// Appends one event: [`append`](Self::append) of a batch of one, which a backend may do
-    /// without the batch's allocation. The host appends single-event commands through it.
+    /// without the batch's allocation.
     fn append_one(
         &self,
         stream: &StreamId,

@@ -21,109 +21,15 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::ops::ControlFlow;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::error::ReadError;
-use crate::event::{EventRef, RecordedEvent, Timestamp};
+use crate::event::RecordedEvent;
 use crate::store::EventStore;
+use crate::timer::Sleep;
 
-/// Where a read of the global log stops (inclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Until {
-    /// Up to and including this global position.
-    Position(u64),
-    /// Up to and including the last event recorded at or before this time.
-    Time(Timestamp),
-    /// After this many matching events ("the first 100 votes"). On one stream, `Count(v)`
-    /// stops at version `v`.
-    Count(u64),
-}
-
-impl Until {
-    /// Whether `event` lies beyond the bound, `counted` events having been taken so far.
-    pub(crate) fn reached(self, event: &EventRef<'_>, counted: u64) -> bool {
-        match self {
-            Until::Position(p) => event.position > p,
-            Until::Time(t) => event.timestamp > t,
-            Until::Count(n) => counted >= n,
-        }
-    }
-}
-
-/// Which events of the global log a reader wants.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filter {
-    categories: Vec<String>,
-    event_types: Vec<String>,
-    from: u64,
-    until: Option<Until>,
-}
-
-impl Filter {
-    /// Every event, from the start of the log, with no end.
-    pub fn all() -> Self {
-        Filter::default()
-    }
-
-    /// Also accepts events of streams in this category (an aggregate's `NAME`). With no
-    /// category given, every stream matches.
-    pub fn category(mut self, category: impl Into<String>) -> Self {
-        self.categories.push(category.into());
-        self
-    }
-
-    /// Also accepts events with this stored type name. With no type given, every type
-    /// matches.
-    pub fn event_type(mut self, event_type: impl Into<String>) -> Self {
-        self.event_types.push(event_type.into());
-        self
-    }
-
-    /// Accepts these stored type names (see [`event_type`](Filter::event_type)).
-    pub fn event_types<I: IntoIterator<Item = T>, T: Into<String>>(mut self, types: I) -> Self {
-        self.event_types.extend(types.into_iter().map(Into::into));
-        self
-    }
-
-    /// Starts at this global position (inclusive; positions start at 1).
-    pub fn from_position(mut self, position: u64) -> Self {
-        self.from = position;
-        self
-    }
-
-    /// Stops at this bound instead of following the log forever.
-    pub fn until(mut self, until: Until) -> Self {
-        self.until = Some(until);
-        self
-    }
-
-    /// The first position read.
-    pub fn start(&self) -> u64 {
-        self.from.max(1)
-    }
-
-    /// The bound, if any.
-    pub fn end(&self) -> Option<Until> {
-        self.until
-    }
-
-    /// Whether an event passes the category and type filters.
-    pub fn matches(&self, event: &EventRef<'_>) -> bool {
-        let category = event.category();
-        (self.categories.is_empty() || self.categories.iter().any(|c| c == category))
-            && (self.event_types.is_empty()
-                || self.event_types.iter().any(|t| t == event.event_type))
-    }
-
-    /// Whether an event lies beyond a `Position` or `Time` bound.
-    pub(crate) fn is_past_end(&self, event: &EventRef<'_>) -> bool {
-        // A count is kept by the reader, not the filter.
-        self.until
-            .is_some_and(|u| !matches!(u, Until::Count(_)) && u.reached(event, 0))
-    }
-}
+pub use crate::read::{Filter, Until};
 
 /// How many events a subscription reads from the store at a time.
 const BATCH: usize = 512;
@@ -261,7 +167,7 @@ impl<S: EventStore> Subscription<S> {
         let mut scanned = self.next_position - 1;
         let mut finished = false;
         let mut failed = None;
-        let mut wanted = match filter.until {
+        let mut wanted = match filter.end() {
             Some(Until::Count(n)) => n.saturating_sub(self.delivered + buffer.len() as u64),
             _ => u64::MAX,
         };
@@ -301,7 +207,7 @@ impl<S: EventStore> Subscription<S> {
             });
         }
         self.next_position = scanned + 1;
-        if let Some(Until::Position(p)) = filter.until {
+        if let Some(Until::Position(p)) = filter.end() {
             finished |= scanned >= p;
         }
         self.finished |= finished;
@@ -334,54 +240,6 @@ impl<A: Future + Unpin, B: Future + Unpin> Future for Either<A, B> {
         if Pin::new(&mut self.second).poll(cx).is_ready() {
             return Poll::Ready(());
         }
-        Poll::Pending
-    }
-}
-
-/// A runtime-agnostic timer: one short-lived thread wakes the task when the time is up.
-struct Sleep {
-    duration: Duration,
-    shared: Option<Arc<Mutex<SleepState>>>,
-}
-
-#[derive(Default)]
-struct SleepState {
-    done: bool,
-    waker: Option<Waker>,
-}
-
-impl Sleep {
-    fn new(duration: Duration) -> Self {
-        Sleep {
-            duration,
-            shared: None,
-        }
-    }
-}
-
-impl Future for Sleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let duration = self.duration;
-        let shared = self.shared.get_or_insert_with(|| {
-            let shared = Arc::new(Mutex::new(SleepState::default()));
-            let timer = shared.clone();
-            std::thread::spawn(move || {
-                std::thread::sleep(duration);
-                let mut state = timer.lock().unwrap_or_else(|e| e.into_inner());
-                state.done = true;
-                if let Some(w) = state.waker.take() {
-                    w.wake();
-                }
-            });
-            shared
-        });
-        let mut state = shared.lock().unwrap_or_else(|e| e.into_inner());
-        if state.done {
-            return Poll::Ready(());
-        }
-        state.waker = Some(cx.waker().clone());
         Poll::Pending
     }
 }

@@ -1,4 +1,5 @@
 //! Helpers for tests: given/when/then for aggregates, and the store conformance suite.
+//! Compiled with the `testing` feature only (enable it for dev-dependencies).
 //!
 //! ```
 //! use es_runtime::Aggregate;

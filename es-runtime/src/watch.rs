@@ -5,6 +5,7 @@
 //! Commits made by another process are not published here; subscriptions also re-read the
 //! store after a bounded wait, so they see those too.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
@@ -23,8 +24,16 @@ pub struct HeadWatch {
     /// here after storing the head skips the lock: any waiter that registers later reads the
     /// new head before sleeping (both sides use sequentially consistent operations).
     waiting: AtomicUsize,
-    wakers: Mutex<Vec<Waker>>,
+    wakers: Mutex<Wakers>,
     moved: Condvar,
+}
+
+/// The wakers of pending [`Changed`] futures, each under the ticket its future holds, so a
+/// future that is dropped before a publish takes its waker (and its count) back out.
+#[derive(Debug, Default)]
+struct Wakers {
+    registered: HashMap<u64, Waker>,
+    next_ticket: u64,
 }
 
 impl HeadWatch {
@@ -36,7 +45,7 @@ impl HeadWatch {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Waker>> {
+    fn lock(&self) -> MutexGuard<'_, Wakers> {
         self.wakers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -53,11 +62,11 @@ impl HeadWatch {
         }
         let wakers = {
             let mut wakers = self.lock();
-            self.waiting.fetch_sub(wakers.len(), SeqCst);
-            std::mem::take(&mut *wakers)
+            self.waiting.fetch_sub(wakers.registered.len(), SeqCst);
+            std::mem::take(&mut wakers.registered)
         };
         self.moved.notify_all();
-        for w in wakers {
+        for w in wakers.into_values() {
             w.wake();
         }
     }
@@ -80,40 +89,79 @@ impl HeadWatch {
         Changed {
             watch: self,
             position,
+            ticket: None,
         }
     }
 }
 
 /// The future of [`HeadWatch::changed`].
+///
+/// While pending it holds one registered waker, replaced when polled with another; dropping
+/// it, or its completion, takes the waker back out.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Changed<'a> {
     watch: &'a HeadWatch,
     position: u64,
+    /// The ticket of the registered waker, if any (a publish may have taken it since).
+    ticket: Option<u64>,
+}
+
+impl Changed<'_> {
+    /// Registers the task's waker, or replaces the one registered before.
+    fn register(&mut self, waker: &Waker) {
+        let mut wakers = self.watch.lock();
+        if let Some(ticket) = self.ticket
+            && let Some(w) = wakers.registered.get_mut(&ticket)
+        {
+            if !w.will_wake(waker) {
+                w.clone_from(waker);
+            }
+            return;
+        }
+        let ticket = wakers.next_ticket;
+        wakers.next_ticket += 1;
+        wakers.registered.insert(ticket, waker.clone());
+        self.watch.waiting.fetch_add(1, SeqCst);
+        self.ticket = Some(ticket);
+    }
+
+    /// Takes the registered waker back out, unless a publish took it already.
+    fn deregister(&mut self) {
+        let Some(ticket) = self.ticket.take() else {
+            return;
+        };
+        let mut wakers = self.watch.lock();
+        if wakers.registered.remove(&ticket).is_some() {
+            self.watch.waiting.fetch_sub(1, SeqCst);
+        }
+    }
 }
 
 impl Future for Changed<'_> {
     type Output = u64;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u64> {
         let head = self.watch.head();
         if head > self.position {
+            self.deregister();
             return Poll::Ready(head);
         }
-        {
-            let mut wakers = self.watch.lock();
-            if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                wakers.push(cx.waker().clone());
-                self.watch.waiting.fetch_add(1, SeqCst);
-            }
-        }
+        self.register(cx.waker());
         // A publish that read `waiting` before the waker was counted wakes nobody; its head is
         // visible now.
         let head = self.watch.head();
         if head > self.position {
+            self.deregister();
             return Poll::Ready(head);
         }
         Poll::Pending
+    }
+}
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        self.deregister();
     }
 }
 
@@ -174,5 +222,29 @@ mod tests {
             w.join().unwrap();
         }
         assert_eq!(watch.waiting.load(SeqCst), 0);
+    }
+
+    /// A future dropped while pending takes its waker and its count along: a reader that
+    /// gives up (a timeout won the race) leaves nothing behind for the next publish.
+    #[test]
+    fn a_dropped_future_leaves_no_waker_behind() {
+        let watch = HeadWatch::new(7);
+        let mut cx = Context::from_waker(Waker::noop());
+        for _ in 0..1_000 {
+            let mut changed = std::pin::pin!(watch.changed(7));
+            assert!(changed.as_mut().poll(&mut cx).is_pending());
+            assert!(changed.as_mut().poll(&mut cx).is_pending());
+        }
+        assert_eq!(watch.waiting.load(SeqCst), 0);
+        assert!(watch.lock().registered.is_empty());
+        // Counted ones are still woken.
+        let mut changed = Box::pin(watch.changed(7));
+        assert!(changed.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(watch.waiting.load(SeqCst), 1);
+        watch.publish(8);
+        assert_eq!(changed.as_mut().poll(&mut cx), Poll::Ready(8));
+        drop(changed);
+        assert_eq!(watch.waiting.load(SeqCst), 0);
+        assert!(watch.lock().registered.is_empty());
     }
 }

@@ -130,7 +130,7 @@ pub(crate) fn run(cfg: &Config, _: &mut Summary) {
         move || {
             let mut runner = TableRunner::new(store.clone(), TableBalances);
             if let Some(n) = chunk {
-                runner = runner.chunk_size(n);
+                runner = runner.checkpoint_every(n);
             }
             let d = time(|| {
                 assert_eq!(runner.rebuild(|_| {}).unwrap(), events);

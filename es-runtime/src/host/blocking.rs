@@ -175,10 +175,11 @@ impl PoolShared {
 
 /// The sending half of a one-shot channel.
 struct Sender<T> {
-    inner: Arc<Mutex<Slot<T>>>,
+    inner: Arc<Mutex<Handoff<T>>>,
 }
 
-struct Slot<T> {
+/// What a one-shot channel hands from its sender to its receiver.
+struct Handoff<T> {
     value: Option<T>,
     waker: Option<Waker>,
     sender_gone: bool,
@@ -187,19 +188,19 @@ struct Slot<T> {
 /// A future resolving to the value a pool thread sends.
 #[derive(Debug)]
 pub(crate) struct Receiver<T> {
-    inner: Arc<Mutex<Slot<T>>>,
+    inner: Arc<Mutex<Handoff<T>>>,
 }
 
-impl<T> std::fmt::Debug for Slot<T> {
+impl<T> std::fmt::Debug for Handoff<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Slot")
+        f.debug_struct("Handoff")
             .field("ready", &self.value.is_some())
             .finish()
     }
 }
 
 fn oneshot<T>() -> (Sender<T>, Receiver<T>) {
-    let inner = Arc::new(Mutex::new(Slot {
+    let inner = Arc::new(Mutex::new(Handoff {
         value: None,
         waker: None,
         sender_gone: false,

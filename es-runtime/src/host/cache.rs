@@ -19,8 +19,8 @@
 //!   its next insert; with shards of more than a handful of slots this needs as many
 //!   simultaneous commands in one shard.
 //! - A passivated instance is moved out of its slot, not dropped there: it goes into a
-//!   [`Retired`] list that the host snapshots (if [worth it](Instance::worth_a_snapshot)) and
-//!   drops once every lock is released, so no domain code (the state's `Serialize` or `Drop`)
+//!   [`Retired`] guard, handed back once every lock is released, that the snapshot writer
+//!   snapshots (if [worth it](Instance::worth_a_snapshot)) and that drops them, so no domain code (the state's `Serialize` or `Drop`)
 //!   runs under a cache lock, and a panic in it cannot leave a retired slot in the map.
 //! - Idle expiry reads the time of the last use stored in the list node, so there are no timers
 //!   to go stale: an instance used again just before its deadline is simply not expired. With a
@@ -29,6 +29,7 @@
 //!   so an instance is never dropped before it has been idle for the whole timeout.
 
 use std::hash::{BuildHasher, RandomState};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
@@ -36,17 +37,18 @@ use std::time::{Duration, Instant};
 use hashbrown::HashTable;
 
 use crate::event::StreamId;
+use crate::host::error::panic_message;
 use crate::host::metrics::{Counters, bump};
 
 /// One aggregate's place in the host: its stream, and behind a lock its loaded state.
 #[derive(Debug)]
-pub(crate) struct Slot<A> {
+pub(crate) struct Entry<A> {
     pub(crate) stream: StreamId,
-    pub(crate) inner: Mutex<SlotInner<A>>,
+    pub(crate) inner: Mutex<EntryState<A>>,
 }
 
 #[derive(Debug)]
-pub(crate) struct SlotInner<A> {
+pub(crate) struct EntryState<A> {
     /// Passivated: the slot left the map, and whoever holds it must look the stream up again.
     pub(crate) retired: bool,
     /// The state, or `None` before the first load and after a panic.
@@ -112,36 +114,86 @@ fn saturate(bytes: usize) -> u32 {
     u32::try_from(bytes).unwrap_or(u32::MAX)
 }
 
-/// The instances a passivation took out of the cache, for the host to snapshot (those past
-/// their last snapshot) and drop once the locks are released: encoding a state and dropping
-/// it run domain code, which may panic, and a slot must never be left in the map retired.
+/// The instances a passivation took out of the cache: a guard that drops them once the
+/// cache's locks are released, each on its own (the state's `Drop` is domain code, and a panic
+/// in it costs nothing but a log line and a count), after the snapshot writer took those
+/// [worth a snapshot](Instance::worth_a_snapshot) from it
+/// ([`SnapshotWriter::retire`](crate::host::snapshots::SnapshotWriter::retire)).
+///
+/// The cache hands it back from each call that passivates, once its locks are released, so no
+/// domain code runs under them, and a panic in it cannot leave a retired slot in the map.
+#[must_use = "hand the passivated instances to the snapshot writer"]
 #[derive(Debug)]
-pub(crate) struct Retired<A> {
+pub(crate) struct Retired<'c, A> {
+    counters: &'c Counters,
     min_tail: u64,
-    /// The instances [worth a snapshot](Instance::worth_a_snapshot); none when the host takes
-    /// no snapshots.
-    pub(crate) instances: Vec<(StreamId, Instance<A>)>,
-    /// The others, to drop.
-    pub(crate) dropped: Vec<Instance<A>>,
+    /// How many slots were retired, with an instance or without.
+    count: usize,
+    /// The instances worth a snapshot; none when the host takes no snapshots.
+    worth: Vec<(StreamId, Instance<A>)>,
+    /// The others.
+    rest: Vec<Instance<A>>,
 }
 
-impl<A> Retired<A> {
-    /// Takes `instance`, to snapshot if it is [worth a snapshot](Instance::worth_a_snapshot),
-    /// or only to drop.
-    fn offer(&mut self, stream: &StreamId, instance: Instance<A>, crowded: bool) {
+impl<'c, A> Retired<'c, A> {
+    fn new(counters: &'c Counters, min_tail: u64) -> Self {
+        Retired {
+            counters,
+            min_tail,
+            count: 0,
+            worth: Vec::new(),
+            rest: Vec::new(),
+        }
+    }
+
+    /// Takes the instance of a slot being retired (if it holds one): to snapshot if it is
+    /// [worth a snapshot](Instance::worth_a_snapshot), or only to drop.
+    fn offer(&mut self, stream: &StreamId, instance: Option<Instance<A>>, crowded: bool) {
+        self.count += 1;
+        let Some(instance) = instance else { return };
         if instance.worth_a_snapshot(self.min_tail, crowded) {
-            self.instances.push((stream.clone(), instance));
+            self.worth.push((stream.clone(), instance));
         } else {
-            self.dropped.push(instance);
+            self.rest.push(instance);
+        }
+    }
+
+    /// How many slots were retired.
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The instances worth a snapshot, for the writer; it drops each through
+    /// [`drop_instance`](Self::drop_instance).
+    pub(crate) fn take_worth_a_snapshot(&mut self) -> Vec<(StreamId, Instance<A>)> {
+        std::mem::take(&mut self.worth)
+    }
+
+    /// Drops a passivated instance, catching a panic in its state's `Drop`.
+    pub(crate) fn drop_instance(&self, instance: Instance<A>) {
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(instance))) {
+            bump(&self.counters.panics);
+            let message = panic_message(&*panic);
+            tracing::error!(message, "dropping a passivated instance panicked");
         }
     }
 }
 
-impl<A> Slot<A> {
+impl<A> Drop for Retired<'_, A> {
+    fn drop(&mut self) {
+        let rest = std::mem::take(&mut self.rest);
+        let worth = std::mem::take(&mut self.worth);
+        for instance in rest.into_iter().chain(worth.into_iter().map(|(_, i)| i)) {
+            self.drop_instance(instance);
+        }
+    }
+}
+
+impl<A> Entry<A> {
     fn new(stream: StreamId) -> Self {
-        Slot {
+        Entry {
             stream,
-            inner: Mutex::new(SlotInner {
+            inner: Mutex::new(EntryState {
                 retired: false,
                 instance: None,
             }),
@@ -150,12 +202,12 @@ impl<A> Slot<A> {
 
     /// Locks the slot. Panics in domain code are caught inside the lock, so poisoning only
     /// follows a panicking store, which leaves the instance as it was: the data stays usable.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, SlotInner<A>> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, EntryState<A>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Retires the slot if nobody holds it.
-    fn try_retire(&self, crowded: bool, retired: &mut Retired<A>) -> bool {
+    fn try_retire(&self, crowded: bool, retired: &mut Retired<'_, A>) -> bool {
         let mut guard = match self.inner.try_lock() {
             Ok(g) => g,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
@@ -166,11 +218,9 @@ impl<A> Slot<A> {
     }
 
     /// Retires the slot, whose lock the caller holds.
-    fn retire(&self, guard: &mut SlotInner<A>, crowded: bool, retired: &mut Retired<A>) {
+    fn retire(&self, guard: &mut EntryState<A>, crowded: bool, retired: &mut Retired<'_, A>) {
         guard.retired = true;
-        if let Some(instance) = guard.instance.take() {
-            retired.offer(&self.stream, instance, crowded);
-        }
+        retired.offer(&self.stream, guard.instance.take(), crowded);
     }
 }
 
@@ -178,7 +228,7 @@ const NIL: u32 = u32::MAX;
 
 #[derive(Debug)]
 struct Node<A> {
-    slot: Option<Arc<Slot<A>>>,
+    slot: Option<Arc<Entry<A>>>,
     /// The stream's hash, which also chose the shard.
     hash: u64,
     /// Nanoseconds since the cache's epoch.
@@ -250,7 +300,7 @@ impl<A> Shard<A> {
         }
     }
 
-    fn slot(&self, i: u32) -> &Arc<Slot<A>> {
+    fn slot(&self, i: u32) -> &Arc<Entry<A>> {
         self.nodes[i as usize]
             .slot
             .as_ref()
@@ -268,7 +318,7 @@ impl<A> Shard<A> {
             .copied()
     }
 
-    fn insert(&mut self, slot: Arc<Slot<A>>, hash: u64, now: u64) {
+    fn insert(&mut self, slot: Arc<Entry<A>>, hash: u64, now: u64) {
         let node = Node {
             slot: Some(slot),
             hash,
@@ -293,7 +343,7 @@ impl<A> Shard<A> {
 
     /// Removes node `i` if its slot can be retired now, without waiting.
     /// `crowded`: evicted to make room (see [`Instance::worth_a_snapshot`]).
-    fn evict(&mut self, i: u32, crowded: bool, retired: &mut Retired<A>) -> bool {
+    fn evict(&mut self, i: u32, crowded: bool, retired: &mut Retired<'_, A>) -> bool {
         if !self.slot(i).try_retire(crowded, retired) {
             return false;
         }
@@ -302,7 +352,7 @@ impl<A> Shard<A> {
     }
 
     /// The node holding `slot` (found by its stream's `hash`).
-    fn find_slot(&self, hash: u64, slot: &Arc<Slot<A>>) -> Option<u32> {
+    fn find_slot(&self, hash: u64, slot: &Arc<Entry<A>>) -> Option<u32> {
         self.map
             .find(hash, |&i| {
                 self.nodes[i as usize]
@@ -325,7 +375,7 @@ impl<A> Shard<A> {
     }
 
     /// Evicts the least recently used slot that is not busy, looking at most `tries` slots.
-    fn evict_lru(&mut self, tries: usize, retired: &mut Retired<A>) -> bool {
+    fn evict_lru(&mut self, tries: usize, retired: &mut Retired<'_, A>) -> bool {
         let mut i = self.tail;
         for _ in 0..tries {
             if i == NIL {
@@ -341,7 +391,7 @@ impl<A> Shard<A> {
     }
 
     /// Evicts slots unused since `deadline`, oldest first, at most `limit` of them.
-    fn expire(&mut self, deadline: u64, limit: usize, retired: &mut Retired<A>) -> usize {
+    fn expire(&mut self, deadline: u64, limit: usize, retired: &mut Retired<'_, A>) -> usize {
         let mut evicted = 0;
         let mut i = self.tail;
         let mut looked = 0;
@@ -445,15 +495,6 @@ impl<A> Cache<A> {
         }
     }
 
-    /// An empty list for the instances a passivation hands back.
-    pub(crate) fn retired(&self) -> Retired<A> {
-        Retired {
-            min_tail: self.min_tail,
-            instances: Vec::new(),
-            dropped: Vec::new(),
-        }
-    }
-
     fn precise_now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
@@ -520,16 +561,30 @@ impl<A> Cache<A> {
     }
 
     /// The slot of `key`, inserted (evicting the least recently used slot of a full shard)
-    /// when the stream is not live. What the evictions drop past its snapshot goes to
-    /// `retired`.
-    pub(crate) fn get_or_insert(
+    /// when the stream is not live, and the instances that idle expiry and evictions retired.
+    pub(crate) fn get_or_insert<'c>(
+        &self,
+        key: &str,
+        make: MakeStream<'_>,
+        counters: &'c Counters,
+        command: bool,
+    ) -> (
+        Result<Arc<Entry<A>>, crate::InvalidStreamId>,
+        Retired<'c, A>,
+    ) {
+        let mut retired = Retired::new(counters, self.min_tail);
+        let slot = self.get_or_insert_in(key, make, counters, command, &mut retired);
+        (slot, retired)
+    }
+
+    fn get_or_insert_in(
         &self,
         key: &str,
         make: MakeStream<'_>,
         counters: &Counters,
         command: bool,
-        retired: &mut Retired<A>,
-    ) -> Result<Arc<Slot<A>>, crate::InvalidStreamId> {
+        retired: &mut Retired<'_, A>,
+    ) -> Result<Arc<Entry<A>>, crate::InvalidStreamId> {
         let now = self.now();
         let (hash, mut shard) = self.shard(key);
         shard.commands += u64::from(command);
@@ -558,25 +613,31 @@ impl<A> Cache<A> {
             }
             bump(&counters.passivations_lru);
         }
-        let slot = Arc::new(Slot::new(stream));
+        let slot = Arc::new(Entry::new(stream));
         shard.insert(slot.clone(), hash, now);
         Ok(slot)
     }
 
     /// Passivates one stream, waiting for a command running on it to finish.
-    pub(crate) fn passivate(&self, key: &str, retired: &mut Retired<A>) -> bool {
+    pub(crate) fn passivate<'c>(&self, key: &str, counters: &'c Counters) -> Retired<'c, A> {
+        let mut retired = Retired::new(counters, self.min_tail);
         let (hash, shard) = self.shard(key);
-        let Some(i) = shard.find(hash, key) else {
-            return false;
-        };
-        let slot = shard.slot(i).clone();
-        drop(shard);
-        self.passivate_slot(hash, &slot, retired)
+        if let Some(i) = shard.find(hash, key) {
+            let slot = shard.slot(i).clone();
+            drop(shard);
+            self.passivate_slot(hash, &slot, &mut retired);
+        }
+        retired
     }
 
     /// Passivates `slot` (of a stream whose hash is `hash`), waiting for its lock with no
     /// shard lock held. False if it was passivated meanwhile.
-    fn passivate_slot(&self, hash: u64, slot: &Arc<Slot<A>>, retired: &mut Retired<A>) -> bool {
+    fn passivate_slot(
+        &self,
+        hash: u64,
+        slot: &Arc<Entry<A>>,
+        retired: &mut Retired<'_, A>,
+    ) -> bool {
         let mut guard = slot.lock();
         if guard.retired {
             return false;
@@ -592,32 +653,29 @@ impl<A> Cache<A> {
     }
 
     /// Passivates every instance idle for longer than the idle timeout (and not busy).
-    pub(crate) fn passivate_idle(&self, retired: &mut Retired<A>) -> usize {
+    pub(crate) fn passivate_idle<'c>(&self, counters: &'c Counters) -> Retired<'c, A> {
+        let mut retired = Retired::new(counters, self.min_tail);
         if self.idle == u64::MAX {
-            return 0;
+            return retired;
         }
         let deadline = self.idle_deadline(self.precise_now());
-        self.shards
-            .iter()
-            .map(|s| {
-                let mut shard = s.0.lock().unwrap_or_else(|e| e.into_inner());
-                shard.expire(deadline, usize::MAX, retired)
-            })
-            .sum()
+        for s in self.shards.iter() {
+            let mut shard = s.0.lock().unwrap_or_else(|e| e.into_inner());
+            shard.expire(deadline, usize::MAX, &mut retired);
+        }
+        retired
     }
 
     /// Passivates every instance live when it is called, waiting for running commands.
-    pub(crate) fn passivate_all(&self, retired: &mut Retired<A>) -> usize {
-        let mut n = 0;
+    pub(crate) fn passivate_all<'c>(&self, counters: &'c Counters) -> Retired<'c, A> {
+        let mut retired = Retired::new(counters, self.min_tail);
         let mut busy = Vec::new();
         for s in self.shards.iter() {
             let mut shard = s.0.lock().unwrap_or_else(|e| e.into_inner());
             let mut i = shard.tail;
             while i != NIL {
                 let prev = shard.nodes[i as usize].prev;
-                if shard.evict(i, false, retired) {
-                    n += 1;
-                } else {
+                if !shard.evict(i, false, &mut retired) {
                     busy.push((shard.nodes[i as usize].hash, shard.slot(i).clone()));
                 }
                 i = prev;
@@ -625,9 +683,9 @@ impl<A> Cache<A> {
         }
         // The busy ones, waited for without a shard lock.
         for (hash, slot) in busy {
-            n += usize::from(self.passivate_slot(hash, &slot, retired));
+            self.passivate_slot(hash, &slot, &mut retired);
         }
-        n
+        retired
     }
 
     /// How many slots are live, and how many commands were routed.

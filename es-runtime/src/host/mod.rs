@@ -14,8 +14,8 @@
 //!    stands in for newer ones of another state version, damaged or undecodable, which are
 //!    skipped with a warning), then the events after it.
 //! 4. **Handle, append, apply.** [`Aggregate::handle_with`] decides the events, each put in
-//!    its envelope as it comes; they are appended with the instance's version as the expected
-//!    version (a single event through [`EventStore::append_one`]), then applied through
+//!    its id as it comes; they are appended with the instance's version as the expected
+//!    version, put in their envelopes where the store placed them, then applied through
 //!    [`Aggregate::apply_ref`]. A conflict (another
 //!    host or process wrote the stream) reads the new events, and the command is run again,
 //!    up to [`max_retries`](HostBuilder::max_retries) times.
@@ -65,36 +65,31 @@
 
 mod blocking;
 mod cache;
+mod command;
 mod error;
+mod load;
 mod metrics;
 mod options;
+mod shared;
 mod snapshots;
+mod sweeper;
 
-use std::borrow::Cow;
-use std::cell::Cell;
-use std::fmt::{self, Display, Write as _};
+use std::fmt::{self, Display};
 use std::future::Future;
-use std::ops::ControlFlow;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 pub use self::error::{ExecuteError, LoadError, Phase};
 pub use self::metrics::Metrics;
 pub use self::options::HostBuilder;
 
 use self::blocking::Pool;
-use self::cache::{Cache, Instance, Retired, SlotInner};
-use self::error::panic_message;
-use self::metrics::{Counters, bump};
-use self::options::HostOptions;
-use self::snapshots::SnapshotQueue;
-use crate::aggregate::{Aggregate, DomainEvent};
-use crate::codec;
-use crate::error::AppendError;
-use crate::event::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId};
+use self::metrics::bump;
+use self::shared::{Shared, with_key};
+use crate::aggregate::Aggregate;
+use crate::event::{Metadata, RecordedEvent, StreamId};
 use crate::snapshot::SnapshotPolicy;
-use crate::store::{EventStore, Snapshot};
+use crate::store::EventStore;
 
 /// Runs commands against the instances of aggregate `A`, stored in `S`.
 ///
@@ -201,21 +196,6 @@ pub type ExecuteResult<A> =
 type RunResult<A, R> =
     Result<(Executed<<A as Aggregate>::Event>, R), ExecuteError<<A as Aggregate>::Error>>;
 
-struct Shared<A: Aggregate, S: EventStore + 'static> {
-    // The background threads share these parts, never `Shared` itself, so the host is
-    // dropped (and its pending snapshots written) on the thread that drops the last `Host`.
-    store: Arc<S>,
-    cache: Arc<Cache<A>>,
-    counters: Arc<Counters>,
-    snapshots: Arc<SnapshotQueue>,
-    options: HostOptions,
-    policy: SnapshotPolicy,
-    writer: OnceLock<()>,
-    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-    pool: OnceLock<Pool>,
-    sweeper: Mutex<Option<std::thread::Thread>>,
-}
-
 impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
     /// A host over `store` with the default settings (see [`HostBuilder`]).
     pub fn new(store: S) -> Self {
@@ -229,55 +209,9 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
 
     fn from_builder(builder: HostBuilder<A, S>) -> Self {
         let HostBuilder { store, options, .. } = builder;
-        let policy = options.policy::<A>();
-        let shared = Arc::new(Shared {
-            store: Arc::new(store),
-            policy,
-            cache: Arc::new(Cache::new(
-                options.max_live,
-                options.shards,
-                options.idle_timeout,
-                passivation_tail(policy.every),
-            )),
-            options,
-            counters: Arc::default(),
-            snapshots: Arc::default(),
-            writer: OnceLock::new(),
-            writer_thread: Mutex::new(None),
-            pool: OnceLock::new(),
-            sweeper: Mutex::new(None),
-        });
-        if let Some(every) = shared.options.sweep_every() {
-            shared.cache.tick();
-            let sweeper = Sweeper {
-                cache: Arc::downgrade(&shared.cache),
-                counters: shared.counters.clone(),
-                policy,
-                queue: shared
-                    .options
-                    .background_snapshots
-                    .then(|| shared.snapshots.clone()),
-                store: Arc::downgrade(&shared.store),
-            };
-            match std::thread::Builder::new()
-                .name(format!("es-host-sweep-{}", A::NAME))
-                .spawn(move || sweeper.run(every))
-            {
-                Ok(handle) => {
-                    *shared.sweeper.lock().unwrap_or_else(|e| e.into_inner()) =
-                        Some(handle.thread().clone());
-                    // The sweeper queues the snapshots of the instances it passivates, but
-                    // cannot start the writer: start it now.
-                    if policy.every > 0 && shared.options.background_snapshots {
-                        shared.start_writer();
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not start the idle sweeper; idle instances are dropped on access only")
-                }
-            }
+        Host {
+            shared: Arc::new(Shared::new(store, options)),
         }
-        Host { shared }
     }
 
     /// The store the host writes to.
@@ -336,9 +270,9 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
     /// policy takes snapshots and the instance is far enough past its last one (see the
     /// [module documentation](crate::host)), so that reloading it replays at most a few events.
     pub fn passivate(&self, id: impl Display) -> bool {
-        let mut retired = self.shared.cache.retired();
-        let n = with_key::<A, _>(id, |key| self.shared.cache.passivate(key, &mut retired));
-        self.shared.snapshot_retired(retired);
+        let shared = &*self.shared;
+        let retired = with_key::<A, _>(id, |key| shared.cache.passivate(key, &shared.counters));
+        let n = shared.snapshots.retire(retired) > 0;
         if n {
             bump(&self.shared.counters.passivations_manual);
         }
@@ -353,13 +287,14 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
 
     /// Drops every instance, waiting for running commands. Returns how many were dropped.
     pub fn passivate_all(&self) -> usize {
-        let mut retired = self.shared.cache.retired();
-        let n = self.shared.cache.passivate_all(&mut retired);
-        self.shared.snapshot_retired(retired);
+        let shared = &*self.shared;
+        let n = shared
+            .snapshots
+            .retire(shared.cache.passivate_all(&shared.counters));
         self.shared
             .counters
             .passivations_manual
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(n as u64, Ordering::Relaxed);
         n
     }
 
@@ -367,10 +302,7 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
     /// it is writing. Useful before inspecting the store's snapshots, or before a shutdown
     /// that does not drop the host.
     pub fn flush_snapshots(&self) {
-        let shared = &*self.shared;
-        for (stream, snapshot) in shared.snapshots.drain() {
-            shared.write_now(&stream, snapshot);
-        }
+        self.shared.snapshots.flush();
     }
 }
 
@@ -463,726 +395,4 @@ where
             })
         }
     }
-}
-
-/// Formats `NAME-id` into a reused buffer: routing a command to a live instance allocates
-/// nothing.
-fn with_key<A: Aggregate, R>(id: impl Display, f: impl FnOnce(&str) -> R) -> R {
-    thread_local!(static KEY: Cell<String> = const { Cell::new(String::new()) });
-    let mut key = KEY.take();
-    key.clear();
-    key.push_str(A::NAME);
-    key.push('-');
-    // Writing to a String cannot fail.
-    let _ = write!(key, "{id}");
-    let r = f(&key);
-    if key.capacity() <= 1024 {
-        KEY.set(key);
-    }
-    r
-}
-
-fn stream_of<A: Aggregate>(key: &str) -> Result<StreamId, crate::InvalidStreamId> {
-    StreamId::new(A::NAME, key.get(A::NAME.len() + 1..).unwrap_or(""))
-}
-
-/// The idle sweeper's share of the host. It holds the cache and the store weakly, and never
-/// `Shared`, so that it never outlives the host's instances or its store for long.
-struct Sweeper<A, S> {
-    cache: Weak<Cache<A>>,
-    counters: Arc<Counters>,
-    policy: SnapshotPolicy,
-    /// Where the snapshots of passivated instances go with background snapshots (the writer
-    /// is started with the sweeper); without, they are written here.
-    queue: Option<Arc<SnapshotQueue>>,
-    store: Weak<S>,
-}
-
-impl<A: Aggregate, S: EventStore + 'static> Sweeper<A, S> {
-    fn run(self, every: Duration) {
-        loop {
-            std::thread::park_timeout(every);
-            let Some(cache) = self.cache.upgrade() else {
-                return;
-            };
-            // Domain code runs in a round (the states' `Serialize` and `Drop`, each caught on
-            // its own); should anything else panic, it costs the rest of that round, not the
-            // sweeper.
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.round(cache))) {
-                let message = panic_message(&*panic);
-                tracing::error!(message, "a round of the idle sweep panicked");
-            }
-        }
-    }
-
-    fn round(&self, cache: Arc<Cache<A>>) {
-        cache.tick();
-        let mut retired = cache.retired();
-        let n = cache.passivate_idle(&mut retired);
-        drop(cache);
-        self.counters
-            .passivations_idle
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        for (stream, snapshot) in retired_snapshots(&self.counters, &self.policy, retired) {
-            let (stream, snapshot) = match &self.queue {
-                Some(queue) => match queue.push(stream, snapshot) {
-                    Ok(()) => continue,
-                    Err(closed) => closed,
-                },
-                None => (stream, snapshot),
-            };
-            if let Some(store) = self.store.upgrade() {
-                write_snapshot(&*store, &self.counters, self.policy.keep, &stream, snapshot);
-            }
-        }
-    }
-}
-
-/// The snapshots of the instances a passivation handed back that are worth one, encoded; the
-/// instances are all dropped. No lock may be held: both run domain code.
-fn retired_snapshots<A: Aggregate>(
-    counters: &Counters,
-    policy: &SnapshotPolicy,
-    retired: Retired<A>,
-) -> Vec<(StreamId, Snapshot)> {
-    let Retired {
-        instances, dropped, ..
-    } = retired;
-    drop_instances(counters, dropped);
-    instances
-        .into_iter()
-        .filter_map(|(stream, instance)| {
-            let snapshot = encode_snapshot(counters, policy, &stream, &instance);
-            drop_instances(counters, [instance]);
-            Some((stream, snapshot?))
-        })
-        .collect()
-}
-
-/// Drops passivated instances, with no lock held: the state's `Drop` is domain code, and a
-/// panic in it costs nothing but a log line and a count.
-fn drop_instances<A>(counters: &Counters, instances: impl IntoIterator<Item = Instance<A>>) {
-    for instance in instances {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| drop(instance))) {
-            bump(&counters.panics);
-            let message = panic_message(&*panic);
-            tracing::error!(message, "dropping a passivated instance panicked");
-        }
-    }
-}
-
-/// How long the snapshot writer waits after a batch before taking the next.
-const WRITER_LINGER: Duration = Duration::from_millis(1);
-
-fn write_snapshots<S: EventStore>(
-    store: Arc<S>,
-    queue: Arc<SnapshotQueue>,
-    counters: Arc<Counters>,
-    keep: usize,
-) {
-    while let Some(batch) = queue.begin() {
-        for (stream, snapshot) in batch.iter() {
-            write_snapshot(&*store, &counters, keep, stream, snapshot.clone());
-        }
-        drop(batch);
-        queue.end();
-        // Let the next batch gather: a burst of snapshots (a sweep, evictions under churn)
-        // then wakes the writer once, not once per snapshot, and the commands queuing them
-        // skip the wake-up call.
-        std::thread::sleep(WRITER_LINGER);
-    }
-}
-
-/// Encodes the instance's state as a snapshot under `policy`.
-fn encode_snapshot<A: Aggregate>(
-    counters: &Counters,
-    policy: &SnapshotPolicy,
-    stream: &StreamId,
-    instance: &Instance<A>,
-) -> Option<Snapshot> {
-    // The state's `Serialize` is domain code, run here for commands, passivations (of other
-    // aggregates' commands too) and the idle sweeper: a panic in it costs the snapshot only.
-    match catch_unwind(AssertUnwindSafe(|| codec::encode(&instance.state))) {
-        Ok(Ok(payload)) => Some(Snapshot {
-            version: instance.version,
-            state_version: policy.state_version,
-            payload,
-        }),
-        Ok(Err(error)) => {
-            bump(&counters.snapshot_failures);
-            tracing::warn!(%stream, %error, "could not encode the state for a snapshot");
-            None
-        }
-        Err(panic) => {
-            bump(&counters.snapshot_failures);
-            let message = panic_message(&*panic);
-            tracing::warn!(%stream, message, "encoding the state for a snapshot panicked");
-            None
-        }
-    }
-}
-
-fn write_snapshot<S: EventStore>(
-    store: &S,
-    counters: &Counters,
-    keep: usize,
-    stream: &StreamId,
-    snapshot: Snapshot,
-) {
-    let version = snapshot.version;
-    match store.save_snapshot(stream, snapshot, keep) {
-        Ok(()) => bump(&counters.snapshots_written),
-        Err(error) => {
-            bump(&counters.snapshot_failures);
-            tracing::warn!(%stream, version, %error, "could not save a snapshot");
-        }
-    }
-}
-
-impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
-    fn passivate_idle(&self) -> usize {
-        let mut retired = self.cache.retired();
-        let n = self.cache.passivate_idle(&mut retired);
-        self.snapshot_retired(retired);
-        self.counters
-            .passivations_idle
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        n
-    }
-
-    fn execute<R>(
-        &self,
-        key: &str,
-        command: A::Command,
-        metadata: Metadata,
-        after: impl FnOnce(&A) -> R,
-    ) -> RunResult<A, R>
-    where
-        A::Command: Clone,
-    {
-        let span = tracing::info_span!("es.execute", stream = key);
-        let _entered = span.enter();
-        self.locked(key, true, |stream, slot| {
-            self.run(stream, slot, command, metadata, after)
-        })
-    }
-
-    /// Runs `f` on the live slot of `key` (inserted if absent), locked. `command` counts the
-    /// use as a command in the cache's statistics.
-    fn locked<R, E: From<crate::InvalidStreamId>>(
-        &self,
-        key: &str,
-        command: bool,
-        f: impl FnOnce(&StreamId, &mut SlotInner<A>) -> Result<R, E>,
-    ) -> Result<R, E> {
-        loop {
-            let mut retired = self.cache.retired();
-            let slot = self.cache.get_or_insert(
-                key,
-                &mut || stream_of::<A>(key),
-                &self.counters,
-                command,
-                &mut retired,
-            );
-            self.snapshot_retired(retired);
-            let slot = slot?;
-            let mut guard = slot.lock();
-            if guard.retired {
-                // Passivated between the lookup and the lock: look it up again.
-                continue;
-            }
-            return f(&slot.stream, &mut guard);
-        }
-    }
-
-    /// The instance, loaded if the slot is empty.
-    fn loaded<'g>(
-        &self,
-        stream: &StreamId,
-        slot: &'g mut SlotInner<A>,
-    ) -> Result<&'g mut Instance<A>, LoadError> {
-        if slot.instance.is_none() {
-            slot.instance = Some(self.load(stream)?);
-        }
-        Ok(slot.instance.as_mut().expect("just loaded"))
-    }
-
-    fn run<R>(
-        &self,
-        stream: &StreamId,
-        slot: &mut SlotInner<A>,
-        command: A::Command,
-        metadata: Metadata,
-        after: impl FnOnce(&A) -> R,
-    ) -> RunResult<A, R>
-    where
-        A::Command: Clone,
-    {
-        let max_attempts = self.options.max_retries.saturating_add(1);
-        let mut command = Some(command);
-        let mut metadata = Some(metadata);
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let instance = self.loaded(stream, slot)?;
-            // Keep the command for a retry, except on the last attempt.
-            let cmd = if attempts >= max_attempts {
-                command.take()
-            } else {
-                command.clone()
-            }
-            .expect("the command is kept until the last attempt");
-
-            // The handler's events go straight into their envelopes, complete but for their
-            // ids (below) and where the store puts them (after the append).
-            let mut recorded: Vec<RecordedEvent<A::Event>> = Vec::new();
-            let caller = metadata
-                .as_ref()
-                .expect("the metadata is kept until it is stored");
-            let handled = catch_unwind(AssertUnwindSafe(|| {
-                instance.state.handle_with(cmd, &mut |event| {
-                    if recorded.capacity() == 0 {
-                        // Most commands cause one event: no room for more until needed.
-                        recorded.reserve_exact(1);
-                    }
-                    recorded.push(RecordedEvent {
-                        stream: stream.clone(),
-                        version: 0,
-                        position: 0,
-                        event_type: Cow::Borrowed(event.event_type()),
-                        event_id: uuid::Uuid::nil(),
-                        timestamp: Default::default(),
-                        metadata: if caller.is_empty() {
-                            Metadata::default()
-                        } else {
-                            caller.clone()
-                        },
-                        payload: event,
-                    });
-                })
-            }));
-            let handled = match handled {
-                Ok(handled) => handled,
-                Err(panic) => {
-                    slot.instance = None;
-                    return Err(self.panicked(stream, Phase::Handle, &*panic));
-                }
-            };
-            let before = instance.version;
-            // An append proves the instance was current; a refusal or an empty result proves
-            // nothing, so check the stream did not move under it (another writer) before
-            // answering. Alone on a stream, this costs one version read per refusal.
-            let decided_without_append = handled.is_err() || recorded.is_empty();
-            if decided_without_append && attempts < max_attempts {
-                let current =
-                    self.store
-                        .stream_version(stream)
-                        .map_err(|source| LoadError::Read {
-                            stream: stream.to_string(),
-                            source,
-                        })?;
-                if current != before {
-                    bump(&self.counters.retries);
-                    if let Err(e) = self.catch_up(stream, instance) {
-                        slot.instance = None;
-                        return Err(e.into());
-                    }
-                    continue;
-                }
-            }
-            handled.map_err(ExecuteError::Rejected)?;
-            if recorded.is_empty() {
-                let r = after(&instance.state);
-                return Ok((
-                    Executed {
-                        stream: stream.clone(),
-                        version: before,
-                        events: recorded,
-                    },
-                    r,
-                ));
-            }
-
-            // The caller's metadata goes to the store with the last event (moved, not
-            // copied); a retry takes it back from the recorded events. A single event is
-            // appended without a batch.
-            let n = recorded.len();
-            let mut batch = Vec::with_capacity(if n == 1 { 0 } else { n });
-            let mut single = None;
-            let mut bytes = 0;
-            // An event's `Serialize` is domain code too: a panic there fails the command.
-            let encoded = catch_unwind(AssertUnwindSafe(|| {
-                for (i, r) in recorded.iter_mut().enumerate() {
-                    let meta = if i + 1 < n {
-                        r.metadata.clone()
-                    } else {
-                        metadata
-                            .take()
-                            .expect("the metadata is kept until it is stored")
-                    };
-                    let new = NewEvent::from_event(&r.payload, meta)?;
-                    r.event_id = new.event_id;
-                    bytes += new.payload.len();
-                    if n == 1 {
-                        single = Some(new);
-                    } else {
-                        batch.push(new);
-                    }
-                }
-                Ok(())
-            }));
-            match encoded {
-                Ok(Ok(())) => {}
-                Ok(Err(source)) => {
-                    return Err(ExecuteError::Encode {
-                        stream: stream.to_string(),
-                        source,
-                    });
-                }
-                Err(panic) => {
-                    slot.instance = None;
-                    return Err(self.panicked(stream, Phase::Encode, &*panic));
-                }
-            }
-
-            let expected = ExpectedVersion::Exact(before);
-            let appended = match single {
-                Some(new) => self.store.append_one(stream, expected, new),
-                None => self.store.append(stream, expected, batch),
-            };
-            let written = match appended {
-                Ok(written) => written,
-                Err(AppendError::WrongExpectedVersion { actual, .. }) => {
-                    bump(&self.counters.conflicts);
-                    tracing::debug!(expected = before, actual, attempts, "version conflict");
-                    if attempts >= max_attempts {
-                        // The instance is known to be behind: the next command reloads it.
-                        slot.instance = None;
-                        return Err(ExecuteError::Conflict {
-                            stream: stream.to_string(),
-                            attempts,
-                        });
-                    }
-                    bump(&self.counters.retries);
-                    if attempts > 1 {
-                        // Losing twice in a row: let the other writer finish its burst.
-                        std::thread::yield_now();
-                    }
-                    metadata = recorded.pop().map(|r| r.metadata);
-                    if let Err(e) = self.catch_up(stream, instance) {
-                        slot.instance = None;
-                        return Err(e.into());
-                    }
-                    continue;
-                }
-                Err(e) => return Err(ExecuteError::Append(e)),
-            };
-
-            // Stored: now the instance must reflect every event, or be dropped.
-            let applied = catch_unwind(AssertUnwindSafe(|| {
-                for (i, r) in recorded.iter_mut().enumerate() {
-                    let i = i as u64;
-                    r.version = written.first_version + i;
-                    r.position = written.first_position + i;
-                    r.timestamp = written.timestamp;
-                    instance.state.apply_ref(&r.payload);
-                }
-            }));
-            if let Err(panic) = applied {
-                slot.instance = None;
-                return Err(self.panicked(stream, Phase::Apply, &*panic));
-            }
-            instance.version = written.stream_version();
-            instance.grew(bytes);
-            if self.policy.is_due(before, instance.version) {
-                self.snapshot(stream, instance);
-            }
-            let r = after(&instance.state);
-            return Ok((
-                Executed {
-                    stream: stream.clone(),
-                    version: instance.version,
-                    events: recorded,
-                },
-                r,
-            ));
-        }
-    }
-
-    fn panicked<E>(
-        &self,
-        stream: &StreamId,
-        phase: Phase,
-        panic: &(dyn std::any::Any + Send),
-    ) -> ExecuteError<E> {
-        bump(&self.counters.panics);
-        let message = panic_message(panic);
-        tracing::error!(%stream, %phase, message, "domain code panicked; the instance was dropped");
-        ExecuteError::Panicked {
-            stream: stream.to_string(),
-            phase,
-            message,
-        }
-    }
-
-    /// Rehydrates an instance: the newest snapshot of the policy's state version that decodes,
-    /// then the tail of the stream.
-    fn load(&self, stream: &StreamId) -> Result<Instance<A>, LoadError> {
-        bump(&self.counters.rehydrations);
-        let mut instance = match catch_unwind(A::default) {
-            Ok(state) => Instance::new(state, 0, 0),
-            Err(panic) => {
-                bump(&self.counters.panics);
-                return Err(LoadError::Panicked {
-                    stream: stream.to_string(),
-                    version: 0,
-                    message: panic_message(&*panic),
-                });
-            }
-        };
-        // The newest usable snapshot: older ones stand in for newer ones of another state
-        // version, or that do not decode or cannot be read. One still waiting for the writer
-        // (this host's state version) counts, unless a late one (from a passivation racing a
-        // reload) was queued after a newer one was written.
-        let mut pending = self.snapshots.pending(stream);
-        let mut candidate = self.store.load_snapshot(stream);
-        let mut below = u64::MAX;
-        let mut fell_back = false;
-        loop {
-            // The pending snapshot goes first when it is the newest of the two.
-            if let Some(p) = pending.take_if(|p| {
-                p.version < below
-                    && !matches!(&candidate, Ok(Some(stored)) if stored.version > p.version)
-            }) {
-                candidate = Ok(Some(p));
-            }
-            let snapshot = match candidate {
-                Ok(Some(snapshot)) if snapshot.version < below => snapshot,
-                Ok(Some(snapshot)) => {
-                    // A store must answer below the version asked for.
-                    tracing::warn!(%stream, version = snapshot.version, below, "the store returned a snapshot out of order; replaying from an older one");
-                    break;
-                }
-                Ok(None) => break,
-                Err(error) if !fell_back => {
-                    bump(&self.counters.snapshots_corrupt);
-                    tracing::warn!(%stream, %error, "could not read the latest snapshot");
-                    // The store skips the damaged ones when asked for older snapshots.
-                    fell_back = true;
-                    candidate = self.store.load_snapshot_before(stream, below);
-                    continue;
-                }
-                Err(error) => {
-                    // The store failed again (it was counted above, or it is not a damaged
-                    // snapshot but the store): replay from what was found so far.
-                    tracing::warn!(%stream, %error, "could not read the older snapshots");
-                    break;
-                }
-            };
-            if self.policy.accepts(&snapshot) {
-                // The state's `Deserialize` may panic: that snapshot is then as good as
-                // undecodable.
-                let decoded = catch_unwind(|| codec::decode::<A>(&snapshot.payload))
-                    .unwrap_or_else(|panic| {
-                        Err(format!("decoding panicked: {}", panic_message(&*panic)))
-                    });
-                match decoded {
-                    Ok(state) => {
-                        bump(&self.counters.snapshot_hits);
-                        instance = Instance::new(state, snapshot.version, snapshot.payload.len());
-                        break;
-                    }
-                    Err(reason) => {
-                        bump(&self.counters.snapshots_corrupt);
-                        tracing::warn!(
-                            %stream,
-                            version = snapshot.version,
-                            reason,
-                            "ignoring a snapshot that does not decode"
-                        );
-                    }
-                }
-            } else {
-                bump(&self.counters.snapshots_outdated);
-                tracing::debug!(
-                    %stream,
-                    version = snapshot.version,
-                    found = snapshot.state_version,
-                    expected = self.policy.state_version,
-                    "ignoring a snapshot of another state version"
-                );
-            }
-            below = snapshot.version;
-            fell_back = true;
-            candidate = self.store.load_snapshot_before(stream, below);
-        }
-        let replayed = self.catch_up(stream, &mut instance)?;
-        self.counters
-            .replayed_events
-            .fetch_add(replayed, std::sync::atomic::Ordering::Relaxed);
-        tracing::debug!(%stream, version = instance.version, replayed, "rehydrated");
-        if self.policy.is_due_after_replay(replayed) {
-            self.snapshot(stream, &mut instance);
-        }
-        Ok(instance)
-    }
-
-    /// Applies the events after the instance's version. Returns how many there were. On error
-    /// the instance is part-way and must be dropped.
-    fn catch_up(&self, stream: &StreamId, instance: &mut Instance<A>) -> Result<u64, LoadError> {
-        let mut failed = None;
-        let mut replayed = 0;
-        self.store
-            .read_stream_with(stream, instance.version + 1, &mut |e| {
-                // Decoding runs the event's `Deserialize`, domain code that may panic too.
-                let applied = catch_unwind(AssertUnwindSafe(|| {
-                    e.decode::<A::Event>()
-                        .map(|event| instance.state.apply(event))
-                }));
-                match applied {
-                    Ok(Ok(())) => {}
-                    Ok(Err(err)) => {
-                        failed = Some(LoadError::Decode(err));
-                        return ControlFlow::Break(());
-                    }
-                    Err(panic) => {
-                        failed = Some(LoadError::Panicked {
-                            stream: stream.to_string(),
-                            version: e.version,
-                            message: panic_message(&*panic),
-                        });
-                        return ControlFlow::Break(());
-                    }
-                }
-                instance.version = e.version;
-                instance.grew(e.payload.len());
-                replayed += 1;
-                ControlFlow::Continue(())
-            })
-            .map_err(|source| LoadError::Read {
-                stream: stream.to_string(),
-                source,
-            })?;
-        match failed {
-            Some(e) => {
-                if matches!(e, LoadError::Panicked { .. }) {
-                    bump(&self.counters.panics);
-                }
-                tracing::error!(%stream, error = %e, "could not load the instance");
-                Err(e)
-            }
-            None => Ok(replayed),
-        }
-    }
-
-    /// Snapshots the instances a passivation handed back that are worth it (none unless the
-    /// policy takes snapshots) and drops them all, now that no lock is held.
-    fn snapshot_retired(&self, retired: Retired<A>) {
-        for (stream, snapshot) in retired_snapshots(&self.counters, &self.policy, retired) {
-            self.save(stream, snapshot);
-        }
-    }
-
-    /// Encodes the instance's state and has it saved: queued for the writer, or written now
-    /// without background snapshots.
-    fn snapshot(&self, stream: &StreamId, instance: &mut Instance<A>) {
-        let Some(snapshot) = encode_snapshot(&self.counters, &self.policy, stream, instance) else {
-            return;
-        };
-        instance.snapshot_taken(snapshot.payload.len());
-        self.save(stream.clone(), snapshot);
-    }
-
-    /// Queues a snapshot for the writer, or writes it now without background snapshots.
-    fn save(&self, stream: StreamId, snapshot: Snapshot) {
-        let (stream, snapshot) = if self.options.background_snapshots {
-            match self.snapshots.push(stream, snapshot) {
-                Ok(()) => {
-                    self.start_writer();
-                    return;
-                }
-                // The host is being dropped: nothing will write the queue any more.
-                Err(closed) => closed,
-            }
-        } else {
-            (stream, snapshot)
-        };
-        self.write_now(&stream, snapshot);
-    }
-
-    /// Writes a snapshot to the store now, on this thread.
-    fn write_now(&self, stream: &StreamId, snapshot: Snapshot) {
-        write_snapshot(
-            &*self.store,
-            &self.counters,
-            self.policy.keep,
-            stream,
-            snapshot,
-        );
-    }
-
-    /// Starts the background snapshot writer, once.
-    fn start_writer(&self) {
-        self.writer.get_or_init(|| {
-            let (store, queue, counters) = (
-                self.store.clone(),
-                self.snapshots.clone(),
-                self.counters.clone(),
-            );
-            let keep = self.policy.keep;
-            let started = std::thread::Builder::new()
-                .name(format!("es-host-snapshots-{}", A::NAME))
-                .spawn(move || write_snapshots(store, queue, counters, keep));
-            match started {
-                Ok(handle) => {
-                    *self.writer_thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-                }
-                Err(error) => tracing::warn!(
-                    %error,
-                    "could not start the snapshot writer; snapshots are written when flushed"
-                ),
-            }
-        });
-    }
-}
-
-impl<A: Aggregate, S: EventStore + 'static> Drop for Shared<A, S> {
-    fn drop(&mut self) {
-        for (stream, snapshot) in self.snapshots.close() {
-            self.write_now(&stream, snapshot);
-        }
-        // The writer finishes the batch it took, if any, and stops.
-        let writer = self
-            .writer_thread
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(writer) = writer {
-            let _ = writer.join();
-        }
-        if let Some(sweeper) = self
-            .sweeper
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            sweeper.unpark();
-        }
-    }
-}
-
-// `Shared` is only reached through `Host`, whose `Debug` shows what matters.
-impl<A: Aggregate, S: EventStore + 'static> fmt::Debug for Shared<A, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared").finish_non_exhaustive()
-    }
-}
-
-/// How far past its last snapshot an instance must be for its passivation to take one: a
-/// tenth of the snapshot interval (at least one event; 0 when the host takes no snapshots).
-/// Shorter tails replay in well under a microsecond per event; snapshotting every evicted
-/// one-event instance would cost a store write per eviction. (An instance whose tail holds
-/// more bytes than its snapshot is snapshotted sooner: see `Instance::worth_a_snapshot`.)
-fn passivation_tail(every: u64) -> u64 {
-    if every == 0 { 0 } else { (every / 10).max(1) }
 }

@@ -1,4 +1,4 @@
-//! A bank account written by hand against the `Aggregate` trait, shared by the host tests.
+//! A bank account written by hand against the `Aggregate` trait, shared by the integration tests.
 #![allow(dead_code, unreachable_pub)]
 
 use std::cell::Cell;

@@ -25,6 +25,11 @@ const EVENT_MIN: usize = EVENT_FIXED + 5;
 /// crc (4) + state version (4).
 const SNAPSHOT_HEADER: usize = 8;
 
+/// The stream index holds the position of every `BLOCK`-th event of a stream (versions
+/// `BLOCK`, `2 * BLOCK`, ...); the events in between are found through the back pointers
+/// of the log records. See `docs/STORAGE.md` for why.
+pub(super) const BLOCK: u64 = 32;
+
 /// `stream \0 version(BE)`: the key of a stream-index entry or a snapshot.
 pub(super) fn stream_key(buf: &mut Vec<u8>, stream: &str, version: u64) {
     buf.clear();

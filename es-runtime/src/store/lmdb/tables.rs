@@ -10,21 +10,22 @@
 use std::fmt;
 use std::io;
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use heed::RwTxn;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use super::{BytesDb, Fail, Inner, LmdbStore, LogForward, read_failed, record};
+use super::fail::{Fail, read_failed};
+use super::{BytesDb, Inner, LmdbStore};
 use crate::DomainEvent;
 use crate::error::{ReadError, WriteError};
 use crate::event::Timestamp;
-use crate::projection::{Envelope, Progress, ProjectionError, reads, wait_for_commits};
+use crate::read::{Envelope, reads};
+use crate::runner::sealed::Sealed;
+use crate::runner::{Advanced, Chunk, Feed, ProjectionError, Runner};
 use crate::store::EventStore;
-use crate::subscription::Until;
+use crate::watch::HeadWatch;
 
 /// The longest projection name, in bytes.
 const MAX_NAME: usize = 200;
@@ -39,7 +40,7 @@ const MAX_KEY: usize = 511;
 ///
 /// ```
 /// use es_runtime::LmdbStore;
-/// use es_runtime::projection::Envelope;
+/// use es_runtime::read::Envelope;
 /// use es_runtime::store::lmdb::{Table, TableProjection, TableRunner};
 /// # use es_runtime::DomainEvent;
 /// # use serde::{Deserialize, Serialize};
@@ -264,6 +265,7 @@ impl<'a> Table<'a> {
                     String::from_utf8_lossy(key),
                     String::from_utf8_lossy(&self.key[..self.prefix - 1]),
                 );
+                let reason = reason.to_string();
                 self.failure.get_or_insert(Fail::Corrupt { what, reason });
                 None
             }
@@ -318,25 +320,20 @@ impl fmt::Debug for TableView<'_> {
 impl<'a> TableView<'a> {
     /// The last position the table reflects (0: none).
     pub fn checkpoint(&self) -> Result<u64, ReadError> {
-        match self
-            .inner
-            .checkpoints
-            .get(self.txn, self.name.as_bytes())
-            .map_err(read_failed)?
-        {
-            None => Ok(0),
-            Some(v) => record::read_position(v).ok_or_else(|| ReadError::Corrupt {
-                what: format!("checkpoint of projection {:?}", self.name),
-                reason: format!("{} bytes instead of 8", v.len()),
-            }),
-        }
+        self.inner
+            .checkpoint_in(self.txn, self.name.as_bytes())
+            .map(Option::unwrap_or_default)
+            .map_err(Fail::into_read_error)
     }
 
     /// The value stored under `key`.
     pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<&'a [u8]>, ReadError> {
         let mut full = self.prefix.clone();
         full.extend_from_slice(key.as_ref());
-        self.inner.tables.get(self.txn, &full).map_err(read_failed)
+        self.inner
+            .table_db()
+            .get(self.txn, &full)
+            .map_err(read_failed)
     }
 
     /// The value stored under `key`, decoded.
@@ -353,14 +350,14 @@ impl<'a> TableView<'a> {
         }
     }
 
-    fn bad_value(&self, key: &[u8], reason: String) -> ReadError {
+    fn bad_value(&self, key: &[u8], reason: crate::error::CodecError) -> ReadError {
         ReadError::Corrupt {
             what: format!(
                 "the value of key {:?} in table {:?}",
                 String::from_utf8_lossy(key),
                 self.name
             ),
-            reason,
+            reason: reason.to_string(),
         }
     }
 
@@ -368,7 +365,7 @@ impl<'a> TableView<'a> {
     pub fn iter(&self) -> Result<Entries<'a>, ReadError> {
         let entries = self
             .inner
-            .tables
+            .table_db()
             .prefix_iter(self.txn, &self.prefix)
             .map_err(read_failed)?;
         Ok(Entries {
@@ -477,199 +474,100 @@ struct Pending<E> {
     event: E,
 }
 
-/// What one transaction did.
-struct Chunk<E: std::error::Error + 'static> {
-    /// The checkpoint before the chunk.
-    start: u64,
-    /// The checkpoint after the chunk.
-    last: u64,
-    applied: u64,
-    /// Whether the chunk stopped at its size limit (more events may follow).
-    full: bool,
-    failure: Option<ProjectionError<E>>,
-}
-
 /// Feeds a [`TableProjection`] from an [`LmdbStore`], one write transaction per chunk of
-/// events holding the table's updates and the checkpoint: exactly once.
+/// events holding the table's updates and the checkpoint: exactly once. A [`Runner`] over a
+/// [`TableFeed`]; its API (`catch_up`, `run_until`, `follow`, `rebuild`, `checkpoint_every`,
+/// `progress_every`) is the [`Runner`]'s.
 ///
 /// `S` is anything that lends the store: `&LmdbStore`, `Arc<LmdbStore>`, `LmdbStore`.
+pub type TableRunner<S, P> = Runner<TableFeed<S, P>>;
+
+/// A [`TableProjection`] with the store that holds its table and checkpoint: what a
+/// [`TableRunner`] runs.
 #[derive(Debug)]
-pub struct TableRunner<S, P> {
+pub struct TableFeed<S, P> {
     store: S,
     projection: P,
-    chunk: u64,
-    progress_every: u64,
 }
 
 impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
-    /// A runner feeding `projection` from `store`.
+    /// A runner feeding `projection` from `store`, 1000 log positions per transaction unless
+    /// told otherwise.
     pub fn new(store: S, projection: P) -> Self {
-        TableRunner {
-            store,
-            projection,
-            chunk: 1000,
-            progress_every: 10_000,
-        }
+        Runner::with_feed(TableFeed { store, projection }, 1000)
     }
 
-    /// Log positions per transaction (default 1000). Larger chunks amortize the commit;
-    /// appends wait while a chunk is applied.
-    pub fn chunk_size(mut self, positions: u64) -> Self {
-        self.chunk = positions.max(1);
-        self
-    }
-
-    /// Reports progress every `n` positions (default 10,000) besides at the end.
-    pub fn progress_every(mut self, n: u64) -> Self {
-        self.progress_every = n.max(1);
-        self
+    /// Log positions per transaction: the former name of
+    /// [`checkpoint_every`](Runner::checkpoint_every).
+    #[deprecated(note = "use `checkpoint_every`, the same knob under the name both runners share")]
+    pub fn chunk_size(self, positions: u64) -> Self {
+        self.checkpoint_every(positions)
     }
 
     /// The projection.
     pub fn projection(&self) -> &P {
-        &self.projection
+        &self.feed.projection
     }
 
     /// The store.
     pub fn store(&self) -> &LmdbStore {
-        self.store.as_ref()
+        self.feed.store.as_ref()
     }
 
     /// Reads the projection's table; see [`LmdbStore::read_table`].
     pub fn read<R>(&self, read: impl FnOnce(&TableView<'_>) -> R) -> Result<R, ReadError> {
-        self.store().read_table(self.projection.name(), read)
+        self.store().read_table(self.feed.projection.name(), read)
     }
+}
 
-    /// The last position applied, as stored (0: none).
-    pub fn checkpoint(&self) -> Result<u64, ReadError> {
+impl<S, P> Sealed for TableFeed<S, P> {}
+
+impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
+    type Error = P::Error;
+
+    fn checkpoint(&self) -> Result<u64, ReadError> {
         Ok(self
-            .store()
+            .store
+            .as_ref()
             .load_checkpoint(self.projection.name())?
             .unwrap_or(0))
     }
 
-    /// Applies every event committed so far after the checkpoint; returns the events applied.
-    pub fn catch_up(&mut self) -> Result<u64, ProjectionError<P::Error>> {
-        self.run(None, &mut |_| {})
+    fn head(&self) -> Result<u64, ReadError> {
+        self.store.as_ref().head_position()
     }
 
-    /// Applies events after the checkpoint up to a bound (a position, a time, or a number of
-    /// applied events); returns the events applied.
-    pub fn run_until(&mut self, until: Until) -> Result<u64, ProjectionError<P::Error>> {
-        self.run(Some(until), &mut |_| {})
+    fn head_watch(&self) -> Option<&HeadWatch> {
+        self.store.as_ref().head_watch()
     }
 
-    /// Catches up, then waits for new commits and applies them until `stop` is set (checked
-    /// at least every `tick`). Returns the events applied.
-    pub fn follow(
-        &mut self,
-        stop: &AtomicBool,
-        tick: Duration,
-    ) -> Result<u64, ProjectionError<P::Error>> {
-        let mut applied = 0;
-        loop {
-            applied += self.catch_up()?;
-            if stop.load(Ordering::Acquire) {
-                return Ok(applied);
-            }
-            wait_for_commits(self.store(), self.checkpoint()?, tick);
-        }
-    }
-
-    /// Empties the table and resets the checkpoint in one transaction, then replays all
-    /// history, calling `progress` as it goes. Returns the events applied. A crash during the
-    /// rebuild leaves a table that matches its checkpoint; running again continues.
-    pub fn rebuild(
-        &mut self,
-        mut progress: impl FnMut(Progress),
-    ) -> Result<u64, ProjectionError<P::Error>> {
+    /// Empties the table and resets the checkpoint in one transaction. A crash during the
+    /// rebuild that follows leaves a table that matches its checkpoint; running again
+    /// continues.
+    fn reset(&mut self) -> Result<(), ProjectionError<P::Error>> {
         let name = self.name()?;
         let inner = &self.store.as_ref().inner;
         let prefix = table_prefix(&name);
         let what = || format!("the reset of projection {name:?}");
         inner.write(&what, |txn| {
             let mut keys = Vec::new();
-            for entry in inner.tables.prefix_iter(txn, &prefix)? {
+            for entry in inner.table_db().prefix_iter(txn, &prefix)? {
                 keys.push(entry?.0.to_vec());
             }
             for key in keys {
-                inner.tables.delete(txn, &key)?;
+                inner.table_db().delete(txn, &key)?;
             }
-            inner.checkpoints.delete(txn, name.as_bytes())?;
+            inner.delete_checkpoint(txn, name.as_bytes())?;
             Ok(())
         })?;
-        self.run(None, &mut progress)
-    }
-
-    fn name(&self) -> Result<String, ProjectionError<P::Error>> {
-        let name = self.projection.name();
-        check_name(name).map_err(|reason| {
-            ProjectionError::Checkpoint(WriteError::Storage {
-                what: format!("the checkpoint of projection {name:?}"),
-                source: Box::new(invalid_input(reason)),
-            })
-        })?;
-        Ok(name.to_owned())
-    }
-
-    fn run(
-        &mut self,
-        until: Option<Until>,
-        progress: &mut dyn FnMut(Progress),
-    ) -> Result<u64, ProjectionError<P::Error>> {
-        let name = self.name()?;
-        let started = Instant::now();
-        let store = self.store.as_ref();
-        let head = store.head_position()?;
-        let mut applied = 0u64;
-        // The checkpoint as each chunk's transaction found and left it.
-        let mut last = None;
-        loop {
-            if let Some(Until::Count(n)) = until
-                && applied >= n
-            {
-                break;
-            }
-            let chunk = self.chunk(&name, head, until, applied)?;
-            applied += chunk.applied;
-            last = Some(chunk.last);
-            if chunk.last / self.progress_every > chunk.start / self.progress_every {
-                progress(Progress {
-                    position: chunk.last,
-                    head,
-                    applied,
-                    elapsed: started.elapsed(),
-                });
-            }
-            if let Some(failure) = chunk.failure {
-                return Err(failure);
-            }
-            if !chunk.full {
-                break;
-            }
-        }
-        let last = match last {
-            Some(last) => last,
-            None => self.checkpoint()?,
-        };
-        progress(Progress {
-            position: last,
-            head,
-            applied,
-            elapsed: started.elapsed(),
-        });
-        Ok(applied)
+        Ok(())
     }
 
     /// Applies one chunk in one transaction. When the projection refuses an event, the
     /// transaction is rolled back and the events before it are applied again and committed.
-    fn chunk(
-        &self,
-        name: &str,
-        head: u64,
-        until: Option<Until>,
-        applied_before: u64,
-    ) -> Result<Chunk<P::Error>, ProjectionError<P::Error>> {
+    fn advance(&mut self, chunk: &Chunk) -> Result<Advanced, ProjectionError<P::Error>> {
+        let name = self.name()?;
+        let name = name.as_str();
         let inner = &self.store.as_ref().inner;
         let what = || format!("the table and checkpoint of projection {name:?}");
         let categories = self.projection.categories();
@@ -680,39 +578,28 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
             let mut refusal = None;
             let outcome = inner.transact(&what, |txn| {
                 refusal = None;
-                let start = match inner.checkpoints.get(txn, name.as_bytes())? {
-                    None => 0,
-                    Some(v) => record::read_position(v).ok_or_else(|| Fail::Corrupt {
-                        what: format!("the checkpoint of projection {name:?}"),
-                        reason: format!("{} bytes instead of 8", v.len()),
-                    })?,
-                };
-                let end = start.saturating_add(self.chunk);
-                let mut last = start;
-                let mut full = false;
+                let from = inner.checkpoint_in(txn, name.as_bytes())?.unwrap_or(0);
+                let end = chunk.end(from);
+                let mut last = from;
+                let mut more = false;
                 let mut failure = None;
                 let mut pending: Vec<Pending<P::Event>> = Vec::new();
                 // One record past the chunk is read, when there is one and it may be applied,
                 // to learn whether there is more.
-                let upto = match until {
-                    Some(_) => end.saturating_add(1),
-                    None => end.saturating_add(1).min(head),
-                }
-                .min(limit.unwrap_or(u64::MAX));
-                for item in LogForward::new(inner.log, txn, start.saturating_add(1), upto)? {
+                let upto = chunk.read_limit(end).min(limit.unwrap_or(u64::MAX));
+                for item in inner.log_forward(txn, from.saturating_add(1), upto)? {
                     let (position, e) = item?;
                     let e = e.map_err(|reason| Fail::Corrupt {
                         what: format!("at position {position}"),
                         reason,
                     })?;
-                    let counted = applied_before + pending.len() as u64;
-                    let past_end = until.map_or(position > head, |u| u.reached(&e, counted))
+                    let past_end = chunk.is_past_run(&e, pending.len() as u64)
                         || limit.is_some_and(|l| position > l);
                     if past_end {
                         break;
                     }
                     if position > end {
-                        full = true;
+                        more = true;
                         break;
                     }
                     if reads::<P::Event>(categories, &e) {
@@ -743,7 +630,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
                 }
                 let mut writer = Writer {
                     txn,
-                    db: inner.tables,
+                    db: inner.table_db(),
                 };
                 let mut table = Table::new(&mut writer, name);
                 for p in &pending {
@@ -776,29 +663,23 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
                     }
                 }
                 drop(table);
-                if last != start {
-                    inner
-                        .checkpoints
-                        .put(txn, name.as_bytes(), &last.to_be_bytes())?;
+                if last != from {
+                    inner.put_checkpoint(txn, name.as_bytes(), last)?;
                 }
-                Ok((
-                    ControlFlow::Continue(Chunk {
-                        start,
-                        last,
-                        applied: pending.len() as u64,
-                        full,
-                        failure,
-                    }),
-                    last != start,
-                ))
+                let done = Advanced {
+                    from,
+                    to: last,
+                    applied: pending.len() as u64,
+                    more,
+                };
+                Ok((ControlFlow::Continue((done, failure)), last != from))
             })?;
             match outcome {
-                ControlFlow::Continue(mut chunk) => {
-                    if refused.is_some() {
-                        chunk.full = false;
-                        chunk.failure = refused;
-                    }
-                    return Ok(chunk);
+                ControlFlow::Continue((done, failure)) => {
+                    return match refused.or(failure) {
+                        Some(error) => Err(error),
+                        None => Ok(done),
+                    };
                 }
                 ControlFlow::Break(()) => {
                     let (position, error) = refusal.take().expect("a refusal was recorded");
@@ -808,6 +689,20 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
                 }
             }
         }
+    }
+}
+
+impl<S, P: TableProjection> TableFeed<S, P> {
+    /// The projection's name, checked to be one.
+    fn name(&self) -> Result<String, ProjectionError<P::Error>> {
+        let name = self.projection.name();
+        check_name(name).map_err(|reason| {
+            ProjectionError::Checkpoint(WriteError::Storage {
+                what: format!("the checkpoint of projection {name:?}"),
+                source: Box::new(invalid_input(reason)),
+            })
+        })?;
+        Ok(name.to_owned())
     }
 }
 

@@ -108,7 +108,12 @@ fn child() {
 
 fn spawn_child(role: &str, dir: &Path, stdout: Stdio) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "lmdb::processes::child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROLE, role)
         .env(DIR, dir)
         .stdout(stdout)

@@ -131,7 +131,7 @@ fn readers_do_not_wait_for_a_long_write() {
     assert!(reads_during > 10, "readers kept reading during the write");
 }
 
-mod common;
+use crate::common;
 
 /// Two hosts on one LMDB store, two threads each, on the same accounts: conflicts are retried,
 /// nothing is lost or stored twice (see `common::two_hosts_on_one_store_agree`).

@@ -313,3 +313,40 @@ fn writing_ahead_stays_within_the_map_as_it_grows() {
     let store = LmdbOptions::new().open(dir.path()).unwrap();
     assert_eq!(store.read_stream(&stream, 1, u64::MAX).unwrap().len(), 100);
 }
+
+#[test]
+fn a_store_grows_while_the_same_thread_reads_another_store() {
+    let reading = es_runtime::LmdbStore::temporary(LmdbOptions::new()).unwrap();
+    let writing = es_runtime::LmdbStore::temporary(
+        LmdbOptions::new()
+            .durability(Durability::NoSync)
+            .map_size(MIB)
+            .max_map_size(64 * MIB),
+    )
+    .unwrap();
+    let source = StreamId::new("source", 1).unwrap();
+    reading
+        .append(
+            &source,
+            ExpectedVersion::NoStream,
+            vec![NewEvent::raw("E", vec![0xc0])],
+        )
+        .unwrap();
+    let target = StreamId::new("target", 1).unwrap();
+    let mut outcome = None;
+    reading
+        .read_stream_with(&source, 1, &mut |_| {
+            // Three MiB of appends into a one-MiB map, from inside the other store's read.
+            outcome = Some((0..60u64).try_for_each(|v| {
+                let event = NewEvent::raw("Big", payload(v, 50_000));
+                writing
+                    .append(&target, ExpectedVersion::Exact(v), vec![event])
+                    .map(drop)
+            }));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    outcome.expect("the visitor ran").unwrap();
+    assert!(writing.map_size() > MIB, "the map grew");
+    assert_eq!(writing.stream_version(&target).unwrap(), 60);
+}

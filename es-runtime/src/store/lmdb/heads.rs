@@ -1,4 +1,4 @@
-//! The stream heads of the log's tail.
+//! Stream heads: a stream's version and the position of its last event.
 //!
 //! The `heads` database is brought up to date only every so many positions (a *heads
 //! checkpoint*, recorded as `meta/heads_at`), so that a group commit writes the log's pages and
@@ -12,6 +12,177 @@
 //! the log themselves.
 
 use std::collections::HashMap;
+use std::sync::MutexGuard;
+
+use heed::{RoTxn, RwTxn};
+
+use super::fail::Fail;
+use super::{Inner, record};
+use crate::error::WriteError;
+
+/// The position up to which the `heads` database is up to date (u64 BE).
+pub(super) const HEADS_AT_KEY: &[u8] = b"heads_at";
+
+impl Inner {
+    /// The version of `stream` and the position of its last event, as `txn` sees them.
+    pub(super) fn head_in(&self, txn: &RoTxn<'_>, stream: &str) -> Result<(u64, u64), Fail> {
+        let (h, p) = self.tail_window(txn)?;
+        if h < p {
+            let mut tail = self.lock_tail();
+            self.index_tail(&mut tail, txn, h, p)?;
+            let found = if tail.covers(h, p) {
+                tail.latest(stream, h, p).map_err(unreadable)?
+            } else {
+                // A transaction older than the index (two checkpoints ago): read its tail.
+                drop(tail);
+                self.scan_tail(txn, stream, h, p)?
+            };
+            if let Some(head) = found {
+                return Ok(head);
+            }
+        }
+        self.stored_head(txn, stream)
+    }
+
+    /// The heads checkpoint and the last position, as `txn` sees them: the tail is `(h, p]`.
+    pub(super) fn tail_window(&self, txn: &RoTxn<'_>) -> Result<(u64, u64), Fail> {
+        let p = self.log.last(txn)?.map_or(0, |(p, _)| p);
+        Ok((self.heads_at(txn, p)?, p))
+    }
+
+    /// The heads checkpoint as `txn` sees it, for a log whose last position is `p`.
+    pub(super) fn heads_at(&self, txn: &RoTxn<'_>, p: u64) -> Result<u64, Fail> {
+        let h = match self.meta.get(txn, HEADS_AT_KEY)? {
+            None => 0,
+            Some(value) => record::read_position(value).ok_or_else(|| Fail::Corrupt {
+                what: "the heads checkpoint".to_owned(),
+                reason: format!("{} bytes instead of 8", value.len()),
+            })?,
+        };
+        // Never past the log, even if records were removed behind LMDB's back.
+        Ok(h.min(p))
+    }
+
+    pub(super) fn lock_tail(&self) -> MutexGuard<'_, Tail> {
+        // The index is consistent between any two of its calls, so a poisoned lock is too.
+        self.tail.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Brings the tail index up to what `txn` sees: checkpoint `h`, log up to `p`.
+    pub(super) fn index_tail(
+        &self,
+        tail: &mut Tail,
+        txn: &RoTxn<'_>,
+        h: u64,
+        p: u64,
+    ) -> Result<(), Fail> {
+        tail.observe(h);
+        if tail.upto() >= p {
+            return Ok(());
+        }
+        for item in self.log.range(txn, &(tail.upto() + 1..=p))? {
+            let (position, value) = item?;
+            while tail.upto() + 1 < position {
+                let missing = tail.upto() + 1;
+                tail.add_unreadable(missing, "the log has no record there".to_owned());
+            }
+            match record::decode_event(position, value) {
+                Ok(e) => tail.add(position, e.stream, e.version),
+                Err(reason) => tail.add_unreadable(position, reason),
+            }
+        }
+        Ok(())
+    }
+
+    /// The latest record of `stream` in `(h, p]`, read from the log, newest first.
+    pub(super) fn scan_tail(
+        &self,
+        txn: &RoTxn<'_>,
+        stream: &str,
+        h: u64,
+        p: u64,
+    ) -> Result<Option<(u64, u64)>, Fail> {
+        for item in self.log.rev_range(txn, &(h + 1..=p))? {
+            let (position, value) = item?;
+            let e = record::decode_event(position, value)
+                .map_err(|reason| unreadable(Unreadable(position, reason)))?;
+            if e.stream == stream {
+                return Ok(Some((e.version, position)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The head of `stream` in the `heads` database (as of the heads checkpoint).
+    pub(super) fn stored_head(&self, txn: &RoTxn<'_>, stream: &str) -> Result<(u64, u64), Fail> {
+        match self.heads.get(txn, stream.as_bytes())? {
+            None => Ok((0, 0)),
+            Some(value) => record::read_head(value).ok_or_else(|| Fail::Corrupt {
+                what: format!("the head of stream {stream:?}"),
+                reason: format!("{} bytes instead of 16", value.len()),
+            }),
+        }
+    }
+
+    /// Writes the head of every stream of the tail `(h, p]` (as `tail` has them, overridden
+    /// by `newer`) and moves the checkpoint to `to`.
+    pub(super) fn write_heads(
+        &self,
+        txn: &mut RwTxn<'_>,
+        tail: &Tail,
+        (h, p): (u64, u64),
+        newer: &HashMap<&str, (u64, u64)>,
+        to: u64,
+    ) -> Result<(), Fail> {
+        let older = tail
+            .heads(h, p)
+            .map_err(unreadable)?
+            .filter(|(stream, ..)| !newer.contains_key(stream));
+        let newest = newer.iter().map(|(&s, &(v, pos))| (s, v, pos));
+        for (stream, version, position) in older.chain(newest) {
+            self.heads.put(
+                txn,
+                stream.as_bytes(),
+                &record::head_value(version, position),
+            )?;
+        }
+        self.meta.put(txn, HEADS_AT_KEY, &to.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Writes the heads of the whole tail (so that the next open reads no tail).
+    pub(super) fn checkpoint_heads(&self) -> Result<(), WriteError> {
+        let to = self.write(&|| "a checkpoint of the stream heads".to_owned(), |txn| {
+            let (h, p) = self.tail_window(txn)?;
+            if h == p {
+                return Ok(None);
+            }
+            let mut tail = self.lock_tail();
+            self.index_tail(&mut tail, txn, h, p)?;
+            if !tail.covers(h, p) {
+                return Ok(None);
+            }
+            self.write_heads(txn, &tail, (h, p), &HashMap::new(), p)?;
+            Ok(Some(p))
+        })?;
+        if let Some(to) = to {
+            self.lock_tail().observe(to);
+        }
+        Ok(())
+    }
+}
+
+/// A tail record that could not be read: the versions of the streams it may belong to are
+/// unknown.
+pub(super) fn unreadable(Unreadable(position, reason): Unreadable) -> Fail {
+    Fail::Corrupt {
+        what: format!("the log record at position {position}"),
+        reason: format!(
+            "{reason}; it was written after the stream heads were last stored, so the version \
+             of any stream that may have an event there is unknown"
+        ),
+    }
+}
 
 /// The tail index: the stream, version and position of every record in `(from, upto]`.
 #[derive(Debug)]
@@ -170,6 +341,9 @@ fn latest_in(records: &[(u64, u64)], h: u64, p: u64) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{ExpectedVersion, NewEvent, StreamId};
+    use crate::store::EventStore;
+    use crate::store::lmdb::{LmdbOptions, LmdbStore};
 
     fn filled(checkpoint: u64, records: &[(&str, u64)]) -> Tail {
         let mut tail = Tail::new(checkpoint);
@@ -270,5 +444,48 @@ mod tests {
         tail.observe(3);
         assert_eq!(tail.latest("b", 3, 4), Ok(None));
         assert_eq!(tail.latest("a", 3, 4), Ok(Some((3, 4))));
+    }
+
+    #[test]
+    fn a_reader_older_than_the_tail_index_scans_the_log_for_its_heads() {
+        let store = LmdbStore::temporary(LmdbOptions::new().heads_every(2)).unwrap();
+        let a = StreamId::new("acc", 1).unwrap();
+        let b = StreamId::new("acc", 2).unwrap();
+        let append = |stream: &StreamId| {
+            store
+                .append(
+                    stream,
+                    ExpectedVersion::Any,
+                    vec![NewEvent::raw("E", vec![0xc0])],
+                )
+                .unwrap()
+        };
+        append(&a); // 1, then b at 2 takes the heads checkpoint to 2
+        append(&b);
+        append(&a); // 3: a's version 2, in the tail (2, 3]
+        let reader = store.inner.reader().unwrap();
+        let txn = &reader.txn;
+        let window = store.inner.tail_window(txn).ok().unwrap();
+        assert_eq!(window, (2, 3));
+        assert_eq!(store.inner.head_in(txn, a.as_str()).ok(), Some((2, 3)));
+        // Two more checkpoints (at 4 and 6) while the reader stays open, written from another
+        // thread as another caller would: the index forgets everything up to 4.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                append(&a);
+                append(&b);
+                append(&a);
+            });
+        });
+        assert_eq!(store.stream_version(&a).unwrap(), 4);
+        assert!(!store.inner.lock_tail().covers(window.0, window.1));
+        // The old reader still sees a at version 2 and b at version 1, read from its log.
+        assert_eq!(store.inner.head_in(txn, a.as_str()).ok(), Some((2, 3)));
+        assert_eq!(store.inner.head_in(txn, b.as_str()).ok(), Some((1, 2)));
+        let unknown = StreamId::new("acc", 3).unwrap();
+        assert_eq!(
+            store.inner.head_in(txn, unknown.as_str()).ok(),
+            Some((0, 0))
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! A panic in domain code fails one command, drops one instance, and nothing else.
 
-mod common;
+use crate::common;
 
 use std::thread;
 

@@ -502,7 +502,7 @@ fn undecodable_payloads_and_unknown_types_are_decode_errors_naming_the_event() {
     ));
 }
 
-mod common;
+use crate::common;
 
 /// A snapshot damaged on disk does not stop the host: it is skipped with a warning, and the
 /// account is rebuilt from the snapshot before it and the events after that.

@@ -1,6 +1,6 @@
 //! `execute_async`: commands from async code, on any runtime, without blocking its threads.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

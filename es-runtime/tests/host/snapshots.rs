@@ -1,7 +1,7 @@
 //! The snapshot policy on the host: when snapshots are taken, how many are kept, which are
 //! trusted, and that snapshot + tail always equals a full replay.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Condvar, Mutex};

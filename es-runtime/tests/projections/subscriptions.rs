@@ -231,3 +231,39 @@ fn async_next_waits<S: EventStore + 'static>(store: Arc<S>) {
         .collect();
     assert_eq!(seen, BTreeSet::from([1, 2]));
 }
+
+/// The threads of this process, as the kernel counts them.
+#[cfg(target_os = "linux")]
+fn threads() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+    line["Threads:".len()..].trim().parse().unwrap()
+}
+
+/// Idle async subscribers share the process's one timer: waiting costs no thread each.
+#[cfg(target_os = "linux")]
+#[test]
+fn idle_async_subscribers_start_no_thread_each() {
+    const SUBSCRIBERS: usize = 500;
+    let store = Arc::new(MemoryStore::new());
+    append(&store, "poll-1", "Voted", 1);
+    let mut subs: Vec<_> = (0..SUBSCRIBERS)
+        .map(|_| Subscription::new(store.clone(), Filter::all().from_position(2)))
+        .collect();
+    let mut cx = Context::from_waker(Waker::noop());
+    // One waiting subscriber starts whatever the runtime keeps for good.
+    let mut first = Subscription::new(store.clone(), Filter::all().from_position(2));
+    assert!(pin!(first.next()).poll(&mut cx).is_pending());
+    let before = threads();
+    let mut waiting: Vec<_> = subs.iter_mut().map(|s| Box::pin(s.next())).collect();
+    for next in &mut waiting {
+        assert!(next.as_mut().poll(&mut cx).is_pending());
+    }
+    let during = threads();
+    drop(waiting);
+    assert!(
+        during < before + 50,
+        "{SUBSCRIBERS} waiting subscribers took {} threads",
+        during.saturating_sub(before)
+    );
+}

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use es_runtime::history::{fold_filtered, fold_log, state_at};
 use es_runtime::projection::{Envelope, Projection, ProjectionError, ProjectionRunner};
+use es_runtime::read::AsOf;
 use es_runtime::subscription::{Filter, Until};
 use es_runtime::{
     Aggregate, DomainEvent, EventStore, ExpectedVersion, ManualClock, MemoryStore, Metadata,
@@ -309,19 +310,19 @@ fn state_at_a_version_a_position_and_a_time() {
         clock.advance(Duration::from_secs(3600));
     }
     let stream = StreamId::new("poll", 1).unwrap();
-    let at = state_at::<Poll, _>(&store, &stream, Until::Count(3)).unwrap();
+    let at = state_at::<Poll, _>(&store, &stream, AsOf::Version(3)).unwrap();
     assert_eq!(at.version, 3);
     assert_eq!(
         at.state.votes,
         BTreeMap::from([("a".into(), 2), ("b".into(), 1)])
     );
-    let at = state_at::<Poll, _>(&store, &stream, Until::Position(positions[1])).unwrap();
+    let at = state_at::<Poll, _>(&store, &stream, AsOf::Position(positions[1])).unwrap();
     assert_eq!(at.version, 2);
     // Two hours after the first vote: three votes were in.
     let tuesday = Timestamp(1_000_000 + 2 * 3_600_000_000_000);
-    let at = state_at::<Poll, _>(&store, &stream, Until::Time(tuesday)).unwrap();
+    let at = state_at::<Poll, _>(&store, &stream, AsOf::Time(tuesday)).unwrap();
     assert_eq!(at.version, 3);
-    let at = state_at::<Poll, _>(&store, &stream, Until::Count(u64::MAX)).unwrap();
+    let at = state_at::<Poll, _>(&store, &stream, AsOf::Version(u64::MAX)).unwrap();
     assert_eq!(at.state.votes["a"], 3);
     let (choices, n) =
         fold_log::<PollEvent, _, _>(&store, Until::Count(2), Vec::new(), |mut v, e| {

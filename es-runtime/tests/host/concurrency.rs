@@ -1,6 +1,6 @@
 //! Many threads on few aggregates, and two hosts on one store.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};

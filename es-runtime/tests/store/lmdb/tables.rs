@@ -11,30 +11,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::common::AccountEvent;
 use es_runtime::projection::{Envelope, Projection, ProjectionError, ProjectionRunner};
 use es_runtime::store::lmdb::{Table, TableProjection, TableRunner};
 use es_runtime::subscription::Until;
 use es_runtime::{
-    DomainEvent, Durability, EventStore, ExpectedVersion, LmdbOptions, LmdbStore, Metadata,
-    NewEvent, StreamId,
+    Durability, EventStore, ExpectedVersion, LmdbOptions, LmdbStore, Metadata, NewEvent, StreamId,
 };
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-enum AccountEvent {
-    Deposited { amount: u64 },
-    Withdrawn { amount: u64 },
-}
-
-impl DomainEvent for AccountEvent {
-    const TYPES: &'static [&'static str] = &["Deposited", "Withdrawn"];
-    fn event_type(&self) -> &'static str {
-        match self {
-            AccountEvent::Deposited { .. } => "Deposited",
-            AccountEvent::Withdrawn { .. } => "Withdrawn",
-        }
-    }
-}
 
 /// The amount of the event at a global position (the tests append in position order).
 fn amount(position: u64) -> u64 {
@@ -197,7 +180,7 @@ fn temp_store() -> (tempfile::TempDir, LmdbStore) {
 fn table_and_checkpoint_commit_together_and_survive_a_reopen() {
     let (dir, store) = temp_store();
     append(&store, 2_500, 7, 10);
-    let mut runner = TableRunner::new(&store, Balances::named("balances")).chunk_size(300);
+    let mut runner = TableRunner::new(&store, Balances::named("balances")).checkpoint_every(300);
     assert_eq!(runner.catch_up().unwrap(), 2_500);
     let (balances, applied, checkpoint) = read_balances(&store, "balances");
     assert_eq!((applied, checkpoint), (2_500, 2_500));
@@ -223,7 +206,7 @@ fn a_refused_event_leaves_nothing_and_the_events_before_it_stay() {
         name: "balances",
         refuse_at: Some(57),
     };
-    let mut runner = TableRunner::new(&store, projection).chunk_size(40);
+    let mut runner = TableRunner::new(&store, projection).checkpoint_every(40);
     let err = runner.catch_up().unwrap_err();
     match &err {
         ProjectionError::Apply {
@@ -257,7 +240,7 @@ fn a_rebuild_empties_the_table_and_matches_a_fresh_projection() {
     let (_dir, store) = temp_store();
     append(&store, 5_000, 11, 7);
     let mut runner = TableRunner::new(&store, Balances::named("balances"))
-        .chunk_size(500)
+        .checkpoint_every(500)
         .progress_every(1_000);
     runner.catch_up().unwrap();
     // Something else wrote into the table (a bug being fixed, say).
@@ -282,7 +265,7 @@ fn a_rebuild_empties_the_table_and_matches_a_fresh_projection() {
 fn run_until_stops_at_a_position_or_a_count() {
     let (_dir, store) = temp_store();
     append(&store, 300, 5, 1);
-    let mut runner = TableRunner::new(&store, Balances::named("balances")).chunk_size(64);
+    let mut runner = TableRunner::new(&store, Balances::named("balances")).checkpoint_every(64);
     assert_eq!(runner.run_until(Until::Position(120)).unwrap(), 120);
     assert_eq!(runner.checkpoint().unwrap(), 120);
     assert_eq!(runner.run_until(Until::Count(100)).unwrap(), 100);
@@ -310,7 +293,8 @@ fn readers_see_the_table_and_its_checkpoint_from_one_snapshot() {
             reads
         })
     };
-    let mut runner = TableRunner::new(store.clone(), Balances::named("balances")).chunk_size(50);
+    let mut runner =
+        TableRunner::new(store.clone(), Balances::named("balances")).checkpoint_every(50);
     runner.catch_up().unwrap();
     stop.store(true, Ordering::Release);
     assert!(reader.join().unwrap() > 0);
@@ -325,7 +309,7 @@ fn follow_applies_concurrent_appends_once_each_in_order() {
     let follower = {
         let (store, stop) = (store.clone(), stop.clone());
         std::thread::spawn(move || {
-            let mut runner = TableRunner::new(store, Balances::named("live")).chunk_size(100);
+            let mut runner = TableRunner::new(store, Balances::named("live")).checkpoint_every(100);
             runner.follow(&stop, Duration::from_millis(20)).unwrap()
         })
     };
@@ -423,7 +407,7 @@ fn a_table_outgrowing_the_map_grows_it() {
             Ok(())
         }
     }
-    let mut runner = TableRunner::new(&store, Big).chunk_size(200);
+    let mut runner = TableRunner::new(&store, Big).checkpoint_every(200);
     assert_eq!(runner.catch_up().unwrap(), 400);
     assert!(
         store.map_size() > 4 << 20,
@@ -494,7 +478,7 @@ fn child() {
     }
     let chunk: u64 = std::env::var(CHUNK).unwrap().parse().unwrap();
     let store = LmdbOptions::new().open(&dir).unwrap();
-    let mut runner = TableRunner::new(&store, Balances::named("balances")).chunk_size(chunk);
+    let mut runner = TableRunner::new(&store, Balances::named("balances")).checkpoint_every(chunk);
     println!("started at {}", runner.checkpoint().unwrap());
     std::io::stdout().flush().unwrap();
     match runner.catch_up() {
@@ -546,7 +530,12 @@ fn a_killed_projection_process_applies_each_event_exactly_once() {
         }
         let chunk = 1 + rng.below(40);
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "lmdb::tables::child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(ROLE, "project")
             .env(DIR, dir.path())
             .env(CHUNK, chunk.to_string())
@@ -616,7 +605,12 @@ fn a_follower_sees_another_processs_commits() {
         })
     };
     let status = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "lmdb::tables::child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ROLE, "append")
         .env(DIR, dir.path())
         .stdout(Stdio::null())

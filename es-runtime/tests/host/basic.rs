@@ -1,6 +1,6 @@
 //! The host's routing, results, errors, metadata and passivation.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::thread;

@@ -1,0 +1,379 @@
+//! Running a command: decide, encode, append, apply, driven by one retry loop.
+//!
+//! An attempt runs the command on the instance as the host holds it. When another writer
+//! moved the stream under it (the append conflicts, or a refusal or an empty decision was made
+//! on an instance that turns out to be behind), the instance catches up and the command runs
+//! again, up to [`max_retries`](crate::HostBuilder::max_retries) times. Every attempt but the
+//! last runs a copy of the command; the last runs the command itself.
+//!
+//! The events decided are held with their ids until the store has them; their envelopes are
+//! made once, from where the append put them, and then applied. A panic in domain code (the
+//! handler, an event's `Serialize`, `apply`) fails the command and drops the instance, as does
+//! a failure that leaves it behind or part-way; every other failure keeps it.
+
+use std::borrow::Cow;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use uuid::Uuid;
+
+use crate::aggregate::{Aggregate, DomainEvent};
+use crate::codec;
+use crate::error::AppendError;
+use crate::event::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId, new_event_id};
+use crate::host::cache::{EntryState, Instance};
+use crate::host::error::{ExecuteError, LoadError, Phase, panic_message};
+use crate::host::metrics::bump;
+use crate::host::shared::Shared;
+use crate::host::{Executed, RunResult};
+use crate::store::{AppendResult, EventStore};
+
+impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
+    /// Runs `command` on the instance of `key`, then `after` on the new state.
+    pub(super) fn execute<R>(
+        &self,
+        key: &str,
+        command: A::Command,
+        metadata: Metadata,
+        after: impl FnOnce(&A) -> R,
+    ) -> RunResult<A, R>
+    where
+        A::Command: Clone,
+    {
+        let span = tracing::info_span!("es.execute", stream = key);
+        let _entered = span.enter();
+        self.locked(key, true, |stream, slot| {
+            self.run(stream, slot, command, metadata, after)
+        })
+    }
+
+    /// The retry loop, on the locked slot of `stream`.
+    fn run<R>(
+        &self,
+        stream: &StreamId,
+        slot: &mut EntryState<A>,
+        command: A::Command,
+        mut metadata: Metadata,
+        after: impl FnOnce(&A) -> R,
+    ) -> RunResult<A, R>
+    where
+        A::Command: Clone,
+    {
+        let attempts = self.options.max_retries.saturating_add(1);
+        for attempt in 1..attempts {
+            let instance = self.loaded(stream, slot)?;
+            match self.attempt(
+                stream,
+                instance,
+                command.clone(),
+                &mut metadata,
+                attempt,
+                true,
+            ) {
+                Ok(done) => return Ok((done, after(&instance.state))),
+                Err(Failure::Stale(cause)) => {
+                    bump(&self.counters.retries);
+                    if cause == Stale::Conflict && attempt > 1 {
+                        // Losing twice in a row: let the other writer finish its burst.
+                        std::thread::yield_now();
+                    }
+                    if let Err(e) = self.catch_up(stream, instance) {
+                        slot.instance = None;
+                        return Err(e.into());
+                    }
+                }
+                Err(Failure::Kept(e)) => return Err(e),
+                Err(Failure::Lost(e)) => {
+                    slot.instance = None;
+                    return Err(e);
+                }
+            }
+        }
+        let instance = self.loaded(stream, slot)?;
+        match self.attempt(stream, instance, command, &mut metadata, attempts, false) {
+            Ok(done) => Ok((done, after(&instance.state))),
+            Err(Failure::Stale(_)) => {
+                // The instance is known to be behind: the next command reloads it.
+                slot.instance = None;
+                Err(ExecuteError::Conflict {
+                    stream: stream.to_string(),
+                    attempts,
+                })
+            }
+            Err(Failure::Kept(e)) => Err(e),
+            Err(Failure::Lost(e)) => {
+                slot.instance = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// One attempt: decide, encode, append, apply. `may_retry`: a stale instance is worth
+    /// checking for when the command did not reach the store.
+    fn attempt(
+        &self,
+        stream: &StreamId,
+        instance: &mut Instance<A>,
+        command: A::Command,
+        metadata: &mut Metadata,
+        attempt: u32,
+        may_retry: bool,
+    ) -> Result<Executed<A::Event>, Failure<A::Error>> {
+        let decision = self.decide(stream, &instance.state, command)?;
+        let before = instance.version;
+        // An append proves the instance was current; a refusal or an empty result proves
+        // nothing, so check the stream did not move under it (another writer) before
+        // answering. Alone on a stream, this costs one version read per refusal.
+        let undecided = !matches!(&decision, Ok(decided) if !decided.is_empty());
+        if undecided && may_retry && self.moved(stream, before)? {
+            return Err(Failure::Stale(Stale::Moved));
+        }
+        let decided = decision.map_err(|e| Failure::Kept(ExecuteError::Rejected(e)))?;
+        if decided.is_empty() {
+            return Ok(Executed {
+                stream: stream.clone(),
+                version: before,
+                events: Vec::new(),
+            });
+        }
+        let (batch, bytes) = self.encode(stream, &decided, metadata)?;
+        let written = self.append(stream, before, batch, attempt)?;
+
+        // Stored: now the instance must reflect every event, or be dropped.
+        let events = record(stream, decided, &written, std::mem::take(metadata));
+        self.apply(stream, &mut instance.state, &events)?;
+        instance.version = written.stream_version();
+        instance.grew(bytes);
+        if self.policy.is_due(before, instance.version) {
+            self.snapshots.snapshot(stream, instance);
+        }
+        Ok(Executed {
+            stream: stream.clone(),
+            version: instance.version,
+            events,
+        })
+    }
+
+    /// Runs the handler: the events it decides, each given its id, or its refusal.
+    fn decide(
+        &self,
+        stream: &StreamId,
+        state: &A,
+        command: A::Command,
+    ) -> Result<Decision<A>, Failure<A::Error>> {
+        let mut decided = Decided::None;
+        let handled = catch_unwind(AssertUnwindSafe(|| {
+            state.handle_with(command, &mut |event| decided.push(event))
+        }));
+        match handled {
+            Ok(handled) => Ok(handled.map(|()| decided)),
+            Err(panic) => Err(Failure::Lost(self.panicked(stream, Phase::Handle, &*panic))),
+        }
+    }
+
+    /// Whether the stream moved past `version`.
+    fn moved(&self, stream: &StreamId, version: u64) -> Result<bool, Failure<A::Error>> {
+        match self.store.stream_version(stream) {
+            Ok(current) => Ok(current != version),
+            Err(source) => Err(Failure::Kept(
+                LoadError::Read {
+                    stream: stream.to_string(),
+                    source,
+                }
+                .into(),
+            )),
+        }
+    }
+
+    /// The decided events as the store takes them, each with the caller's metadata, and the
+    /// bytes of their payloads.
+    fn encode(
+        &self,
+        stream: &StreamId,
+        decided: &Decided<A::Event>,
+        metadata: &Metadata,
+    ) -> Result<(Vec<NewEvent>, usize), Failure<A::Error>> {
+        // An event's `Serialize` is domain code too: a panic there fails the command.
+        let encoded = catch_unwind(AssertUnwindSafe(|| {
+            let mut batch = Vec::with_capacity(decided.len());
+            let mut bytes = 0;
+            for (id, event) in decided.as_slice() {
+                let payload = codec::encode(event)?;
+                bytes += payload.len();
+                batch.push(NewEvent {
+                    event_id: *id,
+                    event_type: Cow::Borrowed(event.event_type()),
+                    payload,
+                    metadata: metadata.clone(),
+                });
+            }
+            Ok((batch, bytes))
+        }));
+        match encoded {
+            Ok(Ok(encoded)) => Ok(encoded),
+            Ok(Err(source)) => Err(Failure::Kept(ExecuteError::Encode {
+                stream: stream.to_string(),
+                source,
+            })),
+            Err(panic) => Err(Failure::Lost(self.panicked(stream, Phase::Encode, &*panic))),
+        }
+    }
+
+    /// Appends the batch with the instance's version as the expected one.
+    fn append(
+        &self,
+        stream: &StreamId,
+        before: u64,
+        batch: Vec<NewEvent>,
+        attempt: u32,
+    ) -> Result<AppendResult, Failure<A::Error>> {
+        let expected = ExpectedVersion::Exact(before);
+        match self.store.append(stream, expected, batch) {
+            Ok(written) => Ok(written),
+            Err(AppendError::WrongExpectedVersion { actual, .. }) => {
+                bump(&self.counters.conflicts);
+                tracing::debug!(
+                    expected = before,
+                    actual,
+                    attempts = attempt,
+                    "version conflict"
+                );
+                Err(Failure::Stale(Stale::Conflict))
+            }
+            Err(e) => Err(Failure::Kept(ExecuteError::Append(e))),
+        }
+    }
+
+    /// Applies the recorded events to the state.
+    fn apply(
+        &self,
+        stream: &StreamId,
+        state: &mut A,
+        events: &[RecordedEvent<A::Event>],
+    ) -> Result<(), Failure<A::Error>> {
+        catch_unwind(AssertUnwindSafe(|| {
+            for event in events {
+                state.apply_ref(&event.payload);
+            }
+        }))
+        .map_err(|panic| Failure::Lost(self.panicked(stream, Phase::Apply, &*panic)))
+    }
+
+    fn panicked<E>(
+        &self,
+        stream: &StreamId,
+        phase: Phase,
+        panic: &(dyn std::any::Any + Send),
+    ) -> ExecuteError<E> {
+        bump(&self.counters.panics);
+        let message = panic_message(panic);
+        tracing::error!(%stream, %phase, message, "domain code panicked; the instance was dropped");
+        ExecuteError::Panicked {
+            stream: stream.to_string(),
+            phase,
+            message,
+        }
+    }
+}
+
+/// The envelopes of the stored events, from where the append put them. The caller's metadata
+/// goes to the last one (moved, not copied).
+fn record<E: DomainEvent>(
+    stream: &StreamId,
+    decided: Decided<E>,
+    written: &AppendResult,
+    mut metadata: Metadata,
+) -> Vec<RecordedEvent<E>> {
+    let n = decided.len();
+    let mut events = Vec::with_capacity(n);
+    for (i, (event_id, payload)) in decided.into_iter().enumerate() {
+        let offset = i as u64;
+        events.push(RecordedEvent {
+            stream: stream.clone(),
+            version: written.first_version + offset,
+            position: written.first_position + offset,
+            event_type: Cow::Borrowed(payload.event_type()),
+            event_id,
+            timestamp: written.timestamp,
+            metadata: if i + 1 < n {
+                metadata.clone()
+            } else {
+                std::mem::take(&mut metadata)
+            },
+            payload,
+        });
+    }
+    events
+}
+
+/// What a handler decided: its events, or its refusal.
+type Decision<A> = Result<Decided<<A as Aggregate>::Event>, <A as Aggregate>::Error>;
+
+/// Why an attempt did not finish the command.
+enum Failure<E> {
+    /// Another writer moved the stream: the instance is behind.
+    Stale(Stale),
+    /// The command failed; the instance is as it was.
+    Kept(ExecuteError<E>),
+    /// The command failed, and the instance cannot be trusted (domain code panicked in it):
+    /// it is dropped, to be rebuilt from the store on its next use.
+    Lost(ExecuteError<E>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stale {
+    /// The append found another version.
+    Conflict,
+    /// A refusal or an empty decision was made on an instance behind the stream.
+    Moved,
+}
+
+/// The events a handler decided, each with the id it is stored under, until the store has
+/// them. Most commands decide one, held without an allocation.
+enum Decided<E> {
+    None,
+    One((Uuid, E)),
+    Many(Vec<(Uuid, E)>),
+}
+
+impl<E> Decided<E> {
+    fn push(&mut self, event: E) {
+        let event = (new_event_id(), event);
+        *self = match std::mem::replace(self, Decided::None) {
+            Decided::None => Decided::One(event),
+            Decided::One(first) => Decided::Many(vec![first, event]),
+            Decided::Many(mut events) => {
+                events.push(event);
+                Decided::Many(events)
+            }
+        };
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Decided::None)
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Decided::None => 0,
+            Decided::One(_) => 1,
+            Decided::Many(events) => events.len(),
+        }
+    }
+
+    fn as_slice(&self) -> &[(Uuid, E)] {
+        match self {
+            Decided::None => &[],
+            Decided::One(event) => std::slice::from_ref(event),
+            Decided::Many(events) => events,
+        }
+    }
+
+    fn into_iter(self) -> impl Iterator<Item = (Uuid, E)> {
+        let (one, many) = match self {
+            Decided::None => (None, Vec::new()),
+            Decided::One(event) => (Some(event), Vec::new()),
+            Decided::Many(events) => (None, events),
+        };
+        one.into_iter().chain(many)
+    }
+}

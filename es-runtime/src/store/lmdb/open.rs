@@ -1,0 +1,144 @@
+//! Opening a store: the environment, its databases, and the check (or upgrade) of the
+//! on-disk format.
+//!
+//! A store of another format version, or with events but no version, is refused before
+//! anything is written, so that an older build never misreads a newer layout. Format 1 wrote
+//! every stream head in every commit; it is upgraded in place by setting the heads checkpoint
+//! to its last position.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+
+use heed::types::Bytes;
+use heed::{CommitOrAbort, Database, EnvFlags, EnvOpenOptions};
+
+use super::env::{Environment, MIB, round_to_mib};
+use super::heads::{HEADS_AT_KEY, Tail};
+use super::options::{Durability, LmdbOptions};
+use super::{Inner, Position};
+use crate::error::OpenError;
+use crate::watch::HeadWatch;
+
+/// The on-disk format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 2;
+
+const FORMAT_KEY: &[u8] = b"format";
+
+/// Opens (creating if needed) the environment in `path` and checks its format.
+pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError> {
+    let storage = |e: &dyn fmt::Display| OpenError::Storage {
+        path: path.display().to_string(),
+        source: Box::new(io::Error::other(e.to_string())),
+    };
+    std::fs::create_dir_all(path).map_err(|e| OpenError::Storage {
+        path: path.display().to_string(),
+        source: Box::new(e),
+    })?;
+    let max_map_size = round_to_mib(options.max_map_size.max(MIB));
+    // LMDB takes the configured size even when the environment had grown larger (down to
+    // the size of the data); start from the data file's size so a reopened store does not
+    // have to grow again at once.
+    let existing = std::fs::metadata(path.join("data.mdb")).map_or(0, |m| m.len());
+    let existing = usize::try_from(existing).unwrap_or(usize::MAX);
+    let map_size = round_to_mib(options.map_size.max(MIB))
+        .min(max_map_size)
+        .max(round_to_mib(existing));
+    let mut env_options = EnvOpenOptions::new().read_txn_without_tls();
+    env_options
+        .map_size(map_size)
+        .max_dbs(8)
+        .max_readers(options.max_readers.max(1));
+    if options.durability == Durability::NoSync {
+        // SAFETY: NO_SYNC only drops the flush at commit; LMDB stays consistent, and the
+        // documented trade-off is losing the last commits on a machine crash.
+        unsafe {
+            env_options.flags(EnvFlags::NO_SYNC);
+        }
+    }
+    // SAFETY: heed refuses a second open of the same directory in this process. That the
+    // files are changed only through LMDB and lie on a local file system cannot be checked:
+    // it is what the store assumes, said plainly on `LmdbOptions::open`.
+    let env = unsafe { env_options.open(path) }.map_err(|e| storage(&e))?;
+    let txn = env.write_txn().map_err(|e| storage(&e))?;
+    let opened = env
+        .create_databases_and_commit(txn, |opener, txn| -> heed::Result<_> {
+            let log: Database<Position, Bytes> = opener.create_database(txn, Some("log"))?;
+            let heads: Database<Bytes, Bytes> = opener.create_database(txn, Some("heads"))?;
+            let index: Database<Bytes, Bytes> = opener.create_database(txn, Some("index"))?;
+            let snapshots: Database<Bytes, Bytes> =
+                opener.create_database(txn, Some("snapshots"))?;
+            let checkpoints: Database<Bytes, Bytes> =
+                opener.create_database(txn, Some("checkpoints"))?;
+            let meta: Database<Bytes, Bytes> = opener.create_database(txn, Some("meta"))?;
+            let tables: Database<Bytes, Bytes> = opener.create_database(txn, Some("tables"))?;
+            let found = meta
+                .get(txn, FORMAT_KEY)?
+                .map(|v| v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX));
+            match found {
+                Some(FORMAT_VERSION) => {}
+                // Format 1 wrote every head in each commit: they are up to date.
+                Some(1) => {
+                    let last = log.last(txn)?.map_or(0, |(p, _)| p);
+                    meta.put(txn, HEADS_AT_KEY, &last.to_be_bytes())?;
+                    meta.put(txn, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                }
+                Some(other) => return Ok(CommitOrAbort::Abort(other)),
+                // A store with events but no format version is not one this build wrote.
+                None if log.len(txn)? > 0 => return Ok(CommitOrAbort::Abort(0)),
+                None => {
+                    meta.put(txn, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                    meta.put(txn, HEADS_AT_KEY, &0u64.to_be_bytes())?;
+                }
+            }
+            Ok(CommitOrAbort::Commit((
+                log,
+                heads,
+                index,
+                snapshots,
+                checkpoints,
+                tables,
+                meta,
+            )))
+        })
+        .map_err(|e| storage(&e))?;
+    let (log, heads, index, snapshots, checkpoints, tables, meta) = match opened {
+        CommitOrAbort::Commit(dbs) => dbs,
+        CommitOrAbort::Abort(found) => {
+            return Err(OpenError::UnsupportedFormat {
+                path: path.display().to_string(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+    };
+    let head = {
+        let txn = env.read_txn().map_err(|e| storage(&e))?;
+        log.last(&txn)
+            .map_err(|e| storage(&e))?
+            .map_or(0, |(p, _)| p)
+    };
+    tracing::debug!(path = %path.display(), map_size, max_map_size, "opened LMDB store");
+    Ok(Inner {
+        env: Environment::new(
+            env,
+            path,
+            max_map_size,
+            options.durability == Durability::Sync,
+        ),
+        log,
+        heads,
+        index,
+        snapshots,
+        checkpoints,
+        tables,
+        meta,
+        tail: Mutex::new(Tail::new(0)),
+        heads_every: options.heads_every,
+        appended: AtomicBool::new(false),
+        clock: options.clock,
+        watch: HeadWatch::new(head),
+    })
+}
