@@ -7,4 +7,5 @@ mod conformance {
     es_runtime::conformance_tests!(super::server::store());
 }
 
+mod processes;
 mod store;

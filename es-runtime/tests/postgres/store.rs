@@ -120,3 +120,128 @@ pub(crate) fn sql(statement: &str) {
         client.batch_execute(statement).await.unwrap();
     });
 }
+
+/// A store wakes its readers when another store (another process, for all it knows) commits
+/// to the same schema: by NOTIFY, long before its fallback re-read is due.
+#[test]
+fn readers_wake_when_another_store_commits() {
+    let schema = server::fresh_schema();
+    let writer = PostgresOptions::new(server::url())
+        .schema(&schema)
+        .open()
+        .unwrap();
+    let reader = PostgresOptions::new(server::url())
+        .schema(&schema)
+        .poll_every(Duration::from_secs(3600))
+        .open()
+        .unwrap();
+    let watch = reader.head_watch().expect("a head watch");
+    let s = StreamId::parse("wake-1").unwrap();
+    for round in 1..=5u64 {
+        // The reader's LISTEN may still be starting: give the first round time.
+        let started = std::time::Instant::now();
+        writer
+            .append(&s, ExpectedVersion::Any, vec![event(round)])
+            .unwrap();
+        let head = watch.wait_beyond(round - 1, Duration::from_secs(10));
+        assert_eq!(head, round, "woken by the other store's commit");
+        if round > 1 {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "woken by the notification, not by a re-read"
+            );
+        }
+    }
+}
+
+/// The server stopped and started again under a writer: calls fail with `Storage` errors
+/// while it is down, the store reconnects by itself, and every acknowledged append is in the
+/// log where it was reported.
+#[test]
+fn a_server_restart_fails_calls_while_down_and_loses_nothing_acknowledged() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let cluster = server::Cluster::start();
+    let store = PostgresOptions::new(cluster.url())
+        .schema("restart")
+        .open()
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    let acknowledged = Mutex::new(Vec::new());
+    let failed = Mutex::new(0u64);
+    std::thread::scope(|scope| {
+        for t in 0..3u64 {
+            let (store, stop, acknowledged, failed) = (&store, &stop, &acknowledged, &failed);
+            scope.spawn(move || {
+                let s = StreamId::new("restart", t).unwrap();
+                let mut seq = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let e = event(t * 1_000_000 + seq);
+                    let id = e.event_id;
+                    match store.append(&s, ExpectedVersion::Any, vec![e]) {
+                        Ok(r) => acknowledged.lock().unwrap().push((id, r.first_position)),
+                        Err(es_runtime::AppendError::Storage { .. }) => {
+                            *failed.lock().unwrap() += 1;
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                    seq += 1;
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        cluster.stop_server();
+        let s = StreamId::parse("restart-down").unwrap();
+        for _ in 0..2 {
+            // The first call may find a pooled connection the server closed.
+            let _ = store.append(&s, ExpectedVersion::Any, vec![event(0)]);
+        }
+        match store.append(&s, ExpectedVersion::Any, vec![event(0)]) {
+            Err(es_runtime::AppendError::Storage { .. }) => {}
+            other => panic!("an append while the server is down: {other:?}"),
+        }
+        assert!(matches!(
+            store.head_position(),
+            Err(es_runtime::ReadError::Storage(_))
+        ));
+        std::thread::sleep(Duration::from_millis(300));
+        cluster.start_server();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while store.head_position().is_err() {
+            assert!(std::time::Instant::now() < deadline, "the store reconnects");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let before = acknowledged.lock().unwrap().len();
+        while acknowledged.lock().unwrap().len() < before + 30 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "appends succeed again"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    let log = store.read_all(1, usize::MAX).unwrap();
+    for (i, e) in log.iter().enumerate() {
+        assert_eq!(e.position, i as u64 + 1, "the log has no gaps");
+    }
+    let acknowledged = acknowledged.into_inner().unwrap();
+    for (id, position) in &acknowledged {
+        let e = &log[*position as usize - 1];
+        assert_eq!(e.event_id, *id, "acknowledged event at position {position}");
+    }
+    let failed = failed.into_inner().unwrap();
+    let _ = writeln_stderr(&format!(
+        "restart: {} appends acknowledged, all in the log ({} events); {failed} failed while \
+         the server was down or restarting",
+        acknowledged.len(),
+        log.len()
+    ));
+}
+
+fn writeln_stderr(line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stderr().lock(), "{line}")
+}
