@@ -94,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for id in 0..ACCOUNTS {
         let stream = StreamId::new(BankAccount::NAME, id)?;
         let mut replayed = BankAccount::default();
-        for e in store.read_stream(&stream, 1, u64::MAX)? {
+        for e in store.read_stream(&stream, 1, usize::MAX)? {
             let event = e.decode::<BankAccountEvent>()?.payload;
             if let BankAccountEvent::Withdrawn { amount } = event {
                 assert!(amount <= replayed.balance(), "account {id} overdrawn");

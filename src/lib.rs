@@ -21,7 +21,7 @@ pub mod prelude {
     pub use es_runtime::store::lmdb::{Table, TableProjection, TableRunner};
     pub use es_runtime::{
         Aggregate, DomainEvent, EventStore, ExecuteError, Executed, ExpectedVersion, Host,
-        MemoryStore, Metadata, RecordedEvent, StreamId,
+        MemoryStore, Metadata, RecordedEvent, StreamId, WithMetadata,
     };
     #[cfg(feature = "lmdb")]
     pub use es_runtime::{Durability, LmdbOptions, LmdbStore};

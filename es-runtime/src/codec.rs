@@ -31,6 +31,7 @@ use crate::aggregate::DomainEvent;
 pub use crate::error::CodecError;
 use crate::error::{DecodeError, EncodeError};
 use crate::event::metadata::Metadata;
+use crate::event::stream::StreamId;
 
 /// Encodes a value (an event, a state) as named-field MessagePack.
 ///
@@ -68,7 +69,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 }
 
 /// Decodes the payload of event `version` of `stream`, checking its type name is one `E`
-/// knows.
+/// knows. A payload that does not decode under a `stream` that is not a valid
+/// [`StreamId`] is a [`DecodeError::StreamId`].
 pub fn decode_event<E: DomainEvent>(
     stream: &str,
     version: u64,
@@ -77,18 +79,34 @@ pub fn decode_event<E: DomainEvent>(
 ) -> Result<E, DecodeError> {
     match rmp_serde::from_slice(payload) {
         Ok(e) => Ok(e),
-        Err(_) if !E::TYPES.contains(&event_type) => Err(DecodeError::UnknownEventType {
-            stream: stream.to_owned(),
-            version,
-            event_type: event_type.to_owned(),
-        }),
-        Err(e) => Err(DecodeError::Payload {
-            stream: stream.to_owned(),
-            version,
-            event_type: event_type.to_owned(),
-            source: CodecError::Decode(e),
-        }),
+        Err(e) => {
+            let stream = stored_stream(stream, version)?;
+            Err(if E::TYPES.contains(&event_type) {
+                DecodeError::Payload {
+                    stream,
+                    version,
+                    event_type: event_type.to_owned(),
+                    source: CodecError::Decode(e),
+                }
+            } else {
+                DecodeError::UnknownEventType {
+                    stream,
+                    version,
+                    event_type: event_type.to_owned(),
+                }
+            })
+        }
     }
+}
+
+/// The stream of event `version`, as stored, for an error about the event: an invalid one is
+/// the error.
+pub(crate) fn stored_stream(stream: &str, version: u64) -> Result<StreamId, DecodeError> {
+    StreamId::from_stored(stream).map_err(|flaw| DecodeError::StreamId {
+        stream: stream.to_owned(),
+        version,
+        reason: flaw.to_string(),
+    })
 }
 
 /// Encodes metadata; empty metadata takes no bytes.

@@ -1,8 +1,93 @@
 //! Error types. Each operation returns the narrowest error it can produce; [`enum@Error`] is the
 //! superset for callers who handle them all alike.
+//!
+//! An error says where it happened as data, not prose: an [`AppendError`] or a
+//! [`DecodeError`] names its [`StreamId`] (and version), a [`ReadError`] or a [`WriteError`]
+//! carries a [`Location`] (an event, a log position, a stream head, a snapshot, a checkpoint, a
+//! table key, or the store as a whole), whose `Display` is the phrase the message uses. Every
+//! backend reports the same locations. Input the store cannot take (an over-long name, a key
+//! over the backend's limit) is an `InvalidInput` error naming where it was to go, not a
+//! storage failure.
+
+use std::fmt;
 
 use crate::event::expected_version::ExpectedVersion;
 pub use crate::event::stream::InvalidStreamId;
+use crate::event::stream::StreamId;
+
+/// Where in a store an error happened: the record read or written. `Display` gives the
+/// phrase error messages use (`event 32 of stream "acc-a"`, `the log record at position 5`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Location {
+    /// An event of a stream: `event 3 of stream "acc-1"`, followed by ` (position 7)` when
+    /// the error concerns where the global log holds it.
+    Event {
+        /// The stream.
+        stream: StreamId,
+        /// The event's version in the stream.
+        version: u64,
+        /// The event's position in the global log, when the error concerns it.
+        position: Option<u64>,
+    },
+    /// The record at a position of the global log: `the log record at position 5`.
+    Position(u64),
+    /// What the store keeps of a stream's head (its version and last event):
+    /// `the head of stream "acc-1"`.
+    Head(StreamId),
+    /// A snapshot: `snapshot 10 of stream "acc-1"`.
+    Snapshot {
+        /// The stream.
+        stream: StreamId,
+        /// The stream version the snapshot was taken at.
+        version: u64,
+    },
+    /// The checkpoint of a projection: `the checkpoint of projection "balances"`.
+    Checkpoint(String),
+    /// The table of a projection with its checkpoint, written together:
+    /// `the table and checkpoint of projection "balances"`.
+    Table(String),
+    /// One key of a projection's table: `the value of key "k" in table "balances"`.
+    TableKey {
+        /// The projection (the table's name).
+        table: String,
+        /// The key, without the table's prefix.
+        key: Vec<u8>,
+    },
+    /// The store as a whole (its environment, a sync, its own bookkeeping): `the store`.
+    Store,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Event {
+                stream,
+                version,
+                position,
+            } => {
+                write!(f, "event {version} of stream {stream:?}")?;
+                match position {
+                    Some(position) => write!(f, " (position {position})"),
+                    None => Ok(()),
+                }
+            }
+            Location::Position(position) => write!(f, "the log record at position {position}"),
+            Location::Head(stream) => write!(f, "the head of stream {stream:?}"),
+            Location::Snapshot { stream, version } => {
+                write!(f, "snapshot {version} of stream {stream:?}")
+            }
+            Location::Checkpoint(name) => write!(f, "the checkpoint of projection {name:?}"),
+            Location::Table(name) => write!(f, "the table and checkpoint of projection {name:?}"),
+            Location::TableKey { table, key } => write!(
+                f,
+                "the value of key {:?} in table {table:?}",
+                String::from_utf8_lossy(key)
+            ),
+            Location::Store => f.write_str("the store"),
+        }
+    }
+}
 
 /// A boxed error from a storage backend (I/O, LMDB, a database driver).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -42,7 +127,7 @@ pub enum DecodeError {
     #[error("event {version} of stream {stream:?} has unknown type {event_type:?}")]
     UnknownEventType {
         /// The stream.
-        stream: String,
+        stream: StreamId,
         /// The event's version.
         version: u64,
         /// The stored type name.
@@ -52,7 +137,7 @@ pub enum DecodeError {
     #[error("event {version} of stream {stream:?} (type {event_type:?}) does not decode: {source}")]
     Payload {
         /// The stream.
-        stream: String,
+        stream: StreamId,
         /// The event's version.
         version: u64,
         /// The stored type name.
@@ -65,23 +150,46 @@ pub enum DecodeError {
     #[error("metadata of event {version} of stream {stream:?} does not decode: {source}")]
     Metadata {
         /// The stream.
-        stream: String,
+        stream: StreamId,
         /// The event's version.
         version: u64,
         /// The decoder's error.
         #[source]
         source: CodecError,
     },
-    /// The stored stream id is not a valid [`StreamId`](crate::StreamId).
+    /// The stored stream id is not a valid [`StreamId`]. It wins over any other flaw of the
+    /// same event, since the others are reported by stream.
     #[error("event {version} is stored under an invalid stream id {stream:?}: {reason}")]
     StreamId {
-        /// The stored id.
+        /// The stored id, as stored.
         stream: String,
         /// The event's version.
         version: u64,
         /// What is wrong with it.
         reason: String,
     },
+}
+
+impl DecodeError {
+    /// The event that does not decode; `None` when its stored stream id is not one.
+    pub fn location(&self) -> Option<Location> {
+        match self {
+            DecodeError::UnknownEventType {
+                stream, version, ..
+            }
+            | DecodeError::Payload {
+                stream, version, ..
+            }
+            | DecodeError::Metadata {
+                stream, version, ..
+            } => Some(Location::Event {
+                stream: stream.clone(),
+                version: *version,
+                position: None,
+            }),
+            DecodeError::StreamId { .. } => None,
+        }
+    }
 }
 
 /// An append failed. Nothing of the batch was written.
@@ -94,7 +202,7 @@ pub enum AppendError {
     )]
     WrongExpectedVersion {
         /// The stream.
-        stream: String,
+        stream: StreamId,
         /// What the writer expected.
         expected: ExpectedVersion,
         /// The stream's version (0: no stream).
@@ -104,7 +212,7 @@ pub enum AppendError {
     #[error("the store is full ({limit} bytes) appending to stream {stream:?}")]
     StoreFull {
         /// The stream.
-        stream: String,
+        stream: StreamId,
         /// The configured maximum size in bytes.
         limit: u64,
     },
@@ -112,20 +220,105 @@ pub enum AppendError {
     #[error("appending to stream {stream:?} failed: {source}")]
     Storage {
         /// The stream.
-        stream: String,
+        stream: StreamId,
         /// The backend's error.
         #[source]
         source: BoxError,
+    },
+    /// The batch holds what the store cannot take (an event type name or metadata over the
+    /// backend's limit).
+    #[error("invalid append to stream {stream:?}: {reason}")]
+    InvalidInput {
+        /// The stream.
+        stream: StreamId,
+        /// What is wrong with the batch.
+        reason: String,
     },
 }
 
 impl AppendError {
     /// The stream the append concerned.
-    pub fn stream(&self) -> &str {
+    pub fn stream(&self) -> &StreamId {
         match self {
             AppendError::WrongExpectedVersion { stream, .. }
             | AppendError::StoreFull { stream, .. }
-            | AppendError::Storage { stream, .. } => stream,
+            | AppendError::Storage { stream, .. }
+            | AppendError::InvalidInput { stream, .. } => stream,
+        }
+    }
+
+    /// Splits off a version conflict, the one failure a writer resolves by reading again:
+    /// `Err(actual)`, the stream's version, for [`AppendError::WrongExpectedVersion`].
+    pub(crate) fn into_failure(self) -> Result<AppendFailure, u64> {
+        match self {
+            AppendError::WrongExpectedVersion { actual, .. } => Err(actual),
+            AppendError::StoreFull { stream, limit } => {
+                Ok(AppendFailure::StoreFull { stream, limit })
+            }
+            AppendError::Storage { stream, source } => {
+                Ok(AppendFailure::Storage { stream, source })
+            }
+            AppendError::InvalidInput { stream, reason } => {
+                Ok(AppendFailure::InvalidInput { stream, reason })
+            }
+        }
+    }
+}
+
+/// An append failed for another reason than the stream's version: an [`AppendError`] without
+/// [`WrongExpectedVersion`](AppendError::WrongExpectedVersion), for callers that resolve
+/// version conflicts themselves (the [`Host`](crate::Host) retries them). Nothing of the batch
+/// was written. Each variant is the [`AppendError`] variant of the same name, with the same
+/// message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendFailure {
+    /// The store has reached its configured maximum size.
+    #[error("the store is full ({limit} bytes) appending to stream {stream:?}")]
+    StoreFull {
+        /// The stream.
+        stream: StreamId,
+        /// The configured maximum size in bytes.
+        limit: u64,
+    },
+    /// The backend failed (I/O, disk full, a closed connection...).
+    #[error("appending to stream {stream:?} failed: {source}")]
+    Storage {
+        /// The stream.
+        stream: StreamId,
+        /// The backend's error.
+        #[source]
+        source: BoxError,
+    },
+    /// The batch holds what the store cannot take.
+    #[error("invalid append to stream {stream:?}: {reason}")]
+    InvalidInput {
+        /// The stream.
+        stream: StreamId,
+        /// What is wrong with the batch.
+        reason: String,
+    },
+}
+
+impl AppendFailure {
+    /// The stream the append concerned.
+    pub fn stream(&self) -> &StreamId {
+        match self {
+            AppendFailure::StoreFull { stream, .. }
+            | AppendFailure::Storage { stream, .. }
+            | AppendFailure::InvalidInput { stream, .. } => stream,
+        }
+    }
+}
+
+impl From<AppendFailure> for AppendError {
+    fn from(failure: AppendFailure) -> Self {
+        match failure {
+            AppendFailure::StoreFull { stream, limit } => AppendError::StoreFull { stream, limit },
+            AppendFailure::Storage { stream, source } => AppendError::Storage { stream, source },
+            AppendFailure::InvalidInput { stream, reason } => {
+                AppendError::InvalidInput { stream, reason }
+            }
         }
     }
 }
@@ -135,11 +328,20 @@ impl AppendError {
 #[non_exhaustive]
 pub enum ReadError {
     /// Stored bytes are not in the format the store wrote.
-    #[error("corrupt record {what}: {reason}")]
+    #[error("corrupt record {at}: {reason}")]
     Corrupt {
-        /// Which record (stream and version, or global position).
-        what: String,
+        /// The record.
+        at: Location,
         /// What is wrong with it.
+        reason: String,
+    },
+    /// The read asked for what cannot be stored (a checkpoint or projection name the store
+    /// does not take).
+    #[error("invalid input reading {at}: {reason}")]
+    InvalidInput {
+        /// What was to be read.
+        at: Location,
+        /// What is wrong with the input.
         reason: String,
     },
     /// The backend failed.
@@ -147,27 +349,57 @@ pub enum ReadError {
     Storage(#[source] BoxError),
 }
 
+impl ReadError {
+    /// The record the error concerns, when it concerns one.
+    pub fn location(&self) -> Option<&Location> {
+        match self {
+            ReadError::Corrupt { at, .. } | ReadError::InvalidInput { at, .. } => Some(at),
+            ReadError::Storage(_) => None,
+        }
+    }
+}
+
 /// Writing a snapshot or a checkpoint failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WriteError {
     /// The store has reached its configured maximum size.
-    #[error("the store is full ({limit} bytes) writing {what}")]
+    #[error("the store is full ({limit} bytes) writing {at}")]
     StoreFull {
         /// What was being written.
-        what: String,
+        at: Location,
         /// The configured maximum size in bytes.
         limit: u64,
     },
     /// The backend failed.
-    #[error("writing {what} failed: {source}")]
+    #[error("writing {at} failed: {source}")]
     Storage {
         /// What was being written.
-        what: String,
+        at: Location,
         /// The backend's error.
         #[source]
         source: BoxError,
     },
+    /// The write holds what the store cannot take (a bad checkpoint or projection name, a
+    /// table key over the backend's limit, a value that does not encode).
+    #[error("invalid input writing {at}: {reason}")]
+    InvalidInput {
+        /// What was to be written.
+        at: Location,
+        /// What is wrong with the input.
+        reason: String,
+    },
+}
+
+impl WriteError {
+    /// What was being written.
+    pub fn location(&self) -> &Location {
+        match self {
+            WriteError::StoreFull { at, .. }
+            | WriteError::Storage { at, .. }
+            | WriteError::InvalidInput { at, .. } => at,
+        }
+    }
 }
 
 /// Every error of this crate, for callers who handle them alike.
@@ -200,6 +432,12 @@ pub enum Error {
     Open(#[from] OpenError),
 }
 
+impl From<AppendFailure> for Error {
+    fn from(failure: AppendFailure) -> Self {
+        Error::Append(failure.into())
+    }
+}
+
 /// Opening a store failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -214,6 +452,15 @@ pub enum OpenError {
         /// The format version this build reads and writes.
         supported: u32,
     },
+    /// The options name what cannot be opened (a bad schema name, a malformed connection
+    /// string); nothing was opened.
+    #[error("invalid options opening the store at {path}: {reason}")]
+    InvalidInput {
+        /// The store's directory or address, as far as the options name it.
+        path: String,
+        /// What is wrong with the options.
+        reason: String,
+    },
     /// The backend failed to open (missing directory, permissions, a corrupt file...).
     #[error("opening the store at {path} failed: {source}")]
     Storage {
@@ -223,4 +470,83 @@ pub enum OpenError {
         #[source]
         source: BoxError,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_read_as_the_messages_name_them() {
+        let stream = StreamId::parse("acc-a").unwrap();
+        let cases = [
+            (
+                Location::Event {
+                    stream: stream.clone(),
+                    version: 32,
+                    position: None,
+                },
+                r#"event 32 of stream "acc-a""#,
+            ),
+            (
+                Location::Event {
+                    stream: stream.clone(),
+                    version: 2,
+                    position: Some(7),
+                },
+                r#"event 2 of stream "acc-a" (position 7)"#,
+            ),
+            (Location::Position(5), "the log record at position 5"),
+            (
+                Location::Head(stream.clone()),
+                r#"the head of stream "acc-a""#,
+            ),
+            (
+                Location::Snapshot {
+                    stream,
+                    version: 10,
+                },
+                r#"snapshot 10 of stream "acc-a""#,
+            ),
+            (
+                Location::Checkpoint("x".to_owned()),
+                r#"the checkpoint of projection "x""#,
+            ),
+            (
+                Location::Table("x".to_owned()),
+                r#"the table and checkpoint of projection "x""#,
+            ),
+            (
+                Location::TableKey {
+                    table: "x".to_owned(),
+                    key: b"k".to_vec(),
+                },
+                r#"the value of key "k" in table "x""#,
+            ),
+            (Location::Store, "the store"),
+        ];
+        for (location, prose) in cases {
+            assert_eq!(location.to_string(), prose);
+        }
+    }
+
+    #[test]
+    fn a_version_conflict_is_no_append_failure() {
+        let stream = StreamId::parse("acc-1").unwrap();
+        let conflict = AppendError::WrongExpectedVersion {
+            stream: stream.clone(),
+            expected: ExpectedVersion::NoStream,
+            actual: 3,
+        };
+        assert_eq!(conflict.into_failure().unwrap_err(), 3);
+        let full = AppendError::StoreFull { stream, limit: 9 };
+        let message = full.to_string();
+        let failure = full.into_failure().unwrap();
+        assert_eq!(failure.to_string(), message);
+        assert_eq!(failure.stream(), "acc-1");
+        assert!(matches!(
+            Error::from(failure),
+            Error::Append(AppendError::StoreFull { limit: 9, .. })
+        ));
+    }
 }

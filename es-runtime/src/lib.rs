@@ -14,7 +14,7 @@
 //!     NewEvent::raw("Opened", es_runtime::codec::encode(&serde_json::json!({"Opened": {"initial": 100}}))?),
 //! ])?;
 //! assert_eq!(written.stream_version(), 1);
-//! let events = store.read_stream(&stream, 1, u64::MAX)?;
+//! let events = store.read_stream(&stream, 1, usize::MAX)?;
 //! assert_eq!(events[0].payload_json()?, serde_json::json!({"Opened": {"initial": 100}}));
 //! # Ok::<(), es_runtime::Error>(())
 //! ```
@@ -42,15 +42,16 @@ pub mod watch;
 
 pub use crate::aggregate::{Aggregate, DomainEvent};
 pub use crate::error::{
-    AppendError, CodecError, DecodeError, EncodeError, Error, InvalidStreamId, OpenError,
-    ReadError, WriteError,
+    AppendError, AppendFailure, CodecError, DecodeError, EncodeError, Error, InvalidStreamId,
+    Location, OpenError, ReadError, WriteError,
 };
 pub use crate::event::{
     Clock, EventRef, ExpectedVersion, ManualClock, Metadata, NewEvent, RecordedEvent, StreamId,
     SystemClock, Timestamp, new_event_id,
 };
 pub use crate::host::{
-    ExecuteError, ExecuteResult, Executed, Host, HostBuilder, LoadError, Metrics, Phase,
+    ExecuteAndReadResult, ExecuteError, ExecuteResult, Executed, Host, HostBuilder, LoadError,
+    Metrics, Phase, WithMetadata,
 };
 pub use crate::schema::{AggregateSchema, CommandSchema, EventSchema, FieldSchema};
 pub use crate::snapshot::SnapshotPolicy;

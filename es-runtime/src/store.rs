@@ -3,14 +3,19 @@
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
 pub mod memory;
+#[cfg(any(feature = "lmdb", feature = "postgres"))]
+mod names;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 
 use std::ops::ControlFlow;
 
-use crate::error::{AppendError, ReadError, WriteError};
+use crate::error::{AppendError, Location, ReadError, WriteError};
 use crate::event::{EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId, Timestamp};
 use crate::watch::HeadWatch;
+
+#[cfg(any(feature = "lmdb", feature = "postgres"))]
+pub(crate) use self::names::checkpoint_name;
 
 /// What an append wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +103,8 @@ pub trait EventStore: Send + Sync {
     /// The stream's current version (0: no events).
     fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError>;
 
-    /// Visits the events of a stream from version `from` (inclusive) in version order.
+    /// Visits the events of a stream from version `from` (inclusive) in version order, until
+    /// the visitor breaks or the stream ends.
     ///
     /// The visitor must not write to the same store.
     fn read_stream_with(
@@ -108,7 +114,8 @@ pub trait EventStore: Send + Sync {
         visitor: &mut Visitor<'_>,
     ) -> Result<(), ReadError>;
 
-    /// Visits the global log from position `from` (inclusive) in position order.
+    /// Visits the global log from position `from` (inclusive) in position order, until the
+    /// visitor breaks or the log ends.
     ///
     /// The visitor must not write to the same store.
     fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError>;
@@ -161,28 +168,36 @@ pub trait EventStore: Send + Sync {
         None
     }
 
-    /// Copies the events of a stream from version `from` up to `to` (inclusive) out of the
-    /// store.
+    /// Copies up to `limit` events of a stream from version `from` (inclusive) out of the
+    /// store, in version order.
+    ///
+    /// Bounded as [`read_all`](Self::read_all) is, by a start and a count: versions
+    /// `from..from + limit` (those that exist; version 0 reads as 1). The whole stream is
+    /// `read_stream(stream, 1, usize::MAX)`.
     fn read_stream(
         &self,
         stream: &StreamId,
         from: u64,
-        to: u64,
+        limit: usize,
     ) -> Result<Vec<RecordedEvent>, ReadError> {
         let mut out = Vec::new();
         let mut failed = None;
+        if limit == 0 {
+            return Ok(out);
+        }
         self.read_stream_with(stream, from, &mut |e| {
-            if e.version > to {
-                return ControlFlow::Break(());
-            }
-            match e.to_owned() {
+            match e.to_recorded() {
                 Ok(e) => out.push(e),
                 Err(err) => {
                     failed = Some(err);
                     return ControlFlow::Break(());
                 }
             }
-            ControlFlow::Continue(())
+            if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         })?;
         match failed {
             Some(err) => Err(corrupt_metadata(err)),
@@ -198,7 +213,7 @@ pub trait EventStore: Send + Sync {
             return Ok(out);
         }
         self.read_all_with(from, &mut |e| {
-            match e.to_owned() {
+            match e.to_recorded() {
                 Ok(e) => out.push(e),
                 Err(err) => {
                     failed = Some(err);
@@ -218,9 +233,11 @@ pub trait EventStore: Send + Sync {
     }
 }
 
+/// A stored event that does not copy out: its metadata does not decode, or its stream id is not
+/// one (then the store as a whole is the place, the event having no valid stream to name).
 fn corrupt_metadata(err: crate::error::DecodeError) -> ReadError {
     ReadError::Corrupt {
-        what: "metadata".to_owned(),
+        at: err.location().unwrap_or(Location::Store),
         reason: err.to_string(),
     }
 }
@@ -297,9 +314,9 @@ macro_rules! forward_event_store {
                 &self,
                 stream: &StreamId,
                 from: u64,
-                to: u64,
+                limit: usize,
             ) -> Result<Vec<RecordedEvent>, ReadError> {
-                (**self).read_stream(stream, from, to)
+                (**self).read_stream(stream, from, limit)
             }
             fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, ReadError> {
                 (**self).read_all(from, limit)

@@ -24,7 +24,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::error::ReadError;
+use crate::error::{Location, ReadError};
 use crate::event::RecordedEvent;
 use crate::store::EventStore;
 use crate::timer::Sleep;
@@ -41,8 +41,9 @@ const RECHECK: Duration = Duration::from_millis(250);
 /// A reader of the global log that catches up from a position, then follows new events as
 /// they are committed, in position order, each event once.
 ///
-/// Blocking readers use [`next_timeout`](Subscription::next_timeout) or iterate; async readers
-/// await [`next`](Subscription::next). Waiting uses the store's
+/// Blocking readers use [`next_blocking`](Subscription::next_blocking),
+/// [`next_timeout`](Subscription::next_timeout) or iterate (the [`Iterator`] blocks too); async
+/// readers await [`next_async`](Subscription::next_async). Waiting uses the store's
 /// [`HeadWatch`](crate::watch::HeadWatch): no polling loop burns CPU.
 #[derive(Debug)]
 pub struct Subscription<S> {
@@ -132,7 +133,7 @@ impl<S: EventStore> Subscription<S> {
     ///
     /// Reading from the store happens on the polling thread; it does not wait on I/O for the
     /// in-memory and LMDB stores (LMDB reads are memory-mapped and never wait for writers).
-    pub async fn next(&mut self) -> Result<Option<RecordedEvent>, ReadError> {
+    pub async fn next_async(&mut self) -> Result<Option<RecordedEvent>, ReadError> {
         loop {
             if let Some(e) = self.try_next()? {
                 return Ok(Some(e));
@@ -182,7 +183,7 @@ impl<S: EventStore> Subscription<S> {
             }
             scanned = e.position;
             if filter.matches(&e) {
-                match e.to_owned() {
+                match e.to_recorded() {
                     Ok(owned) => buffer.push_back(owned),
                     Err(err) => {
                         failed = Some(err);
@@ -202,7 +203,7 @@ impl<S: EventStore> Subscription<S> {
         })?;
         if let Some(err) = failed {
             return Err(ReadError::Corrupt {
-                what: format!("event at position {}", scanned + 1),
+                at: Location::Position(scanned + 1),
                 reason: err.to_string(),
             });
         }

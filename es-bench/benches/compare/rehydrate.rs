@@ -120,7 +120,7 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
             },
             &mut || {
                 time(|| {
-                    count += lmdb.read_stream(&stream, 1, u64::MAX).unwrap().len() as u64;
+                    count += lmdb.read_stream(&stream, 1, usize::MAX).unwrap().len() as u64;
                 })
             },
         ],

@@ -89,20 +89,22 @@ impl EventRef<'_> {
 
     /// Decodes the metadata.
     pub fn metadata(&self) -> Result<Metadata, DecodeError> {
-        codec::decode_metadata(self.metadata).map_err(|source| DecodeError::Metadata {
-            stream: self.stream.to_owned(),
-            version: self.version,
-            source,
+        codec::decode_metadata(self.metadata).map_err(|source| {
+            match codec::stored_stream(self.stream, self.version) {
+                Ok(stream) => DecodeError::Metadata {
+                    stream,
+                    version: self.version,
+                    source,
+                },
+                Err(invalid) => invalid,
+            }
         })
     }
 
-    /// Copies the event out of the store.
-    pub fn to_owned(&self) -> Result<RecordedEvent, DecodeError> {
-        let stream = StreamId::from_stored(self.stream).map_err(|flaw| DecodeError::StreamId {
-            stream: self.stream.to_owned(),
-            version: self.version,
-            reason: flaw.to_string(),
-        })?;
+    /// Copies the event out of the store, decoding its metadata.
+    #[doc(alias = "to_owned")]
+    pub fn to_recorded(&self) -> Result<RecordedEvent, DecodeError> {
+        let stream = codec::stored_stream(self.stream, self.version)?;
         Ok(RecordedEvent {
             stream,
             version: self.version,
@@ -153,7 +155,7 @@ impl RecordedEvent {
     /// The payload as JSON, without knowing its Rust type.
     pub fn payload_json(&self) -> Result<serde_json::Value, DecodeError> {
         codec::to_json(&self.payload).map_err(|source| DecodeError::Payload {
-            stream: self.stream.to_string(),
+            stream: self.stream.clone(),
             version: self.version,
             event_type: self.event_type.to_string(),
             source,
@@ -195,7 +197,7 @@ mod tests {
                 metadata: &[],
                 payload: &[0x80],
             };
-            match event.to_owned() {
+            match event.to_recorded() {
                 Err(DecodeError::StreamId {
                     stream, version, ..
                 }) => {
@@ -214,7 +216,7 @@ mod tests {
             metadata: &[],
             payload: &[0x80],
         };
-        let owned = good.to_owned().expect("valid");
+        let owned = good.to_recorded().expect("valid");
         assert_eq!(owned.stream, "account-1");
         assert_eq!(owned.stream, String::from("account-1"));
         assert_eq!(String::from("account-1"), owned.stream);
@@ -256,7 +258,7 @@ mod tests {
             metadata: &[],
             ..event
         }
-        .to_owned()
+        .to_recorded()
         .expect("valid");
         let err = recorded.payload_json().unwrap_err();
         assert_eq!(

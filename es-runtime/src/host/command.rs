@@ -18,13 +18,12 @@ use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, DomainEvent};
 use crate::codec;
-use crate::error::AppendError;
 use crate::event::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId, new_event_id};
 use crate::host::cache::{EntryState, Instance};
 use crate::host::error::{ExecuteError, LoadError, Phase, panic_message};
 use crate::host::metrics::bump;
 use crate::host::shared::Shared;
-use crate::host::{Executed, RunResult};
+use crate::host::{ExecuteAndReadResult, Executed};
 use crate::store::{AppendResult, EventStore};
 
 impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
@@ -35,7 +34,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         command: A::Command,
         metadata: Metadata,
         after: impl FnOnce(&A) -> R,
-    ) -> RunResult<A, R>
+    ) -> ExecuteAndReadResult<A, R>
     where
         A::Command: Clone,
     {
@@ -54,7 +53,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         command: A::Command,
         mut metadata: Metadata,
         after: impl FnOnce(&A) -> R,
-    ) -> RunResult<A, R>
+    ) -> ExecuteAndReadResult<A, R>
     where
         A::Command: Clone,
     {
@@ -95,7 +94,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                 // The instance is known to be behind: the next command reloads it.
                 slot.instance = None;
                 Err(ExecuteError::Conflict {
-                    stream: stream.to_string(),
+                    stream: stream.clone(),
                     attempts,
                 })
             }
@@ -176,7 +175,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             Ok(current) => Ok(current != version),
             Err(source) => Err(Failure::Kept(
                 LoadError::Read {
-                    stream: stream.to_string(),
+                    stream: stream.clone(),
                     source,
                 }
                 .into(),
@@ -211,7 +210,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         match encoded {
             Ok(Ok(encoded)) => Ok(encoded),
             Ok(Err(source)) => Err(Failure::Kept(ExecuteError::Encode {
-                stream: stream.to_string(),
+                stream: stream.clone(),
                 source,
             })),
             Err(panic) => Err(Failure::Lost(self.panicked(stream, Phase::Encode, &*panic))),
@@ -229,17 +228,19 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         let expected = ExpectedVersion::Exact(before);
         match self.store.append(stream, expected, batch) {
             Ok(written) => Ok(written),
-            Err(AppendError::WrongExpectedVersion { actual, .. }) => {
-                bump(&self.counters.conflicts);
-                tracing::debug!(
-                    expected = before,
-                    actual,
-                    attempts = attempt,
-                    "version conflict"
-                );
-                Err(Failure::Stale(Stale::Conflict))
-            }
-            Err(e) => Err(Failure::Kept(ExecuteError::Append(e))),
+            Err(refused) => match refused.into_failure() {
+                Ok(failure) => Err(Failure::Kept(ExecuteError::Append(failure))),
+                Err(actual) => {
+                    bump(&self.counters.conflicts);
+                    tracing::debug!(
+                        expected = before,
+                        actual,
+                        attempts = attempt,
+                        "version conflict"
+                    );
+                    Err(Failure::Stale(Stale::Conflict))
+                }
+            },
         }
     }
 
@@ -268,7 +269,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         let message = panic_message(panic);
         tracing::error!(%stream, %phase, message, "domain code panicked; the instance was dropped");
         ExecuteError::Panicked {
-            stream: stream.to_string(),
+            stream: stream.clone(),
             phase,
             message,
         }

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-use crate::error::{AppendError, DecodeError, EncodeError, InvalidStreamId, ReadError};
+use crate::error::{AppendFailure, DecodeError, EncodeError, InvalidStreamId, ReadError};
+use crate::event::StreamId;
 
 /// Where in a command's run domain code panicked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +50,7 @@ pub enum LoadError {
     #[error("loading stream {stream:?} failed: {source}")]
     Read {
         /// The stream.
-        stream: String,
+        stream: StreamId,
         /// The store's error.
         #[source]
         source: ReadError,
@@ -63,7 +64,7 @@ pub enum LoadError {
     #[error("replaying event {version} of stream {stream:?} panicked: {message}")]
     Panicked {
         /// The stream.
-        stream: String,
+        stream: StreamId,
         /// The version of the event being replayed (0: making the empty state).
         version: u64,
         /// The panic's message.
@@ -83,7 +84,7 @@ pub enum ExecuteError<E> {
     #[error("stream {stream:?} changed concurrently; gave up after {attempts} attempts")]
     Conflict {
         /// The stream.
-        stream: String,
+        stream: StreamId,
         /// How many times the command was run.
         attempts: u32,
     },
@@ -92,30 +93,36 @@ pub enum ExecuteError<E> {
     #[error("stream {stream:?} panicked while {phase}: {message}")]
     Panicked {
         /// The stream.
-        stream: String,
+        stream: StreamId,
         /// Where it panicked.
         phase: Phase,
         /// The panic's message.
         message: String,
     },
-    /// The instance could not be loaded.
+    /// The instance could not be loaded, or the aggregate id does not make a valid stream id
+    /// ([`LoadError::InvalidStreamId`]).
     #[error(transparent)]
     Load(#[from] LoadError),
     /// An event the command emitted could not be encoded.
     #[error("encoding an event for stream {stream:?} failed: {source}")]
     Encode {
         /// The stream.
-        stream: String,
+        stream: StreamId,
         /// The codec's error.
         #[source]
         source: EncodeError,
     },
-    /// The store refused the append for another reason than a version conflict (full, I/O...).
+    /// The store refused the append (full, I/O...). A version conflict is never one: the host
+    /// reloads and retries, then reports [`ExecuteError::Conflict`].
     #[error(transparent)]
-    Append(AppendError),
-    /// The aggregate id does not make a valid stream id.
-    #[error(transparent)]
-    InvalidStreamId(#[from] InvalidStreamId),
+    Append(#[from] AppendFailure),
+}
+
+/// An invalid aggregate id fails the command as its load: [`LoadError::InvalidStreamId`].
+impl<E> From<InvalidStreamId> for ExecuteError<E> {
+    fn from(invalid: InvalidStreamId) -> Self {
+        ExecuteError::Load(LoadError::InvalidStreamId(invalid))
+    }
 }
 
 impl<E> ExecuteError<E> {

@@ -62,7 +62,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         catch_unwind(A::default).map_err(|panic| {
             bump(&self.counters.panics);
             LoadError::Panicked {
-                stream: stream.to_string(),
+                stream: stream.clone(),
                 version: 0,
                 message: panic_message(&*panic),
             }
@@ -176,7 +176,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                     }
                     Err(panic) => {
                         failed = Some(LoadError::Panicked {
-                            stream: stream.to_string(),
+                            stream: stream.clone(),
                             version: e.version,
                             message: panic_message(&*panic),
                         });
@@ -189,7 +189,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                 ControlFlow::Continue(())
             })
             .map_err(|source| LoadError::Read {
-                stream: stream.to_string(),
+                stream: stream.clone(),
                 source,
             })?;
         match failed {

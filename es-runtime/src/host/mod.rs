@@ -73,6 +73,7 @@ mod options;
 mod shared;
 mod snapshots;
 mod sweeper;
+mod with_metadata;
 
 use std::fmt::{self, Display};
 use std::future::Future;
@@ -82,12 +83,13 @@ use std::sync::atomic::Ordering;
 pub use self::error::{ExecuteError, LoadError, Phase};
 pub use self::metrics::Metrics;
 pub use self::options::HostBuilder;
+pub use self::with_metadata::WithMetadata;
 
 use self::blocking::Pool;
 use self::metrics::bump;
-use self::shared::{Shared, with_key};
+use self::shared::{Shared, stream_of, with_key};
 use crate::aggregate::Aggregate;
-use crate::event::{Metadata, RecordedEvent, StreamId};
+use crate::event::{RecordedEvent, StreamId};
 use crate::snapshot::SnapshotPolicy;
 use crate::store::EventStore;
 
@@ -193,7 +195,9 @@ pub struct Executed<E> {
 pub type ExecuteResult<A> =
     Result<Executed<<A as Aggregate>::Event>, ExecuteError<<A as Aggregate>::Error>>;
 
-type RunResult<A, R> =
+/// What [`Host::execute_and_read`] returns: what the command did, and what the closure read
+/// from the new state.
+pub type ExecuteAndReadResult<A, R> =
     Result<(Executed<<A as Aggregate>::Event>, R), ExecuteError<<A as Aggregate>::Error>>;
 
 impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
@@ -312,19 +316,16 @@ where
 {
     /// Runs `command` on aggregate `id`, blocking until its events are stored and applied.
     ///
+    /// `command` is the command itself, or a [`WithMetadata`] carrying the metadata
+    /// (correlation and causation ids, user pairs) to record on every event.
     /// The command's `Clone` lets the host run it again after a version conflict.
-    pub fn execute(&self, id: impl Display, command: A::Command) -> ExecuteResult<A> {
-        self.execute_with(id, command, Metadata::default())
-    }
-
-    /// [`execute`](Self::execute), recording `metadata` (correlation and causation ids, user
-    /// pairs) on every event.
-    pub fn execute_with(
+    #[doc(alias = "execute_with")]
+    pub fn execute(
         &self,
         id: impl Display,
-        command: A::Command,
-        metadata: Metadata,
+        command: impl Into<WithMetadata<A::Command>>,
     ) -> ExecuteResult<A> {
+        let WithMetadata { command, metadata } = command.into();
         with_key::<A, _>(id, |key| {
             self.shared
                 .execute(key, command, metadata, |_| ())
@@ -332,43 +333,35 @@ where
         })
     }
 
-    /// [`execute_with`](Self::execute_with), then runs `f` on the new state before another
-    /// command can change it. Like [`read`](Self::read)'s, `f` must not use this host on the
-    /// same aggregate.
+    /// [`execute`](Self::execute), then runs `f` on the new state before another command can
+    /// change it. Like [`read`](Self::read)'s, `f` must not use this host on the same
+    /// aggregate.
     pub fn execute_and_read<R>(
         &self,
         id: impl Display,
-        command: A::Command,
-        metadata: Metadata,
+        command: impl Into<WithMetadata<A::Command>>,
         f: impl FnOnce(&A) -> R,
-    ) -> RunResult<A, R> {
+    ) -> ExecuteAndReadResult<A, R> {
+        let WithMetadata { command, metadata } = command.into();
         with_key::<A, _>(id, |key| self.shared.execute(key, command, metadata, f))
     }
 
     /// Runs `command` on aggregate `id` on the host's thread pool; the future resolves when
     /// the events are stored and applied. For async code: no executor thread ever blocks on
-    /// the store.
+    /// the store. `command` is taken as by [`execute`](Self::execute).
     ///
     /// The command starts at once, and runs to the end even if the future is dropped.
     /// Commands sent to one aggregate this way run in the order they were sent, one at a
     /// time, whether or not the caller awaits each before sending the next; while they wait
     /// for their turn, they hold none of the pool's threads, which go on running the commands
     /// of other aggregates.
+    #[doc(alias = "execute_with_async")]
     pub fn execute_async(
         &self,
         id: impl Display,
-        command: A::Command,
+        command: impl Into<WithMetadata<A::Command>>,
     ) -> impl Future<Output = ExecuteResult<A>> + Send + 'static {
-        self.execute_with_async(id, command, Metadata::default())
-    }
-
-    /// [`execute_async`](Self::execute_async) recording `metadata` on every event.
-    pub fn execute_with_async(
-        &self,
-        id: impl Display,
-        command: A::Command,
-        metadata: Metadata,
-    ) -> impl Future<Output = ExecuteResult<A>> + Send + 'static {
+        let WithMetadata { command, metadata } = command.into();
         let key: Arc<str> = with_key::<A, _>(id, |key| key.into());
         let shared = self.shared.clone();
         let pool = self
@@ -387,10 +380,15 @@ where
         });
         async move {
             rx.await.unwrap_or_else(|| {
-                Err(ExecuteError::Panicked {
-                    stream: stream.to_string(),
-                    phase: Phase::Store,
-                    message: "the store or the host panicked while running the command".to_owned(),
+                // The command got past its stream id: the key makes one.
+                Err(match stream_of::<A>(&stream) {
+                    Ok(stream) => ExecuteError::Panicked {
+                        stream,
+                        phase: Phase::Store,
+                        message: "the store or the host panicked while running the command"
+                            .to_owned(),
+                    },
+                    Err(invalid) => invalid.into(),
                 })
             })
         }

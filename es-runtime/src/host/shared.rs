@@ -142,6 +142,6 @@ pub(super) fn with_key<A: Aggregate, R>(id: impl Display, f: impl FnOnce(&str) -
     r
 }
 
-fn stream_of<A: Aggregate>(key: &str) -> Result<StreamId, crate::InvalidStreamId> {
+pub(super) fn stream_of<A: Aggregate>(key: &str) -> Result<StreamId, crate::InvalidStreamId> {
     StreamId::new(A::NAME, key.get(A::NAME.len() + 1..).unwrap_or(""))
 }

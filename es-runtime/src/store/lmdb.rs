@@ -35,7 +35,7 @@ mod tables;
 
 pub use self::open::FORMAT_VERSION;
 pub use self::options::{Durability, LmdbOptions};
-pub use self::tables::{Entries, Table, TableFeed, TableProjection, TableRunner, TableView};
+pub use self::tables::{Entries, ReadOnlyTable, Table, TableFeed, TableProjection, TableRunner};
 
 use std::fmt;
 use std::io;
@@ -52,7 +52,7 @@ use self::fail::Fail;
 use self::group::GroupCommit;
 use self::heads::Tail;
 use self::log::LogForward;
-use crate::error::{AppendError, OpenError, ReadError, WriteError};
+use crate::error::{AppendError, Location, OpenError, ReadError, WriteError};
 use crate::event::{Clock, ExpectedVersion, NewEvent, StreamId, Timestamp};
 use crate::store::{AppendResult, EventStore, Snapshot, Visitor};
 use crate::watch::HeadWatch;
@@ -217,7 +217,7 @@ impl LmdbStore {
             .env
             .force_sync()
             .map_err(|e| WriteError::Storage {
-                what: "a sync of the store".to_owned(),
+                at: Location::Store,
                 source: Box::new(e),
             })
     }
@@ -245,20 +245,20 @@ impl Inner {
     /// Runs a write transaction, growing the map and retrying when it is full.
     fn write<T>(
         &self,
-        what: &dyn Fn() -> String,
+        at: &dyn Fn() -> Location,
         mut f: impl FnMut(&mut RwTxn<'_>) -> Result<T, Fail>,
     ) -> Result<T, WriteError> {
-        self.env.transact(what, |txn| f(txn).map(|out| (out, true)))
+        self.env.transact(at, |txn| f(txn).map(|out| (out, true)))
     }
 
     /// Runs a write transaction that commits when `f` answers `true` and aborts otherwise,
     /// growing the map and running `f` again when it is full.
     fn transact<T>(
         &self,
-        what: &dyn Fn() -> String,
+        at: &dyn Fn() -> Location,
         f: impl FnMut(&mut RwTxn<'_>) -> Result<(T, bool), Fail>,
     ) -> Result<T, WriteError> {
-        self.env.transact(what, f)
+        self.env.transact(at, f)
     }
 
     /// The database of every projection's table.
@@ -291,7 +291,7 @@ impl EventStore for LmdbStore {
     fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
         let r = self.inner.reader()?;
         self.inner
-            .head_in(&r.txn, stream.as_str())
+            .head_in(&r.txn, stream)
             .map(|(version, _)| version)
             .map_err(Fail::into_read_error)
     }
@@ -377,5 +377,44 @@ mod tests {
     fn the_store_is_send_sync_and_static() {
         assert_send_sync_static::<LmdbStore>();
         assert_send_sync_static::<Arc<dyn EventStore>>();
+    }
+
+    #[test]
+    fn input_the_store_cannot_take_is_invalid_input_naming_where_it_was_to_go() {
+        let store = LmdbStore::temporary(LmdbOptions::new()).unwrap();
+        let stream = StreamId::new("acc", 1).unwrap();
+        let long_type = "T".repeat(usize::from(u16::MAX) + 1);
+        let refused = store
+            .append(
+                &stream,
+                ExpectedVersion::Any,
+                vec![NewEvent::raw(long_type, vec![0xc0])],
+            )
+            .unwrap_err();
+        match &refused {
+            AppendError::InvalidInput { stream: s, reason } => {
+                assert_eq!(s, &stream);
+                assert!(reason.contains("type name"), "{reason}");
+            }
+            other => panic!("expected invalid input, got {other:?}"),
+        }
+        assert_eq!(store.stream_version(&stream).unwrap(), 0);
+
+        let name = "n".repeat(501);
+        let at = Location::Checkpoint(name.clone());
+        match store.save_checkpoint(&name, 1).unwrap_err() {
+            WriteError::InvalidInput { at: found, .. } => assert_eq!(found, at),
+            other => panic!("expected invalid input, got {other:?}"),
+        }
+        match store.load_checkpoint(&name).unwrap_err() {
+            ReadError::InvalidInput { at: found, .. } => assert_eq!(found, at),
+            other => panic!("expected invalid input, got {other:?}"),
+        }
+        match store.read_table("", |_| ()).unwrap_err() {
+            ReadError::InvalidInput { at: found, .. } => {
+                assert_eq!(found, Location::Table(String::new()))
+            }
+            other => panic!("expected invalid input, got {other:?}"),
+        }
     }
 }

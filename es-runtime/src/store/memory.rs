@@ -170,7 +170,7 @@ impl MemoryStore {
         let current = found.map_or(0, |i| inner.streams[i].positions.len() as u64);
         if !expected.matches(current) {
             return Err(AppendError::WrongExpectedVersion {
-                stream: stream.to_string(),
+                stream: stream.clone(),
                 expected,
                 actual: current,
             });

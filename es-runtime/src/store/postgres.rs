@@ -24,8 +24,9 @@ use self::commit::{Append, Outcome};
 use self::group::GroupQueue;
 use self::pool::{Pool, Runtime, Statements};
 use self::schema::Sql;
-use crate::error::{AppendError, BoxError, OpenError, ReadError, WriteError};
+use crate::error::{AppendError, BoxError, Location, OpenError, ReadError, WriteError};
 use crate::event::{Clock, EventRef, ExpectedVersion, NewEvent, StreamId, SystemClock, Timestamp};
+use crate::store::checkpoint_name;
 use crate::store::{AppendResult, EventStore, Snapshot, Visitor};
 use crate::watch::HeadWatch;
 
@@ -116,21 +117,19 @@ impl PostgresOptions {
     /// one, is refused with [`OpenError::UnsupportedFormat`] before anything is written.
     pub fn open(&self) -> Result<PostgresStore, OpenError> {
         let mut config =
-            tokio_postgres::Config::from_str(&self.url).map_err(|e| OpenError::Storage {
+            tokio_postgres::Config::from_str(&self.url).map_err(|e| OpenError::InvalidInput {
                 path: "a PostgreSQL connection string".to_owned(),
-                source: Box::new(e),
+                reason: e.to_string(),
             })?;
         let path = describe(&config, &self.schema);
+        schema::validate(&self.schema).map_err(|reason| OpenError::InvalidInput {
+            path: path.clone(),
+            reason,
+        })?;
         let storage = |source: BoxError| OpenError::Storage {
             path: path.clone(),
             source,
         };
-        schema::validate(&self.schema).map_err(|reason| {
-            storage(Box::new(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                reason,
-            )))
-        })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
@@ -278,7 +277,7 @@ impl PostgresStore {
                     .iter()
                     .map(|s| {
                         Err(AppendError::Storage {
-                            stream: s.to_string(),
+                            stream: s.clone(),
                             source: message.clone().into(),
                         })
                     })
@@ -302,7 +301,7 @@ impl PostgresStore {
             for row in &rows {
                 let event = event_ref(row)?;
                 check(&event).map_err(|reason| ReadError::Corrupt {
-                    what: format!("the event at position {}", event.position),
+                    at: Location::Position(event.position),
                     reason,
                 })?;
                 from = key(&event) + 1;
@@ -351,34 +350,27 @@ fn event_ref(row: &Row) -> Result<EventRef<'_>, ReadError> {
 
 fn corrupt_row(position: Option<i64>, e: &tokio_postgres::Error) -> ReadError {
     ReadError::Corrupt {
-        what: match position {
-            Some(p) => format!("the event at position {p}"),
-            None => "an event row".to_owned(),
-        },
+        // Without its position, the row is only known as part of the store.
+        at: position.map_or(Location::Store, |p| Location::Position(p as u64)),
         reason: e.to_string(),
     }
-}
-
-fn checkpoint_name(name: &str) -> Result<(), BoxError> {
-    if name.is_empty() || name.len() > 500 {
-        return Err(Box::new(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!(
-                "a checkpoint name has 1 to 500 bytes; this one has {}",
-                name.len()
-            ),
-        )));
-    }
-    Ok(())
 }
 
 fn snapshot_of(row: &Row, stream: &StreamId) -> Result<Snapshot, ReadError> {
+    // A row whose version does not read is only known as part of the store.
+    let version = row.try_get::<_, i64>(0).map_err(|e| ReadError::Corrupt {
+        at: Location::Store,
+        reason: format!("a snapshot row of stream {stream:?}: {e}"),
+    })? as u64;
     let corrupt = |e: tokio_postgres::Error| ReadError::Corrupt {
-        what: format!("a snapshot of stream {stream:?}"),
+        at: Location::Snapshot {
+            stream: stream.clone(),
+            version,
+        },
         reason: e.to_string(),
     };
     Ok(Snapshot {
-        version: row.try_get::<_, i64>(0).map_err(corrupt)? as u64,
+        version,
         state_version: row.try_get::<_, i64>(1).map_err(corrupt)? as u32,
         payload: row.try_get(2).map_err(corrupt)?,
     })
@@ -401,7 +393,7 @@ impl EventStore for PostgresStore {
             |group| self.commit_group(group),
             || {
                 Err(AppendError::Storage {
-                    stream: stream.to_string(),
+                    stream: stream.clone(),
                     source: "the group commit panicked; nothing was acknowledged".into(),
                 })
             },
@@ -418,7 +410,7 @@ impl EventStore for PostgresStore {
                 row.try_get::<_, i64>(0)
                     .map(|v| v as u64)
                     .map_err(|e| ReadError::Corrupt {
-                        what: format!("the head of stream {stream:?}"),
+                        at: Location::Head(stream.clone()),
                         reason: e.to_string(),
                     })
             }
@@ -476,13 +468,13 @@ impl EventStore for PostgresStore {
             .query(|st| &st.head, Vec::new())
             .map_err(ReadError::Storage)?;
         let row = rows.first().ok_or_else(|| ReadError::Corrupt {
-            what: "the head of the log".to_owned(),
+            at: Location::Store,
             reason: "the head row is missing".to_owned(),
         })?;
         row.try_get::<_, i64>(0)
             .map(|p| p as u64)
             .map_err(|e| ReadError::Corrupt {
-                what: "the head of the log".to_owned(),
+                at: Location::Store,
                 reason: e.to_string(),
             })
     }
@@ -494,6 +486,7 @@ impl EventStore for PostgresStore {
         keep: usize,
     ) -> Result<(), WriteError> {
         let name = stream.to_string();
+        let snapshot_version = snapshot.version;
         let version = to_i64(snapshot.version);
         let state_version = i64::from(snapshot.state_version);
         let skip = to_i64(keep.max(1) as u64 - 1);
@@ -516,7 +509,10 @@ impl EventStore for PostgresStore {
                 Ok(())
             })
             .map_err(|source| WriteError::Storage {
-                what: format!("a snapshot of stream {stream:?}"),
+                at: Location::Snapshot {
+                    stream: stream.clone(),
+                    version: snapshot_version,
+                },
                 source,
             })
     }
@@ -547,24 +543,21 @@ impl EventStore for PostgresStore {
     }
 
     fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError> {
-        let what = || format!("the checkpoint of projection {name:?}");
-        checkpoint_name(name).map_err(|source| WriteError::Storage {
-            what: what(),
-            source,
-        })?;
+        let at = || Location::Checkpoint(name.to_owned());
+        checkpoint_name(name).map_err(|reason| WriteError::InvalidInput { at: at(), reason })?;
         self.query(
             |st| &st.save_checkpoint,
             vec![Box::new(name.to_owned()), Box::new(to_i64(position))],
         )
         .map(drop)
-        .map_err(|source| WriteError::Storage {
-            what: what(),
-            source,
-        })
+        .map_err(|source| WriteError::Storage { at: at(), source })
     }
 
     fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
-        checkpoint_name(name).map_err(ReadError::Storage)?;
+        checkpoint_name(name).map_err(|reason| ReadError::InvalidInput {
+            at: Location::Checkpoint(name.to_owned()),
+            reason,
+        })?;
         let rows = self
             .query(|st| &st.load_checkpoint, vec![Box::new(name.to_owned())])
             .map_err(ReadError::Storage)?;
@@ -573,7 +566,7 @@ impl EventStore for PostgresStore {
                 r.try_get::<_, i64>(0)
                     .map(|p| p as u64)
                     .map_err(|e| ReadError::Corrupt {
-                        what: format!("the checkpoint of projection {name:?}"),
+                        at: Location::Checkpoint(name.to_owned()),
                         reason: e.to_string(),
                     })
             })

@@ -119,7 +119,7 @@ pub fn replay(events: impl IntoIterator<Item = AccountEvent>) -> Account {
 pub fn stream_events<S: es_runtime::EventStore>(store: &S, id: &str) -> Vec<(u64, AccountEvent)> {
     let stream = es_runtime::StreamId::new(Account::NAME, id).unwrap();
     store
-        .read_stream(&stream, 1, u64::MAX)
+        .read_stream(&stream, 1, usize::MAX)
         .unwrap()
         .into_iter()
         .map(|e| {

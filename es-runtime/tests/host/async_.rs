@@ -53,10 +53,12 @@ async fn async_errors_are_the_same_as_blocking_ones() {
         .unwrap_err();
     assert!(matches!(err, ExecuteError::Panicked { .. }));
     let done = host
-        .execute_with_async(
+        .execute_async(
             "a",
-            AccountCommand::Deposit(3),
-            es_runtime::Metadata::default().with("k", "v"),
+            es_runtime::WithMetadata::new(
+                AccountCommand::Deposit(3),
+                es_runtime::Metadata::default().with("k", "v"),
+            ),
         )
         .await
         .unwrap();
@@ -182,7 +184,7 @@ async fn async_commands_to_one_aggregate_run_in_the_order_sent() {
     assert_eq!(versions, (1..=300).collect::<Vec<_>>());
     let amounts: Vec<u64> = host
         .store()
-        .read_stream(&StreamId::new("account", "a").unwrap(), 1, u64::MAX)
+        .read_stream(&StreamId::new("account", "a").unwrap(), 1, usize::MAX)
         .unwrap()
         .into_iter()
         .map(|e| match es_runtime::codec::decode(&e.payload).unwrap() {

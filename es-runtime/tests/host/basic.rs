@@ -7,7 +7,9 @@ use std::thread;
 use std::time::Duration;
 
 use common::{Account, AccountCommand, AccountEvent, BankError, replay, stream_events};
-use es_runtime::{EventStore, ExecuteError, Host, LoadError, MemoryStore, Metadata, StreamId};
+use es_runtime::{
+    EventStore, ExecuteError, Host, LoadError, MemoryStore, Metadata, StreamId, WithMetadata,
+};
 
 fn host() -> Host<Account, MemoryStore> {
     Host::new(MemoryStore::new())
@@ -36,7 +38,7 @@ fn execute_returns_the_recorded_events_and_version() {
     assert_eq!(done.events[1].position, done.events[0].position + 1);
 
     // The events returned are the events stored.
-    let stored = host.store().read_stream(&done.stream, 2, 3).unwrap();
+    let stored = host.store().read_stream(&done.stream, 2, 2).unwrap();
     assert_eq!(stored[0].event_id, done.events[0].event_id);
     assert_eq!(stored[1].timestamp, done.events[1].timestamp);
     assert_eq!(host.state("a").unwrap().balance, 13);
@@ -75,7 +77,10 @@ fn metadata_is_recorded_on_every_event() {
         .with_correlation_id(correlation)
         .with("user", "ada");
     let done = host
-        .execute_with("a", AccountCommand::DepositTwice(1, 1), metadata.clone())
+        .execute(
+            "a",
+            WithMetadata::new(AccountCommand::DepositTwice(1, 1), metadata.clone()),
+        )
         .unwrap();
     assert!(done.events.iter().all(|e| e.metadata == metadata));
     let stored = host.store().read_stream(&done.stream, 1, 2).unwrap();
@@ -86,9 +91,7 @@ fn metadata_is_recorded_on_every_event() {
 fn execute_and_read_sees_the_new_state() {
     let host = host();
     let (done, balance) = host
-        .execute_and_read("a", AccountCommand::Deposit(7), Metadata::default(), |a| {
-            a.balance
-        })
+        .execute_and_read("a", AccountCommand::Deposit(7), |a| a.balance)
         .unwrap();
     assert_eq!((done.version, balance), (1, 7));
 }
@@ -106,9 +109,15 @@ fn invalid_ids_are_typed_errors() {
     let host = host();
     let long = "x".repeat(StreamId::MAX_LEN);
     let err = host.execute(&long, AccountCommand::Deposit(1)).unwrap_err();
-    assert!(matches!(err, ExecuteError::InvalidStreamId(_)), "{err:?}");
+    assert!(
+        matches!(err, ExecuteError::Load(LoadError::InvalidStreamId(_))),
+        "{err:?}"
+    );
     let err = host.execute("", AccountCommand::Deposit(1)).unwrap_err();
-    assert!(matches!(err, ExecuteError::InvalidStreamId(_)), "{err:?}");
+    assert!(
+        matches!(err, ExecuteError::Load(LoadError::InvalidStreamId(_))),
+        "{err:?}"
+    );
     let err = host.state("bad\nid").unwrap_err();
     assert!(matches!(err, LoadError::InvalidStreamId(_)), "{err:?}");
     // Nothing was left behind for them.

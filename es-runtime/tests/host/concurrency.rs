@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use common::{Account, AccountCommand, AccountEvent, BankError, Rng, replay, stream_events};
-use es_runtime::{EventStore, ExecuteError, Host, MemoryStore, Metadata};
+use es_runtime::{EventStore, ExecuteError, Host, MemoryStore, Metadata, WithMetadata};
 
 /// 8 threads × 10,000 random deposits and withdrawals over 10 shared accounts. The model is
 /// built from what the host reported as accepted; at the end every balance matches it, every
@@ -140,12 +140,18 @@ fn metadata_survives_a_retry() {
     {
         // `b` writes behind `a`'s back: `a`'s next command conflicts and is run again.
         b.execute("x", AccountCommand::Deposit(100)).unwrap();
-        let done = a.execute_with("x", command, metadata.clone()).unwrap();
+        let done = a
+            .execute("x", WithMetadata::new(command, metadata.clone()))
+            .unwrap();
         assert_eq!(a.metrics().retries, i as u64 + 1);
         assert!(!done.events.is_empty());
         assert!(done.events.iter().all(|e| e.metadata == metadata));
         let stored = store
-            .read_stream(&done.stream, done.events[0].version, done.version)
+            .read_stream(
+                &done.stream,
+                done.events[0].version,
+                (done.version + 1 - done.events[0].version) as usize,
+            )
             .unwrap();
         assert_eq!(stored.len(), done.events.len());
         assert!(stored.iter().all(|e| e.metadata == metadata), "{stored:?}");

@@ -377,7 +377,7 @@ impl GatedStore {
     fn check_readable(&self) -> Result<(), ReadError> {
         if self.broken.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(ReadError::Corrupt {
-                what: "the snapshots".to_owned(),
+                at: es_runtime::Location::Store,
                 reason: "broken on purpose".to_owned(),
             });
         }

@@ -218,7 +218,7 @@ fn async_next_waits<S: EventStore + 'static>(store: Arc<S>) {
         })
     };
     let got: Vec<u64> = block_on(async {
-        let first = sub.next().await.unwrap().unwrap();
+        let first = sub.next_async().await.unwrap().unwrap();
         vec![first.position]
     });
     writer.join().unwrap();
@@ -253,9 +253,9 @@ fn idle_async_subscribers_start_no_thread_each() {
     let mut cx = Context::from_waker(Waker::noop());
     // One waiting subscriber starts whatever the runtime keeps for good.
     let mut first = Subscription::new(store.clone(), Filter::all().from_position(2));
-    assert!(pin!(first.next()).poll(&mut cx).is_pending());
+    assert!(pin!(first.next_async()).poll(&mut cx).is_pending());
     let before = threads();
-    let mut waiting: Vec<_> = subs.iter_mut().map(|s| Box::pin(s.next())).collect();
+    let mut waiting: Vec<_> = subs.iter_mut().map(|s| Box::pin(s.next_async())).collect();
     for next in &mut waiting {
         assert!(next.as_mut().poll(&mut cx).is_pending());
     }

@@ -46,7 +46,7 @@ fn main() {
     store
         .append(&stream, ExpectedVersion::NoStream, vec![es::NewEvent::from_event(&e, Metadata::default()).unwrap()])
         .unwrap();
-    let read = store.read_stream(&stream, 1, u64::MAX).unwrap();
+    let read = store.read_stream(&stream, 1, usize::MAX).unwrap();
     assert_eq!(read[0].event_type, "TargetSet");
     assert_eq!(read[0].clone().decode::<ThermostatEvent>().unwrap().payload, e);
 }

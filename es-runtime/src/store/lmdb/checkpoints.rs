@@ -1,32 +1,26 @@
 //! Projection checkpoints: per projection name, the last position it has applied.
 
-use std::io;
-
 use heed::{RoTxn, RwTxn};
 
 use super::fail::Fail;
 use super::{Inner, record};
-use crate::error::{ReadError, WriteError};
+use crate::error::{Location, ReadError, WriteError};
 
 impl Inner {
     pub(super) fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), WriteError> {
-        let what = || format!("the checkpoint of projection {name:?}");
-        let key = checkpoint_key(name).map_err(|reason| WriteError::Storage {
-            what: what(),
-            source: Box::new(io::Error::new(io::ErrorKind::InvalidInput, reason)),
-        })?;
-        self.write(&what, |txn| {
+        let at = || Location::Checkpoint(name.to_owned());
+        let key =
+            checkpoint_key(name).map_err(|reason| WriteError::InvalidInput { at: at(), reason })?;
+        self.write(&at, |txn| {
             self.checkpoints.put(txn, key, &position.to_be_bytes())?;
             Ok(())
         })
     }
 
     pub(super) fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
-        let key = checkpoint_key(name).map_err(|reason| {
-            ReadError::Storage(Box::new(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                reason,
-            )))
+        let key = checkpoint_key(name).map_err(|reason| ReadError::InvalidInput {
+            at: Location::Checkpoint(name.to_owned()),
+            reason,
         })?;
         let r = self.reader()?;
         self.checkpoint_in(&r.txn, key)
@@ -40,10 +34,7 @@ impl Inner {
             Some(v) => record::read_position(v)
                 .map(Some)
                 .ok_or_else(|| Fail::Corrupt {
-                    what: format!(
-                        "the checkpoint of projection {:?}",
-                        String::from_utf8_lossy(name)
-                    ),
+                    at: Location::Checkpoint(String::from_utf8_lossy(name).into_owned()),
                     reason: format!("{} bytes instead of 8", v.len()),
                 }),
         }
@@ -67,11 +58,5 @@ impl Inner {
 }
 
 fn checkpoint_key(name: &str) -> Result<&[u8], String> {
-    if name.is_empty() || name.len() > 500 {
-        return Err(format!(
-            "a checkpoint name has 1 to 500 bytes; this one has {}",
-            name.len()
-        ));
-    }
-    Ok(name.as_bytes())
+    crate::store::checkpoint_name(name).map(|()| name.as_bytes())
 }

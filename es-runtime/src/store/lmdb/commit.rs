@@ -19,7 +19,7 @@ use super::fail::Fail;
 use super::heads::{Tail, Unreadable, unreadable};
 use super::record::{self, BLOCK};
 use crate::codec;
-use crate::error::{AppendError, WriteError};
+use crate::error::{AppendError, Location, WriteError};
 use crate::event::{ExpectedVersion, NewEvent, StreamId, Timestamp};
 use crate::store::AppendResult;
 
@@ -75,11 +75,11 @@ impl Write {
     pub(super) fn failed(&self, source: impl Fn() -> crate::error::BoxError) -> Outcome {
         match self {
             Write::Append(a) => Outcome::Append(Err(AppendError::Storage {
-                stream: a.stream.to_string(),
+                stream: a.stream.clone(),
                 source: source(),
             })),
             Write::Snapshot(s) => Outcome::Snapshot(Err(WriteError::Storage {
-                what: s.what(),
+                at: s.location(),
                 source: source(),
             })),
         }
@@ -89,11 +89,11 @@ impl Write {
     fn full(&self, limit: u64) -> Outcome {
         match self {
             Write::Append(a) => Outcome::Append(Err(AppendError::StoreFull {
-                stream: a.stream.to_string(),
+                stream: a.stream.clone(),
                 limit,
             })),
             Write::Snapshot(s) => Outcome::Snapshot(Err(WriteError::StoreFull {
-                what: s.what(),
+                at: s.location(),
                 limit,
             })),
         }
@@ -101,12 +101,11 @@ impl Write {
 }
 
 impl SnapshotWrite {
-    fn what(&self) -> String {
-        format!(
-            "snapshot {} of stream {:?}",
-            self.version,
-            self.stream.as_str()
-        )
+    fn location(&self) -> Location {
+        Location::Snapshot {
+            stream: self.stream.clone(),
+            version: self.version,
+        }
     }
 }
 
@@ -136,9 +135,9 @@ impl Append {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Append, AppendError> {
-        let invalid = |reason: String| AppendError::Storage {
-            stream: stream.to_string(),
-            source: Box::new(io::Error::new(io::ErrorKind::InvalidInput, reason)),
+        let invalid = |reason: String| AppendError::InvalidInput {
+            stream: stream.clone(),
+            reason,
         };
         let mut metadata = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
@@ -203,7 +202,7 @@ impl Inner {
         let (mut last_position, last_timestamp) = match self.log.last(txn)? {
             Some((p, value)) => {
                 let t = record::event_timestamp(value).ok_or_else(|| Fail::Corrupt {
-                    what: format!("the log record at position {p}"),
+                    at: Location::Position(p),
                     reason: "the record is too short for its header".to_owned(),
                 })?;
                 (p, t)
@@ -251,11 +250,11 @@ impl Inner {
             };
             let (current, mut previous) = match found {
                 Ok(Some(head)) => head,
-                Ok(None) => self.stored_head(txn, stream)?,
+                Ok(None) => self.stored_head(txn, &request.stream)?,
                 // This stream's version is unknown; the rest of the group carries on.
                 Err(e) => {
                     outcomes.push(Outcome::Append(Err(AppendError::Storage {
-                        stream: stream.to_owned(),
+                        stream: request.stream.clone(),
                         source: unreadable(e).to_box(),
                     })));
                     continue;
@@ -263,7 +262,7 @@ impl Inner {
             };
             if !request.expected.matches(current) {
                 outcomes.push(Outcome::Append(Err(AppendError::WrongExpectedVersion {
-                    stream: stream.to_owned(),
+                    stream: request.stream.clone(),
                     expected: request.expected,
                     actual: current,
                 })));

@@ -13,7 +13,7 @@ use heed::{Env, EnvInfo, RoTxn, RwTxn, WithoutTls};
 use super::fail::Fail;
 use super::gate::{MapGate, Pass, Refusal};
 use super::headroom::Headroom;
-use crate::error::{ReadError, WriteError};
+use crate::error::{Location, ReadError, WriteError};
 
 pub(super) const MIB: usize = 1 << 20;
 
@@ -159,11 +159,11 @@ impl Environment {
     }
 
     /// Runs a write transaction that commits when `f` answers `true` and aborts otherwise,
-    /// growing the map and running `f` again when it is full. `what` names the write in
+    /// growing the map and running `f` again when it is full. `at` names the write in
     /// errors.
     pub(super) fn transact<T>(
         &self,
-        what: &dyn Fn() -> String,
+        at: &dyn Fn() -> Location,
         mut f: impl FnMut(&mut RwTxn<'_>) -> Result<(T, bool), Fail>,
     ) -> Result<T, WriteError> {
         let attempt = || {
@@ -177,13 +177,10 @@ impl Environment {
         self.retry(attempt, || false)
             .map_err(|stopped| match stopped {
                 Stopped::Full => WriteError::StoreFull {
-                    what: what(),
+                    at: at(),
                     limit: self.max_map_size as u64,
                 },
-                Stopped::Failed(failed) => WriteError::Storage {
-                    what: what(),
-                    source: failed.to_box(),
-                },
+                Stopped::Failed(failed) => failed.into_write_error(at()),
             })
     }
 

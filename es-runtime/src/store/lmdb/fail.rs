@@ -5,7 +5,7 @@ use std::path::Path;
 
 use heed::MdbError;
 
-use crate::error::{BoxError, ReadError};
+use crate::error::{BoxError, Location, ReadError, WriteError};
 
 /// Less free space than this on the store's file system makes an I/O error of a write a full
 /// disk.
@@ -19,7 +19,12 @@ pub(super) enum Fail {
     MapResized,
     /// A stored record is not what this store writes.
     Corrupt {
-        what: String,
+        at: Location,
+        reason: String,
+    },
+    /// The caller asked for what the store cannot take.
+    Invalid {
+        at: Location,
         reason: String,
     },
     /// The file system is out of space.
@@ -67,9 +72,13 @@ impl Fail {
             )),
             Fail::Other(heed::Error::Io(e)) => Box::new(io::Error::new(e.kind(), e.to_string())),
             Fail::Other(e) => Box::new(io::Error::other(e.to_string())),
-            Fail::Corrupt { what, reason } => Box::new(io::Error::other(format!(
-                "corrupt data in {what}: {reason}"
-            ))),
+            Fail::Corrupt { at, reason } => {
+                Box::new(io::Error::other(format!("corrupt data in {at}: {reason}")))
+            }
+            Fail::Invalid { at, reason } => Box::new(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("invalid input for {at}: {reason}"),
+            )),
             Fail::MapFull => Box::new(io::Error::other("the map is full")),
             Fail::MapResized => Box::new(io::Error::other("the map was resized")),
         }
@@ -77,12 +86,25 @@ impl Fail {
 
     pub(super) fn into_read_error(self) -> ReadError {
         match self {
-            Fail::Corrupt { what, reason } => ReadError::Corrupt { what, reason },
+            Fail::Corrupt { at, reason } => ReadError::Corrupt { at, reason },
+            Fail::Invalid { at, reason } => ReadError::InvalidInput { at, reason },
             Fail::Other(heed::Error::Mdb(MdbError::Corrupted)) => ReadError::Corrupt {
-                what: "the LMDB environment".to_owned(),
-                reason: MdbError::Corrupted.to_string(),
+                at: Location::Store,
+                reason: format!("the LMDB environment: {}", MdbError::Corrupted),
             },
             other => ReadError::Storage(other.to_box()),
+        }
+    }
+
+    /// The error of a write to `at` that did not go through (`at` is what the write was
+    /// about; an invalid input names its own place).
+    pub(super) fn into_write_error(self, at: Location) -> WriteError {
+        match self {
+            Fail::Invalid { at, reason } => WriteError::InvalidInput { at, reason },
+            other => WriteError::Storage {
+                at,
+                source: other.to_box(),
+            },
         }
     }
 }
@@ -116,8 +138,8 @@ pub(super) fn read_failed(e: heed::Error) -> ReadError {
 }
 
 /// A [`ReadError::Corrupt`], logged.
-pub(super) fn corrupt(what: impl FnOnce() -> String, reason: impl Into<String>) -> ReadError {
-    let (what, reason) = (what(), reason.into());
-    tracing::warn!(%what, %reason, "corrupt record in the LMDB store");
-    ReadError::Corrupt { what, reason }
+pub(super) fn corrupt(at: impl FnOnce() -> Location, reason: impl Into<String>) -> ReadError {
+    let (at, reason) = (at(), reason.into());
+    tracing::warn!(%at, %reason, "corrupt record in the LMDB store");
+    ReadError::Corrupt { at, reason }
 }

@@ -18,55 +18,57 @@ pub(super) struct GroupCommit<R, O> {
 struct Queue<R, O> {
     /// A leader is committing. Invariant: `waiting` is empty when this is false.
     busy: bool,
-    waiting: Vec<(R, Arc<Slot<O>>)>,
+    waiting: Vec<(R, Arc<Place<O>>)>,
 }
 
+/// An appender's place in the queue, leader or follower: where its own outcome, or the lead,
+/// is handed to it.
 #[derive(Debug)]
-struct Slot<O> {
-    state: Mutex<SlotState<O>>,
+struct Place<O> {
+    state: Mutex<PlaceState<O>>,
     changed: Condvar,
 }
 
 #[derive(Debug)]
-enum SlotState<O> {
+enum PlaceState<O> {
     Waiting,
     Lead,
     Done(O),
     Taken,
 }
 
-impl<O> Slot<O> {
+impl<O> Place<O> {
     fn new() -> Self {
-        Slot {
-            state: Mutex::new(SlotState::Waiting),
+        Place {
+            state: Mutex::new(PlaceState::Waiting),
             changed: Condvar::new(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, SlotState<O>> {
+    fn lock(&self) -> MutexGuard<'_, PlaceState<O>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set(&self, state: SlotState<O>) {
+    fn set(&self, state: PlaceState<O>) {
         *self.lock() = state;
         self.changed.notify_one();
     }
 
-    /// Waits until the slot is done (`Some`) or handed the lead (`None`).
+    /// Waits until the outcome (`Some`) or the lead (`None`) is handed over.
     fn wait(&self) -> Option<O> {
         let mut state = self.lock();
         loop {
-            match std::mem::replace(&mut *state, SlotState::Taken) {
-                SlotState::Waiting => {
-                    *state = SlotState::Waiting;
+            match std::mem::replace(&mut *state, PlaceState::Taken) {
+                PlaceState::Waiting => {
+                    *state = PlaceState::Waiting;
                     state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
                 }
-                SlotState::Lead => {
-                    *state = SlotState::Waiting;
+                PlaceState::Lead => {
+                    *state = PlaceState::Waiting;
                     return None;
                 }
-                SlotState::Done(o) => return Some(o),
-                SlotState::Taken => unreachable!("an outcome is taken once"),
+                PlaceState::Done(o) => return Some(o),
+                PlaceState::Taken => unreachable!("an outcome is taken once"),
             }
         }
     }
@@ -98,13 +100,13 @@ impl<R, O> GroupCommit<R, O> {
         commit: impl Fn(&[R]) -> Vec<O>,
         on_panic: impl Fn(&R) -> O,
     ) -> O {
-        let slot = Arc::new(Slot::new());
+        let place = Arc::new(Place::new());
         {
             let mut queue = self.lock();
-            queue.waiting.push((request, Arc::clone(&slot)));
+            queue.waiting.push((request, Arc::clone(&place)));
             if queue.busy {
                 drop(queue);
-                if let Some(outcome) = slot.wait() {
+                if let Some(outcome) = place.wait() {
                     return outcome;
                 }
             } else {
@@ -112,7 +114,7 @@ impl<R, O> GroupCommit<R, O> {
             }
         }
         // This thread leads: commit everything queued so far, our own request included.
-        let (requests, slots): (Vec<R>, Vec<Arc<Slot<O>>>) =
+        let (requests, places): (Vec<R>, Vec<Arc<Place<O>>>) =
             std::mem::take(&mut self.lock().waiting).into_iter().unzip();
         let outcomes = match catch_unwind(AssertUnwindSafe(|| commit(&requests))) {
             Ok(outcomes) if outcomes.len() == requests.len() => outcomes,
@@ -120,17 +122,17 @@ impl<R, O> GroupCommit<R, O> {
         };
         // The others are woken; the leader's own outcome is kept without a wake-up call.
         let mut own = None;
-        for (other, outcome) in slots.iter().zip(outcomes) {
-            if Arc::ptr_eq(other, &slot) {
+        for (other, outcome) in places.iter().zip(outcomes) {
+            if Arc::ptr_eq(other, &place) {
                 own = Some(outcome);
             } else {
-                other.set(SlotState::Done(outcome));
+                other.set(PlaceState::Done(outcome));
             }
         }
         {
             let mut queue = self.lock();
             match queue.waiting.first() {
-                Some((_, next)) => next.set(SlotState::Lead),
+                Some((_, next)) => next.set(PlaceState::Lead),
                 None => queue.busy = false,
             }
         }

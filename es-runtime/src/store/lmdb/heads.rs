@@ -18,14 +18,16 @@ use heed::{RoTxn, RwTxn};
 
 use super::fail::Fail;
 use super::{Inner, record};
-use crate::error::WriteError;
+use crate::error::{Location, WriteError};
+use crate::event::StreamId;
 
 /// The position up to which the `heads` database is up to date (u64 BE).
 pub(super) const HEADS_AT_KEY: &[u8] = b"heads_at";
 
 impl Inner {
     /// The version of `stream` and the position of its last event, as `txn` sees them.
-    pub(super) fn head_in(&self, txn: &RoTxn<'_>, stream: &str) -> Result<(u64, u64), Fail> {
+    pub(super) fn head_in(&self, txn: &RoTxn<'_>, stream: &StreamId) -> Result<(u64, u64), Fail> {
+        let (stream, id) = (stream.as_str(), stream);
         let (h, p) = self.tail_window(txn)?;
         if h < p {
             let mut tail = self.lock_tail();
@@ -41,7 +43,7 @@ impl Inner {
                 return Ok(head);
             }
         }
-        self.stored_head(txn, stream)
+        self.stored_head(txn, id)
     }
 
     /// The heads checkpoint and the last position, as `txn` sees them: the tail is `(h, p]`.
@@ -55,8 +57,11 @@ impl Inner {
         let h = match self.meta.get(txn, HEADS_AT_KEY)? {
             None => 0,
             Some(value) => record::read_position(value).ok_or_else(|| Fail::Corrupt {
-                what: "the heads checkpoint".to_owned(),
-                reason: format!("{} bytes instead of 8", value.len()),
+                at: Location::Store,
+                reason: format!(
+                    "the heads checkpoint has {} bytes instead of 8",
+                    value.len()
+                ),
             })?,
         };
         // Never past the log, even if records were removed behind LMDB's back.
@@ -114,11 +119,15 @@ impl Inner {
     }
 
     /// The head of `stream` in the `heads` database (as of the heads checkpoint).
-    pub(super) fn stored_head(&self, txn: &RoTxn<'_>, stream: &str) -> Result<(u64, u64), Fail> {
-        match self.heads.get(txn, stream.as_bytes())? {
+    pub(super) fn stored_head(
+        &self,
+        txn: &RoTxn<'_>,
+        stream: &StreamId,
+    ) -> Result<(u64, u64), Fail> {
+        match self.heads.get(txn, stream.as_str().as_bytes())? {
             None => Ok((0, 0)),
             Some(value) => record::read_head(value).ok_or_else(|| Fail::Corrupt {
-                what: format!("the head of stream {stream:?}"),
+                at: Location::Head(stream.clone()),
                 reason: format!("{} bytes instead of 16", value.len()),
             }),
         }
@@ -152,7 +161,7 @@ impl Inner {
 
     /// Writes the heads of the whole tail (so that the next open reads no tail).
     pub(super) fn checkpoint_heads(&self) -> Result<(), WriteError> {
-        let to = self.write(&|| "a checkpoint of the stream heads".to_owned(), |txn| {
+        let to = self.write(&|| Location::Store, |txn| {
             let (h, p) = self.tail_window(txn)?;
             if h == p {
                 return Ok(None);
@@ -176,7 +185,7 @@ impl Inner {
 /// unknown.
 pub(super) fn unreadable(Unreadable(position, reason): Unreadable) -> Fail {
     Fail::Corrupt {
-        what: format!("the log record at position {position}"),
+        at: Location::Position(position),
         reason: format!(
             "{reason}; it was written after the stream heads were last stored, so the version \
              of any stream that may have an event there is unknown"
@@ -467,7 +476,7 @@ mod tests {
         let txn = &reader.txn;
         let window = store.inner.tail_window(txn).ok().unwrap();
         assert_eq!(window, (2, 3));
-        assert_eq!(store.inner.head_in(txn, a.as_str()).ok(), Some((2, 3)));
+        assert_eq!(store.inner.head_in(txn, &a).ok(), Some((2, 3)));
         // Two more checkpoints (at 4 and 6) while the reader stays open, written from another
         // thread as another caller would: the index forgets everything up to 4.
         std::thread::scope(|s| {
@@ -480,12 +489,9 @@ mod tests {
         assert_eq!(store.stream_version(&a).unwrap(), 4);
         assert!(!store.inner.lock_tail().covers(window.0, window.1));
         // The old reader still sees a at version 2 and b at version 1, read from its log.
-        assert_eq!(store.inner.head_in(txn, a.as_str()).ok(), Some((2, 3)));
-        assert_eq!(store.inner.head_in(txn, b.as_str()).ok(), Some((1, 2)));
+        assert_eq!(store.inner.head_in(txn, &a).ok(), Some((2, 3)));
+        assert_eq!(store.inner.head_in(txn, &b).ok(), Some((1, 2)));
         let unknown = StreamId::new("acc", 3).unwrap();
-        assert_eq!(
-            store.inner.head_in(txn, unknown.as_str()).ok(),
-            Some((0, 0))
-        );
+        assert_eq!(store.inner.head_in(txn, &unknown).ok(), Some((0, 0)));
     }
 }

@@ -7,7 +7,7 @@ use super::Inner;
 use super::fail::{Fail, corrupt, read_failed};
 use super::log::{LogForward, LogWalker};
 use super::record::{self, BLOCK};
-use crate::error::ReadError;
+use crate::error::{Location, ReadError};
 use crate::event::StreamId;
 use crate::store::Visitor;
 
@@ -24,8 +24,9 @@ impl Inner {
     ) -> Result<(), ReadError> {
         let r = self.reader()?;
         let name = stream.as_str();
-        let (head_version, head_position) =
-            self.head_in(&r.txn, name).map_err(Fail::into_read_error)?;
+        let (head_version, head_position) = self
+            .head_in(&r.txn, stream)
+            .map_err(Fail::into_read_error)?;
         let mut lo = from.max(1);
         if lo > head_version {
             return Ok(());
@@ -46,7 +47,11 @@ impl Inner {
                 let value = self.index.get(&r.txn, &key).map_err(read_failed)?;
                 let position = value.and_then(record::read_position).ok_or_else(|| {
                     corrupt(
-                        || format!("event {chunk_end} of stream {name:?}"),
+                        || Location::Event {
+                            stream: stream.clone(),
+                            version: chunk_end,
+                            position: None,
+                        },
                         "the stream index has no valid entry for it",
                     )
                 })?;
@@ -57,17 +62,21 @@ impl Inner {
             chunk.clear();
             let (mut version, mut position) = (end_version, end_position);
             loop {
-                let what = || format!("event {version} of stream {name:?} (position {position})");
+                let at = || Location::Event {
+                    stream: stream.clone(),
+                    version,
+                    position: Some(position),
+                };
                 let value = log
                     .get(&r.txn, position)
                     .map_err(read_failed)?
-                    .ok_or_else(|| corrupt(what, "the log has no such position"))?;
+                    .ok_or_else(|| corrupt(at, "the log has no such position"))?;
                 let (event, previous) = record::decode_in_stream(position, value, name)
-                    .map_err(|reason| corrupt(what, reason))?;
+                    .map_err(|reason| corrupt(at, reason))?;
                 // A record of this stream lends `name` itself: no second comparison.
                 if !std::ptr::eq(event.stream, name) || event.version != version {
                     return Err(corrupt(
-                        what,
+                        at,
                         format!(
                             "the log holds event {} of stream {:?} there",
                             event.version, event.stream
@@ -79,7 +88,7 @@ impl Inner {
                     break;
                 }
                 if previous == 0 || previous >= position {
-                    return Err(corrupt(what, "its link to the previous event is broken"));
+                    return Err(corrupt(at, "its link to the previous event is broken"));
                 }
                 version -= 1;
                 position = previous;
@@ -102,8 +111,7 @@ impl Inner {
         let records = LogForward::new(self.log, &r.txn, from, u64::MAX).map_err(read_failed)?;
         for item in records {
             let (position, event) = item.map_err(read_failed)?;
-            let event =
-                event.map_err(|reason| corrupt(|| format!("at position {position}"), reason))?;
+            let event = event.map_err(|reason| corrupt(|| Location::Position(position), reason))?;
             if visitor(event) == ControlFlow::Break(()) {
                 break;
             }

@@ -6,7 +6,7 @@ use heed::RwTxn;
 
 use super::fail::{Fail, corrupt, read_failed};
 use super::{Inner, record};
-use crate::error::ReadError;
+use crate::error::{Location, ReadError};
 use crate::event::StreamId;
 use crate::store::Snapshot;
 
@@ -85,7 +85,7 @@ impl Inner {
         let Some(version) = record::key_version(k, name) else {
             return Ok(None);
         };
-        decode_snapshot(name, version, v).map(Some)
+        decode_snapshot(stream, version, v).map(Some)
     }
 
     pub(super) fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, ReadError> {
@@ -100,7 +100,7 @@ impl Inner {
         {
             let (k, v) = entry.map_err(read_failed)?;
             let version = record::key_version(k, name).unwrap_or_default();
-            out.push(decode_snapshot(name, version, v)?);
+            out.push(decode_snapshot(stream, version, v)?);
         }
         Ok(out)
     }
@@ -122,7 +122,7 @@ impl Inner {
             let Some(version) = record::key_version(k, name) else {
                 continue;
             };
-            match decode_snapshot(name, version, v) {
+            match decode_snapshot(stream, version, v) {
                 Ok(snapshot) => return Ok(Some(snapshot)),
                 Err(error) => {
                     tracing::warn!(%stream, version, %error, "skipping a damaged snapshot");
@@ -133,10 +133,13 @@ impl Inner {
     }
 }
 
-fn decode_snapshot(stream: &str, version: u64, value: &[u8]) -> Result<Snapshot, ReadError> {
+fn decode_snapshot(stream: &StreamId, version: u64, value: &[u8]) -> Result<Snapshot, ReadError> {
     let (state_version, payload) = record::decode_snapshot(value).map_err(|reason| {
         corrupt(
-            || format!("snapshot {version} of stream {stream:?}"),
+            || Location::Snapshot {
+                stream: stream.clone(),
+                version,
+            },
             reason,
         )
     })?;

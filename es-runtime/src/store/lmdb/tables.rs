@@ -7,8 +7,8 @@
 //! chunk and its checkpoint are durable, or none of it is. [`LmdbStore::read_table`] reads the
 //! table on a consistent snapshot, together with the position it reflects.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::io;
 use std::ops::ControlFlow;
 
 use heed::RwTxn;
@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::fail::{Fail, read_failed};
 use super::{BytesDb, Inner, LmdbStore};
 use crate::DomainEvent;
-use crate::error::{ReadError, WriteError};
+use crate::error::{Location, ReadError, WriteError};
 use crate::event::Timestamp;
 use crate::read::{Envelope, reads};
 use crate::runner::sealed::Sealed;
@@ -139,15 +139,18 @@ impl WriteOps for Writer<'_, '_> {
 /// [`put_value`](Table::put_value) and [`update`](Table::update) (stored as MessagePack with
 /// field names, so adding a field with `#[serde(default)]` keeps old values readable).
 ///
-/// Storage failures are not returned to `apply`: the first one is kept, later calls do nothing
-/// (reads answer `None`), and the runner rolls the chunk back and reports it. A full map is
-/// grown and the chunk is applied again.
+/// Reads take `&self`, as on [`ReadOnlyTable`]: [`get`](Table::get) and
+/// [`ReadOnlyTable::get`] take the same receiver and key. They differ in what a failure is:
+/// storage failures are not returned to `apply` (so `get` answers `Option`, where
+/// `ReadOnlyTable::get` answers `Result<Option<_>, _>`); the first one is kept, later calls do
+/// nothing (reads answer `None`), and the runner rolls the chunk back and reports it. A full
+/// map is grown and the chunk is applied again.
 pub struct Table<'a> {
     ops: &'a mut (dyn WriteOps + 'a),
     /// The projection's name and a NUL byte, then the key being used.
-    key: Vec<u8>,
+    key: RefCell<Vec<u8>>,
     prefix: usize,
-    failure: Option<Fail>,
+    failure: RefCell<Option<Fail>>,
 }
 
 impl fmt::Debug for Table<'_> {
@@ -155,7 +158,7 @@ impl fmt::Debug for Table<'_> {
         f.debug_struct("Table")
             .field(
                 "name",
-                &String::from_utf8_lossy(&self.key[..self.prefix - 1]),
+                &String::from_utf8_lossy(&self.key.borrow()[..self.prefix - 1]),
             )
             .finish_non_exhaustive()
     }
@@ -169,81 +172,107 @@ impl<'a> Table<'a> {
         Table {
             prefix: key.len(),
             ops,
-            key,
-            failure: None,
+            key: RefCell::new(key),
+            failure: RefCell::new(None),
         }
     }
 
     /// Whether an earlier call failed (the chunk will be rolled back).
     pub fn failed(&self) -> bool {
-        self.failure.is_some()
+        self.failure.borrow().is_some()
     }
 
-    /// Prepares the full key, or records why it cannot be one.
-    fn full_key(&mut self, key: &[u8]) -> bool {
-        if self.failure.is_some() {
+    /// The first failure, taken: the runner's, once `apply` returns.
+    fn take_failure(&mut self) -> Option<Fail> {
+        self.failure.get_mut().take()
+    }
+
+    /// Whether `key` can be used, after recording why it cannot.
+    fn usable(&self, key: &[u8]) -> bool {
+        if self.failed() {
             return false;
         }
         if self.prefix + key.len() > MAX_KEY {
-            self.failure = Some(Fail::Other(heed::Error::Io(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "a key of table {:?} has at most {} bytes; this one has {}",
-                    String::from_utf8_lossy(&self.key[..self.prefix - 1]),
-                    MAX_KEY - self.prefix,
-                    key.len()
-                ),
-            ))));
+            let reason = format!(
+                "a key of table {:?} has at most {} bytes; this one has {}",
+                self.name(),
+                MAX_KEY - self.prefix,
+                key.len()
+            );
+            self.record(Fail::Invalid {
+                at: self.location(key),
+                reason,
+            });
             return false;
         }
-        self.key.truncate(self.prefix);
-        self.key.extend_from_slice(key);
         true
     }
 
-    fn fail(&mut self, e: heed::Error) {
-        if self.failure.is_none() {
-            self.failure = Some(Fail::from(e));
+    /// The table's name.
+    fn name(&self) -> String {
+        String::from_utf8_lossy(&self.key.borrow()[..self.prefix - 1]).into_owned()
+    }
+
+    /// The place of `key` in the table.
+    fn location(&self, key: &[u8]) -> Location {
+        Location::TableKey {
+            table: self.name(),
+            key: key.to_vec(),
         }
     }
 
-    /// The value stored under `key`.
-    pub fn get(&mut self, key: impl AsRef<[u8]>) -> Option<&[u8]> {
-        if !self.full_key(key.as_ref()) {
+    /// Keeps `failure` unless an earlier one is kept.
+    fn record(&self, failure: Fail) {
+        self.failure.borrow_mut().get_or_insert(failure);
+    }
+
+    fn fail(&self, e: heed::Error) {
+        if !self.failed() {
+            self.record(Fail::from(e));
+        }
+    }
+
+    /// The value stored under `key` (`None` too once a call failed).
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Option<&[u8]> {
+        let key = key.as_ref();
+        if !self.usable(key) {
             return None;
         }
-        match self.ops.get(&self.key) {
+        let mut buffer = self.key.borrow_mut();
+        match self.ops.get(full_key(&mut buffer, self.prefix, key)) {
             Ok(value) => value,
             Err(e) => {
-                // Cannot call `fail` while `self.ops` is borrowed by the result type.
-                if self.failure.is_none() {
-                    self.failure = Some(Fail::from(e));
-                }
+                self.fail(e);
                 None
             }
         }
     }
 
     /// Whether `key` has a value.
-    pub fn contains(&mut self, key: impl AsRef<[u8]>) -> bool {
+    pub fn contains(&self, key: impl AsRef<[u8]>) -> bool {
         self.get(key).is_some()
     }
 
     /// Stores `value` under `key`, replacing any value.
     pub fn put(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
-        if self.full_key(key.as_ref())
-            && let Err(e) = self.ops.put(&self.key, value.as_ref())
-        {
+        let key = key.as_ref();
+        if !self.usable(key) {
+            return;
+        }
+        let full = full_key(self.key.get_mut(), self.prefix, key);
+        if let Err(e) = self.ops.put(full, value.as_ref()) {
             self.fail(e);
         }
     }
 
     /// Removes `key`; whether it had a value.
     pub fn delete(&mut self, key: impl AsRef<[u8]>) -> bool {
-        if !self.full_key(key.as_ref()) {
+        let key = key.as_ref();
+        if !self.usable(key) {
             return false;
         }
-        match self.ops.delete(&self.key) {
+        let full = full_key(self.key.get_mut(), self.prefix, key);
+        match self.ops.delete(full) {
             Ok(found) => found,
             Err(e) => {
                 self.fail(e);
@@ -254,19 +283,15 @@ impl<'a> Table<'a> {
 
     /// The value stored under `key`, decoded. A value that does not decode as `T` fails the
     /// chunk like a storage error.
-    pub fn get_value<T: DeserializeOwned>(&mut self, key: impl AsRef<[u8]>) -> Option<T> {
+    pub fn get_value<T: DeserializeOwned>(&self, key: impl AsRef<[u8]>) -> Option<T> {
         let key = key.as_ref();
         let decoded = self.get(key).map(crate::codec::decode::<T>)?;
         match decoded {
             Ok(value) => Some(value),
             Err(reason) => {
-                let what = format!(
-                    "the value of key {:?} in table {:?}",
-                    String::from_utf8_lossy(key),
-                    String::from_utf8_lossy(&self.key[..self.prefix - 1]),
-                );
+                let at = self.location(key);
                 let reason = reason.to_string();
-                self.failure.get_or_insert(Fail::Corrupt { what, reason });
+                self.record(Fail::Corrupt { at, reason });
                 None
             }
         }
@@ -277,11 +302,11 @@ impl<'a> Table<'a> {
         match crate::codec::encode(value) {
             Ok(bytes) => self.put(key, bytes),
             Err(e) => {
-                self.failure
-                    .get_or_insert(Fail::Other(heed::Error::Io(io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        e.to_string(),
-                    ))));
+                let at = self.location(key.as_ref());
+                self.record(Fail::Invalid {
+                    at,
+                    reason: e.to_string(),
+                });
             }
         }
     }
@@ -300,24 +325,35 @@ impl<'a> Table<'a> {
     }
 }
 
+/// `key` after the table's prefix (the first `prefix` bytes of `buffer`).
+fn full_key<'b>(buffer: &'b mut Vec<u8>, prefix: usize, key: &[u8]) -> &'b [u8] {
+    buffer.truncate(prefix);
+    buffer.extend_from_slice(key);
+    buffer
+}
+
 /// A consistent, read-only view of a projection's table, with the checkpoint it reflects.
 /// See [`LmdbStore::read_table`].
-pub struct TableView<'a> {
+///
+/// Its reads take the receiver and key that [`Table`]'s do, and return storage failures
+/// instead of keeping them: [`get`](ReadOnlyTable::get) answers `Result<Option<_>, _>`.
+#[doc(alias = "TableView")]
+pub struct ReadOnlyTable<'a> {
     txn: &'a heed::RoTxn<'a, heed::WithoutTls>,
     inner: &'a Inner,
     name: &'a str,
     prefix: Vec<u8>,
 }
 
-impl fmt::Debug for TableView<'_> {
+impl fmt::Debug for ReadOnlyTable<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TableView")
+        f.debug_struct("ReadOnlyTable")
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
 
-impl<'a> TableView<'a> {
+impl<'a> ReadOnlyTable<'a> {
     /// The last position the table reflects (0: none).
     pub fn checkpoint(&self) -> Result<u64, ReadError> {
         self.inner
@@ -352,11 +388,10 @@ impl<'a> TableView<'a> {
 
     fn bad_value(&self, key: &[u8], reason: crate::error::CodecError) -> ReadError {
         ReadError::Corrupt {
-            what: format!(
-                "the value of key {:?} in table {:?}",
-                String::from_utf8_lossy(key),
-                self.name
-            ),
+            at: Location::TableKey {
+                table: self.name.to_owned(),
+                key: key.to_vec(),
+            },
             reason: reason.to_string(),
         }
     }
@@ -401,7 +436,7 @@ impl<'a> TableView<'a> {
     }
 }
 
-/// The entries of a table in key order, from [`TableView::iter`].
+/// The entries of a table in key order, from [`ReadOnlyTable::iter`].
 pub struct Entries<'a> {
     entries: heed::RoPrefix<'a, heed::types::Bytes, heed::types::Bytes>,
     prefix: usize,
@@ -441,15 +476,18 @@ fn table_prefix(name: &str) -> Vec<u8> {
 
 impl LmdbStore {
     /// Reads the table of the [`TableProjection`] named `name` on one consistent snapshot:
-    /// the entries and [`TableView::checkpoint`] agree, whatever the runner is doing.
+    /// the entries and [`ReadOnlyTable::checkpoint`] agree, whatever the runner is doing.
     pub fn read_table<R>(
         &self,
         name: &str,
-        read: impl FnOnce(&TableView<'_>) -> R,
+        read: impl FnOnce(&ReadOnlyTable<'_>) -> R,
     ) -> Result<R, ReadError> {
-        check_name(name).map_err(|reason| ReadError::Storage(Box::new(invalid_input(reason))))?;
+        check_name(name).map_err(|reason| ReadError::InvalidInput {
+            at: Location::Table(name.to_owned()),
+            reason,
+        })?;
         let r = self.inner.reader()?;
-        let view = TableView {
+        let view = ReadOnlyTable {
             txn: &r.txn,
             inner: &self.inner,
             name,
@@ -459,12 +497,8 @@ impl LmdbStore {
     }
 }
 
-fn invalid_input(reason: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, reason)
-}
-
 /// An event of a chunk, decoded and owned, waiting to be applied.
-struct Pending<E> {
+struct Decoded<E> {
     stream: String,
     version: u64,
     position: u64,
@@ -515,7 +549,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> TableRunner<S, P> {
     }
 
     /// Reads the projection's table; see [`LmdbStore::read_table`].
-    pub fn read<R>(&self, read: impl FnOnce(&TableView<'_>) -> R) -> Result<R, ReadError> {
+    pub fn read<R>(&self, read: impl FnOnce(&ReadOnlyTable<'_>) -> R) -> Result<R, ReadError> {
         self.store().read_table(self.feed.projection.name(), read)
     }
 }
@@ -548,8 +582,8 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
         let name = self.name()?;
         let inner = &self.store.as_ref().inner;
         let prefix = table_prefix(&name);
-        let what = || format!("the reset of projection {name:?}");
-        inner.write(&what, |txn| {
+        let at = || Location::Table(name.clone());
+        inner.write(&at, |txn| {
             let mut keys = Vec::new();
             for entry in inner.table_db().prefix_iter(txn, &prefix)? {
                 keys.push(entry?.0.to_vec());
@@ -569,31 +603,31 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
         let name = self.name()?;
         let name = name.as_str();
         let inner = &self.store.as_ref().inner;
-        let what = || format!("the table and checkpoint of projection {name:?}");
+        let at = || Location::Table(name.to_owned());
         let categories = self.projection.categories();
         // Set when an attempt met an event the projection refused: apply only what precedes it.
         let mut limit: Option<u64> = None;
         let mut refused: Option<ProjectionError<P::Error>> = None;
         loop {
             let mut refusal = None;
-            let outcome = inner.transact(&what, |txn| {
+            let outcome = inner.transact(&at, |txn| {
                 refusal = None;
                 let from = inner.checkpoint_in(txn, name.as_bytes())?.unwrap_or(0);
                 let end = chunk.end(from);
                 let mut last = from;
                 let mut more = false;
                 let mut failure = None;
-                let mut pending: Vec<Pending<P::Event>> = Vec::new();
+                let mut decoded: Vec<Decoded<P::Event>> = Vec::new();
                 // One record past the chunk is read, when there is one and it may be applied,
                 // to learn whether there is more.
                 let upto = chunk.read_limit(end).min(limit.unwrap_or(u64::MAX));
                 for item in inner.log_forward(txn, from.saturating_add(1), upto)? {
                     let (position, e) = item?;
                     let e = e.map_err(|reason| Fail::Corrupt {
-                        what: format!("at position {position}"),
+                        at: Location::Position(position),
                         reason,
                     })?;
-                    let past_end = chunk.is_past_run(&e, pending.len() as u64)
+                    let past_end = chunk.is_past_run(&e, decoded.len() as u64)
                         || limit.is_some_and(|l| position > l);
                     if past_end {
                         break;
@@ -606,7 +640,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                         match e.decode::<P::Event>() {
                             Ok(event) => {
                                 let event_type = event.event_type();
-                                pending.push(Pending {
+                                decoded.push(Decoded {
                                     stream: e.stream.to_owned(),
                                     version: e.version,
                                     position,
@@ -633,7 +667,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                     db: inner.table_db(),
                 };
                 let mut table = Table::new(&mut writer, name);
-                for p in &pending {
+                for p in &decoded {
                     let envelope = Envelope {
                         stream: &p.stream,
                         version: p.version,
@@ -643,7 +677,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                         event: &p.event,
                     };
                     let result = self.projection.apply(&mut table, envelope);
-                    if let Some(fail) = table.failure.take() {
+                    if let Some(fail) = table.take_failure() {
                         return Err(fail);
                     }
                     if let Err(source) = result {
@@ -669,7 +703,7 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                 let done = Advanced {
                     from,
                     to: last,
-                    applied: pending.len() as u64,
+                    applied: decoded.len() as u64,
                     more,
                 };
                 Ok((ControlFlow::Continue((done, failure)), last != from))
@@ -697,9 +731,9 @@ impl<S, P: TableProjection> TableFeed<S, P> {
     fn name(&self) -> Result<String, ProjectionError<P::Error>> {
         let name = self.projection.name();
         check_name(name).map_err(|reason| {
-            ProjectionError::Checkpoint(WriteError::Storage {
-                what: format!("the checkpoint of projection {name:?}"),
-                source: Box::new(invalid_input(reason)),
+            ProjectionError::Checkpoint(WriteError::InvalidInput {
+                at: Location::Checkpoint(name.to_owned()),
+                reason,
             })
         })?;
         Ok(name.to_owned())
@@ -709,5 +743,50 @@ impl<S, P: TableProjection> TableFeed<S, P> {
 impl AsRef<LmdbStore> for LmdbStore {
     fn as_ref(&self) -> &LmdbStore {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table over nothing: every key is absent, every write succeeds.
+    struct Nowhere;
+
+    impl WriteOps for Nowhere {
+        fn get(&self, _: &[u8]) -> heed::Result<Option<&[u8]>> {
+            Ok(None)
+        }
+        fn put(&mut self, _: &[u8], _: &[u8]) -> heed::Result<()> {
+            Ok(())
+        }
+        fn delete(&mut self, _: &[u8]) -> heed::Result<bool> {
+            Ok(false)
+        }
+    }
+
+    #[test]
+    fn a_key_over_the_limit_is_invalid_input_at_that_key() {
+        let mut ops = Nowhere;
+        let mut table = Table::new(&mut ops, "t");
+        let key = vec![b'k'; MAX_KEY];
+        table.put(&key, b"v");
+        match table
+            .failure
+            .take()
+            .map(|f| f.into_write_error(Location::Table("t".into())))
+        {
+            Some(WriteError::InvalidInput { at, reason }) => {
+                assert_eq!(
+                    at,
+                    Location::TableKey {
+                        table: "t".to_owned(),
+                        key
+                    }
+                );
+                assert!(reason.contains("at most"), "{reason}");
+            }
+            other => panic!("expected invalid input, got {other:?}"),
+        }
     }
 }

@@ -47,7 +47,7 @@ struct Plan {
 
 fn storage(stream: &StreamId, source: impl Into<BoxError>) -> AppendError {
     AppendError::Storage {
-        stream: stream.to_string(),
+        stream: stream.clone(),
         source: source.into(),
     }
 }
@@ -66,7 +66,7 @@ fn plan(
         let version = current.get(append.stream.as_str()).copied().unwrap_or(0);
         if !append.expected.matches(version) {
             plan.outcomes.push(Err(AppendError::WrongExpectedVersion {
-                stream: append.stream.to_string(),
+                stream: append.stream.clone(),
                 expected: append.expected,
                 actual: version,
             }));

@@ -69,7 +69,7 @@ fn concurrent_appends_are_committed_in_groups_each_checked_alone() {
     assert_eq!(log.len() as u64, 2 * THREADS * PER_THREAD);
     // Every thread's events on the shared stream are in its own order.
     let mut last_seq: BTreeMap<u64, u64> = BTreeMap::new();
-    for e in store.read_stream(&shared, 1, u64::MAX).unwrap() {
+    for e in store.read_stream(&shared, 1, usize::MAX).unwrap() {
         let t = u64::from_be_bytes(e.payload[..8].try_into().unwrap());
         let seq = u64::from_be_bytes(e.payload[8..].try_into().unwrap());
         if let Some(prev) = last_seq.insert(t, seq) {

@@ -75,7 +75,7 @@ fn the_map_grows_under_concurrent_writers_and_readers() {
     assert!(reads > 0);
     for t in 0..THREADS {
         let events = store
-            .read_stream(&StreamId::new("grow", t).unwrap(), 1, u64::MAX)
+            .read_stream(&StreamId::new("grow", t).unwrap(), 1, usize::MAX)
             .unwrap();
         assert_eq!(events.len() as u64, PER_THREAD);
         for (i, e) in events.iter().enumerate() {
@@ -136,7 +136,7 @@ fn beyond_the_maximum_appends_fail_with_store_full_and_lose_nothing() {
         .max_map_size(max)
         .open(dir.path())
         .unwrap();
-    let events = store.read_stream(&stream, 1, u64::MAX).unwrap();
+    let events = store.read_stream(&stream, 1, usize::MAX).unwrap();
     assert_eq!(events.len() as u64, acknowledged);
     assert!(
         events
@@ -220,7 +220,7 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     }
     drop(store);
     let store = LmdbOptions::new().open(dir.path()).unwrap();
-    let events = store.read_stream(&stream, 1, u64::MAX).unwrap();
+    let events = store.read_stream(&stream, 1, usize::MAX).unwrap();
     assert_eq!(events.len() as u64, acknowledged);
 }
 
@@ -259,7 +259,7 @@ fn durable_commits_write_inside_the_data_file_and_the_zeros_ahead_are_harmless()
     assert!(data_file_len(dir.path()) > ahead);
     drop(store);
     let store = LmdbOptions::new().open(dir.path()).unwrap();
-    let events = store.read_stream(&stream, 1, u64::MAX).unwrap();
+    let events = store.read_stream(&stream, 1, usize::MAX).unwrap();
     assert_eq!(events.len(), 361);
     assert!(
         events
@@ -311,7 +311,10 @@ fn writing_ahead_stays_within_the_map_as_it_grows() {
     assert!(store.map_size() > MIB, "the map grew");
     drop(store);
     let store = LmdbOptions::new().open(dir.path()).unwrap();
-    assert_eq!(store.read_stream(&stream, 1, u64::MAX).unwrap().len(), 100);
+    assert_eq!(
+        store.read_stream(&stream, 1, usize::MAX).unwrap().len(),
+        100
+    );
 }
 
 #[test]

@@ -101,6 +101,16 @@ fn open(dir: &Path) -> LmdbStore {
         .expect("opens")
 }
 
+/// How many versions `from..=to` spans (version 0 reads as 1): the count that reads them.
+fn versions_in(from: u64, to: u64) -> usize {
+    let first = from.max(1);
+    if to < first {
+        0
+    } else {
+        usize::try_from(to - first).map_or(usize::MAX, |n| n.saturating_add(1))
+    }
+}
+
 fn summary(events: &[RecordedEvent]) -> Vec<(String, u64, u64, Vec<u8>)> {
     events
         .iter()
@@ -176,7 +186,11 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
             Op::ReadStream { stream, from, to } => {
                 let name = STREAMS[*stream];
                 let got = store
-                    .read_stream(&StreamId::parse(name).unwrap(), *from, *to)
+                    .read_stream(
+                        &StreamId::parse(name).unwrap(),
+                        *from,
+                        versions_in(*from, *to),
+                    )
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 let want: Vec<_> = model
                     .log

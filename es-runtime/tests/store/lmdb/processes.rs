@@ -319,7 +319,7 @@ fn verify_after_crash(dir: &Path, acks: &[Ack]) -> u64 {
     let mut at: BTreeMap<(&str, u64), u64> = BTreeMap::new();
     for (stream, version) in &per_stream {
         let read = store
-            .read_stream(&StreamId::parse(*stream).unwrap(), 1, u64::MAX)
+            .read_stream(&StreamId::parse(*stream).unwrap(), 1, usize::MAX)
             .unwrap();
         assert_eq!(read.len() as u64, *version);
         for e in &read {
