@@ -1,5 +1,7 @@
 //! The [`EventStore`] trait, and one module per backend.
 
+#[cfg(any(feature = "lmdb", feature = "postgres"))]
+mod group;
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
 pub mod memory;
@@ -15,7 +17,10 @@ use crate::event::{EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId,
 use crate::watch::HeadWatch;
 
 #[cfg(any(feature = "lmdb", feature = "postgres"))]
-pub(crate) use self::names::checkpoint_name;
+pub(crate) use self::{
+    group::{GroupQueue, Layout},
+    names::checkpoint_name,
+};
 
 /// What an append wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,6 @@
 //! format version stored in the schema is checked at open.
 
 mod commit;
-mod group;
 mod listen;
 mod pool;
 mod schema;
@@ -21,13 +20,12 @@ use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
 use self::commit::{Append, Outcome};
-use self::group::GroupQueue;
 use self::pool::{Pool, Runtime, Statements};
 use self::schema::Sql;
 use crate::error::{AppendError, BoxError, Location, OpenError, ReadError, WriteError};
 use crate::event::{Clock, EventRef, ExpectedVersion, NewEvent, StreamId, SystemClock, Timestamp};
 use crate::store::checkpoint_name;
-use crate::store::{AppendResult, EventStore, Snapshot, Visitor};
+use crate::store::{AppendResult, EventStore, GroupQueue, Snapshot, Visitor};
 use crate::watch::HeadWatch;
 
 pub use self::schema::FORMAT_VERSION;

@@ -18,7 +18,7 @@ use super::pool::Conn;
 use crate::codec;
 use crate::error::{AppendError, BoxError};
 use crate::event::{ExpectedVersion, NewEvent, StreamId, Timestamp};
-use crate::store::AppendResult;
+use crate::store::{AppendResult, Layout};
 
 /// One append waiting for its group.
 #[derive(Debug)]
@@ -52,7 +52,8 @@ fn storage(stream: &StreamId, source: impl Into<BoxError>) -> AppendError {
     }
 }
 
-/// Checks each append against the versions read under the lock and lays out the rows.
+/// Checks each append against the versions read under the lock (and the appends before it in
+/// the group) and lays out the rows.
 fn plan(
     group: Vec<Append>,
     mut current: HashMap<String, u64>,
@@ -60,41 +61,38 @@ fn plan(
     timestamp: Timestamp,
 ) -> Plan {
     let mut plan = Plan::default();
-    let mut next = head + 1;
+    let mut layout = Layout::new(head, timestamp);
     let mut heads: HashMap<String, (i64, i64)> = HashMap::new();
     for append in group {
         let version = current.get(append.stream.as_str()).copied().unwrap_or(0);
-        if !append.expected.matches(version) {
-            plan.outcomes.push(Err(AppendError::WrongExpectedVersion {
-                stream: append.stream.clone(),
-                expected: append.expected,
-                actual: version,
-            }));
-            continue;
-        }
         let count = append.events.len() as u64;
-        plan.outcomes
-            .push(Ok(AppendResult::new(version + 1, next, count, timestamp)));
+        let admitted = match layout.admit(&append.stream, append.expected, version, count) {
+            Ok(admitted) => admitted,
+            Err(conflict) => {
+                plan.outcomes.push(Err(conflict));
+                continue;
+            }
+        };
+        plan.outcomes.push(Ok(admitted));
         if count == 0 {
             continue;
         }
         for (i, e) in append.events.into_iter().enumerate() {
             let i = i as u64;
-            plan.positions.push((next + i) as i64);
+            plan.positions.push((admitted.first_position + i) as i64);
             plan.streams.push(append.stream.to_string());
-            plan.versions.push((version + 1 + i) as i64);
+            plan.versions.push((admitted.first_version + i) as i64);
             plan.types.push(e.event_type.into_owned());
             plan.ids.push(e.event_id);
             plan.metadata.push(codec::encode_metadata(&e.metadata));
             plan.payloads.push(e.payload);
         }
-        let last = version + count;
+        let last = admitted.stream_version();
         current.insert(append.stream.to_string(), last);
         heads.insert(
             append.stream.to_string(),
-            (last as i64, (next + count - 1) as i64),
+            (last as i64, admitted.last_position() as i64),
         );
-        next += count;
     }
     plan.heads = heads.into_iter().map(|(s, (v, p))| (s, v, p)).collect();
     plan
