@@ -11,13 +11,11 @@ mod commit;
 mod listen;
 mod pool;
 mod schema;
+mod tables;
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio_postgres::Row;
-use tokio_postgres::types::ToSql;
 
 use self::commit::{Append, Outcome};
 use self::pool::{Pool, Runtime, Statements};
@@ -29,6 +27,9 @@ use crate::store::{AppendResult, EventStore, GroupQueue, Snapshot, Visitor};
 use crate::watch::HeadWatch;
 
 pub use self::schema::FORMAT_VERSION;
+pub use self::tables::{SqlError, SqlFeed, SqlParam, SqlProjection, SqlRunner, SqlTransaction};
+/// What a statement of a [`SqlTransaction`] returns and takes, from the PostgreSQL client.
+pub use tokio_postgres::{Row, types::ToSql};
 
 /// How to open a [`PostgresStore`].
 ///

@@ -59,6 +59,8 @@ statements!(
     snapshot_before,
     save_checkpoint,
     load_checkpoint,
+    lock_checkpoint,
+    delete_checkpoint,
 );
 
 /// One open connection and its statements.
@@ -184,7 +186,7 @@ impl Pool {
         result
     }
 
-    fn acquire(&self, runtime: &Runtime) -> Result<Arc<Conn>, BoxError> {
+    pub(super) fn acquire(&self, runtime: &Runtime) -> Result<Arc<Conn>, BoxError> {
         let deadline = std::time::Instant::now() + self.wait;
         let mut idle = self.lock();
         loop {
@@ -223,7 +225,7 @@ impl Pool {
         }
     }
 
-    fn release(&self, conn: Arc<Conn>) {
+    pub(super) fn release(&self, conn: Arc<Conn>) {
         let mut idle = self.lock();
         if conn.client.is_closed() {
             idle.open -= 1;

@@ -162,6 +162,8 @@ pub(super) struct Sql {
     pub(super) snapshot_before: String,
     pub(super) save_checkpoint: String,
     pub(super) load_checkpoint: String,
+    pub(super) lock_checkpoint: String,
+    pub(super) delete_checkpoint: String,
 }
 
 impl Sql {
@@ -227,6 +229,14 @@ impl Sql {
                    ON CONFLICT (name) DO UPDATE SET position = excluded.position"#
             ),
             load_checkpoint: format!(r#"SELECT position FROM "{s}".checkpoints WHERE name = $1"#),
+            // Creates the row if missing and locks it either way (an upsert locks the row it
+            // finds), returning the position as it was.
+            lock_checkpoint: format!(
+                r#"INSERT INTO "{s}".checkpoints AS c (name, position) VALUES ($1, 0)
+                   ON CONFLICT (name) DO UPDATE SET position = c.position
+                   RETURNING position"#
+            ),
+            delete_checkpoint: format!(r#"DELETE FROM "{s}".checkpoints WHERE name = $1"#),
         }
     }
 }
