@@ -9,85 +9,10 @@
 //! over the backend's limit) is an `InvalidInput` error naming where it was to go, not a
 //! storage failure.
 
-use std::fmt;
-
 use crate::event::expected_version::ExpectedVersion;
 pub use crate::event::stream::InvalidStreamId;
 use crate::event::stream::StreamId;
-
-/// Where in a store an error happened: the record read or written. `Display` gives the
-/// phrase error messages use (`event 32 of stream "acc-a"`, `the log record at position 5`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Location {
-    /// An event of a stream: `event 3 of stream "acc-1"`, followed by ` (position 7)` when
-    /// the error concerns where the global log holds it.
-    Event {
-        /// The stream.
-        stream: StreamId,
-        /// The event's version in the stream.
-        version: u64,
-        /// The event's position in the global log, when the error concerns it.
-        position: Option<u64>,
-    },
-    /// The record at a position of the global log: `the log record at position 5`.
-    Position(u64),
-    /// What the store keeps of a stream's head (its version and last event):
-    /// `the head of stream "acc-1"`.
-    Head(StreamId),
-    /// A snapshot: `snapshot 10 of stream "acc-1"`.
-    Snapshot {
-        /// The stream.
-        stream: StreamId,
-        /// The stream version the snapshot was taken at.
-        version: u64,
-    },
-    /// The checkpoint of a projection: `the checkpoint of projection "balances"`.
-    Checkpoint(String),
-    /// The table of a projection with its checkpoint, written together:
-    /// `the table and checkpoint of projection "balances"`.
-    Table(String),
-    /// One key of a projection's table: `the value of key "k" in table "balances"`.
-    TableKey {
-        /// The projection (the table's name).
-        table: String,
-        /// The key, without the table's prefix.
-        key: Vec<u8>,
-    },
-    /// The store as a whole (its environment, a sync, its own bookkeeping): `the store`.
-    Store,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Location::Event {
-                stream,
-                version,
-                position,
-            } => {
-                write!(f, "event {version} of stream {stream:?}")?;
-                match position {
-                    Some(position) => write!(f, " (position {position})"),
-                    None => Ok(()),
-                }
-            }
-            Location::Position(position) => write!(f, "the log record at position {position}"),
-            Location::Head(stream) => write!(f, "the head of stream {stream:?}"),
-            Location::Snapshot { stream, version } => {
-                write!(f, "snapshot {version} of stream {stream:?}")
-            }
-            Location::Checkpoint(name) => write!(f, "the checkpoint of projection {name:?}"),
-            Location::Table(name) => write!(f, "the table and checkpoint of projection {name:?}"),
-            Location::TableKey { table, key } => write!(
-                f,
-                "the value of key {:?} in table {table:?}",
-                String::from_utf8_lossy(key)
-            ),
-            Location::Store => f.write_str("the store"),
-        }
-    }
-}
+pub use crate::location::Location;
 
 /// A boxed error from a storage backend (I/O, LMDB, a database driver).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -234,6 +159,12 @@ pub enum AppendError {
         /// What is wrong with the batch.
         reason: String,
     },
+    /// The store was opened read-only.
+    #[error("cannot append to stream {stream:?}: the store is open read-only")]
+    ReadOnly {
+        /// The stream.
+        stream: StreamId,
+    },
 }
 
 impl AppendError {
@@ -243,7 +174,8 @@ impl AppendError {
             AppendError::WrongExpectedVersion { stream, .. }
             | AppendError::StoreFull { stream, .. }
             | AppendError::Storage { stream, .. }
-            | AppendError::InvalidInput { stream, .. } => stream,
+            | AppendError::InvalidInput { stream, .. }
+            | AppendError::ReadOnly { stream } => stream,
         }
     }
 
@@ -261,6 +193,7 @@ impl AppendError {
             AppendError::InvalidInput { stream, reason } => {
                 Ok(AppendFailure::InvalidInput { stream, reason })
             }
+            AppendError::ReadOnly { stream } => Ok(AppendFailure::ReadOnly { stream }),
         }
     }
 }
@@ -298,6 +231,12 @@ pub enum AppendFailure {
         /// What is wrong with the batch.
         reason: String,
     },
+    /// The store was opened read-only.
+    #[error("cannot append to stream {stream:?}: the store is open read-only")]
+    ReadOnly {
+        /// The stream.
+        stream: StreamId,
+    },
 }
 
 impl AppendFailure {
@@ -306,7 +245,8 @@ impl AppendFailure {
         match self {
             AppendFailure::StoreFull { stream, .. }
             | AppendFailure::Storage { stream, .. }
-            | AppendFailure::InvalidInput { stream, .. } => stream,
+            | AppendFailure::InvalidInput { stream, .. }
+            | AppendFailure::ReadOnly { stream } => stream,
         }
     }
 }
@@ -319,6 +259,7 @@ impl From<AppendFailure> for AppendError {
             AppendFailure::InvalidInput { stream, reason } => {
                 AppendError::InvalidInput { stream, reason }
             }
+            AppendFailure::ReadOnly { stream } => AppendError::ReadOnly { stream },
         }
     }
 }
@@ -344,6 +285,19 @@ pub enum ReadError {
         /// What is wrong with the input.
         reason: String,
     },
+    /// Every reader slot of the store stayed taken for as long as a read waits for one: more
+    /// reads at once, across every process using the store, than its reader table holds
+    /// ([`LmdbOptions::max_readers`](crate::LmdbOptions::max_readers)).
+    #[error(
+        "all {slots} reader slots of the store stayed taken for {waited:?}; raise \
+         LmdbOptions::max_readers or read from fewer threads at once"
+    )]
+    ReadersFull {
+        /// The slots of the store's reader table.
+        slots: u32,
+        /// How long the read waited for a slot.
+        waited: std::time::Duration,
+    },
     /// The backend failed.
     #[error("reading failed: {0}")]
     Storage(#[source] BoxError),
@@ -354,7 +308,7 @@ impl ReadError {
     pub fn location(&self) -> Option<&Location> {
         match self {
             ReadError::Corrupt { at, .. } | ReadError::InvalidInput { at, .. } => Some(at),
-            ReadError::Storage(_) => None,
+            ReadError::ReadersFull { .. } | ReadError::Storage(_) => None,
         }
     }
 }
@@ -389,6 +343,12 @@ pub enum WriteError {
         /// What is wrong with the input.
         reason: String,
     },
+    /// The store was opened read-only.
+    #[error("cannot write {at}: the store is open read-only")]
+    ReadOnly {
+        /// What was to be written.
+        at: Location,
+    },
 }
 
 impl WriteError {
@@ -397,7 +357,8 @@ impl WriteError {
         match self {
             WriteError::StoreFull { at, .. }
             | WriteError::Storage { at, .. }
-            | WriteError::InvalidInput { at, .. } => at,
+            | WriteError::InvalidInput { at, .. }
+            | WriteError::ReadOnly { at } => at,
         }
     }
 }
@@ -459,6 +420,40 @@ pub enum OpenError {
         /// The store's directory or address, as far as the options name it.
         path: String,
         /// What is wrong with the options.
+        reason: String,
+    },
+    /// The data file is shorter than the pages LMDB's meta page says are in use: it was
+    /// truncated (a failed copy, a full disk during a restore). Nothing was mapped or written.
+    #[error(
+        "the data file of the store at {path} is truncated: it has {length} bytes, and its \
+         meta page says its pages take {required} bytes"
+    )]
+    Truncated {
+        /// The store's directory.
+        path: String,
+        /// The data file's length in bytes.
+        length: u64,
+        /// The length its meta page says it must have at least.
+        required: u64,
+    },
+    /// The data file is damaged where it is checked before opening (its meta pages), or a
+    /// directory that held a store has lost its data file or has an empty one. Nothing was
+    /// mapped or written.
+    #[error("the store at {path} cannot be opened: {reason}")]
+    Damaged {
+        /// The store's directory.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A read-only open cannot read the store as it is: there is no store in the directory,
+    /// it needs an upgrade that only a writable open runs, or its lock file cannot be written
+    /// while another process has the store open. Nothing was written.
+    #[error("the store at {path} cannot be opened read-only: {reason}")]
+    ReadOnly {
+        /// The store's directory.
+        path: String,
+        /// Why, and what would let it open.
         reason: String,
     },
     /// The backend failed to open (missing directory, permissions, a corrupt file...).

@@ -3,11 +3,11 @@
 
 use std::ops::ControlFlow;
 
+use crate::aggregate::{Aggregate, DomainEvent};
 use crate::error::{DecodeError, ReadError};
 use crate::event::StreamId;
 use crate::read::{AsOf, Envelope, Filter, Until};
 use crate::store::EventStore;
-use crate::{Aggregate, DomainEvent};
 
 /// A historical read failed.
 #[derive(Debug, thiserror::Error)]

@@ -26,6 +26,7 @@ pub mod error;
 pub mod event;
 pub mod history;
 pub mod host;
+mod location;
 pub mod projection;
 pub mod read;
 pub mod runner;

@@ -30,7 +30,7 @@
 
 use std::ops::ControlFlow;
 
-use crate::DomainEvent;
+use crate::aggregate::DomainEvent;
 use crate::error::ReadError;
 use crate::read::reads;
 use crate::runner::sealed::Sealed;

@@ -7,7 +7,7 @@
 
 use uuid::Uuid;
 
-use crate::DomainEvent;
+use crate::aggregate::DomainEvent;
 use crate::event::{EventRef, Timestamp};
 
 /// One event handed to a projection or a fold: the decoded event and where it was recorded.

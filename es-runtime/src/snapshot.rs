@@ -26,7 +26,7 @@
 //! under; one written under another version is ignored, and the state is rebuilt from events.
 //! Bump [`Aggregate::STATE_VERSION`] whenever the state type changes shape.
 
-use crate::Aggregate;
+use crate::aggregate::Aggregate;
 use crate::store::Snapshot;
 
 /// When to take snapshots, how many to keep, and which state version to accept.

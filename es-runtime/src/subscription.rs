@@ -202,8 +202,14 @@ impl<S: EventStore> Subscription<S> {
             ControlFlow::Continue(())
         })?;
         if let Some(err) = failed {
+            // `scanned` is the undecodable event. The events before it are handed out first;
+            // the next read starts at it, and fails there.
+            if !buffer.is_empty() {
+                self.next_position = scanned;
+                return Ok(());
+            }
             return Err(ReadError::Corrupt {
-                at: Location::Position(scanned + 1),
+                at: Location::Position(scanned),
                 reason: err.to_string(),
             });
         }

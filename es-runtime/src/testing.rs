@@ -40,7 +40,7 @@ pub mod conformance;
 
 use std::fmt::Debug;
 
-use crate::Aggregate;
+use crate::aggregate::Aggregate;
 
 /// A given/when/then test of one aggregate, without a store.
 #[derive(Debug)]

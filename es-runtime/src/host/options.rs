@@ -3,7 +3,7 @@
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::Aggregate;
+use crate::aggregate::Aggregate;
 use crate::host::Host;
 use crate::snapshot::SnapshotPolicy;
 use crate::store::EventStore;

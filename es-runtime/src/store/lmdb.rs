@@ -19,6 +19,7 @@
 
 mod checkpoints;
 mod commit;
+mod datafile;
 mod env;
 mod fail;
 mod gate;
@@ -31,10 +32,12 @@ mod read;
 mod record;
 mod snapshots;
 mod tables;
+mod verify;
 
 pub use self::open::FORMAT_VERSION;
 pub use self::options::{Durability, LmdbOptions};
 pub use self::tables::{Entries, ReadOnlyTable, Table, TableFeed, TableProjection, TableRunner};
+pub use self::verify::{Damage, VerifyReport, verify_path};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -127,6 +130,9 @@ struct Inner {
     /// The stream heads of the records after the heads checkpoint (see `heads`).
     tail: Mutex<Tail>,
     heads_every: u64,
+    /// The store was written by format 2 or older: its snapshots' checksums do not cover
+    /// their keys (see `record`).
+    legacy: bool,
     /// This handle appended since it last wrote the heads: dropping it writes them.
     appended: AtomicBool,
     clock: Arc<dyn Clock>,
@@ -193,6 +199,11 @@ impl LmdbStore {
         self.inner.env.path()
     }
 
+    /// Whether the store was opened read-only ([`LmdbOptions::read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.env.is_read_only()
+    }
+
     /// The current size of the memory map in bytes (the store's current size limit, grown on
     /// demand up to [`LmdbOptions::max_map_size`]).
     pub fn map_size(&self) -> usize {
@@ -207,7 +218,11 @@ impl LmdbStore {
     }
 
     /// Flushes every commit to disk; useful after appending with [`Durability::NoSync`].
+    /// A read-only store has nothing to flush.
     pub fn sync(&self) -> Result<(), WriteError> {
+        if self.is_read_only() {
+            return Ok(());
+        }
         self.inner
             .env
             .force_sync()
@@ -279,6 +294,11 @@ impl EventStore for LmdbStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, AppendError> {
+        if self.is_read_only() {
+            return Err(AppendError::ReadOnly {
+                stream: stream.clone(),
+            });
+        }
         let append = Append::new(stream, expected, events)?;
         self.submit(Write::Append(append), || {
             Outcome::Append(Err(AppendError::Storage {
@@ -316,12 +336,7 @@ impl EventStore for LmdbStore {
 
     fn head_position(&self) -> Result<u64, ReadError> {
         let r = self.inner.reader()?;
-        Ok(self
-            .inner
-            .log
-            .last(&r.txn)
-            .map_err(fail::read_failed)?
-            .map_or(0, |(p, _)| p))
+        log::last_position(self.inner.log, &r.txn).map_err(fail::read_failed)
     }
 
     fn save_snapshot(
@@ -330,8 +345,17 @@ impl EventStore for LmdbStore {
         snapshot: Snapshot,
         keep: usize,
     ) -> Result<(), WriteError> {
-        let mut value = Vec::new();
-        record::encode_snapshot(&mut value, snapshot.state_version, &snapshot.payload);
+        if self.is_read_only() {
+            return Err(WriteError::ReadOnly {
+                at: Location::Snapshot {
+                    stream: stream.clone(),
+                    version: snapshot.version,
+                },
+            });
+        }
+        let (mut key, mut value) = (Vec::new(), Vec::new());
+        record::stream_key(&mut key, stream.as_str(), snapshot.version);
+        record::encode_snapshot(&mut value, &key, snapshot.state_version, &snapshot.payload);
         let version = snapshot.version;
         let write = SnapshotWrite {
             stream: stream.clone(),

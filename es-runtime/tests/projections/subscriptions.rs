@@ -242,6 +242,100 @@ fn idle_async_subscribers_start_no_thread_each() {
     );
 }
 
+/// A store whose log hands out the event at `bad` with metadata that does not decode.
+struct BadMetadataAt {
+    inner: MemoryStore,
+    bad: u64,
+}
+
+impl EventStore for BadMetadataAt {
+    fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<es_runtime::AppendResult, es_runtime::AppendError> {
+        self.inner.append(stream, expected, events)
+    }
+    fn stream_version(&self, stream: &StreamId) -> Result<u64, es_runtime::ReadError> {
+        self.inner.stream_version(stream)
+    }
+    fn read_stream_with(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        visitor: &mut es_runtime::store::Visitor<'_>,
+    ) -> Result<(), es_runtime::ReadError> {
+        self.inner.read_stream_with(stream, from, visitor)
+    }
+    fn read_all_with(
+        &self,
+        from: u64,
+        visitor: &mut es_runtime::store::Visitor<'_>,
+    ) -> Result<(), es_runtime::ReadError> {
+        let bad = self.bad;
+        self.inner.read_all_with(from, &mut |mut e| {
+            if e.position == bad {
+                // 0xc1 is never valid MessagePack.
+                e.metadata = &[0xc1];
+            }
+            visitor(e)
+        })
+    }
+    fn head_position(&self) -> Result<u64, es_runtime::ReadError> {
+        self.inner.head_position()
+    }
+    fn save_snapshot(
+        &self,
+        stream: &StreamId,
+        snapshot: es_runtime::Snapshot,
+        keep: usize,
+    ) -> Result<(), es_runtime::WriteError> {
+        self.inner.save_snapshot(stream, snapshot, keep)
+    }
+    fn load_snapshot(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Option<es_runtime::Snapshot>, es_runtime::ReadError> {
+        self.inner.load_snapshot(stream)
+    }
+    fn snapshots(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Vec<es_runtime::Snapshot>, es_runtime::ReadError> {
+        self.inner.snapshots(stream)
+    }
+    fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), es_runtime::WriteError> {
+        self.inner.save_checkpoint(name, position)
+    }
+    fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, es_runtime::ReadError> {
+        self.inner.load_checkpoint(name)
+    }
+}
+
+#[test]
+fn an_event_whose_metadata_does_not_decode_is_named_by_its_own_position() {
+    let store = BadMetadataAt {
+        inner: MemoryStore::new(),
+        bad: 3,
+    };
+    for n in 1..=5 {
+        append(&store, "poll-1", "Voted", n);
+    }
+    let mut subscription = Subscription::new(&store, Filter::all());
+    assert_eq!(subscription.try_next().unwrap().unwrap().position, 1);
+    assert_eq!(subscription.try_next().unwrap().unwrap().position, 2);
+    match subscription.try_next() {
+        Err(es_runtime::ReadError::Corrupt { at, .. }) => {
+            assert_eq!(at, es_runtime::Location::Position(3), "{at}");
+        }
+        other => panic!("expected the event at position 3 to be corrupt, got {other:?}"),
+    }
+    // Asking again fails at the same event: nothing before it is handed out twice.
+    assert!(subscription.try_next().is_err());
+    assert_eq!(subscription.position(), 2);
+}
+
 crate::backends::over_every_backend!(
     catch_up_then_live,
     async_next_waits,

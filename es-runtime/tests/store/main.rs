@@ -15,8 +15,12 @@ mod lmdb {
     mod concurrency;
     mod conformance;
     mod corruption;
+    mod damage;
+    mod fixture;
     mod growth;
+    mod limits;
     mod model;
     mod processes;
+    mod read_only;
     mod tables;
 }

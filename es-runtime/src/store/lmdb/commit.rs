@@ -421,8 +421,9 @@ mod tests {
         let events = vec![NewEvent::raw("E", vec![0xc0]); 3];
         let append = Write::Append(Append::new(&a, ExpectedVersion::NoStream, events).unwrap());
         let snapshot = |version: u64, payload: u8| {
-            let mut value = Vec::new();
-            record::encode_snapshot(&mut value, 1, &[payload]);
+            let (mut key, mut value) = (Vec::new(), Vec::new());
+            record::stream_key(&mut key, a.as_str(), version);
+            record::encode_snapshot(&mut value, &key, 1, &[payload]);
             Write::Snapshot(SnapshotWrite {
                 stream: a.clone(),
                 version,

@@ -7,8 +7,9 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use heed::{Env, EnvInfo, RoTxn, RwTxn, WithoutTls};
+use heed::{Env, EnvInfo, MdbError, RoTxn, RwTxn, WithoutTls};
 
 use super::fail::Fail;
 use super::gate::{MapGate, Pass, Refusal};
@@ -16,6 +17,9 @@ use super::headroom::Headroom;
 use crate::error::{Location, ReadError, WriteError};
 
 pub(super) const MIB: usize = 1 << 20;
+
+/// How long a read waits for a slot of LMDB's reader table when all are taken.
+pub(super) const READER_WAIT: Duration = Duration::from_secs(10);
 
 pub(super) fn round_to_mib(bytes: usize) -> usize {
     bytes.div_ceil(MIB).saturating_mul(MIB)
@@ -30,6 +34,8 @@ pub(super) struct Environment {
     headroom: Headroom,
     page_size: u64,
     path: PathBuf,
+    /// Opened with `MDB_RDONLY`: every write transaction is refused before LMDB is asked.
+    read_only: bool,
 }
 
 /// A read transaction with the pass that keeps the map from being resized under it.
@@ -74,20 +80,26 @@ impl Environment {
         path: &Path,
         max_map_size: usize,
         durable: bool,
+        read_only: bool,
     ) -> Environment {
         let page_size = u64::from(env.unnamed_database_stat().page_size);
         Environment {
             env,
             gate: MapGate::default(),
             max_map_size,
-            headroom: Headroom::new(path, durable),
+            headroom: Headroom::new(path, durable && !read_only),
             page_size,
             path: path.to_owned(),
+            read_only,
         }
     }
 
     pub(super) fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub(super) fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     pub(super) fn max_map_size(&self) -> usize {
@@ -103,7 +115,12 @@ impl Environment {
     }
 
     /// A read transaction, adopting another process's map size first when needed.
+    ///
+    /// When every slot of LMDB's reader table is taken, the read waits for one (up to
+    /// [`READER_WAIT`], backing off from 50 µs to 10 ms), then fails with
+    /// [`ReadError::ReadersFull`].
     pub(super) fn reader(&self) -> Result<Reader<'_>, ReadError> {
+        let mut waiting: Option<(Instant, Duration)> = None;
         loop {
             let pass = self.gate.enter();
             match self.env.read_txn() {
@@ -112,6 +129,20 @@ impl Environment {
                     Fail::MapResized => {
                         drop(pass);
                         self.adopt_map_size().map_err(Fail::into_read_error)?;
+                    }
+                    Fail::Other(heed::Error::Mdb(MdbError::ReadersFull)) => {
+                        // Not holding the pass while waiting: a resize may go on meanwhile.
+                        drop(pass);
+                        let (since, pause) =
+                            waiting.get_or_insert((Instant::now(), Duration::from_micros(50)));
+                        if since.elapsed() >= READER_WAIT {
+                            return Err(ReadError::ReadersFull {
+                                slots: self.env.info().maximum_number_of_readers,
+                                waited: since.elapsed(),
+                            });
+                        }
+                        std::thread::sleep(*pause);
+                        *pause = (*pause * 2).min(Duration::from_millis(10));
                     }
                     other => return Err(other.into_read_error()),
                 },
@@ -122,6 +153,9 @@ impl Environment {
     /// A write transaction, once per attempt of [`retry`](Self::retry). `writing`: about how
     /// many bytes it adds (asked only when the store writes ahead of its data).
     pub(super) fn writer(&self, writing: impl FnOnce() -> u64) -> Result<Writer<'_>, Fail> {
+        if self.read_only {
+            return Err(Fail::ReadOnly);
+        }
         let pass = self.gate.enter();
         let txn = self.env.write_txn()?;
         self.keep_headroom(writing);

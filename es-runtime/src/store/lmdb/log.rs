@@ -7,6 +7,19 @@ use super::record;
 use super::{LogDb, Position};
 use crate::event::EventRef;
 
+/// The log's last position as `txn` sees it: its last key, or the key after the one before
+/// it when that is larger (the last key was damaged into a smaller number, so the records
+/// sit out of order). A reader up to it then meets the damage as a missing position instead
+/// of stopping short with `Ok`.
+pub(super) fn last_position(log: LogDb, txn: &RoTxn<'_>) -> heed::Result<u64> {
+    let mut last_two = log.rev_iter(txn)?;
+    let Some((last, _)) = last_two.next().transpose()? else {
+        return Ok(0);
+    };
+    let before = last_two.next().transpose()?.map_or(0, |(p, _)| p);
+    Ok(last.max(before.saturating_add(1)))
+}
+
 /// Reads log records by position, walking backwards with one cursor while the positions are
 /// consecutive (a stream written in batches) and seeking otherwise.
 pub(super) struct LogWalker<'t> {
@@ -51,6 +64,11 @@ impl<'t> LogWalker<'t> {
 
 /// Reads the log forwards, decoding each record, from a position up to another.
 ///
+/// Positions have no gaps: each record read must be at the position after the one before
+/// (the first at the position asked for). A record elsewhere (a damaged key, or a hole in
+/// the log) is handed out as an error naming the position where a record was missing, and
+/// nothing is read after it.
+///
 /// The records are read in chunks, each from its last record back to its first, and handed out
 /// in order. LMDB fills a page from its end, so records of increasing positions lie at
 /// decreasing addresses: a forward read walks memory downwards, which the CPU does not fetch
@@ -61,6 +79,8 @@ pub(super) struct LogForward<'t> {
     log: LogDb,
     /// The first position not read yet, `None` once there is nothing more to read.
     next: Option<u64>,
+    /// The position the next record handed out must have.
+    expect: u64,
     upto: u64,
     size: u64,
     /// The records read and not yet handed out, last first.
@@ -82,11 +102,12 @@ impl<'t> LogForward<'t> {
         from: u64,
         upto: u64,
     ) -> heed::Result<Self> {
-        let last = log.last(txn)?.map_or(0, |(p, _)| p);
+        let last = last_position(log, txn)?;
         Ok(LogForward {
             txn,
             log,
             next: Some(from.max(1)),
+            expect: from.max(1),
             upto: upto.min(last),
             size: LOG_CHUNK / 16,
             ahead: Vec::new(),
@@ -138,21 +159,46 @@ impl<'t> Iterator for LogForward<'t> {
     type Item = heed::Result<(u64, Result<EventRef<'t>, String>)>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        // Positions have no gaps, but a chunk may come back empty over a damaged log's hole:
-        // read on to `upto`, which is at most the last record.
         while self.ahead.is_empty() && self.failed.is_none() {
             match self.next {
-                Some(first) if first <= self.upto => self.read_chunk(first),
+                Some(first) if first <= self.upto => {
+                    self.read_chunk(first);
+                    if self.ahead.is_empty() && self.failed.is_none() {
+                        // The chunk starts at the position expected, so that one is missing.
+                        return Some(Ok(self.missing(format!(
+                            "the log has no record at position {}, below its last position {}",
+                            self.expect, self.upto
+                        ))));
+                    }
+                }
                 _ => return None,
             }
         }
         match self.ahead.pop() {
-            Some(record) => Some(Ok(record)),
+            Some((position, _)) if position != self.expect => Some(Ok(self.missing(format!(
+                "the log has no record at position {} where one belongs: the next one \
+                     read is at position {position} (a damaged key, or a hole in the log)",
+                self.expect
+            )))),
+            Some(record) => {
+                self.expect += 1;
+                Some(Ok(record))
+            }
             None => {
                 // Nothing is read after an error.
                 self.next = None;
                 self.failed.take().map(Err)
             }
         }
+    }
+}
+
+impl<'t> LogForward<'t> {
+    /// The error for a record missing at the expected position; the read ends with it.
+    fn missing(&mut self, reason: String) -> (u64, Result<EventRef<'t>, String>) {
+        self.next = None;
+        self.ahead.clear();
+        self.failed = None;
+        (self.expect, Err(reason))
     }
 }

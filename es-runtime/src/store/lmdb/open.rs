@@ -2,9 +2,11 @@
 //! on-disk format.
 //!
 //! A store of another format version, or with events but no version, is refused before
-//! anything is written, so that an older build never misreads a newer layout. Format 1 wrote
-//! every stream head in every commit; it is upgraded in place by setting the heads checkpoint
-//! to its last position.
+//! anything is written, so that an older build never misreads a newer layout. Older formats
+//! are upgraded in place, each step in its own arm of [`upgrade`]: format 1 wrote every stream
+//! head in every commit, so the heads checkpoint is set to its last position; format 2's
+//! checksums did not cover the keys, so the store is marked as holding such records, which
+//! stay readable as they are (their tag says so; see `record`).
 
 use std::fmt;
 use std::io;
@@ -15,6 +17,7 @@ use std::sync::atomic::AtomicBool;
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, EnvFlags, EnvOpenOptions};
 
+use super::datafile::{self, Checked, DataFile, DataFileProblem};
 use super::env::{Environment, MIB, round_to_mib};
 use super::heads::{HEADS_AT_KEY, Tail};
 use super::options::{Durability, LmdbOptions};
@@ -23,9 +26,36 @@ use crate::error::OpenError;
 use crate::watch::HeadWatch;
 
 /// The on-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 const FORMAT_KEY: &[u8] = b"format";
+
+/// Present in a store upgraded from format 2 or older: its snapshots may have checksums that
+/// do not cover their keys.
+const LEGACY_KEY: &[u8] = b"legacy_checksums";
+
+/// Upgrades a store of format `from` (older than [`FORMAT_VERSION`]) in place, one format
+/// at a time.
+fn upgrade(
+    txn: &mut heed::RwTxn<'_>,
+    from: u32,
+    log: &Database<Position, Bytes>,
+    meta: &Database<Bytes, Bytes>,
+) -> heed::Result<()> {
+    for format in from..FORMAT_VERSION {
+        match format {
+            // Format 1 wrote every head in each commit: they are up to date.
+            1 => {
+                let last = log.last(txn)?.map_or(0, |(p, _)| p);
+                meta.put(txn, HEADS_AT_KEY, &last.to_be_bytes())?;
+            }
+            // Format 2's records and snapshots have checksums of their values alone.
+            2 => meta.put(txn, LEGACY_KEY, &[1])?,
+            _ => unreachable!("no upgrade from format {format}"),
+        }
+    }
+    meta.put(txn, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())
+}
 
 /// Opens (creating if needed) the environment in `path` and checks its format.
 pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError> {
@@ -33,10 +63,34 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
         path: path.display().to_string(),
         source: Box::new(io::Error::other(e.to_string())),
     };
-    std::fs::create_dir_all(path).map_err(|e| OpenError::Storage {
-        path: path.display().to_string(),
-        source: Box::new(e),
-    })?;
+    if !options.read_only {
+        std::fs::create_dir_all(path).map_err(|e| OpenError::Storage {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        })?;
+    }
+    let data_file = match datafile::check(path) {
+        Ok(found) => found,
+        Err(Checked::Problem(DataFileProblem::Truncated { length, required })) => {
+            return Err(OpenError::Truncated {
+                path: path.display().to_string(),
+                length,
+                required,
+            });
+        }
+        Err(Checked::Problem(problem)) => {
+            return Err(OpenError::Damaged {
+                path: path.display().to_string(),
+                reason: problem.to_string(),
+            });
+        }
+        Err(Checked::Io(e)) => {
+            return Err(OpenError::Storage {
+                path: path.display().to_string(),
+                source: Box::new(e),
+            });
+        }
+    };
     let max_map_size = round_to_mib(options.max_map_size.max(MIB));
     // LMDB takes the configured size even when the environment had grown larger (down to
     // the size of the data); start from the data file's size so a reopened store does not
@@ -46,6 +100,9 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
     let map_size = round_to_mib(options.map_size.max(MIB))
         .min(max_map_size)
         .max(round_to_mib(existing));
+    if options.read_only {
+        return open_read_only(path, options, data_file, map_size, max_map_size);
+    }
     let mut env_options = EnvOpenOptions::new().read_txn_without_tls();
     env_options
         .map_size(map_size)
@@ -79,12 +136,7 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
                 .map(|v| v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX));
             match found {
                 Some(FORMAT_VERSION) => {}
-                // Format 1 wrote every head in each commit: they are up to date.
-                Some(1) => {
-                    let last = log.last(txn)?.map_or(0, |(p, _)| p);
-                    meta.put(txn, HEADS_AT_KEY, &last.to_be_bytes())?;
-                    meta.put(txn, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
-                }
+                Some(old @ 1..FORMAT_VERSION) => upgrade(txn, old, &log, &meta)?,
                 Some(other) => return Ok(CommitOrAbort::Abort(other)),
                 // A store with events but no format version is not one this build wrote.
                 None if log.len(txn)? > 0 => return Ok(CommitOrAbort::Abort(0)),
@@ -114,20 +166,27 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
             });
         }
     };
-    let head = {
+    let (head, legacy) = {
         let txn = env.read_txn().map_err(|e| storage(&e))?;
-        log.last(&txn)
+        let head = log
+            .last(&txn)
             .map_err(|e| storage(&e))?
-            .map_or(0, |(p, _)| p)
+            .map_or(0, |(p, _)| p);
+        let legacy = meta
+            .get(&txn, LEGACY_KEY)
+            .map_err(|e| storage(&e))?
+            .is_some();
+        (head, legacy)
     };
+    if data_file != (DataFile::Sound { unmarked: false }) {
+        // A new store, or one created by a build that left no identity file.
+        datafile::mark(path).map_err(|e| OpenError::Storage {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        })?;
+    }
     tracing::debug!(path = %path.display(), map_size, max_map_size, "opened LMDB store");
-    Ok(Inner {
-        env: Environment::new(
-            env,
-            path,
-            max_map_size,
-            options.durability == Durability::Sync,
-        ),
+    let dbs = Dbs {
         log,
         heads,
         index,
@@ -135,10 +194,177 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
         checkpoints,
         tables,
         meta,
+    };
+    let env = Environment::new(
+        env,
+        path,
+        max_map_size,
+        options.durability == Durability::Sync,
+        false,
+    );
+    Ok(inner(env, dbs, options, head, legacy))
+}
+
+/// The databases of a store.
+struct Dbs {
+    log: Database<'static, Position, Bytes>,
+    heads: Database<'static, Bytes, Bytes>,
+    index: Database<'static, Bytes, Bytes>,
+    snapshots: Database<'static, Bytes, Bytes>,
+    checkpoints: Database<'static, Bytes, Bytes>,
+    tables: Database<'static, Bytes, Bytes>,
+    meta: Database<'static, Bytes, Bytes>,
+}
+
+fn inner(env: Environment, dbs: Dbs, options: LmdbOptions, head: u64, legacy: bool) -> Inner {
+    Inner {
+        env,
+        log: dbs.log,
+        heads: dbs.heads,
+        index: dbs.index,
+        snapshots: dbs.snapshots,
+        checkpoints: dbs.checkpoints,
+        tables: dbs.tables,
+        meta: dbs.meta,
         tail: Mutex::new(Tail::new(0)),
         heads_every: options.heads_every,
+        legacy,
         appended: AtomicBool::new(false),
         clock: options.clock,
         watch: HeadWatch::new(head),
-    })
+    }
+}
+
+/// Opens the store in `path` read-only (see [`LmdbOptions::read_only`]): with `MDB_RDONLY`,
+/// nothing created or upgraded.
+fn open_read_only(
+    path: &Path,
+    options: LmdbOptions,
+    data_file: DataFile,
+    map_size: usize,
+    max_map_size: usize,
+) -> Result<Inner, OpenError> {
+    let refused = |reason: String| OpenError::ReadOnly {
+        path: path.display().to_string(),
+        reason,
+    };
+    let storage = |e: &dyn fmt::Display| OpenError::Storage {
+        path: path.display().to_string(),
+        source: Box::new(io::Error::other(e.to_string())),
+    };
+    if data_file == DataFile::New {
+        return Err(refused(format!(
+            "there is no store in it (no {})",
+            datafile::DATA_FILE
+        )));
+    }
+    let open = |no_lock: bool| {
+        let mut env_options = EnvOpenOptions::new().read_txn_without_tls();
+        env_options
+            .map_size(map_size)
+            .max_dbs(8)
+            .max_readers(options.max_readers.max(1));
+        // SAFETY: READ_ONLY makes LMDB refuse every write. NO_LOCK is asked for only when
+        // no process holds LMDB's lock on the lock file (checked below), so that no writer
+        // can reuse the pages this store reads; the rest is what `LmdbOptions::open` says.
+        unsafe {
+            env_options.flags(if no_lock {
+                EnvFlags::READ_ONLY | EnvFlags::NO_LOCK
+            } else {
+                EnvFlags::READ_ONLY
+            });
+            env_options.open(path)
+        }
+    };
+    let env = match open(false) {
+        Ok(env) => env,
+        Err(heed::Error::Io(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
+            // The lock file cannot be written: read without it, unless a process uses it.
+            if datafile::lock_in_use(path).map_err(|e| storage(&e))? {
+                return Err(refused(format!(
+                    "its lock file cannot be written ({e}) and another process has the store                      open; a reader the writer does not see could have pages rewritten under                      it. Open it from a user that may write lock.mdb, or stop the other process"
+                )));
+            }
+            open(true).map_err(|e| storage(&e))?
+        }
+        Err(e) => return Err(storage(&e)),
+    };
+    let txn = env.read_txn().map_err(|e| storage(&e))?;
+    let opened = env
+        .open_databases_and_commit(txn, |opener, txn| -> heed::Result<_> {
+            macro_rules! named {
+                ($name:literal) => {
+                    match opener.open_database::<Bytes, Bytes>(txn, Some($name))? {
+                        Some(db) => db,
+                        None => return Ok(CommitOrAbort::Abort($name)),
+                    }
+                };
+            }
+            let Some(log) = opener.open_database::<Position, Bytes>(txn, Some("log"))? else {
+                return Ok(CommitOrAbort::Abort("log"));
+            };
+            Ok(CommitOrAbort::Commit((
+                log,
+                named!("heads"),
+                named!("index"),
+                named!("snapshots"),
+                named!("checkpoints"),
+                named!("tables"),
+                named!("meta"),
+            )))
+        })
+        .map_err(|e| storage(&e))?;
+    let opened = match opened {
+        CommitOrAbort::Commit(dbs) => dbs,
+        CommitOrAbort::Abort(name) => {
+            return Err(refused(format!(
+                "it has no `{name}` database; open it writable once to upgrade it"
+            )));
+        }
+    };
+    let (log, heads, index, snapshots, checkpoints, tables, meta) = opened;
+    let (head, legacy) = {
+        let txn = env.read_txn().map_err(|e| storage(&e))?;
+        let found = meta
+            .get(&txn, FORMAT_KEY)
+            .map_err(|e| storage(&e))?
+            .map(|v| v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX));
+        let legacy = match found {
+            Some(FORMAT_VERSION) => meta
+                .get(&txn, LEGACY_KEY)
+                .map_err(|e| storage(&e))?
+                .is_some(),
+            // Format 2 differs in its checksums alone, which its records' tags tell.
+            Some(2) => true,
+            Some(1) => {
+                return Err(refused(format!(
+                    "it has format version 1, which needs an upgrade to format                      {FORMAT_VERSION} (its stream heads checkpoint); open it writable once"
+                )));
+            }
+            other => {
+                return Err(OpenError::UnsupportedFormat {
+                    path: path.display().to_string(),
+                    found: other.unwrap_or(0),
+                    supported: FORMAT_VERSION,
+                });
+            }
+        };
+        let head = log
+            .last(&txn)
+            .map_err(|e| storage(&e))?
+            .map_or(0, |(p, _)| p);
+        (head, legacy)
+    };
+    tracing::debug!(path = %path.display(), map_size, "opened LMDB store read-only");
+    let dbs = Dbs {
+        log,
+        heads,
+        index,
+        snapshots,
+        checkpoints,
+        tables,
+        meta,
+    };
+    let env = Environment::new(env, path, max_map_size, false, true);
+    Ok(inner(env, dbs, options, head, legacy))
 }

@@ -1,7 +1,13 @@
 //! Byte layouts of keys and values (described in `docs/STORAGE.md`).
 //!
-//! Every value that holds user data starts with a CRC-32 of the rest of the value, so a
-//! flipped bit anywhere in a record is reported as corruption instead of being handed out.
+//! Every value that holds user data starts with a CRC-32 of its key and the rest of the
+//! value, so a flipped bit anywhere in a record, or in the key it is stored under, is reported
+//! as corruption instead of being handed out.
+//!
+//! A log record's tag says its layout and which checksum rule it follows; a reader accepts
+//! every tag this build knows, so records written by an older format stay readable as they
+//! are. A new layout takes a new tag (and a format version of the store, so that older
+//! builds refuse it at open).
 
 use uuid::Uuid;
 
@@ -13,8 +19,44 @@ use crate::event::{EventRef, Timestamp};
 /// `acc-10…`).
 const SEP: u8 = 0;
 
-/// The format tag of a log record.
-const EVENT_TAG: u8 = 1;
+/// The tags of log records: the layout of the record and what its checksum covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    /// Format 1 and 2: the checksum covers the value alone.
+    Event = 1,
+    /// Format 3: the checksum covers the position (the key), then the value.
+    KeyedEvent = 2,
+}
+
+impl Tag {
+    fn of(byte: u8) -> Option<Tag> {
+        match byte {
+            1 => Some(Tag::Event),
+            2 => Some(Tag::KeyedEvent),
+            _ => None,
+        }
+    }
+
+    /// The checksum of a record of this tag at `position` whose value after its checksum is
+    /// `body`.
+    fn checksum(self, position: u64, body: &[u8]) -> u32 {
+        match self {
+            Tag::Event => crc32fast::hash(body),
+            Tag::KeyedEvent => keyed_crc(&position.to_be_bytes(), body),
+        }
+    }
+}
+
+/// The tag this build writes.
+const EVENT_TAG: Tag = Tag::KeyedEvent;
+
+/// The CRC-32 of `key` followed by `body`.
+fn keyed_crc(key: &[u8], body: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(key);
+    hasher.update(body);
+    hasher.finalize()
+}
 
 /// crc (4) + tag (1) + timestamp (8) + event id (16), then five varints.
 const EVENT_FIXED: usize = 29;
@@ -140,7 +182,7 @@ pub(super) fn encode_event(
         EVENT_FIXED + 30 + e.stream.len() + e.event_type.len() + e.metadata.len() + e.payload.len(),
     );
     buf.extend_from_slice(&[0; 4]);
-    buf.push(EVENT_TAG);
+    buf.push(EVENT_TAG as u8);
     buf.extend_from_slice(&e.timestamp.as_nanos().to_le_bytes());
     buf.extend_from_slice(e.event_id.as_bytes());
     put_varint(buf, e.version);
@@ -159,7 +201,7 @@ pub(super) fn encode_event(
     buf.extend_from_slice(e.event_type.as_bytes());
     buf.extend_from_slice(e.metadata);
     buf.extend_from_slice(e.payload);
-    let crc = crc32fast::hash(&buf[4..]);
+    let crc = EVENT_TAG.checksum(position, &buf[4..]);
     buf[..4].copy_from_slice(&crc.to_le_bytes());
     Ok(())
 }
@@ -204,15 +246,16 @@ fn decode_record<'a>(
         ));
     }
     let (crc, body) = value.split_at(4);
+    let Some(tag) = Tag::of(body[0]) else {
+        return Err(format!("unknown record tag {}", body[0]));
+    };
     let stored = u32::from_le_bytes(crc.try_into().unwrap_or_default());
-    let actual = crc32fast::hash(body);
+    let actual = tag.checksum(position, body);
     if stored != actual {
         return Err(format!(
-            "checksum mismatch (stored {stored:08x}, computed {actual:08x})"
+            "checksum mismatch (stored {stored:08x}, computed {actual:08x}): the record or \
+             the position it is stored under is damaged"
         ));
-    }
-    if body[0] != EVENT_TAG {
-        return Err(format!("unknown record tag {}", body[0]));
     }
     let timestamp = Timestamp(u64::from_le_bytes(
         value[5..13].try_into().unwrap_or_default(),
@@ -262,19 +305,26 @@ fn decode_record<'a>(
     Ok((event, previous))
 }
 
-/// Writes a snapshot value into `buf` (cleared first).
-pub(super) fn encode_snapshot(buf: &mut Vec<u8>, state_version: u32, payload: &[u8]) {
+/// Writes the value of the snapshot stored under `key` into `buf` (cleared first); its
+/// checksum covers the key.
+pub(super) fn encode_snapshot(buf: &mut Vec<u8>, key: &[u8], state_version: u32, payload: &[u8]) {
     buf.clear();
     buf.reserve(SNAPSHOT_HEADER + payload.len());
     buf.extend_from_slice(&[0; 4]);
     buf.extend_from_slice(&state_version.to_le_bytes());
     buf.extend_from_slice(payload);
-    let crc = crc32fast::hash(&buf[4..]);
+    let crc = keyed_crc(key, &buf[4..]);
     buf[..4].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Decodes and checks a snapshot value: its state version and payload.
-pub(super) fn decode_snapshot(value: &[u8]) -> Result<(u32, &[u8]), String> {
+/// Decodes and checks the value of a snapshot stored under `key`: its state version and
+/// payload. `legacy`: the store was written by format 2 or older, whose snapshots' checksums
+/// cover the value alone; they are accepted too.
+pub(super) fn decode_snapshot<'v>(
+    key: &[u8],
+    value: &'v [u8],
+    legacy: bool,
+) -> Result<(u32, &'v [u8]), String> {
     if value.len() < SNAPSHOT_HEADER {
         return Err(format!(
             "the snapshot has {} bytes, less than its {SNAPSHOT_HEADER}-byte header",
@@ -283,10 +333,11 @@ pub(super) fn decode_snapshot(value: &[u8]) -> Result<(u32, &[u8]), String> {
     }
     let (crc, body) = value.split_at(4);
     let stored = u32::from_le_bytes(crc.try_into().unwrap_or_default());
-    let actual = crc32fast::hash(body);
-    if stored != actual {
+    let actual = keyed_crc(key, body);
+    if stored != actual && !(legacy && stored == crc32fast::hash(body)) {
         return Err(format!(
-            "checksum mismatch (stored {stored:08x}, computed {actual:08x})"
+            "checksum mismatch (stored {stored:08x}, computed {actual:08x}): the snapshot or \
+             the key it is stored under is damaged"
         ));
     }
     let state_version = u32::from_le_bytes(body[..4].try_into().unwrap_or_default());
@@ -343,6 +394,10 @@ mod tests {
         for len in 0..buf.len() {
             assert!(decode_event(3, &buf[..len]).is_err());
         }
+        // The position is covered: the same record read under another key is damaged.
+        for other in [2, 4, 3 ^ (1 << 40)] {
+            assert!(decode_event(other, &buf).is_err(), "read at {other}");
+        }
     }
 
     #[test]
@@ -354,5 +409,56 @@ mod tests {
         assert!(a < b);
         assert_eq!(key_version(&a, "acc-1"), Some(u64::MAX));
         assert_eq!(key_version(&b, "acc-1"), None);
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+
+    #[test]
+    fn records_of_format_2_still_decode_with_their_own_checksum() {
+        let mut buf = Vec::new();
+        encode_event(
+            &mut buf,
+            9,
+            &EventParts {
+                stream: "acc-1",
+                version: 1,
+                previous: 0,
+                timestamp: Timestamp(1),
+                event_id: Uuid::nil(),
+                event_type: "Opened",
+                metadata: &[],
+                payload: &[0xc0],
+            },
+        )
+        .unwrap();
+        // Rewritten as format 2 wrote it: tag 1, checksum of the value alone.
+        buf[4] = Tag::Event as u8;
+        let crc = crc32fast::hash(&buf[4..]);
+        buf[..4].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode_event(9, &buf).unwrap().stream, "acc-1");
+        buf[4] = 7;
+        assert!(
+            decode_event(9, &buf)
+                .unwrap_err()
+                .contains("unknown record tag 7")
+        );
+    }
+
+    #[test]
+    fn a_snapshot_checksum_covers_its_key() {
+        let (mut key, mut other, mut value) = (Vec::new(), Vec::new(), Vec::new());
+        stream_key(&mut key, "acc-1", 64);
+        stream_key(&mut other, "acc-1", 65);
+        encode_snapshot(&mut value, &key, 2, b"state");
+        assert_eq!(decode_snapshot(&key, &value, false), Ok((2, &b"state"[..])));
+        assert!(decode_snapshot(&other, &value, true).is_err());
+        let mut legacy = value.clone();
+        let crc = crc32fast::hash(&legacy[4..]);
+        legacy[..4].copy_from_slice(&crc.to_le_bytes());
+        assert!(decode_snapshot(&key, &legacy, false).is_err());
+        assert_eq!(decode_snapshot(&key, &legacy, true), Ok((2, &b"state"[..])));
     }
 }

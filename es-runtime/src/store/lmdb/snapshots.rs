@@ -85,7 +85,7 @@ impl Inner {
         let Some(version) = record::key_version(k, name) else {
             return Ok(None);
         };
-        decode_snapshot(stream, version, v).map(Some)
+        decode_snapshot(stream, version, k, v, self.legacy).map(Some)
     }
 
     pub(super) fn snapshots(&self, stream: &StreamId) -> Result<Vec<Snapshot>, ReadError> {
@@ -100,7 +100,7 @@ impl Inner {
         {
             let (k, v) = entry.map_err(read_failed)?;
             let version = record::key_version(k, name).unwrap_or_default();
-            out.push(decode_snapshot(stream, version, v)?);
+            out.push(decode_snapshot(stream, version, k, v, self.legacy)?);
         }
         Ok(out)
     }
@@ -122,7 +122,7 @@ impl Inner {
             let Some(version) = record::key_version(k, name) else {
                 continue;
             };
-            match decode_snapshot(stream, version, v) {
+            match decode_snapshot(stream, version, k, v, self.legacy) {
                 Ok(snapshot) => return Ok(Some(snapshot)),
                 Err(error) => {
                     tracing::warn!(%stream, version, %error, "skipping a damaged snapshot");
@@ -133,16 +133,23 @@ impl Inner {
     }
 }
 
-fn decode_snapshot(stream: &StreamId, version: u64, value: &[u8]) -> Result<Snapshot, ReadError> {
-    let (state_version, payload) = record::decode_snapshot(value).map_err(|reason| {
-        corrupt(
-            || Location::Snapshot {
-                stream: stream.clone(),
-                version,
-            },
-            reason,
-        )
-    })?;
+fn decode_snapshot(
+    stream: &StreamId,
+    version: u64,
+    key: &[u8],
+    value: &[u8],
+    legacy: bool,
+) -> Result<Snapshot, ReadError> {
+    let (state_version, payload) =
+        record::decode_snapshot(key, value, legacy).map_err(|reason| {
+            corrupt(
+                || Location::Snapshot {
+                    stream: stream.clone(),
+                    version,
+                },
+                reason,
+            )
+        })?;
     Ok(Snapshot {
         version,
         state_version,

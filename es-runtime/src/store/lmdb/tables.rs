@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::fail::{Fail, read_failed};
 use super::{BytesDb, Inner, LmdbStore};
-use crate::DomainEvent;
+use crate::aggregate::DomainEvent;
 use crate::error::{Location, ReadError, WriteError};
 use crate::event::Timestamp;
 use crate::read::{Envelope, reads};
