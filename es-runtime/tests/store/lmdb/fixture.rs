@@ -116,6 +116,7 @@ fn expected() -> Vec<RecordedEvent> {
                 version: *version,
                 position,
                 event_type: e.event_type,
+                event_version: e.event_version,
                 event_id: e.event_id,
                 timestamp,
                 metadata: e.metadata,
