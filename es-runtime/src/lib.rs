@@ -65,6 +65,7 @@ pub use crate::store::{AppendResult, EventStore, Snapshot};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::aggregate::{Aggregate, DomainEvent, StoredEventError, Upcast};
+    pub use crate::codec::decode;
     pub use crate::schema::{AggregateSchema, CommandSchema, EventSchema, FieldSchema};
     pub use serde;
     pub use std;
