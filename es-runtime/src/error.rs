@@ -197,6 +197,12 @@ pub enum AppendError {
         /// What is wrong with the batch.
         reason: String,
     },
+    /// The store was opened read-only.
+    #[error("cannot append to stream {stream:?}: the store is open read-only")]
+    ReadOnly {
+        /// The stream.
+        stream: StreamId,
+    },
 }
 
 impl AppendError {
@@ -206,7 +212,8 @@ impl AppendError {
             AppendError::WrongExpectedVersion { stream, .. }
             | AppendError::StoreFull { stream, .. }
             | AppendError::Storage { stream, .. }
-            | AppendError::InvalidInput { stream, .. } => stream,
+            | AppendError::InvalidInput { stream, .. }
+            | AppendError::ReadOnly { stream } => stream,
         }
     }
 
@@ -224,6 +231,7 @@ impl AppendError {
             AppendError::InvalidInput { stream, reason } => {
                 Ok(AppendFailure::InvalidInput { stream, reason })
             }
+            AppendError::ReadOnly { stream } => Ok(AppendFailure::ReadOnly { stream }),
         }
     }
 }
@@ -261,6 +269,12 @@ pub enum AppendFailure {
         /// What is wrong with the batch.
         reason: String,
     },
+    /// The store was opened read-only.
+    #[error("cannot append to stream {stream:?}: the store is open read-only")]
+    ReadOnly {
+        /// The stream.
+        stream: StreamId,
+    },
 }
 
 impl AppendFailure {
@@ -269,7 +283,8 @@ impl AppendFailure {
         match self {
             AppendFailure::StoreFull { stream, .. }
             | AppendFailure::Storage { stream, .. }
-            | AppendFailure::InvalidInput { stream, .. } => stream,
+            | AppendFailure::InvalidInput { stream, .. }
+            | AppendFailure::ReadOnly { stream } => stream,
         }
     }
 }
@@ -282,6 +297,7 @@ impl From<AppendFailure> for AppendError {
             AppendFailure::InvalidInput { stream, reason } => {
                 AppendError::InvalidInput { stream, reason }
             }
+            AppendFailure::ReadOnly { stream } => AppendError::ReadOnly { stream },
         }
     }
 }
@@ -365,6 +381,12 @@ pub enum WriteError {
         /// What is wrong with the input.
         reason: String,
     },
+    /// The store was opened read-only.
+    #[error("cannot write {at}: the store is open read-only")]
+    ReadOnly {
+        /// What was to be written.
+        at: Location,
+    },
 }
 
 impl WriteError {
@@ -373,7 +395,8 @@ impl WriteError {
         match self {
             WriteError::StoreFull { at, .. }
             | WriteError::Storage { at, .. }
-            | WriteError::InvalidInput { at, .. } => at,
+            | WriteError::InvalidInput { at, .. }
+            | WriteError::ReadOnly { at } => at,
         }
     }
 }
@@ -450,6 +473,16 @@ pub enum OpenError {
         /// The store's directory.
         path: String,
         /// What is wrong.
+        reason: String,
+    },
+    /// A read-only open cannot read the store as it is: there is no store in the directory,
+    /// it needs an upgrade that only a writable open runs, or its lock file cannot be written
+    /// while another process has the store open. Nothing was written.
+    #[error("the store at {path} cannot be opened read-only: {reason}")]
+    ReadOnly {
+        /// The store's directory.
+        path: String,
+        /// Why, and what would let it open.
         reason: String,
     },
     /// The backend failed to open (missing directory, permissions, a corrupt file...).

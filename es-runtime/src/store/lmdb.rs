@@ -33,10 +33,12 @@ mod read;
 mod record;
 mod snapshots;
 mod tables;
+mod verify;
 
 pub use self::open::FORMAT_VERSION;
 pub use self::options::{Durability, LmdbOptions};
 pub use self::tables::{Entries, ReadOnlyTable, Table, TableFeed, TableProjection, TableRunner};
+pub use self::verify::{Damage, VerifyReport, verify_path};
 
 use std::fmt;
 use std::io;
@@ -200,6 +202,11 @@ impl LmdbStore {
         self.inner.env.path()
     }
 
+    /// Whether the store was opened read-only ([`LmdbOptions::read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.env.is_read_only()
+    }
+
     /// The current size of the memory map in bytes (the store's current size limit, grown on
     /// demand up to [`LmdbOptions::max_map_size`]).
     pub fn map_size(&self) -> usize {
@@ -216,7 +223,11 @@ impl LmdbStore {
     }
 
     /// Flushes every commit to disk; useful after appending with [`Durability::NoSync`].
+    /// A read-only store has nothing to flush.
     pub fn sync(&self) -> Result<(), WriteError> {
+        if self.is_read_only() {
+            return Ok(());
+        }
         self.inner
             .env
             .force_sync()
@@ -288,6 +299,11 @@ impl EventStore for LmdbStore {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<AppendResult, AppendError> {
+        if self.is_read_only() {
+            return Err(AppendError::ReadOnly {
+                stream: stream.clone(),
+            });
+        }
         let append = Append::new(stream, expected, events)?;
         self.submit(Write::Append(append)).into_append()
     }
@@ -319,12 +335,7 @@ impl EventStore for LmdbStore {
 
     fn head_position(&self) -> Result<u64, ReadError> {
         let r = self.inner.reader()?;
-        Ok(self
-            .inner
-            .log
-            .last(&r.txn)
-            .map_err(fail::read_failed)?
-            .map_or(0, |(p, _)| p))
+        log::last_position(self.inner.log, &r.txn).map_err(fail::read_failed)
     }
 
     fn save_snapshot(
@@ -333,6 +344,14 @@ impl EventStore for LmdbStore {
         snapshot: Snapshot,
         keep: usize,
     ) -> Result<(), WriteError> {
+        if self.is_read_only() {
+            return Err(WriteError::ReadOnly {
+                at: Location::Snapshot {
+                    stream: stream.clone(),
+                    version: snapshot.version,
+                },
+            });
+        }
         let (mut key, mut value) = (Vec::new(), Vec::new());
         record::stream_key(&mut key, stream.as_str(), snapshot.version);
         record::encode_snapshot(&mut value, &key, snapshot.state_version, &snapshot.payload);

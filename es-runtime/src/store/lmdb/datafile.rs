@@ -18,6 +18,9 @@ use std::path::Path;
 /// The name of the data file LMDB keeps in a store's directory.
 pub(super) const DATA_FILE: &str = "data.mdb";
 
+/// The name of LMDB's lock file in a store's directory.
+const LOCK_FILE: &str = "lock.mdb";
+
 /// The name of the file that marks a directory as holding a store.
 pub(super) const IDENTITY_FILE: &str = "es-store";
 
@@ -174,6 +177,37 @@ pub(super) fn check(dir: &Path) -> Result<DataFile, Checked> {
 /// Leaves the identity file in `dir`.
 pub(super) fn mark(dir: &Path) -> io::Result<()> {
     std::fs::write(dir.join(IDENTITY_FILE), IDENTITY)
+}
+
+/// Whether a process holds LMDB's lock on the lock file of the store in `dir`: every process
+/// with the environment open keeps a shared lock on its first byte. A missing lock file is
+/// used by none.
+#[cfg(unix)]
+pub(super) fn lock_in_use(dir: &Path) -> io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    let file = match File::open(dir.join(LOCK_FILE)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    // SAFETY: an all-zero `flock` is a valid value of the plain C struct.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as _;
+    lock.l_whence = libc::SEEK_SET as _;
+    lock.l_start = 0;
+    lock.l_len = 1;
+    // SAFETY: `file` is open, and `lock` is a valid `flock` that F_GETLK fills in.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLK, &mut lock) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(i32::from(lock.l_type) != libc::F_UNLCK)
+}
+
+/// Whether a process holds LMDB's lock on the lock file: not known on this platform, so
+/// assumed.
+#[cfg(not(unix))]
+pub(super) fn lock_in_use(_dir: &Path) -> io::Result<bool> {
+    Ok(true)
 }
 
 /// Why [`check`] stopped.

@@ -34,6 +34,8 @@ pub(super) struct Environment {
     headroom: Headroom,
     page_size: u64,
     path: PathBuf,
+    /// Opened with `MDB_RDONLY`: every write transaction is refused before LMDB is asked.
+    read_only: bool,
 }
 
 /// A read transaction with the pass that keeps the map from being resized under it.
@@ -78,20 +80,26 @@ impl Environment {
         path: &Path,
         max_map_size: usize,
         durable: bool,
+        read_only: bool,
     ) -> Environment {
         let page_size = u64::from(env.unnamed_database_stat().page_size);
         Environment {
             env,
             gate: MapGate::default(),
             max_map_size,
-            headroom: Headroom::new(path, durable),
+            headroom: Headroom::new(path, durable && !read_only),
             page_size,
             path: path.to_owned(),
+            read_only,
         }
     }
 
     pub(super) fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub(super) fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     pub(super) fn max_map_size(&self) -> usize {
@@ -145,6 +153,9 @@ impl Environment {
     /// A write transaction, once per attempt of [`retry`](Self::retry). `writing`: about how
     /// many bytes it adds (asked only when the store writes ahead of its data).
     pub(super) fn writer(&self, writing: impl FnOnce() -> u64) -> Result<Writer<'_>, Fail> {
+        if self.read_only {
+            return Err(Fail::ReadOnly);
+        }
         let pass = self.gate.enter();
         let txn = self.env.write_txn()?;
         self.keep_headroom(writing);

@@ -29,6 +29,8 @@ pub(super) enum Fail {
     },
     /// The file system is out of space.
     DiskFull(String),
+    /// The store was opened read-only.
+    ReadOnly,
     Other(heed::Error),
 }
 
@@ -79,6 +81,10 @@ impl Fail {
                 io::ErrorKind::InvalidInput,
                 format!("invalid input for {at}: {reason}"),
             )),
+            Fail::ReadOnly => Box::new(io::Error::new(
+                io::ErrorKind::ReadOnlyFilesystem,
+                "the store is open read-only",
+            )),
             Fail::MapFull => Box::new(io::Error::other("the map is full")),
             Fail::MapResized => Box::new(io::Error::other("the map was resized")),
         }
@@ -101,6 +107,7 @@ impl Fail {
     pub(super) fn into_write_error(self, at: Location) -> WriteError {
         match self {
             Fail::Invalid { at, reason } => WriteError::InvalidInput { at, reason },
+            Fail::ReadOnly => WriteError::ReadOnly { at },
             other => WriteError::Storage {
                 at,
                 source: other.to_box(),

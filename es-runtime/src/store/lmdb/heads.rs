@@ -48,7 +48,7 @@ impl Inner {
 
     /// The heads checkpoint and the last position, as `txn` sees them: the tail is `(h, p]`.
     pub(super) fn tail_window(&self, txn: &RoTxn<'_>) -> Result<(u64, u64), Fail> {
-        let p = self.log.last(txn)?.map_or(0, |(p, _)| p);
+        let p = super::log::last_position(self.log, txn)?;
         Ok((self.heads_at(txn, p)?, p))
     }
 

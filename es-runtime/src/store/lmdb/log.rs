@@ -7,6 +7,19 @@ use super::record;
 use super::{LogDb, Position};
 use crate::event::EventRef;
 
+/// The log's last position as `txn` sees it: its last key, or the key after the one before
+/// it when that is larger (the last key was damaged into a smaller number, so the records
+/// sit out of order). A reader up to it then meets the damage as a missing position instead
+/// of stopping short with `Ok`.
+pub(super) fn last_position(log: LogDb, txn: &RoTxn<'_>) -> heed::Result<u64> {
+    let mut last_two = log.rev_iter(txn)?;
+    let Some((last, _)) = last_two.next().transpose()? else {
+        return Ok(0);
+    };
+    let before = last_two.next().transpose()?.map_or(0, |(p, _)| p);
+    Ok(last.max(before.saturating_add(1)))
+}
+
 /// Reads log records by position, walking backwards with one cursor while the positions are
 /// consecutive (a stream written in batches) and seeking otherwise.
 pub(super) struct LogWalker<'t> {
@@ -89,7 +102,7 @@ impl<'t> LogForward<'t> {
         from: u64,
         upto: u64,
     ) -> heed::Result<Self> {
-        let last = log.last(txn)?.map_or(0, |(p, _)| p);
+        let last = last_position(log, txn)?;
         Ok(LogForward {
             txn,
             log,

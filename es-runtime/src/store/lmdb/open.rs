@@ -67,10 +67,12 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
         path: path.display().to_string(),
         source: Box::new(io::Error::other(e.to_string())),
     };
-    std::fs::create_dir_all(path).map_err(|e| OpenError::Storage {
-        path: path.display().to_string(),
-        source: Box::new(e),
-    })?;
+    if !options.read_only {
+        std::fs::create_dir_all(path).map_err(|e| OpenError::Storage {
+            path: path.display().to_string(),
+            source: Box::new(e),
+        })?;
+    }
     let data_file = match datafile::check(path) {
         Ok(found) => found,
         Err(Checked::Problem(DataFileProblem::Truncated { length, required })) => {
@@ -102,6 +104,9 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
     let map_size = round_to_mib(options.map_size.max(MIB))
         .min(max_map_size)
         .max(round_to_mib(existing));
+    if options.read_only {
+        return open_read_only(path, options, data_file, map_size, max_map_size);
+    }
     let mut env_options = EnvOpenOptions::new().read_txn_without_tls();
     env_options
         .map_size(map_size)
@@ -185,13 +190,7 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
         })?;
     }
     tracing::debug!(path = %path.display(), map_size, max_map_size, "opened LMDB store");
-    Ok(Inner {
-        env: Environment::new(
-            env,
-            path,
-            max_map_size,
-            options.durability == Durability::Sync,
-        ),
+    let dbs = Dbs {
         log,
         heads,
         index,
@@ -199,11 +198,177 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
         checkpoints,
         tables,
         meta,
+    };
+    let env = Environment::new(
+        env,
+        path,
+        max_map_size,
+        options.durability == Durability::Sync,
+        false,
+    );
+    Ok(inner(env, dbs, options, head, legacy))
+}
+
+/// The databases of a store.
+struct Dbs {
+    log: Database<'static, Position, Bytes>,
+    heads: Database<'static, Bytes, Bytes>,
+    index: Database<'static, Bytes, Bytes>,
+    snapshots: Database<'static, Bytes, Bytes>,
+    checkpoints: Database<'static, Bytes, Bytes>,
+    tables: Database<'static, Bytes, Bytes>,
+    meta: Database<'static, Bytes, Bytes>,
+}
+
+fn inner(env: Environment, dbs: Dbs, options: LmdbOptions, head: u64, legacy: bool) -> Inner {
+    Inner {
+        env,
+        log: dbs.log,
+        heads: dbs.heads,
+        index: dbs.index,
+        snapshots: dbs.snapshots,
+        checkpoints: dbs.checkpoints,
+        tables: dbs.tables,
+        meta: dbs.meta,
         tail: Mutex::new(Tail::new(0)),
         heads_every: options.heads_every,
         legacy,
         appended: AtomicBool::new(false),
         clock: options.clock,
         watch: HeadWatch::new(head),
-    })
+    }
+}
+
+/// Opens the store in `path` read-only (see [`LmdbOptions::read_only`]): with `MDB_RDONLY`,
+/// nothing created or upgraded.
+fn open_read_only(
+    path: &Path,
+    options: LmdbOptions,
+    data_file: DataFile,
+    map_size: usize,
+    max_map_size: usize,
+) -> Result<Inner, OpenError> {
+    let refused = |reason: String| OpenError::ReadOnly {
+        path: path.display().to_string(),
+        reason,
+    };
+    let storage = |e: &dyn fmt::Display| OpenError::Storage {
+        path: path.display().to_string(),
+        source: Box::new(io::Error::other(e.to_string())),
+    };
+    if data_file == DataFile::New {
+        return Err(refused(format!(
+            "there is no store in it (no {})",
+            datafile::DATA_FILE
+        )));
+    }
+    let open = |no_lock: bool| {
+        let mut env_options = EnvOpenOptions::new().read_txn_without_tls();
+        env_options
+            .map_size(map_size)
+            .max_dbs(8)
+            .max_readers(options.max_readers.max(1));
+        // SAFETY: READ_ONLY makes LMDB refuse every write. NO_LOCK is asked for only when
+        // no process holds LMDB's lock on the lock file (checked below), so that no writer
+        // can reuse the pages this store reads; the rest is what `LmdbOptions::open` says.
+        unsafe {
+            env_options.flags(if no_lock {
+                EnvFlags::READ_ONLY | EnvFlags::NO_LOCK
+            } else {
+                EnvFlags::READ_ONLY
+            });
+            env_options.open(path)
+        }
+    };
+    let env = match open(false) {
+        Ok(env) => env,
+        Err(heed::Error::Io(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
+            // The lock file cannot be written: read without it, unless a process uses it.
+            if datafile::lock_in_use(path).map_err(|e| storage(&e))? {
+                return Err(refused(format!(
+                    "its lock file cannot be written ({e}) and another process has the store                      open; a reader the writer does not see could have pages rewritten under                      it. Open it from a user that may write lock.mdb, or stop the other process"
+                )));
+            }
+            open(true).map_err(|e| storage(&e))?
+        }
+        Err(e) => return Err(storage(&e)),
+    };
+    let txn = env.read_txn().map_err(|e| storage(&e))?;
+    let opened = env
+        .open_databases_and_commit(txn, |opener, txn| -> heed::Result<_> {
+            macro_rules! named {
+                ($name:literal) => {
+                    match opener.open_database::<Bytes, Bytes>(txn, Some($name))? {
+                        Some(db) => db,
+                        None => return Ok(CommitOrAbort::Abort($name)),
+                    }
+                };
+            }
+            let Some(log) = opener.open_database::<Position, Bytes>(txn, Some("log"))? else {
+                return Ok(CommitOrAbort::Abort("log"));
+            };
+            Ok(CommitOrAbort::Commit((
+                log,
+                named!("heads"),
+                named!("index"),
+                named!("snapshots"),
+                named!("checkpoints"),
+                named!("tables"),
+                named!("meta"),
+            )))
+        })
+        .map_err(|e| storage(&e))?;
+    let opened = match opened {
+        CommitOrAbort::Commit(dbs) => dbs,
+        CommitOrAbort::Abort(name) => {
+            return Err(refused(format!(
+                "it has no `{name}` database; open it writable once to upgrade it"
+            )));
+        }
+    };
+    let (log, heads, index, snapshots, checkpoints, tables, meta) = opened;
+    let (head, legacy) = {
+        let txn = env.read_txn().map_err(|e| storage(&e))?;
+        let found = meta
+            .get(&txn, FORMAT_KEY)
+            .map_err(|e| storage(&e))?
+            .map(|v| v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX));
+        let legacy = match found {
+            Some(FORMAT_VERSION) => meta
+                .get(&txn, LEGACY_KEY)
+                .map_err(|e| storage(&e))?
+                .is_some(),
+            // Format 2 differs in its checksums alone, which its records' tags tell.
+            Some(2) => true,
+            Some(1) => {
+                return Err(refused(format!(
+                    "it has format version 1, which needs an upgrade to format                      {FORMAT_VERSION} (its stream heads checkpoint); open it writable once"
+                )));
+            }
+            other => {
+                return Err(OpenError::UnsupportedFormat {
+                    path: path.display().to_string(),
+                    found: other.unwrap_or(0),
+                    supported: FORMAT_VERSION,
+                });
+            }
+        };
+        let head = log
+            .last(&txn)
+            .map_err(|e| storage(&e))?
+            .map_or(0, |(p, _)| p);
+        (head, legacy)
+    };
+    tracing::debug!(path = %path.display(), map_size, "opened LMDB store read-only");
+    let dbs = Dbs {
+        log,
+        heads,
+        index,
+        snapshots,
+        checkpoints,
+        tables,
+        meta,
+    };
+    let env = Environment::new(env, path, max_map_size, false, true);
+    Ok(inner(env, dbs, options, head, legacy))
 }

@@ -46,6 +46,7 @@ pub struct LmdbOptions {
     pub(super) max_readers: u32,
     pub(super) heads_every: u64,
     pub(super) clock: Arc<dyn Clock>,
+    pub(super) read_only: bool,
 }
 
 impl Default for LmdbOptions {
@@ -72,6 +73,7 @@ impl LmdbOptions {
             max_readers: 512,
             heads_every: 4096,
             clock: Arc::new(SystemClock),
+            read_only: false,
         }
     }
 
@@ -124,6 +126,29 @@ impl LmdbOptions {
     /// The clock that stamps appended events.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Whether to open the store read-only (default `false`): to inspect a store on a
+    /// read-only mount, in a directory this process may not write to, or a backup.
+    ///
+    /// A read-only store is opened with LMDB's `MDB_RDONLY`: nothing is created (a directory
+    /// without a store is [`OpenError::ReadOnly`]), no format upgrade runs, the identity file
+    /// is not written and no zeros are written ahead. Appends fail with
+    /// [`AppendError::ReadOnly`](crate::AppendError::ReadOnly), snapshots, checkpoints and
+    /// table writes with [`WriteError::ReadOnly`](crate::WriteError::ReadOnly). A format-2
+    /// store reads as it is; a store that needs more than a mark to be read by this build
+    /// (format 1, or no `tables` database) is [`OpenError::ReadOnly`] naming the upgrade.
+    ///
+    /// LMDB still takes a slot in the lock file's reader table, so that a writer in another
+    /// process never reuses the pages a read looks at; on a read-only file system it cannot,
+    /// and uses no lock (LMDB's rule for read-only media). When the lock file cannot be written
+    /// for lack of permission, the store opens without a lock only if no process has the store
+    /// open (none holds LMDB's lock on `lock.mdb`), and is [`OpenError::ReadOnly`] otherwise:
+    /// a reader the writer cannot see could have pages rewritten under it. Such an open
+    /// assumes that no writer starts while it is open; it is meant for a copy or a backup.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 

@@ -189,3 +189,19 @@ fn opens_and_reads_what_was_written(format: u32) {
     assert_eq!(appended.last_position(), expected.len() as u64 + 1);
     assert_eq!(appended.stream_version(), version + 1);
 }
+
+#[test]
+fn a_store_of_format_2_opened_read_only_reads_as_it_is_and_is_left_unchanged() {
+    let dir = copy_of_fixture();
+    let before = std::fs::read(dir.path().join("data.mdb")).unwrap();
+    let expected = expected();
+    let store = LmdbOptions::new().read_only(true).open(dir.path()).unwrap();
+    assert_eq!(store.read_all(0, usize::MAX).unwrap(), expected);
+    let id = StreamId::parse("account-1").unwrap();
+    let snapshot = store.load_snapshot(&id).unwrap().unwrap();
+    assert_eq!(snapshot.payload, vec![1, 2, 3, 4]);
+    assert_eq!(store.load_checkpoint("balances").unwrap(), Some(42));
+    drop(store);
+    assert!(std::fs::read(dir.path().join("data.mdb")).unwrap() == before);
+    assert!(!dir.path().join("es-store").exists());
+}

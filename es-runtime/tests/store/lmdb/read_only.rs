@@ -5,7 +5,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use es_runtime::{EventStore, ExpectedVersion, LmdbStore, NewEvent, StreamId};
+use es_runtime::store::Snapshot;
+use es_runtime::{
+    AppendError, EventStore, ExpectedVersion, LmdbOptions, LmdbStore, NewEvent, OpenError,
+    StreamId, WriteError,
+};
 
 fn write_some(dir: &Path) -> Vec<es_runtime::RecordedEvent> {
     let store = LmdbStore::open(dir).unwrap();
@@ -39,13 +43,26 @@ impl Mount {
     }
 
     fn remount_read_only(&self) {
-        let ok = Command::new("mount")
-            .args(["-o", "remount,ro"])
-            .arg(self.0.path())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "remounting read-only");
+        // A child process forked by another test holds this process's open files until it
+        // executes: the mount is busy meanwhile.
+        let mut tries = 0;
+        let out = loop {
+            let out = Command::new("mount")
+                .args(["-o", "remount,ro"])
+                .arg(self.0.path())
+                .output()
+                .unwrap();
+            tries += 1;
+            if out.status.success() || tries == 50 {
+                break out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(
+            out.status.success(),
+            "remounting read-only: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -55,8 +72,155 @@ impl Drop for Mount {
     }
 }
 
+/// Opens `dir` read-only, checks it reads `expected` events and refuses every write.
+fn read_only_reads_and_refuses_writes(dir: &Path, expected: &[es_runtime::RecordedEvent]) {
+    let store = LmdbOptions::new().read_only(true).open(dir).unwrap();
+    assert!(store.is_read_only());
+    assert_eq!(store.read_all(0, usize::MAX).unwrap(), expected);
+    let id = StreamId::new("account", 0).unwrap();
+    assert_eq!(store.stream_version(&id).unwrap(), 1);
+    let refused = store
+        .append(
+            &id,
+            ExpectedVersion::Any,
+            vec![NewEvent::raw("X", vec![0xc0])],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(refused, AppendError::ReadOnly { .. }),
+        "{refused:?}"
+    );
+    let refused = store.save_checkpoint("p", 1).unwrap_err();
+    assert!(
+        matches!(refused, WriteError::ReadOnly { .. }),
+        "{refused:?}"
+    );
+    let snapshot = Snapshot {
+        version: 1,
+        state_version: 1,
+        payload: vec![0xc0],
+    };
+    let refused = store.save_snapshot(&id, snapshot, 1).unwrap_err();
+    assert!(
+        matches!(refused, WriteError::ReadOnly { .. }),
+        "{refused:?}"
+    );
+    store.sync().unwrap();
+}
+
 #[test]
-#[ignore = "there is no read-only open"]
+fn a_read_only_open_refuses_writes_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = write_some(dir.path());
+    read_only_reads_and_refuses_writes(dir.path(), &written);
+    // Still readable and writable as before.
+    assert_eq!(
+        LmdbStore::open(dir.path())
+            .unwrap()
+            .read_all(0, usize::MAX)
+            .unwrap(),
+        written
+    );
+
+    let empty = dir.path().join("nothing");
+    let refused = LmdbOptions::new().read_only(true).open(&empty).unwrap_err();
+    assert!(matches!(refused, OpenError::ReadOnly { .. }), "{refused:?}");
+    assert!(!empty.exists(), "a read-only open creates no directory");
+}
+
+const CHILD_DIR: &str = "ES_TEST_READ_ONLY_DIR";
+const CHILD_EXPECT: &str = "ES_TEST_READ_ONLY_EXPECT";
+
+/// The child's side: opens the store named by the environment read-only, as the user it runs as.
+#[test]
+fn child_read_only_open() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    match std::env::var(CHILD_EXPECT).unwrap().as_str() {
+        "refused" => {
+            let refused = LmdbOptions::new().read_only(true).open(dir).unwrap_err();
+            assert!(matches!(refused, OpenError::ReadOnly { .. }), "{refused:?}");
+            assert!(refused.to_string().contains("another process"), "{refused}");
+        }
+        _ => {
+            let writable = LmdbStore::open(dir).unwrap_err();
+            eprintln!("a writable open: {writable}");
+            let store = LmdbOptions::new().read_only(true).open(dir).unwrap();
+            assert_eq!(store.read_all(0, usize::MAX).unwrap().len(), 5);
+            let id = StreamId::new("account", 0).unwrap();
+            let refused = store
+                .append(
+                    &id,
+                    ExpectedVersion::Any,
+                    vec![NewEvent::raw("X", vec![0xc0])],
+                )
+                .unwrap_err();
+            assert!(
+                matches!(refused, AppendError::ReadOnly { .. }),
+                "{refused:?}"
+            );
+        }
+    }
+    println!("child-ok");
+}
+
+/// Runs [`child_read_only_open`] in a child process as user `nobody` (or as this user, when it
+/// is not root), expecting `expect`.
+fn run_child(dir: &Path, expect: &str) {
+    let exe = std::env::current_exe().unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut command = if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "nobody", "--"]).arg(&exe);
+        c
+    } else {
+        Command::new(&exe)
+    };
+    let out = command
+        .args([
+            "--exact",
+            "lmdb::read_only::child_read_only_open",
+            "--nocapture",
+        ])
+        .env(CHILD_DIR, dir)
+        .env(CHILD_EXPECT, expect)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("child-ok"),
+        "the child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_store_in_a_directory_this_user_may_not_write_opens_read_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("store");
+    write_some(&dir);
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode(parent.path(), 0o755);
+    for file in std::fs::read_dir(&dir).unwrap() {
+        mode(&file.unwrap().path(), 0o644);
+    }
+    mode(&dir, 0o555);
+    {
+        // While a process has it open, a reader that cannot take a reader slot is refused.
+        let _live = LmdbStore::open(&dir).unwrap();
+        run_child(&dir, "refused");
+    }
+    run_child(&dir, "read");
+    mode(&dir, 0o755);
+}
+
+#[test]
 fn a_store_on_a_read_only_mount_opens_read_only_and_refuses_writes() {
     let Some(mount) = Mount::tmpfs() else {
         eprintln!("skipped: this process may not mount a tmpfs");
@@ -69,6 +233,7 @@ fn a_store_on_a_read_only_mount_opens_read_only_and_refuses_writes() {
         std::fs::write(mount.0.path().join("probe"), b"x").is_err(),
         "the mount is read-only"
     );
-    let store = LmdbStore::open(&dir).unwrap();
-    assert_eq!(store.read_all(0, usize::MAX).unwrap(), written);
+    let refused = LmdbStore::open(&dir).unwrap_err();
+    assert!(refused.to_string().contains("Read-only"), "{refused}");
+    read_only_reads_and_refuses_writes(&dir, &written);
 }

@@ -1,0 +1,476 @@
+//! Checking a whole store: every record of every database, read on one snapshot, each flaw
+//! reported with where it is, nothing written.
+//!
+//! The log is walked in order: each key must be the position after the one before, each
+//! record must pass its checksum and decode, and each stream's records must follow one
+//! another (version after version, each pointing back at the one before). The stored heads
+//! must be each stream's last record as of the heads checkpoint, every index entry must point
+//! at the record it names (and none may be missing), every snapshot must pass its checksum,
+//! every checkpoint must be a position the log has. LMDB's own page structure is trusted:
+//! a page that points outside the file can still fault the process, which is why
+//! [`verify_path`] is meant to run in a child process.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+
+use heed::types::Bytes;
+use heed::{RoTxn, WithoutTls};
+
+use super::heads::HEADS_AT_KEY;
+use super::{LmdbOptions, LmdbStore, record};
+use crate::error::{Location, OpenError, ReadError};
+use crate::event::StreamId;
+
+/// What [`LmdbStore::verify`] found: how much it read, and every flaw.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Log records read.
+    pub events: u64,
+    /// Streams seen in the log.
+    pub streams: u64,
+    /// Stream-index entries read.
+    pub index_entries: u64,
+    /// Snapshots read.
+    pub snapshots: u64,
+    /// Projection checkpoints read.
+    pub checkpoints: u64,
+    /// Projection table entries read.
+    pub table_entries: u64,
+    /// Every flaw found, in the order found.
+    pub damage: Vec<Damage>,
+}
+
+/// One flaw found by [`LmdbStore::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// Where.
+    pub at: Location,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl VerifyReport {
+    /// Whether nothing was found damaged.
+    pub fn is_sound(&self) -> bool {
+        self.damage.is_empty()
+    }
+
+    fn damaged(&mut self, at: Location, reason: impl Into<String>) {
+        self.damage.push(Damage {
+            at,
+            reason: reason.into(),
+        });
+    }
+}
+
+impl fmt::Display for Damage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.reason)
+    }
+}
+
+impl fmt::Display for VerifyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} events in {} streams, {} index entries, {} snapshots, {} checkpoints, {} table \
+             entries: ",
+            self.events,
+            self.streams,
+            self.index_entries,
+            self.snapshots,
+            self.checkpoints,
+            self.table_entries
+        )?;
+        if self.damage.is_empty() {
+            return f.write_str("no damage found");
+        }
+        write!(f, "{} damaged", self.damage.len())?;
+        for damage in &self.damage {
+            write!(f, "\n  {damage}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens the store in `path` read-only and verifies it ([`LmdbStore::verify`]).
+///
+/// It writes nothing and takes no lock beyond a reader slot, so it may run beside the store's
+/// writers, and is safe to run in a child process of its own: damage to LMDB's page structure
+/// (a page pointing outside the file, a zeroed branch page) can make LMDB fault (`SIGSEGV`,
+/// `SIGBUS`) or abort on a failed assertion, and a parent that sees the child die from a
+/// signal knows the store is damaged without dying itself.
+pub fn verify_path(path: impl AsRef<Path>) -> Result<VerifyReport, OpenError> {
+    let store = LmdbOptions::new().read_only(true).open(path.as_ref())?;
+    store.verify().map_err(|e| OpenError::Storage {
+        path: path.as_ref().display().to_string(),
+        source: Box::new(e),
+    })
+}
+
+/// A stream's last record seen so far in the walk of the log.
+#[derive(Debug, Clone, Copy)]
+struct Last {
+    version: u64,
+    position: u64,
+}
+
+impl LmdbStore {
+    /// Reads every record of every database on one snapshot and reports what is damaged
+    /// where (see [`VerifyReport`]); nothing is written. Fails only when no read transaction
+    /// can be opened: every flaw of the data is an entry of the report.
+    ///
+    /// LMDB's own page structure is trusted as it is read: run [`verify_path`] in a child
+    /// process to learn of damage that makes LMDB fault.
+    pub fn verify(&self) -> Result<VerifyReport, ReadError> {
+        let r = self.inner.reader()?;
+        let mut report = VerifyReport::default();
+        let txn = &r.txn;
+        let (heads_at, at_checkpoint, streams, last) = self.verify_log(txn, &mut report);
+        self.verify_heads(txn, &mut report, heads_at, at_checkpoint.as_ref());
+        self.verify_index(txn, &mut report, &streams);
+        self.verify_snapshots(txn, &mut report, &streams);
+        self.verify_checkpoints(txn, &mut report, last);
+        self.verify_tables(txn, &mut report);
+        Ok(report)
+    }
+
+    /// Walks the log; answers the heads checkpoint, the streams' heads as of it (`None` when
+    /// the walk did not reach it), the streams' last records and the last position.
+    #[allow(clippy::type_complexity)]
+    fn verify_log(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        report: &mut VerifyReport,
+    ) -> (
+        u64,
+        Option<HashMap<String, Last>>,
+        HashMap<String, Last>,
+        u64,
+    ) {
+        let inner = &self.inner;
+        let heads_at = match inner.meta.get(txn, HEADS_AT_KEY) {
+            Ok(Some(v)) => record::read_position(v).unwrap_or_else(|| {
+                report.damaged(Location::Store, "meta/heads_at is not 8 bytes");
+                0
+            }),
+            Ok(None) => {
+                report.damaged(Location::Store, "meta/heads_at is missing");
+                0
+            }
+            Err(e) => {
+                report.damaged(Location::Store, format!("meta cannot be read: {e}"));
+                0
+            }
+        };
+        let mut streams: HashMap<String, Last> = HashMap::new();
+        let mut at_checkpoint = (heads_at == 0).then(HashMap::new);
+        let mut expect = 1;
+        let iter = match inner.log.remap_key_type::<Bytes>().iter(txn) {
+            Ok(iter) => iter,
+            Err(e) => {
+                report.damaged(Location::Store, format!("the log cannot be read: {e}"));
+                return (heads_at, None, streams, 0);
+            }
+        };
+        for item in iter {
+            let (key, value) = match item {
+                Ok(kv) => kv,
+                Err(e) => {
+                    report.damaged(
+                        Location::Position(expect),
+                        format!("the log cannot be read from here on: {e}"),
+                    );
+                    break;
+                }
+            };
+            let Some(position) = record::read_position(key) else {
+                report.damaged(
+                    Location::Position(expect),
+                    format!("a log key of {} bytes instead of 8", key.len()),
+                );
+                continue;
+            };
+            if position != expect {
+                report.damaged(
+                    Location::Position(expect),
+                    format!("missing: the next record of the log is under key {position}"),
+                );
+            }
+            expect = position.saturating_add(1).max(expect);
+            report.events += 1;
+            match record::decode_linked(position, value) {
+                Err(reason) => report.damaged(Location::Position(position), reason),
+                Ok((event, previous)) => match StreamId::parse(event.stream) {
+                    Err(e) => report.damaged(
+                        Location::Position(position),
+                        format!("stored under an invalid stream id: {e}"),
+                    ),
+                    Ok(stream) => {
+                        let last = streams.get(event.stream).copied();
+                        let (want_version, want_previous) =
+                            last.map_or((1, 0), |l| (l.version + 1, l.position));
+                        if event.version != want_version || previous != want_previous {
+                            report.damaged(
+                                Location::Event {
+                                    stream,
+                                    version: event.version,
+                                    position: Some(position),
+                                },
+                                format!(
+                                    "follows version {} at position {} of its stream, but \
+                                     points back at position {previous}",
+                                    want_version - 1,
+                                    want_previous
+                                ),
+                            );
+                        }
+                        streams.insert(
+                            event.stream.to_owned(),
+                            Last {
+                                version: event.version,
+                                position,
+                            },
+                        );
+                    }
+                },
+            }
+            if position == heads_at {
+                at_checkpoint = Some(streams.clone());
+            }
+        }
+        let last = expect - 1;
+        if heads_at > last {
+            report.damaged(
+                Location::Store,
+                format!("the heads checkpoint is at {heads_at}, past the log's end at {last}"),
+            );
+        }
+        report.streams = streams.len() as u64;
+        (heads_at, at_checkpoint, streams, last)
+    }
+
+    fn verify_heads(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        report: &mut VerifyReport,
+        heads_at: u64,
+        expected: Option<&HashMap<String, Last>>,
+    ) {
+        let mut seen = 0;
+        let iter = match self.inner.heads.iter(txn) {
+            Ok(iter) => iter,
+            Err(e) => return report.damaged(Location::Store, format!("heads: {e}")),
+        };
+        for item in iter {
+            let (key, value) = match item {
+                Ok(kv) => kv,
+                Err(e) => return report.damaged(Location::Store, format!("heads: {e}")),
+            };
+            let Some(stream) = std::str::from_utf8(key)
+                .ok()
+                .and_then(|s| StreamId::parse(s).ok())
+            else {
+                report.damaged(
+                    Location::Store,
+                    format!("a stream head under an invalid stream id {key:?}"),
+                );
+                continue;
+            };
+            seen += 1;
+            let Some((version, position)) = record::read_head(value) else {
+                report.damaged(Location::Head(stream), "not 16 bytes");
+                continue;
+            };
+            let Some(expected) = expected else { continue };
+            match expected.get(stream.as_str()) {
+                Some(last) if (last.version, last.position) == (version, position) => {}
+                found => report.damaged(
+                    Location::Head(stream),
+                    format!(
+                        "says version {version} at position {position}; the log has {} as of \
+                         the heads checkpoint at {heads_at}",
+                        found.map_or("no event of it".to_owned(), |l| format!(
+                            "version {} at position {}",
+                            l.version, l.position
+                        ))
+                    ),
+                ),
+            }
+        }
+        if let Some(expected) = expected
+            && seen < expected.len()
+        {
+            report.damaged(
+                Location::Store,
+                format!(
+                    "{} streams of the log before the heads checkpoint at {heads_at} have no \
+                     stored head",
+                    expected.len() - seen
+                ),
+            );
+        }
+    }
+
+    fn verify_index(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        report: &mut VerifyReport,
+        streams: &HashMap<String, Last>,
+    ) {
+        let mut counted: HashMap<String, u64> = HashMap::new();
+        let iter = match self.inner.index.iter(txn) {
+            Ok(iter) => iter,
+            Err(e) => return report.damaged(Location::Store, format!("index: {e}")),
+        };
+        for item in iter {
+            let (key, value) = match item {
+                Ok(kv) => kv,
+                Err(e) => return report.damaged(Location::Store, format!("index: {e}")),
+            };
+            report.index_entries += 1;
+            let Some((stream, version)) = split_stream_key(key) else {
+                report.damaged(
+                    Location::Store,
+                    format!("a stream-index key that is no stream and version: {key:?}"),
+                );
+                continue;
+            };
+            let at = |position| Location::Event {
+                stream: stream.clone(),
+                version,
+                position,
+            };
+            let Some(position) = record::read_position(value) else {
+                report.damaged(at(None), "its stream-index entry is not 8 bytes");
+                continue;
+            };
+            *counted.entry(stream.as_str().to_owned()).or_default() += 1;
+            let found = self.inner.log.get(txn, &position);
+            let points_at = match found {
+                Ok(Some(value)) => record::decode_event(position, value)
+                    .map(|e| (e.stream == stream.as_str(), e.version == version))
+                    .ok(),
+                _ => None,
+            };
+            if points_at != Some((true, true)) || version % record::BLOCK != 0 {
+                report.damaged(
+                    at(Some(position)),
+                    "its stream-index entry points at a record that is not this event",
+                );
+            }
+        }
+        for (stream, last) in streams {
+            let want = last.version / record::BLOCK;
+            let have = counted.get(stream).copied().unwrap_or(0);
+            if have < want
+                && let Ok(stream) = StreamId::parse(stream.as_str())
+            {
+                report.damaged(
+                    Location::Head(stream),
+                    format!(
+                        "the stream index has {have} of its {want} entries (one per {} events)",
+                        record::BLOCK
+                    ),
+                );
+            }
+        }
+    }
+
+    fn verify_snapshots(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        report: &mut VerifyReport,
+        streams: &HashMap<String, Last>,
+    ) {
+        let iter = match self.inner.snapshots.iter(txn) {
+            Ok(iter) => iter,
+            Err(e) => return report.damaged(Location::Store, format!("snapshots: {e}")),
+        };
+        for item in iter {
+            let (key, value) = match item {
+                Ok(kv) => kv,
+                Err(e) => return report.damaged(Location::Store, format!("snapshots: {e}")),
+            };
+            report.snapshots += 1;
+            let Some((stream, version)) = split_stream_key(key) else {
+                report.damaged(
+                    Location::Store,
+                    format!("a snapshot key that is no stream and version: {key:?}"),
+                );
+                continue;
+            };
+            let at = Location::Snapshot {
+                stream: stream.clone(),
+                version,
+            };
+            if let Err(reason) = record::decode_snapshot(key, value, self.inner.legacy) {
+                report.damaged(at, reason);
+            } else if streams
+                .get(stream.as_str())
+                .is_none_or(|l| l.version < version)
+            {
+                report.damaged(at, "the stream has no event at the snapshot's version");
+            }
+        }
+    }
+
+    fn verify_checkpoints(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        report: &mut VerifyReport,
+        last: u64,
+    ) {
+        let iter = match self.inner.checkpoints.iter(txn) {
+            Ok(iter) => iter,
+            Err(e) => return report.damaged(Location::Store, format!("checkpoints: {e}")),
+        };
+        for item in iter {
+            let (key, value) = match item {
+                Ok(kv) => kv,
+                Err(e) => return report.damaged(Location::Store, format!("checkpoints: {e}")),
+            };
+            report.checkpoints += 1;
+            let at = Location::Checkpoint(String::from_utf8_lossy(key).into_owned());
+            match record::read_position(value) {
+                None => report.damaged(at, "not 8 bytes"),
+                Some(position) if position > last => report.damaged(
+                    at,
+                    format!("at position {position}, past the log's end at {last}"),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn verify_tables(&self, txn: &RoTxn<'_, WithoutTls>, report: &mut VerifyReport) {
+        let iter = match self.inner.tables.iter(txn) {
+            Ok(iter) => iter,
+            Err(e) => return report.damaged(Location::Store, format!("tables: {e}")),
+        };
+        for item in iter {
+            match item {
+                Ok((key, _)) if key.contains(&0) => report.table_entries += 1,
+                Ok((key, _)) => report.damaged(
+                    Location::Table(String::from_utf8_lossy(key).into_owned()),
+                    "a table key without the separator after the projection's name",
+                ),
+                Err(e) => return report.damaged(Location::Store, format!("tables: {e}")),
+            }
+        }
+    }
+}
+
+/// The stream and version of a key written by `record::stream_key`.
+fn split_stream_key(key: &[u8]) -> Option<(StreamId, u64)> {
+    let split = key.len().checked_sub(9)?;
+    let (stream, rest) = key.split_at(split);
+    let (sep, version) = rest.split_first()?;
+    if *sep != 0 {
+        return None;
+    }
+    let stream = StreamId::parse(std::str::from_utf8(stream).ok()?).ok()?;
+    Some((stream, u64::from_be_bytes(version.try_into().ok()?)))
+}
