@@ -192,7 +192,7 @@ fn opens_and_reads_what_was_written(format: u32) {
 
 #[test]
 fn a_store_of_format_2_opened_read_only_reads_as_it_is_and_is_left_unchanged() {
-    let dir = copy_of_fixture();
+    let dir = copy_of_fixture(2);
     let before = std::fs::read(dir.path().join("data.mdb")).unwrap();
     let expected = expected();
     let store = LmdbOptions::new().read_only(true).open(dir.path()).unwrap();
