@@ -112,7 +112,7 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
 /// An event type: an enum of what can happen to one aggregate, with a stable stored name for
 /// each variant.
 ///
-/// The stored payload of an event is its serde form (see [`codec`](crate::codec)); the type
+/// The stored payload of an event is its serde form (see [`codec`]); the type
 /// name and the version of its shape are stored beside it, so readers can filter without
 /// decoding and read a payload of an older shape through [`DomainEvent::decode_stored`].
 pub trait DomainEvent:
