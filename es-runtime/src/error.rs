@@ -71,6 +71,38 @@ pub enum DecodeError {
         #[source]
         source: CodecError,
     },
+    /// The stored type name is known, but not at the stored version of its shape: the event
+    /// type has neither that shape nor an upcast from it.
+    #[error(
+        "event {version} of stream {stream:?} has type {event_type:?} at version \
+         {event_version}, which the event type neither has nor upcasts"
+    )]
+    UnknownVersion {
+        /// The stream.
+        stream: StreamId,
+        /// The event's version in its stream.
+        version: u64,
+        /// The stored type name.
+        event_type: String,
+        /// The stored version of the event's shape.
+        event_version: u32,
+    },
+    /// The stored event was read as one event, but its upcast gives none or several: read it
+    /// with `decode_all`.
+    #[error(
+        "event {version} of stream {stream:?} (type {event_type:?}) upcasts to {count} events, \
+         not one; read it with `decode_all`"
+    )]
+    NotOneEvent {
+        /// The stream.
+        stream: StreamId,
+        /// The event's version in its stream.
+        version: u64,
+        /// The stored type name.
+        event_type: String,
+        /// How many events the upcast gives.
+        count: usize,
+    },
     /// The metadata does not decode.
     #[error("metadata of event {version} of stream {stream:?} does not decode: {source}")]
     Metadata {
@@ -103,6 +135,12 @@ impl DecodeError {
                 stream, version, ..
             }
             | DecodeError::Payload {
+                stream, version, ..
+            }
+            | DecodeError::UnknownVersion {
+                stream, version, ..
+            }
+            | DecodeError::NotOneEvent {
                 stream, version, ..
             }
             | DecodeError::Metadata {

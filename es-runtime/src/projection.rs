@@ -198,8 +198,8 @@ impl<S: EventStore, P: Projection> Feed for StoreFeed<S, P> {
                 return ControlFlow::Break(());
             }
             if reads::<P::Event>(&categories, &e) {
-                let event = match e.decode::<P::Event>() {
-                    Ok(event) => event,
+                let events = match e.decode_all::<P::Event>() {
+                    Ok(events) => events,
                     Err(source) => {
                         failure = Some(ProjectionError::Decode {
                             projection: name.clone(),
@@ -209,18 +209,21 @@ impl<S: EventStore, P: Projection> Feed for StoreFeed<S, P> {
                         return ControlFlow::Break(());
                     }
                 };
-                if let Err(source) = projection.apply(Envelope::new(&e, &event)) {
-                    failure = Some(ProjectionError::Apply {
-                        projection: name.clone(),
-                        stream: e.stream.to_owned(),
-                        version: e.version,
-                        position: e.position,
-                        event_type: e.event_type.to_owned(),
-                        source,
-                    });
-                    return ControlFlow::Break(());
+                // An event upcast to several is applied as several, at the same position.
+                for event in events {
+                    if let Err(source) = projection.apply(Envelope::new(&e, &event)) {
+                        failure = Some(ProjectionError::Apply {
+                            projection: name.clone(),
+                            stream: e.stream.to_owned(),
+                            version: e.version,
+                            position: e.position,
+                            event_type: e.event_type.to_owned(),
+                            source,
+                        });
+                        return ControlFlow::Break(());
+                    }
+                    applied += 1;
                 }
-                applied += 1;
             }
             last = e.position;
             ControlFlow::Continue(())

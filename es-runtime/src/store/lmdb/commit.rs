@@ -281,6 +281,7 @@ impl Inner {
                         timestamp,
                         event_id: event.event_id,
                         event_type: &event.event_type,
+                        event_version: event.event_version,
                         metadata,
                         payload: &event.payload,
                     },
