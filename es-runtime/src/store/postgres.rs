@@ -344,6 +344,7 @@ fn event_ref(row: &Row) -> Result<EventRef<'_>, ReadError> {
         timestamp: Timestamp(row.try_get::<_, i64>(5).map_err(get)? as u64),
         metadata: row.try_get(6).map_err(get)?,
         payload: row.try_get(7).map_err(get)?,
+        event_version: row.try_get::<_, i32>(8).map_err(get)? as u32,
     })
 }
 

@@ -247,3 +247,40 @@ fn writeln_stderr(line: &str) -> std::io::Result<()> {
     use std::io::Write;
     writeln!(std::io::stderr().lock(), "{line}")
 }
+
+/// Each event's version is stored with it; a schema of format 1 (written before event
+/// versions) is upgraded at open, its events reading as version 1.
+#[test]
+fn event_versions_are_stored_and_a_format_1_schema_is_upgraded() {
+    let schema = server::fresh_schema();
+    let options = PostgresOptions::new(server::url()).schema(&schema);
+    let s = StreamId::parse("evolving-1").unwrap();
+    {
+        let store = options.open().unwrap();
+        store
+            .append(&s, ExpectedVersion::NoStream, vec![event(1), event(2)])
+            .unwrap();
+    }
+    // What format 1 looked like: no event_version column.
+    sql(&format!(
+        "ALTER TABLE \"{schema}\".events DROP COLUMN event_version; \
+         UPDATE \"{schema}\".meta SET value = 1 WHERE key = 'format'"
+    ));
+    let store = options.open().unwrap();
+    store
+        .append(
+            &s,
+            ExpectedVersion::Exact(2),
+            vec![event(3).with_event_version(3)],
+        )
+        .unwrap();
+    let read = store.read_stream(&s, 1, usize::MAX).unwrap();
+    let versions: Vec<u32> = read.iter().map(|e| e.event_version).collect();
+    assert_eq!(versions, [1, 1, 3]);
+    let all = store.read_all(1, usize::MAX).unwrap();
+    assert_eq!(all.last().unwrap().event_version, 3);
+    drop(store);
+    // The upgrade is recorded: opening again finds the current format.
+    let store = options.open().unwrap();
+    assert_eq!(store.read_stream(&s, 3, 1).unwrap()[0].event_version, 3);
+}

@@ -41,6 +41,7 @@ struct Plan {
     ids: Vec<Uuid>,
     metadata: Vec<Vec<u8>>,
     payloads: Vec<Vec<u8>>,
+    event_versions: Vec<i32>,
     /// Each written stream's last version and position.
     heads: Vec<(String, i64, i64)>,
 }
@@ -86,6 +87,8 @@ fn plan(
             plan.ids.push(e.event_id);
             plan.metadata.push(codec::encode_metadata(&e.metadata));
             plan.payloads.push(e.payload);
+            plan.event_versions
+                .push(i32::try_from(e.event_version).unwrap_or(i32::MAX));
         }
         let last = admitted.stream_version();
         current.insert(append.stream.to_string(), last);
@@ -175,7 +178,7 @@ async fn transact(
         (s, v, p)
     };
     let ts = timestamp.as_nanos() as i64;
-    let insert: [&(dyn ToSql + Sync); 8] = [
+    let insert: [&(dyn ToSql + Sync); 9] = [
         &plan.positions,
         &plan.streams,
         &plan.versions,
@@ -184,6 +187,7 @@ async fn transact(
         &ts,
         &plan.metadata,
         &plan.payloads,
+        &plan.event_versions,
     ];
     let upsert: [&(dyn ToSql + Sync); 3] = [&hs, &hv, &hp];
     let set_head: [&(dyn ToSql + Sync); 2] = [&new_head, &ts];

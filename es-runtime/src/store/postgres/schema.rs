@@ -7,7 +7,7 @@
 use crate::error::BoxError;
 
 /// The layout version this build reads and writes, kept in the `meta` table.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Checks a schema name: 1 to 63 bytes of `a-z`, `0-9` and `_`, not starting with a digit
 /// or with `pg_` (reserved by PostgreSQL).
@@ -34,7 +34,7 @@ pub(super) fn validate(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The tables of format 1, in schema `s` (already validated). Run in one transaction.
+/// The tables of the current format, in schema `s` (already validated). Run in one transaction.
 pub(super) fn create_tables(s: &str) -> String {
     format!(
         r#"
@@ -57,6 +57,7 @@ CREATE TABLE "{s}".events (
     timestamp_ns bigint NOT NULL,
     metadata     bytea NOT NULL,
     payload      bytea NOT NULL,
+    event_version integer NOT NULL DEFAULT 1,
     UNIQUE (stream, version)
 );
 CREATE TABLE "{s}".streams (
@@ -132,7 +133,21 @@ pub(super) async fn migrate(
             FORMAT_VERSION
         }
     };
-    // Format 1 is the first: there is nothing older to migrate from yet.
+    let mut format = format;
+    if format == 1 {
+        // Format 2 stores each event's version (of its type's shape). Format 1's events are
+        // version 1, which the column's default gives them without rewriting a row.
+        tx.batch_execute(&format!(
+            r#"ALTER TABLE "{s}".events ADD COLUMN event_version integer NOT NULL DEFAULT 1"#
+        ))
+        .await?;
+        tx.execute(
+            &format!(r#"UPDATE "{s}".meta SET value = $2 WHERE key = $1"#),
+            &[&"format", &i64::from(FORMAT_VERSION)],
+        )
+        .await?;
+        format = FORMAT_VERSION;
+    }
     if format == FORMAT_VERSION {
         tx.commit().await?;
     } else {
@@ -168,8 +183,8 @@ pub(super) struct Sql {
 
 impl Sql {
     pub(super) fn new(s: &str) -> Sql {
-        const EVENT: &str =
-            "position, stream, version, event_type, event_id, timestamp_ns, metadata, payload";
+        const EVENT: &str = "position, stream, version, event_type, event_id, timestamp_ns, metadata, payload, \
+             event_version";
         Sql {
             begin: "BEGIN".to_owned(),
             commit: "COMMIT".to_owned(),
@@ -182,9 +197,10 @@ impl Sql {
             ),
             insert_events: format!(
                 r#"INSERT INTO "{s}".events ({EVENT})
-                   SELECT p, st, v, t, i, $6, m, d
+                   SELECT p, st, v, t, i, $6, m, d, ev
                    FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::uuid[],
-                               $7::bytea[], $8::bytea[]) AS u(p, st, v, t, i, m, d)"#
+                               $7::bytea[], $8::bytea[], $9::int4[])
+                        AS u(p, st, v, t, i, m, d, ev)"#
             ),
             upsert_streams: format!(
                 r#"INSERT INTO "{s}".streams (stream, version, position)
