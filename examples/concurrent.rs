@@ -6,8 +6,13 @@
 //! up in the first host as version conflicts, which are reloaded and retried. The account is
 //! the bank demo's (`examples/bank/account.rs`).
 //!
+//! With `--postgres <connection string>` (and the `postgres` feature) the store is a fresh
+//! schema of that PostgreSQL database: run it on two machines against one database and the
+//! version conflicts come from the other machine as well.
+//!
 //! ```sh
 //! cargo run --example concurrent
+//! cargo run --example concurrent --features postgres -- --postgres "host=/run/postgresql dbname=app"
 //! ```
 
 // The bank demo's aggregate, written as a library module would be; the teller's parsing and
@@ -29,7 +34,32 @@ const COMMANDS: u64 = 20_000;
 const ACCOUNTS: u64 = 20;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = Arc::new(MemoryStore::new());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [flag, url] if flag == "--postgres" => postgres(url),
+        _ => run(Arc::new(MemoryStore::new())),
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn postgres(url: &str) -> Result<(), Box<dyn std::error::Error>> {
+    // A schema of its own per run: the accounts are opened afresh.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let schema = format!("concurrent_{}", nanos.as_millis());
+    let store = es::PostgresOptions::new(url)
+        .schema(&schema)
+        .max_connections(16)
+        .open()?;
+    println!("events in PostgreSQL: {}", store.describe());
+    run(Arc::new(store))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres(_: &str) -> Result<(), Box<dyn std::error::Error>> {
+    Err("--postgres needs the postgres feature: cargo run --example concurrent --features postgres -- --postgres <url>".into())
+}
+
+fn run<S: EventStore + 'static>(store: Arc<S>) -> Result<(), Box<dyn std::error::Error>> {
     let host = Host::<BankAccount, _>::new(store.clone());
     // Outnumbered seven to one, the second host is the one that keeps finding its instances
     // behind: give it more retries than the default.

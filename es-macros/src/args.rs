@@ -120,7 +120,7 @@ fn unknown(meta: &ParseNestedMeta<'_>) -> syn::Error {
 }
 
 /// Whether a mistyped option looks like `option`: a long common prefix, or a typo or two.
-fn resembles(typed: &str, option: &str) -> bool {
+pub(crate) fn resembles(typed: &str, option: &str) -> bool {
     let prefix = typed
         .chars()
         .zip(option.chars())

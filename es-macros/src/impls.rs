@@ -6,20 +6,35 @@ use quote::{ToTokens, format_ident, quote};
 use syn::spanned::Spanned;
 
 use crate::model::{Aggregate, Command, Form, Param};
-use crate::{schema, spans};
+use crate::{schema, spans, upcasts};
 
 /// `DomainEvent` for the event enum: its stored names and category.
 pub(crate) fn domain_event(agg: &Aggregate<'_>) -> TokenStream {
     let private = agg.private();
     let name = agg.event_enum();
-    let types = agg.events.iter().flat_map(|e| {
+    // Every name a stored event of this enum may have: the current ones, their aliases, and
+    // the retired names that upcasts read.
+    let mut types: Vec<String> = Vec::new();
+    let names = agg.events.iter().flat_map(|e| {
         std::iter::once(e.stored_name()).chain(e.aliases.iter().map(syn::LitStr::value))
     });
+    for name in names.chain(agg.upcasts.iter().map(crate::model::Upcast::source_name)) {
+        if !types.contains(&name) {
+            types.push(name);
+        }
+    }
     let arms = agg.events.iter().map(|e| {
         let variant = &e.variant;
         let stored = e.stored_name();
         quote!(Self::#variant { .. } => #stored,)
     });
+    let version_arms = agg.events.iter().map(|e| {
+        let variant = &e.variant;
+        let version = e.version();
+        quote!(Self::#variant { .. } => #version,)
+    });
+    let (event_type, version, payload) = upcasts::idents();
+    let decode_stored = upcasts::decode_stored(agg);
     let category = agg.stream_category();
     quote! {
         #[automatically_derived]
@@ -31,6 +46,23 @@ pub(crate) fn domain_event(agg: &Aggregate<'_>) -> TokenStream {
                 match *self {
                     #(#arms)*
                 }
+            }
+
+            fn event_version(&self) -> u32 {
+                match *self {
+                    #(#version_arms)*
+                }
+            }
+
+            fn decode_stored(
+                #event_type: &str,
+                #version: u32,
+                #payload: &[u8],
+            ) -> #private::std::result::Result<
+                #private::Upcast<Self>,
+                #private::StoredEventError,
+            > {
+                #decode_stored
             }
         }
     }

@@ -16,8 +16,10 @@ mod schema;
 mod spans;
 mod symbol;
 mod tokens;
+mod upcasts;
 mod user_impl;
 mod validate;
+mod versions;
 
 use proc_macro::TokenStream;
 

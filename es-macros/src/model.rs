@@ -13,7 +13,7 @@ use syn::{
 use crate::args::Args;
 use crate::case;
 use crate::ctxt::Ctxt;
-use crate::handler_args::{CommandArgs, EventArgs, handler_kind};
+use crate::handler_args::{CommandArgs, EventArgs, UpcastArgs, Version, handler_kind, is_upcast};
 use crate::symbol::*;
 use crate::tokens::type_string;
 
@@ -25,6 +25,22 @@ pub(crate) struct Aggregate<'a> {
     pub(crate) ident: Option<Ident>,
     pub(crate) commands: Vec<Command<'a>>,
     pub(crate) events: Vec<Event<'a>>,
+    pub(crate) upcasts: Vec<Upcast<'a>>,
+}
+
+/// An `#[upcast]` function: reads a past shape of a stored event as current events.
+pub(crate) struct Upcast<'a> {
+    pub(crate) original: &'a ImplItemFn,
+    /// The stored type name of the past shape.
+    pub(crate) from: Option<LitStr>,
+    /// The version of the past shape.
+    pub(crate) version: Option<Version>,
+    /// Given when the type name belongs to no current event.
+    pub(crate) retired: Option<Ident>,
+    /// The old fields.
+    pub(crate) params: Vec<Param<'a>>,
+    /// How it returns its events; `None` when the return type is not one the macro supports.
+    pub(crate) form: Option<Form>,
 }
 
 /// A `#[command]` method.
@@ -47,6 +63,8 @@ pub(crate) struct Event<'a> {
     pub(crate) name: Option<LitStr>,
     /// Other stored names this event decodes from.
     pub(crate) aliases: Vec<LitStr>,
+    /// The version of its shape, when given with `#[event(version = N)]`.
+    pub(crate) version: Option<Version>,
 }
 
 /// A parameter of a handler, which becomes a field of its variant.
@@ -102,6 +120,7 @@ impl<'a> Aggregate<'a> {
         let ident = self_ident(cx, original);
         let mut commands = Vec::new();
         let mut events = Vec::new();
+        let mut upcasts = Vec::new();
         for item in &original.items {
             let ImplItem::Fn(method) = item else {
                 for attr in item_attrs(item) {
@@ -114,6 +133,28 @@ impl<'a> Aggregate<'a> {
                 }
                 continue;
             };
+            if let Some(attr) = method.attrs.iter().find(|a| is_upcast(a)) {
+                if let Some(other) = method.attrs.iter().find(|a| handler_kind(a).is_some()) {
+                    cx.error_spanned_by(
+                        other,
+                        "an `#[upcast]` function reads a past event; it is not also a handler",
+                    );
+                }
+                let UpcastArgs {
+                    from,
+                    version,
+                    retired,
+                } = UpcastArgs::parse(cx, attr);
+                upcasts.push(Upcast {
+                    original: method,
+                    from,
+                    version,
+                    retired,
+                    params: params(cx, method, &original.self_ty),
+                    form: upcast_form(cx, method, ident.as_ref()),
+                });
+                continue;
+            }
             let mut kinds = method.attrs.iter().filter(|a| handler_kind(a).is_some());
             let Some(attr) = kinds.next() else { continue };
             for extra in kinds {
@@ -139,13 +180,18 @@ impl<'a> Aggregate<'a> {
                     emits,
                 });
             } else {
-                let EventArgs { name, aliases } = EventArgs::parse(cx, attr);
+                let EventArgs {
+                    name,
+                    aliases,
+                    version,
+                } = EventArgs::parse(cx, attr);
                 events.push(Event {
                     original: method,
                     variant,
                     params,
                     name,
                     aliases,
+                    version,
                 });
             }
         }
@@ -155,6 +201,7 @@ impl<'a> Aggregate<'a> {
             ident,
             commands,
             events,
+            upcasts,
         }
     }
 
@@ -230,6 +277,51 @@ impl Event<'_> {
         self.name
             .as_ref()
             .map_or_else(|| self.variant.to_string(), LitStr::value)
+    }
+
+    /// The version of its shape (1 unless given).
+    pub(crate) fn version(&self) -> u32 {
+        self.version.as_ref().and_then(|v| v.value).unwrap_or(1)
+    }
+}
+
+impl Upcast<'_> {
+    /// The stored type name it reads, as a string (empty when missing).
+    pub(crate) fn source_name(&self) -> String {
+        self.from.as_ref().map(LitStr::value).unwrap_or_default()
+    }
+
+    /// The version it reads (0 when missing or invalid).
+    pub(crate) fn version(&self) -> u32 {
+        self.version.as_ref().and_then(|v| v.value).unwrap_or(0)
+    }
+}
+
+/// How an upcast returns its events: one, `Vec` or `Option` of the event enum.
+fn upcast_form(cx: &Ctxt, method: &ImplItemFn, ident: Option<&Ident>) -> Option<Form> {
+    let event = ident.map_or_else(|| "<Type>Event".to_owned(), |i| format!("{i}Event"));
+    let expected = format!(
+        "`#[upcast]` functions return the current events: `{event}`, `Vec<{event}>` (one old event became several) or `Option<{event}>` (`None` drops it)"
+    );
+    let ty = match &method.sig.output {
+        ReturnType::Default => {
+            cx.error_spanned_by(
+                &method.sig.ident,
+                format!("{expected}; this one returns nothing"),
+            );
+            return None;
+        }
+        ReturnType::Type(_, ty) => &**ty,
+    };
+    match form(ty, ident) {
+        Some(form @ (Form::One | Form::Vec | Form::Option)) => Some(form),
+        _ => {
+            cx.error_spanned_by(
+                ty,
+                format!("{expected}; `{}` is none of these", type_string(ty)),
+            );
+            None
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 pub(crate) const COMMAND: &str = "command";
 /// `#[event]` on a method.
 pub(crate) const EVENT: &str = "event";
+/// `#[upcast(...)]` on a function reading a past shape of an event.
+pub(crate) const UPCAST: &str = "upcast";
 /// `#[serde(...)]` on a parameter, carried onto the generated field.
 pub(crate) const SERDE: &str = "serde";
 /// `#[doc = "..."]`, the form of `///` comments.
@@ -40,3 +42,9 @@ pub(crate) const EMITS: &str = "emits";
 
 // Options of `#[event(...)]` (`name` is shared with the aggregate).
 pub(crate) const ALIAS: &str = "alias";
+/// The version of an event's shape (`#[event]`), or of the past shape an upcast reads.
+pub(crate) const VERSION: &str = "version";
+
+// Options of `#[upcast(...)]` (and `version`).
+pub(crate) const FROM: &str = "from";
+pub(crate) const RETIRED: &str = "retired";

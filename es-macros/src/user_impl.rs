@@ -2,7 +2,7 @@
 
 use syn::{ImplItem, ItemImpl};
 
-use crate::handler_args::handler_kind;
+use crate::handler_args::{handler_kind, is_upcast};
 use crate::symbol::SERDE;
 
 /// The impl block as written, less the attributes that only the macro understands.
@@ -10,6 +10,13 @@ pub(crate) fn expand(original: &ItemImpl) -> ItemImpl {
     let mut item = original.clone();
     for it in &mut item.items {
         let ImplItem::Fn(method) = it else { continue };
+        if method.attrs.iter().any(is_upcast) {
+            method
+                .attrs
+                .retain(|a| !is_upcast(a) && handler_kind(a).is_none());
+            strip_serde(method);
+            continue;
+        }
         if !method.attrs.iter().any(|a| handler_kind(a).is_some()) {
             continue;
         }
@@ -19,11 +26,16 @@ pub(crate) fn expand(original: &ItemImpl) -> ItemImpl {
         method
             .attrs
             .push(syn::parse_quote!(#[allow(clippy::unused_self)]));
-        for arg in &mut method.sig.inputs {
-            if let syn::FnArg::Typed(pat_type) = arg {
-                pat_type.attrs.retain(|a| !a.path().is_ident(SERDE));
-            }
-        }
+        strip_serde(method);
     }
     item
+}
+
+/// The `#[serde(...)]` of parameters, which belong to the generated fields.
+fn strip_serde(method: &mut syn::ImplItemFn) {
+    for arg in &mut method.sig.inputs {
+        if let syn::FnArg::Typed(pat_type) = arg {
+            pat_type.attrs.retain(|a| !a.path().is_ident(SERDE));
+        }
+    }
 }

@@ -28,6 +28,7 @@ pub(crate) fn check(cx: &Ctxt, agg: &Aggregate<'_>) {
     check_event_type_names(cx, &agg.events);
     check_error_types(cx, agg);
     check_emits(cx, agg);
+    crate::versions::check(cx, agg);
 }
 
 fn check_impl(cx: &Ctxt, agg: &Aggregate<'_>) {

@@ -5,6 +5,8 @@ use std::fmt::Debug;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::codec;
+use crate::error::CodecError;
 use crate::schema::AggregateSchema;
 
 /// A consistency boundary: a state that accepts commands, decides which events happen, and changes
@@ -110,8 +112,9 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
 /// An event type: an enum of what can happen to one aggregate, with a stable stored name for
 /// each variant.
 ///
-/// The stored payload of an event is its serde form (see [`codec`](crate::codec)); the type
-/// name is stored beside it so readers can filter without decoding.
+/// The stored payload of an event is its serde form (see [`codec`]); the type
+/// name and the version of its shape are stored beside it, so readers can filter without
+/// decoding and read a payload of an older shape through [`DomainEvent::decode_stored`].
 pub trait DomainEvent:
     Serialize + DeserializeOwned + Clone + Debug + Send + Sync + 'static
 {
@@ -123,4 +126,128 @@ pub trait DomainEvent:
 
     /// The stored type name of this event.
     fn event_type(&self) -> &'static str;
+
+    /// The version of this event's shape, stored beside its type name (1 unless its shape
+    /// changed; `#[event(version = N)]`).
+    fn event_version(&self) -> u32 {
+        1
+    }
+
+    /// Reads a stored payload of type `event_type` written at shape `version`: the events it
+    /// stands for now. A payload of the current shape decodes as itself; an older one goes
+    /// through its upcast, which may give one event, several, or none.
+    ///
+    /// Every reader decodes through this (the host, `state_at`, folds, projections). The
+    /// default knows version 1 only. `#[aggregate]` generates one that runs the
+    /// `#[upcast]` functions.
+    fn decode_stored(
+        event_type: &str,
+        version: u32,
+        payload: &[u8],
+    ) -> Result<Upcast<Self>, StoredEventError> {
+        if version != 1 {
+            return Err(StoredEventError::UnknownVersion);
+        }
+        let _ = event_type;
+        codec::decode(payload)
+            .map(Upcast::One)
+            .map_err(StoredEventError::Payload)
+    }
+}
+
+/// Why a stored payload could not be read as events: the caller adds which event it was
+/// (see [`DecodeError`](crate::DecodeError)).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StoredEventError {
+    /// The payload does not decode as the shape of its type and version.
+    Payload(CodecError),
+    /// The type name is not one the event type knows at any version.
+    UnknownType,
+    /// The type name is known, but not at the stored version: neither its current shape nor
+    /// one with an upcast.
+    UnknownVersion,
+}
+
+/// What a stored event reads as now: itself, or, through an upcast of an older shape, any
+/// number of events (none for an event type that no longer exists).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Upcast<E> {
+    /// One event: the stored one at its current shape, or an upcast's single result.
+    One(E),
+    /// The results of an upcast to several events, or to none.
+    Many(Vec<E>),
+}
+
+impl<E> Upcast<E> {
+    /// No events: an upcast dropped the stored one.
+    pub fn none() -> Self {
+        Upcast::Many(Vec::new())
+    }
+
+    /// How many events.
+    pub fn len(&self) -> usize {
+        match self {
+            Upcast::One(_) => 1,
+            Upcast::Many(v) => v.len(),
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<E> From<E> for Upcast<E> {
+    fn from(event: E) -> Self {
+        Upcast::One(event)
+    }
+}
+
+impl<E> From<Vec<E>> for Upcast<E> {
+    fn from(events: Vec<E>) -> Self {
+        Upcast::Many(events)
+    }
+}
+
+impl<E> From<Option<E>> for Upcast<E> {
+    fn from(event: Option<E>) -> Self {
+        match event {
+            Some(event) => Upcast::One(event),
+            None => Upcast::none(),
+        }
+    }
+}
+
+impl<E> IntoIterator for Upcast<E> {
+    type Item = E;
+    type IntoIter = UpcastIter<E>;
+
+    fn into_iter(self) -> UpcastIter<E> {
+        match self {
+            Upcast::One(e) => UpcastIter::One(Some(e)),
+            Upcast::Many(v) => UpcastIter::Many(v.into_iter()),
+        }
+    }
+}
+
+/// The events of an [`Upcast`], in order.
+#[derive(Debug)]
+pub enum UpcastIter<E> {
+    #[doc(hidden)]
+    One(Option<E>),
+    #[doc(hidden)]
+    Many(std::vec::IntoIter<E>),
+}
+
+impl<E> Iterator for UpcastIter<E> {
+    type Item = E;
+
+    fn next(&mut self) -> Option<E> {
+        match self {
+            UpcastIter::One(e) => e.take(),
+            UpcastIter::Many(v) => v.next(),
+        }
+    }
 }

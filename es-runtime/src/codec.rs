@@ -27,7 +27,7 @@ use std::cell::Cell;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::aggregate::DomainEvent;
+use crate::aggregate::{DomainEvent, StoredEventError, Upcast};
 pub use crate::error::CodecError;
 use crate::error::{DecodeError, EncodeError};
 use crate::event::metadata::Metadata;
@@ -68,32 +68,77 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     rmp_serde::from_slice(bytes).map_err(CodecError::Decode)
 }
 
-/// Decodes the payload of event `version` of `stream`, checking its type name is one `E`
-/// knows. A payload that does not decode under a `stream` that is not a valid
-/// [`StreamId`] is a [`DecodeError::StreamId`].
+/// Decodes the payload of event `version` of `stream`, stored at version 1 of its shape, as
+/// the one event it reads as, checking its type name is one `E` knows (see
+/// [`decode_events`] for any shape version and any number of events). A payload that does
+/// not decode under a `stream` that is not a valid [`StreamId`] is a
+/// [`DecodeError::StreamId`].
 pub fn decode_event<E: DomainEvent>(
     stream: &str,
     version: u64,
     event_type: &str,
     payload: &[u8],
 ) -> Result<E, DecodeError> {
-    match rmp_serde::from_slice(payload) {
-        Ok(e) => Ok(e),
+    let events = decode_events(stream, version, event_type, 1, payload)?;
+    one_event(stream, version, event_type, events)
+}
+
+/// The one event of `events`, read from event `version` of `stream`.
+pub(crate) fn one_event<E>(
+    stream: &str,
+    version: u64,
+    event_type: &str,
+    events: Upcast<E>,
+) -> Result<E, DecodeError> {
+    let count = events.len();
+    match events {
+        Upcast::One(event) => Ok(event),
+        Upcast::Many(mut v) if count == 1 => Ok(v.remove(0)),
+        Upcast::Many(_) => Err(DecodeError::NotOneEvent {
+            stream: stored_stream(stream, version)?,
+            version,
+            event_type: event_type.to_owned(),
+            count,
+        }),
+    }
+}
+
+/// Decodes the payload of event `version` of `stream`, of type `event_type` stored at shape
+/// `event_version`, into the events it reads as now ([`DomainEvent::decode_stored`]: an
+/// older shape goes through its upcast). A flaw under a `stream` that is not a valid
+/// [`StreamId`] is a [`DecodeError::StreamId`].
+pub fn decode_events<E: DomainEvent>(
+    stream: &str,
+    version: u64,
+    event_type: &str,
+    event_version: u32,
+    payload: &[u8],
+) -> Result<Upcast<E>, DecodeError> {
+    match E::decode_stored(event_type, event_version, payload) {
+        Ok(events) => Ok(events),
         Err(e) => {
             let stream = stored_stream(stream, version)?;
-            Err(if E::TYPES.contains(&event_type) {
-                DecodeError::Payload {
+            let event_type = event_type.to_owned();
+            Err(match e {
+                StoredEventError::Payload(source) if E::TYPES.contains(&event_type.as_str()) => {
+                    DecodeError::Payload {
+                        stream,
+                        version,
+                        event_type,
+                        source,
+                    }
+                }
+                StoredEventError::UnknownVersion => DecodeError::UnknownVersion {
                     stream,
                     version,
-                    event_type: event_type.to_owned(),
-                    source: CodecError::Decode(e),
-                }
-            } else {
-                DecodeError::UnknownEventType {
+                    event_type,
+                    event_version,
+                },
+                _ => DecodeError::UnknownEventType {
                     stream,
                     version,
-                    event_type: event_type.to_owned(),
-                }
+                    event_type,
+                },
             })
         }
     }

@@ -71,6 +71,38 @@ pub enum DecodeError {
         #[source]
         source: CodecError,
     },
+    /// The stored type name is known, but not at the stored version of its shape: the event
+    /// type has neither that shape nor an upcast from it.
+    #[error(
+        "event {version} of stream {stream:?} has type {event_type:?} at version \
+         {event_version}, which the event type neither has nor upcasts"
+    )]
+    UnknownVersion {
+        /// The stream.
+        stream: StreamId,
+        /// The event's version in its stream.
+        version: u64,
+        /// The stored type name.
+        event_type: String,
+        /// The stored version of the event's shape.
+        event_version: u32,
+    },
+    /// The stored event was read as one event, but its upcast gives none or several: read it
+    /// with `decode_all`.
+    #[error(
+        "event {version} of stream {stream:?} (type {event_type:?}) upcasts to {count} events, \
+         not one; read it with `decode_all`"
+    )]
+    NotOneEvent {
+        /// The stream.
+        stream: StreamId,
+        /// The event's version in its stream.
+        version: u64,
+        /// The stored type name.
+        event_type: String,
+        /// How many events the upcast gives.
+        count: usize,
+    },
     /// The metadata does not decode.
     #[error("metadata of event {version} of stream {stream:?} does not decode: {source}")]
     Metadata {
@@ -103,6 +135,12 @@ impl DecodeError {
                 stream, version, ..
             }
             | DecodeError::Payload {
+                stream, version, ..
+            }
+            | DecodeError::UnknownVersion {
+                stream, version, ..
+            }
+            | DecodeError::NotOneEvent {
                 stream, version, ..
             }
             | DecodeError::Metadata {
@@ -412,6 +450,15 @@ pub enum OpenError {
         found: u32,
         /// The format version this build reads and writes.
         supported: u32,
+    },
+    /// The options name what cannot be opened (a bad schema name, a malformed connection
+    /// string); nothing was opened.
+    #[error("invalid options opening the store at {path}: {reason}")]
+    InvalidInput {
+        /// The store's directory or address, as far as the options name it.
+        path: String,
+        /// What is wrong with the options.
+        reason: String,
     },
     /// The data file is shorter than the pages LMDB's meta page says are in use: it was
     /// truncated (a failed copy, a full disk during a restore). Nothing was mapped or written.

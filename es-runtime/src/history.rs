@@ -48,9 +48,9 @@ pub fn state_at<A: Aggregate, S: EventStore + ?Sized>(
         if as_of.excludes(&e) {
             return ControlFlow::Break(());
         }
-        match e.decode::<A::Event>() {
-            Ok(event) => {
-                state.apply(event);
+        match e.decode_all::<A::Event>() {
+            Ok(events) => {
+                events.into_iter().for_each(|event| state.apply(event));
                 version = e.version;
                 ControlFlow::Continue(())
             }
@@ -128,10 +128,13 @@ pub fn fold_filtered<E: DomainEvent, T, S: EventStore + ?Sized>(
         if !E::TYPES.contains(&e.event_type) || !filter.matches(&e) {
             return ControlFlow::Continue(());
         }
-        match e.decode::<E>() {
-            Ok(event) => {
-                acc = acc.take().map(|a| f(a, Envelope::new(&e, &event)));
-                folded += 1;
+        match e.decode_all::<E>() {
+            Ok(events) => {
+                // An event upcast to several is folded as several, at the same position.
+                for event in events {
+                    acc = acc.take().map(|a| f(a, Envelope::new(&e, &event)));
+                    folded += 1;
+                }
                 ControlFlow::Continue(())
             }
             Err(err) => {

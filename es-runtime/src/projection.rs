@@ -205,8 +205,8 @@ impl<S: EventStore, P: Projection> Feed for StoreFeed<S, P> {
                 return ControlFlow::Break(());
             }
             if reads::<P::Event>(&categories, &e) {
-                let event = match e.decode::<P::Event>() {
-                    Ok(event) => event,
+                let events = match e.decode_all::<P::Event>() {
+                    Ok(events) => events,
                     Err(source) => {
                         failure = Some(ProjectionError::Decode {
                             projection: name.clone(),
@@ -216,34 +216,37 @@ impl<S: EventStore, P: Projection> Feed for StoreFeed<S, P> {
                         return ControlFlow::Break(());
                     }
                 };
-                let applied_event = catch_unwind(AssertUnwindSafe(|| {
-                    projection.apply(Envelope::new(&e, &event))
-                }));
-                let result = match applied_event {
-                    Ok(result) => result,
-                    Err(panic) => {
-                        failure = Some(ProjectionError::Panicked {
+                // An event upcast to several is applied as several, at the same position.
+                for event in events {
+                    let applied_event = catch_unwind(AssertUnwindSafe(|| {
+                        projection.apply(Envelope::new(&e, &event))
+                    }));
+                    let result = match applied_event {
+                        Ok(result) => result,
+                        Err(panic) => {
+                            failure = Some(ProjectionError::Panicked {
+                                projection: name.clone(),
+                                stream: e.stream.to_owned(),
+                                version: e.version,
+                                position: e.position,
+                                message: panic_message(&*panic),
+                            });
+                            return ControlFlow::Break(());
+                        }
+                    };
+                    if let Err(source) = result {
+                        failure = Some(ProjectionError::Apply {
                             projection: name.clone(),
                             stream: e.stream.to_owned(),
                             version: e.version,
                             position: e.position,
-                            message: panic_message(&*panic),
+                            event_type: e.event_type.to_owned(),
+                            source,
                         });
                         return ControlFlow::Break(());
                     }
-                };
-                if let Err(source) = result {
-                    failure = Some(ProjectionError::Apply {
-                        projection: name.clone(),
-                        stream: e.stream.to_owned(),
-                        version: e.version,
-                        position: e.position,
-                        event_type: e.event_type.to_owned(),
-                        source,
-                    });
-                    return ControlFlow::Break(());
+                    applied += 1;
                 }
-                applied += 1;
             }
             last = e.position;
             ControlFlow::Continue(())

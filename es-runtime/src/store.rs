@@ -1,14 +1,26 @@
 //! The [`EventStore`] trait, and one module per backend.
 
+#[cfg(any(feature = "lmdb", feature = "postgres"))]
+mod group;
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
 pub mod memory;
+#[cfg(any(feature = "lmdb", feature = "postgres"))]
+mod names;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::ops::ControlFlow;
 
 use crate::error::{AppendError, Location, ReadError, WriteError};
 use crate::event::{EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId, Timestamp};
 use crate::watch::HeadWatch;
+
+#[cfg(any(feature = "lmdb", feature = "postgres"))]
+pub(crate) use self::{
+    group::{GroupQueue, Layout},
+    names::checkpoint_name,
+};
 
 /// What an append wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

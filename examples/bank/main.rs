@@ -5,9 +5,14 @@
 //! argument), so each run continues the history of the ones before: it opens an account for a
 //! new customer, and the read model shows the balances of them all.
 //!
+//! With `--postgres <connection string>` (and the `postgres` feature) the events live in
+//! schema `bank` of that PostgreSQL database instead, shared by every machine that runs the
+//! demo against it; the read model stays a file of this machine.
+//!
 //! ```sh
 //! cargo run --example bank                 # run it twice: the second run continues the first
 //! cargo run --example bank -- /tmp/bank    # a store of your own
+//! cargo run --example bank --features postgres -- --postgres "host=/run/postgresql dbname=app"
 //! ```
 
 // Written as library modules would be, so their `pub` items are not reachable from here.
@@ -17,7 +22,7 @@ mod account;
 mod balances;
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use es::prelude::*;
@@ -82,15 +87,36 @@ fn new_customer(taken: impl Fn(&str) -> bool) -> String {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
-    let dir = std::env::args_os().nth(1).map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/es-examples/bank"),
-        PathBuf::from,
-    );
-    let store = Arc::new(LmdbStore::open(&dir)?);
-    // The same demo in memory, where nothing outlives the run:
-    // let store = Arc::new(MemoryStore::new());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/es-examples");
+    if let [flag, url] = args.as_slice()
+        && flag == "--postgres"
+    {
+        return postgres(url, &examples.join("bank-postgres"));
+    }
+    let dir = args
+        .first()
+        .map_or_else(|| examples.join("bank"), PathBuf::from);
+    // The same demo in memory, where nothing outlives the run: `Arc::new(MemoryStore::new())`.
+    run(Arc::new(LmdbStore::open(&dir)?), &dir)
+}
 
-    let shown = dir.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(&dir);
+#[cfg(feature = "postgres")]
+fn postgres(url: &str, dir: &Path) -> Result<(), Box<dyn Error>> {
+    std::fs::create_dir_all(dir)?;
+    let store = es::PostgresOptions::new(url).schema("bank").open()?;
+    println!("events in PostgreSQL: {}", store.describe());
+    run(Arc::new(store), dir)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn postgres(_: &str, _: &Path) -> Result<(), Box<dyn Error>> {
+    Err("--postgres needs the postgres feature: cargo run --example bank --features postgres -- --postgres <url>".into())
+}
+
+/// The demo over `store`, with the read model's file in `dir`.
+fn run<S: EventStore + 'static>(store: Arc<S>, dir: &Path) -> Result<(), Box<dyn Error>> {
+    let shown = dir.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(dir);
     match store.head_position()? {
         0 => println!("store {}: new", shown.display()),
         n => println!(

@@ -10,11 +10,12 @@ use super::id::new_event_id;
 use super::metadata::Metadata;
 use super::stream::{self, StreamId};
 use super::time::Timestamp;
-use crate::aggregate::DomainEvent;
+use crate::aggregate::{DomainEvent, Upcast};
 use crate::codec;
 use crate::error::{DecodeError, EncodeError};
 
-/// An event to append: its id, stored type name, encoded payload and metadata.
+/// An event to append: its id, stored type name and shape version, encoded payload and
+/// metadata.
 ///
 /// The store assigns the version, global position and timestamp.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +25,9 @@ pub struct NewEvent {
     pub event_id: Uuid,
     /// The stored type name.
     pub event_type: Cow<'static, str>,
+    /// The version of the payload's shape ([`DomainEvent::event_version`]; 1 unless the
+    /// event's shape changed).
+    pub event_version: u32,
     /// The encoded payload (see [`codec`]).
     pub payload: Vec<u8>,
     /// Correlation, causation and user metadata.
@@ -36,19 +40,28 @@ impl NewEvent {
         Ok(NewEvent {
             event_id: new_event_id(),
             event_type: Cow::Borrowed(event.event_type()),
+            event_version: event.event_version(),
             payload: codec::encode(event)?,
             metadata,
         })
     }
 
-    /// An event from raw parts, with a fresh UUID v7 and no metadata.
+    /// An event from raw parts, at version 1 of its shape, with a fresh UUID v7 and no
+    /// metadata.
     pub fn raw(event_type: impl Into<Cow<'static, str>>, payload: Vec<u8>) -> Self {
         NewEvent {
             event_id: new_event_id(),
             event_type: event_type.into(),
+            event_version: 1,
             payload,
             metadata: Metadata::default(),
         }
+    }
+
+    /// The same event, stored at version `event_version` of its shape.
+    pub fn with_event_version(mut self, event_version: u32) -> Self {
+        self.event_version = event_version;
+        self
     }
 }
 
@@ -66,6 +79,8 @@ pub struct EventRef<'a> {
     pub position: u64,
     /// The stored type name.
     pub event_type: &'a str,
+    /// The version of the payload's shape (1 for events stored before shapes had versions).
+    pub event_version: u32,
     /// The event's unique id.
     pub event_id: Uuid,
     /// When it was recorded.
@@ -82,9 +97,24 @@ impl EventRef<'_> {
         stream::split(self.stream).0
     }
 
-    /// Decodes the payload as `E`, checking its type name first.
+    /// Decodes the payload as the one event of `E` it reads as now: an older shape goes
+    /// through its upcast, and an upcast that gives none or several events is a
+    /// [`DecodeError::NotOneEvent`] (read those with [`decode_all`](EventRef::decode_all)).
     pub fn decode<E: DomainEvent>(&self) -> Result<E, DecodeError> {
-        codec::decode_event(self.stream, self.version, self.event_type, self.payload)
+        let events = self.decode_all()?;
+        codec::one_event(self.stream, self.version, self.event_type, events)
+    }
+
+    /// Decodes the payload as the events of `E` it reads as now: itself, or what the upcast
+    /// of its stored shape gives (one event, several, or none).
+    pub fn decode_all<E: DomainEvent>(&self) -> Result<Upcast<E>, DecodeError> {
+        codec::decode_events(
+            self.stream,
+            self.version,
+            self.event_type,
+            self.event_version,
+            self.payload,
+        )
     }
 
     /// Decodes the metadata.
@@ -110,6 +140,7 @@ impl EventRef<'_> {
             version: self.version,
             position: self.position,
             event_type: Cow::Owned(self.event_type.to_owned()),
+            event_version: self.event_version,
             event_id: self.event_id,
             timestamp: self.timestamp,
             metadata: self.metadata()?,
@@ -130,6 +161,9 @@ pub struct RecordedEvent<P = Vec<u8>> {
     pub position: u64,
     /// The stored type name (borrowed when it is a generated event's static name).
     pub event_type: Cow<'static, str>,
+    /// The version of the stored payload's shape (1 for events stored before shapes had
+    /// versions). A decoded event read through an upcast keeps its stored version here.
+    pub event_version: u32,
     /// The event's unique id (UUID v7).
     pub event_id: Uuid,
     /// When it was recorded, from the store's clock.
@@ -141,15 +175,37 @@ pub struct RecordedEvent<P = Vec<u8>> {
 }
 
 impl RecordedEvent {
-    /// Decodes the payload as `E`.
+    /// Decodes the payload as the one event of `E` it reads as now (see
+    /// [`EventRef::decode`]).
     pub fn decode<E: DomainEvent>(self) -> Result<RecordedEvent<E>, DecodeError> {
-        let payload = codec::decode_event(
-            self.stream.as_str(),
-            self.version,
-            &self.event_type,
-            &self.payload,
-        )?;
+        let payload = self.payload_view().decode()?;
         Ok(self.with_payload(payload))
+    }
+
+    /// Decodes the payload as the events of `E` it reads as now, each in a copy of this
+    /// envelope (same stream, version and position; see [`EventRef::decode_all`]).
+    pub fn decode_all<E: DomainEvent>(self) -> Result<Vec<RecordedEvent<E>>, DecodeError> {
+        let events = self.payload_view().decode_all()?;
+        Ok(events
+            .into_iter()
+            .map(|event| self.clone().with_payload(event))
+            .collect())
+    }
+
+    /// A view of the stored event for decoding its payload (without its metadata, which is
+    /// decoded already).
+    fn payload_view(&self) -> EventRef<'_> {
+        EventRef {
+            stream: self.stream.as_str(),
+            version: self.version,
+            position: self.position,
+            event_type: &self.event_type,
+            event_version: self.event_version,
+            event_id: self.event_id,
+            timestamp: self.timestamp,
+            metadata: &[],
+            payload: &self.payload,
+        }
     }
 
     /// The payload as JSON, without knowing its Rust type.
@@ -171,6 +227,7 @@ impl<P> RecordedEvent<P> {
             version: self.version,
             position: self.position,
             event_type: self.event_type,
+            event_version: self.event_version,
             event_id: self.event_id,
             timestamp: self.timestamp,
             metadata: self.metadata,
@@ -192,6 +249,7 @@ mod tests {
                 version: 3,
                 position: 7,
                 event_type: "Opened",
+                event_version: 1,
                 event_id: new_event_id(),
                 timestamp: Timestamp(0),
                 metadata: &[],
@@ -211,6 +269,7 @@ mod tests {
             version: 1,
             position: 1,
             event_type: "Opened",
+            event_version: 1,
             event_id: new_event_id(),
             timestamp: Timestamp(0),
             metadata: &[],
@@ -232,6 +291,7 @@ mod tests {
             version: 2,
             position: 5,
             event_type: "Opened",
+            event_version: 1,
             event_id: new_event_id(),
             timestamp: Timestamp(0),
             metadata: b"\xc1",

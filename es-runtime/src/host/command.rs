@@ -202,6 +202,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                 batch.push(NewEvent {
                     event_id: *id,
                     event_type: Cow::Borrowed(event.event_type()),
+                    event_version: event.event_version(),
                     payload,
                     metadata: metadata.clone(),
                 });
@@ -294,6 +295,7 @@ fn record<E: DomainEvent>(
             version: written.first_version + offset,
             position: written.first_position + offset,
             event_type: Cow::Borrowed(payload.event_type()),
+            event_version: payload.event_version(),
             event_id,
             timestamp: written.timestamp,
             metadata: if i + 1 < n {

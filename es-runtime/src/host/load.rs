@@ -165,8 +165,11 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             .read_stream_with(stream, instance.version + 1, &mut |e| {
                 // Decoding runs the event's `Deserialize`, domain code that may panic too.
                 let applied = catch_unwind(AssertUnwindSafe(|| {
-                    e.decode::<A::Event>()
-                        .map(|event| instance.state.apply(event))
+                    e.decode_all::<A::Event>().map(|events| {
+                        events
+                            .into_iter()
+                            .for_each(|event| instance.state.apply(event));
+                    })
                 }));
                 match applied {
                     Ok(Ok(())) => {}

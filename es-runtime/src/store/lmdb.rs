@@ -23,7 +23,6 @@ mod datafile;
 mod env;
 mod fail;
 mod gate;
-mod group;
 mod headroom;
 mod heads;
 mod log;
@@ -41,7 +40,6 @@ pub use self::tables::{Entries, ReadOnlyTable, Table, TableFeed, TableProjection
 pub use self::verify::{Damage, VerifyReport, verify_path};
 
 use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,12 +50,11 @@ use heed::{Database, RoTxn, RwTxn, WithoutTls};
 use self::commit::{Append, Outcome, SnapshotWrite, Write};
 use self::env::{Environment, Reader};
 use self::fail::Fail;
-use self::group::GroupCommit;
 use self::heads::Tail;
 use self::log::LogForward;
 use crate::error::{AppendError, Location, OpenError, ReadError, WriteError};
 use crate::event::{Clock, ExpectedVersion, NewEvent, StreamId, Timestamp};
-use crate::store::{AppendResult, EventStore, Snapshot, Visitor};
+use crate::store::{AppendResult, EventStore, GroupQueue, Snapshot, Visitor};
 use crate::watch::HeadWatch;
 
 type Position = U64<heed::byteorder::BigEndian>;
@@ -113,7 +110,7 @@ type BytesDb = Database<'static, Bytes, Bytes>;
 /// assumes about its files to keep them valid.
 pub struct LmdbStore {
     inner: Inner,
-    commits: GroupCommit<Write, Outcome>,
+    commits: GroupQueue<Write, Outcome>,
     /// A directory to remove on drop (declared last: the environment closes first).
     _temporary: Option<TempDir>,
 }
@@ -213,13 +210,11 @@ impl LmdbStore {
         self.inner.env.info().map_size
     }
 
-    /// Queues a write for the group commit and waits for its outcome.
-    fn submit(&self, write: Write) -> Outcome {
-        self.commits.submit(
-            write,
-            |group| self.inner.commit_group(group),
-            |w| w.failed(|| Box::new(io::Error::other("the commit panicked"))),
-        )
+    /// Queues a write for the group commit and waits for its outcome; `failed` is the
+    /// write's outcome should its group's commit panic.
+    fn submit(&self, write: Write, failed: impl FnOnce() -> Outcome) -> Outcome {
+        self.commits
+            .submit(write, |group| self.inner.commit_group(group), failed)
     }
 
     /// Flushes every commit to disk; useful after appending with [`Durability::NoSync`].
@@ -244,7 +239,7 @@ impl LmdbStore {
     ) -> Result<LmdbStore, OpenError> {
         Ok(LmdbStore {
             inner: open::open(path, options)?,
-            commits: GroupCommit::default(),
+            commits: GroupQueue::default(),
             _temporary: temporary,
         })
     }
@@ -305,7 +300,13 @@ impl EventStore for LmdbStore {
             });
         }
         let append = Append::new(stream, expected, events)?;
-        self.submit(Write::Append(append)).into_append()
+        self.submit(Write::Append(append), || {
+            Outcome::Append(Err(AppendError::Storage {
+                stream: stream.clone(),
+                source: "the commit panicked".into(),
+            }))
+        })
+        .into_append()
     }
 
     fn stream_version(&self, stream: &StreamId) -> Result<u64, ReadError> {
@@ -355,15 +356,25 @@ impl EventStore for LmdbStore {
         let (mut key, mut value) = (Vec::new(), Vec::new());
         record::stream_key(&mut key, stream.as_str(), snapshot.version);
         record::encode_snapshot(&mut value, &key, snapshot.state_version, &snapshot.payload);
+        let version = snapshot.version;
         let write = SnapshotWrite {
             stream: stream.clone(),
-            version: snapshot.version,
+            version,
             value,
             keep: keep.max(1),
         };
         // Queued with the appends: when a commit is running, the snapshot shares the next
         // group's transaction and fsync instead of paying for its own.
-        self.submit(Write::Snapshot(write)).into_snapshot()
+        self.submit(Write::Snapshot(write), || {
+            Outcome::Snapshot(Err(WriteError::Storage {
+                at: Location::Snapshot {
+                    stream: stream.clone(),
+                    version,
+                },
+                source: "the commit panicked".into(),
+            }))
+        })
+        .into_snapshot()
     }
 
     fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, ReadError> {

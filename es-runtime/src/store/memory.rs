@@ -106,6 +106,7 @@ struct Record {
     version: u64,
     /// Borrowed for the usual `&'static` type names of generated events: no allocation.
     event_type: std::borrow::Cow<'static, str>,
+    event_version: u32,
     event_id: Uuid,
     timestamp: Timestamp,
     metadata: Vec<u8>,
@@ -119,6 +120,7 @@ impl Record {
             version: self.version,
             position,
             event_type: &self.event_type,
+            event_version: self.event_version,
             event_id: self.event_id,
             timestamp: self.timestamp,
             metadata: &self.metadata,
@@ -202,6 +204,7 @@ impl MemoryStore {
                 stream: index,
                 version: current + 1 + i,
                 event_type: e.event_type,
+                event_version: e.event_version,
                 event_id: e.event_id,
                 timestamp,
                 metadata: codec::encode_metadata(&e.metadata),

@@ -15,9 +15,8 @@ fn host() -> Host<Account, MemoryStore> {
     Host::new(MemoryStore::new())
 }
 
-#[test]
-fn execute_returns_the_recorded_events_and_version() {
-    let host = host();
+fn execute_returns_the_recorded_events_and_version<S: EventStore + 'static>(store: Arc<S>) {
+    let host = Host::<Account, _>::new(store);
     let done = host.execute("a", AccountCommand::Deposit(10)).unwrap();
     assert_eq!(done.version, 1);
     assert_eq!(done.stream.as_str(), "account-a");
@@ -44,9 +43,8 @@ fn execute_returns_the_recorded_events_and_version() {
     assert_eq!(host.state("a").unwrap().balance, 13);
 }
 
-#[test]
-fn rejected_commands_store_nothing() {
-    let host = host();
+fn rejected_commands_store_nothing<S: EventStore + 'static>(store: Arc<S>) {
+    let host = Host::<Account, _>::new(store);
     host.execute("a", AccountCommand::Deposit(5)).unwrap();
     let err = host.execute("a", AccountCommand::Withdraw(6)).unwrap_err();
     assert_eq!(
@@ -69,9 +67,8 @@ fn a_command_emitting_nothing_keeps_the_version() {
     assert_eq!((done.version, done.events.len()), (1, 0));
 }
 
-#[test]
-fn metadata_is_recorded_on_every_event() {
-    let host = host();
+fn metadata_is_recorded_on_every_event<S: EventStore + 'static>(store: Arc<S>) {
+    let host = Host::<Account, _>::new(store);
     let correlation = uuid::Uuid::now_v7();
     let metadata = Metadata::default()
         .with_correlation_id(correlation)
@@ -96,9 +93,8 @@ fn execute_and_read_sees_the_new_state() {
     assert_eq!((done.version, balance), (1, 7));
 }
 
-#[test]
-fn an_unknown_aggregate_reads_as_default() {
-    let host = host();
+fn an_unknown_aggregate_reads_as_default<S: EventStore + 'static>(store: Arc<S>) {
+    let host = Host::<Account, _>::new(store);
     assert_eq!(host.state("nobody").unwrap(), Account::default());
     assert_eq!(host.version("nobody").unwrap(), 0);
     assert!(stream_events(host.store(), "nobody").is_empty());
@@ -135,11 +131,8 @@ fn ids_of_any_display_type_route_to_the_same_stream() {
     assert_eq!(host.metrics().rehydrations, 1);
 }
 
-#[test]
-fn a_passivated_instance_comes_back_identical() {
-    let host = Host::<Account, _>::builder(MemoryStore::new())
-        .snapshot_every(7)
-        .build();
+fn a_passivated_instance_comes_back_identical<S: EventStore + 'static>(store: Arc<S>) {
+    let host = Host::<Account, _>::builder(store).snapshot_every(7).build();
     for i in 1..=50u64 {
         let cmd = if i % 3 == 0 {
             AccountCommand::Withdraw(i / 2)
@@ -311,9 +304,8 @@ fn passivation_waiting_for_a_busy_instance_lets_it_route_commands() {
 }
 
 /// Commands racing with passivation are neither lost nor run on stale state.
-#[test]
-fn commands_racing_passivation_are_not_lost() {
-    let host = Host::<Account, _>::builder(MemoryStore::new())
+fn commands_racing_passivation_are_not_lost<S: EventStore + 'static>(store: Arc<S>) {
+    let host = Host::<Account, _>::builder(store)
         .max_live(2)
         .shards(1)
         .build();
@@ -403,3 +395,12 @@ fn a_busy_instance_is_not_evicted() {
     assert_eq!((m.live, m.passivations_lru), (1, 2));
     assert_eq!(host.state("a").unwrap().balance, 1);
 }
+
+crate::backends::over_every_backend!(
+    execute_returns_the_recorded_events_and_version,
+    rejected_commands_store_nothing,
+    metadata_is_recorded_on_every_event,
+    an_unknown_aggregate_reads_as_default,
+    a_passivated_instance_comes_back_identical,
+    commands_racing_passivation_are_not_lost,
+);

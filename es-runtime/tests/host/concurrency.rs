@@ -7,19 +7,18 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use common::{Account, AccountCommand, AccountEvent, BankError, Rng, replay, stream_events};
-use es_runtime::{EventStore, ExecuteError, Host, MemoryStore, Metadata, WithMetadata};
+use es_runtime::{EventStore, ExecuteError, Host, Metadata, WithMetadata};
 
 /// 8 threads × 10,000 random deposits and withdrawals over 10 shared accounts. The model is
 /// built from what the host reported as accepted; at the end every balance matches it, every
 /// stream's versions are exactly 1..=n with each version reported once, and replaying any
 /// stream never overdraws.
-#[test]
-fn eight_threads_ten_thousand_commands_ten_accounts() {
+fn eight_threads_ten_thousand_commands_ten_accounts<S: EventStore + 'static>(store: Arc<S>) {
     const THREADS: u64 = 8;
     const COMMANDS: u64 = 10_000;
     const ACCOUNTS: u64 = 10;
 
-    let host = Host::<Account, _>::builder(MemoryStore::new())
+    let host = Host::<Account, _>::builder(store)
         .snapshot_every(50)
         .build();
     let start = Arc::new(Barrier::new(THREADS as usize));
@@ -102,9 +101,9 @@ fn eight_threads_ten_thousand_commands_ten_accounts() {
     assert_eq!(m.commands, THREADS * COMMANDS);
 }
 
-#[test]
-fn a_second_host_writing_the_stream_is_a_conflict_that_is_retried() {
-    let store = Arc::new(MemoryStore::new());
+fn a_second_host_writing_the_stream_is_a_conflict_that_is_retried<S: EventStore + 'static>(
+    store: Arc<S>,
+) {
     let a = Host::<Account, _>::new(store.clone());
     let b = Host::<Account, _>::new(store.clone());
     a.execute("x", AccountCommand::Deposit(10)).unwrap();
@@ -122,9 +121,7 @@ fn a_second_host_writing_the_stream_is_a_conflict_that_is_retried() {
 
 /// The metadata given with a command is on every event it stores, also after a conflict made
 /// the host run it again, for one event and for several.
-#[test]
-fn metadata_survives_a_retry() {
-    let store = Arc::new(MemoryStore::new());
+fn metadata_survives_a_retry<S: EventStore + 'static>(store: Arc<S>) {
     let a = Host::<Account, _>::new(store.clone());
     let b = Host::<Account, _>::new(store.clone());
     let metadata = Metadata::default()
@@ -159,9 +156,7 @@ fn metadata_survives_a_retry() {
 }
 
 /// A refusal or an empty result is only final if it was decided on the stream's latest state.
-#[test]
-fn a_rejection_is_decided_on_the_latest_state() {
-    let store = Arc::new(MemoryStore::new());
+fn a_rejection_is_decided_on_the_latest_state<S: EventStore + 'static>(store: Arc<S>) {
     let a = Host::<Account, _>::new(store.clone());
     let b = Host::<Account, _>::new(store.clone());
     a.execute("x", AccountCommand::Deposit(1)).unwrap();
@@ -172,9 +167,9 @@ fn a_rejection_is_decided_on_the_latest_state() {
     assert_eq!(a.metrics().retries, 1);
 }
 
-#[test]
-fn conflicts_past_the_retry_bound_fail_with_a_conflict_error() {
-    let store = Arc::new(MemoryStore::new());
+fn conflicts_past_the_retry_bound_fail_with_a_conflict_error<S: EventStore + 'static>(
+    store: Arc<S>,
+) {
     let a = Host::<Account, _>::builder(store.clone())
         .max_retries(0)
         .build();
@@ -200,7 +195,15 @@ fn conflicts_past_the_retry_bound_fail_with_a_conflict_error() {
 
 /// Two hosts, two threads each, on the same accounts of one store (see `common`; the LMDB
 /// store runs the same in `lmdb_concurrency`).
-#[test]
-fn two_hosts_on_one_store_agree() {
-    common::two_hosts_on_one_store_agree(Arc::new(MemoryStore::new()));
+fn two_hosts_on_one_store_agree<S: EventStore + 'static>(store: Arc<S>) {
+    common::two_hosts_on_one_store_agree(store);
 }
+
+crate::backends::over_every_backend!(
+    eight_threads_ten_thousand_commands_ten_accounts,
+    a_second_host_writing_the_stream_is_a_conflict_that_is_retried,
+    metadata_survives_a_retry,
+    a_rejection_is_decided_on_the_latest_state,
+    conflicts_past_the_retry_bound_fail_with_a_conflict_error,
+    two_hosts_on_one_store_agree,
+);

@@ -26,7 +26,11 @@ fn versions(store: &impl EventStore, id: &str) -> Vec<u64> {
         .collect()
 }
 
-fn inline(store: Arc<MemoryStore>, every: u64, keep: usize) -> Host<Account, Arc<MemoryStore>> {
+fn inline<S: EventStore + 'static>(
+    store: Arc<S>,
+    every: u64,
+    keep: usize,
+) -> Host<Account, Arc<S>> {
     Host::builder(store)
         .snapshot_every(every)
         .snapshot_keep(keep)
@@ -34,9 +38,7 @@ fn inline(store: Arc<MemoryStore>, every: u64, keep: usize) -> Host<Account, Arc
         .build()
 }
 
-#[test]
-fn a_batch_crossing_a_multiple_is_snapshotted() {
-    let store = Arc::new(MemoryStore::new());
+fn a_batch_crossing_a_multiple_is_snapshotted<S: EventStore + 'static>(store: Arc<S>) {
     let host = inline(store.clone(), 10, 10);
     for _ in 0..9 {
         host.execute("a", AccountCommand::Deposit(1)).unwrap();
@@ -55,9 +57,7 @@ fn a_batch_crossing_a_multiple_is_snapshotted() {
     assert_eq!(host.metrics().snapshots_written, 2);
 }
 
-#[test]
-fn only_the_last_k_are_kept() {
-    let store = Arc::new(MemoryStore::new());
+fn only_the_last_k_are_kept<S: EventStore + 'static>(store: Arc<S>) {
     let host = inline(store.clone(), 2, 3);
     for _ in 0..20 {
         host.execute("a", AccountCommand::Deposit(1)).unwrap();
@@ -65,9 +65,7 @@ fn only_the_last_k_are_kept() {
     assert_eq!(versions(&*store, "a"), [16, 18, 20]);
 }
 
-#[test]
-fn zero_takes_no_snapshots() {
-    let store = Arc::new(MemoryStore::new());
+fn zero_takes_no_snapshots<S: EventStore + 'static>(store: Arc<S>) {
     let host = inline(store.clone(), 0, 3);
     for _ in 0..300 {
         host.execute("a", AccountCommand::Deposit(1)).unwrap();
@@ -75,9 +73,7 @@ fn zero_takes_no_snapshots() {
     assert!(versions(&*store, "a").is_empty());
 }
 
-#[test]
-fn background_snapshots_are_written_and_flushed() {
-    let store = Arc::new(MemoryStore::new());
+fn background_snapshots_are_written_and_flushed<S: EventStore + 'static>(store: Arc<S>) {
     let host = Host::<Account, _>::builder(store.clone())
         .snapshot_every(5)
         .snapshot_keep(1)
@@ -217,9 +213,7 @@ fn a_corrupt_snapshot_is_ignored_with_a_warning_and_rebuilt() {
 
 /// Hosts of two state versions sharing a store: each loads from the newest snapshot of its
 /// own version, even behind a newer one of the other.
-#[test]
-fn the_newest_snapshot_of_the_hosts_state_version_is_used() {
-    let store = Arc::new(MemoryStore::new());
+fn the_newest_snapshot_of_the_hosts_state_version_is_used<S: EventStore + 'static>(store: Arc<S>) {
     let host = |state_version: u32| {
         Host::<Account, _>::builder(store.clone())
             .state_version(state_version)
@@ -255,9 +249,7 @@ fn the_newest_snapshot_of_the_hosts_state_version_is_used() {
     );
 }
 
-#[test]
-fn a_long_replay_saves_a_snapshot() {
-    let store = Arc::new(MemoryStore::new());
+fn a_long_replay_saves_a_snapshot<S: EventStore + 'static>(store: Arc<S>) {
     let writer = inline(store.clone(), 0, 1);
     for _ in 0..250 {
         writer.execute("a", AccountCommand::Deposit(1)).unwrap();
@@ -890,3 +882,12 @@ proptest! {
         prop_assert_eq!(fresh.metrics().replayed_events, 0);
     }
 }
+
+crate::backends::over_every_backend!(
+    a_batch_crossing_a_multiple_is_snapshotted,
+    only_the_last_k_are_kept,
+    zero_takes_no_snapshots,
+    background_snapshots_are_written_and_flushed,
+    the_newest_snapshot_of_the_hosts_state_version_is_used,
+    a_long_replay_saves_a_snapshot,
+);

@@ -53,12 +53,12 @@ impl Aggregate for Poll {
     }
 }
 
-fn vote(store: &MemoryStore, poll: u32, voter: u32, choice: &str) -> u64 {
+fn vote(store: &impl EventStore, poll: u32, voter: u32, choice: &str) -> u64 {
     vote_in(store, "poll", poll, voter, choice)
 }
 
 /// A vote in stream `category-id`: other categories share the poll's event names.
-fn vote_in(store: &MemoryStore, category: &str, id: u32, voter: u32, choice: &str) -> u64 {
+fn vote_in(store: &impl EventStore, category: &str, id: u32, voter: u32, choice: &str) -> u64 {
     let stream = StreamId::new(category, id).unwrap();
     let event = PollEvent::Voted {
         voter,
@@ -71,7 +71,7 @@ fn vote_in(store: &MemoryStore, category: &str, id: u32, voter: u32, choice: &st
         .first_position
 }
 
-fn other(store: &MemoryStore) {
+fn other(store: &impl EventStore) {
     let stream = StreamId::new("account", 1).unwrap();
     store
         .append(
@@ -124,9 +124,7 @@ impl Projection for Tally {
     }
 }
 
-#[test]
-fn catch_up_resumes_from_the_stored_checkpoint() {
-    let store = Arc::new(MemoryStore::new());
+fn catch_up_resumes_from_the_stored_checkpoint<S: EventStore + 'static>(store: Arc<S>) {
     for i in 0..10 {
         vote(&store, 1, i, if i % 3 == 0 { "red" } else { "blue" });
         other(&store);
@@ -166,9 +164,11 @@ fn a_runner_and_a_subscription_can_borrow_a_local_store() {
     assert_eq!(runner.catch_up().unwrap(), 1);
 }
 
-#[test]
-fn a_failing_projection_stops_at_the_event_and_keeps_its_checkpoint_before_it() {
-    let store = Arc::new(MemoryStore::new());
+fn a_failing_projection_stops_at_the_event_and_keeps_its_checkpoint_before_it<
+    S: EventStore + 'static,
+>(
+    store: Arc<S>,
+) {
     for i in 0..6 {
         vote(&store, 1, i, "red");
     }
@@ -205,9 +205,9 @@ fn a_failing_projection_stops_at_the_event_and_keeps_its_checkpoint_before_it() 
     assert_eq!(runner.projection().counts["red"], 6);
 }
 
-#[test]
-fn an_undecodable_event_stops_the_projection_with_its_position() {
-    let store = Arc::new(MemoryStore::new());
+fn an_undecodable_event_stops_the_projection_with_its_position<S: EventStore + 'static>(
+    store: Arc<S>,
+) {
     vote(&store, 1, 1, "red");
     let stream = StreamId::new("poll", 1).unwrap();
     store
@@ -233,9 +233,7 @@ fn an_undecodable_event_stops_the_projection_with_its_position() {
     assert_eq!(runner.checkpoint().unwrap(), 1);
 }
 
-#[test]
-fn rebuild_replays_everything_and_reports_progress() {
-    let store = Arc::new(MemoryStore::new());
+fn rebuild_replays_everything_and_reports_progress<S: EventStore + 'static>(store: Arc<S>) {
     for i in 0..2_500 {
         vote(&store, i % 7, i, if i % 2 == 0 { "red" } else { "blue" });
     }
@@ -258,9 +256,7 @@ fn rebuild_replays_everything_and_reports_progress() {
     assert_eq!(reports.last().unwrap().2, 2_500);
 }
 
-#[test]
-fn run_until_the_first_hundred_votes() {
-    let store = Arc::new(MemoryStore::new());
+fn run_until_the_first_hundred_votes<S: EventStore + 'static>(store: Arc<S>) {
     for i in 0..300 {
         if i % 4 == 0 {
             other(&store);
@@ -273,9 +269,7 @@ fn run_until_the_first_hundred_votes() {
     assert_eq!(runner.projection().counts.get("late"), None);
 }
 
-#[test]
-fn follow_applies_live_commits_until_stopped() {
-    let store = Arc::new(MemoryStore::new());
+fn follow_applies_live_commits_until_stopped<S: EventStore + 'static>(store: Arc<S>) {
     vote(&store, 1, 0, "red");
     let stop = Arc::new(AtomicBool::new(false));
     let follower = {
@@ -454,9 +448,11 @@ impl Projection for Fragile {
     }
 }
 
-#[test]
-fn a_panicking_projection_is_an_error_naming_the_event_and_resumes_there() {
-    let store = Arc::new(MemoryStore::new());
+fn a_panicking_projection_is_an_error_naming_the_event_and_resumes_there<
+    S: EventStore + 'static,
+>(
+    store: Arc<S>,
+) {
     for i in 0..6 {
         vote(&store, 1, i, "red");
     }
@@ -513,3 +509,13 @@ fn a_panicking_projection_is_an_error_naming_the_event_and_resumes_there() {
     assert_eq!(runner.rebuild(|_| {}).unwrap(), 6);
     assert_eq!(runner.projection().votes, 6);
 }
+
+crate::backends::over_every_backend!(
+    catch_up_resumes_from_the_stored_checkpoint,
+    a_failing_projection_stops_at_the_event_and_keeps_its_checkpoint_before_it,
+    an_undecodable_event_stops_the_projection_with_its_position,
+    rebuild_replays_everything_and_reports_progress,
+    run_until_the_first_hundred_votes,
+    follow_applies_live_commits_until_stopped,
+    a_panicking_projection_is_an_error_naming_the_event_and_resumes_there,
+);

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use es_runtime::subscription::{Filter, Subscription, Until};
 use es_runtime::{
-    Durability, EventStore, ExpectedVersion, LmdbOptions, LmdbStore, ManualClock, MemoryStore,
-    NewEvent, StreamId, Timestamp,
+    EventStore, ExpectedVersion, ManualClock, MemoryStore, NewEvent, StreamId, Timestamp,
 };
 
 fn raw(event_type: &'static str, n: u64) -> NewEvent {
@@ -43,17 +42,6 @@ fn block_on<F: Future>(fut: F) -> F::Output {
         }
         thread::park();
     }
-}
-
-#[test]
-fn catch_up_then_live_with_concurrent_writers_sees_each_event_once_in_order() {
-    catch_up_then_live(Arc::new(MemoryStore::new()));
-}
-
-#[test]
-fn catch_up_then_live_on_lmdb() {
-    let store = LmdbStore::temporary(LmdbOptions::new().durability(Durability::NoSync)).unwrap();
-    catch_up_then_live(Arc::new(store));
 }
 
 fn catch_up_then_live<S: EventStore + 'static>(store: Arc<S>) {
@@ -100,9 +88,7 @@ fn catch_up_then_live<S: EventStore + 'static>(store: Arc<S>) {
     assert_eq!(sub.position(), total);
 }
 
-#[test]
-fn filters_by_category_and_event_type() {
-    let store = Arc::new(MemoryStore::new());
+fn filters_by_category_and_event_type<S: EventStore + 'static>(store: Arc<S>) {
     append(&store, "poll-1", "Voted", 1);
     append(&store, "account-1", "Deposited", 2);
     append(&store, "poll-2", "Closed", 3);
@@ -165,9 +151,7 @@ fn until_bounds_end_the_subscription() {
     );
 }
 
-#[test]
-fn a_bound_beyond_the_head_waits_for_it() {
-    let store = Arc::new(MemoryStore::new());
+fn a_bound_beyond_the_head_waits_for_it<S: EventStore + 'static>(store: Arc<S>) {
     append(&store, "a-1", "E", 0);
     let mut sub = Subscription::new(store.clone(), Filter::all().until(Until::Position(3)));
     assert_eq!(
@@ -195,16 +179,6 @@ fn a_bound_beyond_the_head_waits_for_it() {
     writer.join().unwrap();
     assert_eq!(rest, vec![2, 3]);
     assert!(sub.is_finished());
-}
-
-#[test]
-fn async_next_waits_for_a_commit_without_blocking() {
-    async_next_waits(Arc::new(MemoryStore::new()));
-}
-
-#[test]
-fn async_next_waits_for_an_lmdb_commit() {
-    async_next_waits(Arc::new(LmdbStore::temporary(LmdbOptions::new()).unwrap()));
 }
 
 fn async_next_waits<S: EventStore + 'static>(store: Arc<S>) {
@@ -361,3 +335,10 @@ fn an_event_whose_metadata_does_not_decode_is_named_by_its_own_position() {
     assert!(subscription.try_next().is_err());
     assert_eq!(subscription.position(), 2);
 }
+
+crate::backends::over_every_backend!(
+    catch_up_then_live,
+    async_next_waits,
+    filters_by_category_and_event_type,
+    a_bound_beyond_the_head_waits_for_it,
+);

@@ -58,11 +58,5 @@ impl Inner {
 }
 
 fn checkpoint_key(name: &str) -> Result<&[u8], String> {
-    if name.is_empty() || name.len() > 500 {
-        return Err(format!(
-            "a checkpoint name has 1 to 500 bytes; this one has {}",
-            name.len()
-        ));
-    }
-    Ok(name.as_bytes())
+    crate::store::checkpoint_name(name).map(|()| name.as_bytes())
 }

@@ -1,6 +1,6 @@
 //! Commits: the writes of a group in one transaction, appends checked in arrival order.
 //!
-//! A group (see `group`) holds appends and snapshots; each gets its own outcome, so one
+//! A group (see `store::group`) holds appends and snapshots; each gets its own outcome, so one
 //! failing expectation or one unknown stream head fails its own write only. The next
 //! position and the timestamp come from the committed log inside the transaction, so
 //! processes sharing the directory never collide. Every `heads_every` positions the commit
@@ -21,7 +21,7 @@ use super::record::{self, BLOCK};
 use crate::codec;
 use crate::error::{AppendError, Location, WriteError};
 use crate::event::{ExpectedVersion, NewEvent, StreamId, Timestamp};
-use crate::store::AppendResult;
+use crate::store::{AppendResult, Layout};
 
 /// One write waiting for the group commit.
 pub(super) enum Write {
@@ -169,10 +169,10 @@ impl Append {
 
 impl Inner {
     /// Commits a group of writes, growing the map as needed. One outcome per write.
-    pub(super) fn commit_group(&self, group: &[Write]) -> Vec<Outcome> {
+    pub(super) fn commit_group(&self, group: Vec<Write>) -> Vec<Outcome> {
         let may_checkpoint = Cell::new(true);
         let committed = self.env.retry(
-            || self.try_commit(group, may_checkpoint.get()),
+            || self.try_commit(&group, may_checkpoint.get()),
             // Writing the heads as well does not fit: the writes alone may.
             || may_checkpoint.replace(false),
         );
@@ -180,8 +180,8 @@ impl Inner {
             Ok(outcomes) => outcomes,
             // The group does not fit; some of its writes alone may.
             Err(Stopped::Full) if group.len() > 1 => group
-                .iter()
-                .flat_map(|w| self.commit_group(std::slice::from_ref(w)))
+                .into_iter()
+                .flat_map(|w| self.commit_group(vec![w]))
                 .collect(),
             Err(Stopped::Full) => vec![group[0].full(self.env.max_map_size() as u64)],
             Err(Stopped::Failed(failed)) => {
@@ -199,7 +199,7 @@ impl Inner {
         let txn = &mut writer.txn;
         // Positions and timestamps continue from the committed log, which another process may
         // have extended since our last commit.
-        let (mut last_position, last_timestamp) = match self.log.last(txn)? {
+        let (start, last_timestamp) = match self.log.last(txn)? {
             Some((p, value)) => {
                 let t = record::event_timestamp(value).ok_or_else(|| Fail::Corrupt {
                     at: Location::Position(p),
@@ -210,8 +210,8 @@ impl Inner {
             None => (0, Timestamp(0)),
         };
         let timestamp = self.clock.now().max(last_timestamp);
+        let mut layout = Layout::new(start, timestamp);
         // The log's last record was read above: only the checkpoint is left to read.
-        let start = last_position;
         let h = self.heads_at(txn, start)?;
         let window = (h, start);
         {
@@ -260,18 +260,17 @@ impl Inner {
                     continue;
                 }
             };
-            if !request.expected.matches(current) {
-                outcomes.push(Outcome::Append(Err(AppendError::WrongExpectedVersion {
-                    stream: request.stream.clone(),
-                    expected: request.expected,
-                    actual: current,
-                })));
-                continue;
-            }
-            let first_position = last_position + 1;
+            let count = request.events.len() as u64;
+            let admitted = match layout.admit(&request.stream, request.expected, current, count) {
+                Ok(admitted) => admitted,
+                Err(conflict) => {
+                    outcomes.push(Outcome::Append(Err(conflict)));
+                    continue;
+                }
+            };
             for (i, (event, metadata)) in request.events.iter().zip(&request.metadata).enumerate() {
-                let version = current + 1 + i as u64;
-                let position = last_position + 1;
+                let version = admitted.first_version + i as u64;
+                let position = admitted.first_position + i as u64;
                 record::encode_event(
                     &mut buf,
                     position,
@@ -282,6 +281,7 @@ impl Inner {
                         timestamp,
                         event_id: event.event_id,
                         event_type: &event.event_type,
+                        event_version: event.event_version,
                         metadata,
                         payload: &event.payload,
                     },
@@ -295,7 +295,6 @@ impl Inner {
                         .put(txn, &key, &record::position_value(position))?;
                 }
                 previous = position;
-                last_position = position;
             }
             if !request.events.is_empty() {
                 let version = current + request.events.len() as u64;
@@ -303,13 +302,9 @@ impl Inner {
                 wrote = true;
                 appended = true;
             }
-            outcomes.push(Outcome::Append(Ok(AppendResult::new(
-                current + 1,
-                first_position,
-                request.events.len() as u64,
-                timestamp,
-            ))));
+            outcomes.push(Outcome::Append(Ok(admitted)));
         }
+        let last_position = layout.last_position();
         // Bring the stored heads up to date every `heads_every` positions. A damaged record in
         // the tail keeps them where they are (the heads after it cannot be known); appends to
         // the streams whose heads are known go on, with a longer tail.
@@ -383,7 +378,7 @@ mod tests {
             request(&b, ExpectedVersion::NoStream, 3),
             request(&a, ExpectedVersion::Any, 1),
         ];
-        let outcomes = store.inner.commit_group(&group);
+        let outcomes = store.inner.commit_group(group.into());
         let summary: Vec<_> = outcomes
             .iter()
             .map(|o| match o {
@@ -452,7 +447,7 @@ mod tests {
             wrong,
             snapshot(3, 3),
         ];
-        let outcomes = store.inner.commit_group(&group);
+        let outcomes = store.inner.commit_group(group.into());
         let ok = |o: &Outcome| matches!(o, Outcome::Append(Ok(_)) | Outcome::Snapshot(Ok(())));
         assert!(ok(&outcomes[0]) && ok(&outcomes[1]) && ok(&outcomes[2]));
         assert!(matches!(

@@ -6,7 +6,8 @@
 //! are upgraded in place, each step in its own arm of [`upgrade`]: format 1 wrote every stream
 //! head in every commit, so the heads checkpoint is set to its last position; format 2's
 //! checksums did not cover the keys, so the store is marked as holding such records, which
-//! stay readable as they are (their tag says so; see `record`).
+//! stay readable as they are (their tag says so; see `record`); format 3's records have no
+//! event shape version, and read as version 1 through their tag.
 
 use std::fmt;
 use std::io;
@@ -26,7 +27,7 @@ use crate::error::OpenError;
 use crate::watch::HeadWatch;
 
 /// The on-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 const FORMAT_KEY: &[u8] = b"format";
 
@@ -51,6 +52,9 @@ fn upgrade(
             }
             // Format 2's records and snapshots have checksums of their values alone.
             2 => meta.put(txn, LEGACY_KEY, &[1])?,
+            // Format 4 adds a record tag holding the event's shape version; format 3's
+            // records stay readable as they are, as events of version 1.
+            3 => {}
             _ => unreachable!("no upgrade from format {format}"),
         }
     }

@@ -26,6 +26,9 @@ enum Tag {
     Event = 1,
     /// Format 3: the checksum covers the position (the key), then the value.
     KeyedEvent = 2,
+    /// Format 4: as `KeyedEvent`, with the version of the payload's shape as a sixth varint
+    /// (records of the older tags hold events of version 1).
+    VersionedEvent = 3,
 }
 
 impl Tag {
@@ -33,6 +36,7 @@ impl Tag {
         match byte {
             1 => Some(Tag::Event),
             2 => Some(Tag::KeyedEvent),
+            3 => Some(Tag::VersionedEvent),
             _ => None,
         }
     }
@@ -42,13 +46,13 @@ impl Tag {
     fn checksum(self, position: u64, body: &[u8]) -> u32 {
         match self {
             Tag::Event => crc32fast::hash(body),
-            Tag::KeyedEvent => keyed_crc(&position.to_be_bytes(), body),
+            Tag::KeyedEvent | Tag::VersionedEvent => keyed_crc(&position.to_be_bytes(), body),
         }
     }
 }
 
 /// The tag this build writes.
-const EVENT_TAG: Tag = Tag::KeyedEvent;
+const EVENT_TAG: Tag = Tag::VersionedEvent;
 
 /// The CRC-32 of `key` followed by `body`.
 fn keyed_crc(key: &[u8], body: &[u8]) -> u32 {
@@ -58,7 +62,8 @@ fn keyed_crc(key: &[u8], body: &[u8]) -> u32 {
     hasher.finalize()
 }
 
-/// crc (4) + tag (1) + timestamp (8) + event id (16), then five varints.
+/// crc (4) + tag (1) + timestamp (8) + event id (16), then five varints (six in a
+/// `VersionedEvent`).
 const EVENT_FIXED: usize = 29;
 
 /// The shortest possible record: the fixed part and five one-byte varints.
@@ -122,6 +127,7 @@ pub(super) struct EventParts<'a> {
     pub(super) timestamp: Timestamp,
     pub(super) event_id: Uuid,
     pub(super) event_type: &'a str,
+    pub(super) event_version: u32,
     pub(super) metadata: &'a [u8],
     pub(super) payload: &'a [u8],
 }
@@ -197,6 +203,7 @@ pub(super) fn encode_event(
     put_varint(buf, e.stream.len() as u64);
     put_varint(buf, e.event_type.len() as u64);
     put_varint(buf, e.metadata.len() as u64);
+    put_varint(buf, u64::from(e.event_version));
     buf.extend_from_slice(e.stream.as_bytes());
     buf.extend_from_slice(e.event_type.as_bytes());
     buf.extend_from_slice(e.metadata);
@@ -275,6 +282,11 @@ fn decode_record<'a>(
         usize::try_from(get_varint(value, &mut at)?).map_err(|_| "a length is too large".to_owned())
     };
     let (stream_len, type_len, meta_len) = (len()?, len()?, len()?);
+    let event_version = match tag {
+        Tag::Event | Tag::KeyedEvent => 1,
+        Tag::VersionedEvent => u32::try_from(get_varint(value, &mut at)?)
+            .map_err(|_| "the event's shape version is too large".to_owned())?,
+    };
     let rest = &value[at..];
     if stream_len
         .checked_add(type_len)
@@ -297,6 +309,7 @@ fn decode_record<'a>(
         version,
         position,
         event_type,
+        event_version,
         event_id,
         timestamp,
         metadata,
@@ -362,6 +375,7 @@ mod tests {
                 timestamp: Timestamp(42),
                 event_id: id,
                 event_type: "Opened",
+                event_version: 5,
                 metadata: &[1, 2],
                 payload: &[9, 9, 9],
             },
@@ -374,6 +388,7 @@ mod tests {
             ("acc-1", 7, 3, "Opened")
         );
         assert_eq!((e.event_id, e.timestamp), (id, Timestamp(42)));
+        assert_eq!(e.event_version, 5);
         assert_eq!((e.metadata, e.payload), (&[1u8, 2][..], &[9u8, 9, 9][..]));
         assert_eq!(event_timestamp(&buf), Some(Timestamp(42)));
         let mut big = Vec::new();
@@ -417,7 +432,7 @@ mod format_tests {
     use super::*;
 
     #[test]
-    fn records_of_format_2_still_decode_with_their_own_checksum() {
+    fn records_of_formats_2_and_3_still_decode_with_their_own_checksum_at_version_1() {
         let mut buf = Vec::new();
         encode_event(
             &mut buf,
@@ -429,16 +444,35 @@ mod format_tests {
                 timestamp: Timestamp(1),
                 event_id: Uuid::nil(),
                 event_type: "Opened",
+                event_version: 1,
                 metadata: &[],
                 payload: &[0xc0],
             },
         )
         .unwrap();
-        // Rewritten as format 2 wrote it: tag 1, checksum of the value alone.
+        // Without the shape version (here one byte after five one-byte varints), as formats
+        // 2 and 3 wrote it.
+        buf.remove(EVENT_FIXED + 5);
+        let plain = buf.clone();
+        // Format 3: tag 2, the checksum covers the position.
+        buf[4] = Tag::KeyedEvent as u8;
+        let crc = keyed_crc(&9u64.to_be_bytes(), &buf[4..]);
+        buf[..4].copy_from_slice(&crc.to_le_bytes());
+        let e = decode_event(9, &buf).unwrap();
+        assert_eq!(
+            (e.stream, e.event_version, e.payload),
+            ("acc-1", 1, &[0xc0][..])
+        );
+        // Format 2: tag 1, checksum of the value alone.
+        buf = plain;
         buf[4] = Tag::Event as u8;
         let crc = crc32fast::hash(&buf[4..]);
         buf[..4].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode_event(9, &buf).unwrap().stream, "acc-1");
+        let e = decode_event(9, &buf).unwrap();
+        assert_eq!(
+            (e.stream, e.event_version, e.payload),
+            ("acc-1", 1, &[0xc0][..])
+        );
         buf[4] = 7;
         assert!(
             decode_event(9, &buf)

@@ -640,18 +640,21 @@ impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
                         break;
                     }
                     if reads::<P::Event>(categories, &e) {
-                        match e.decode::<P::Event>() {
-                            Ok(event) => {
-                                let event_type = event.event_type();
-                                decoded.push(Decoded {
-                                    stream: e.stream.to_owned(),
-                                    version: e.version,
-                                    position,
-                                    event_id: e.event_id,
-                                    timestamp: e.timestamp,
-                                    event_type,
-                                    event,
-                                });
+                        match e.decode_all::<P::Event>() {
+                            // An event upcast to several is applied as several, at the same
+                            // position.
+                            Ok(events) => {
+                                for event in events {
+                                    decoded.push(Decoded {
+                                        stream: e.stream.to_owned(),
+                                        version: e.version,
+                                        position,
+                                        event_id: e.event_id,
+                                        timestamp: e.timestamp,
+                                        event_type: event.event_type(),
+                                        event,
+                                    });
+                                }
                             }
                             Err(source) => {
                                 failure = Some(ProjectionError::Decode {

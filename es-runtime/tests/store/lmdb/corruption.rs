@@ -436,7 +436,7 @@ fn a_format_1_store_is_upgraded_in_place() {
         format = db.get(txn, b"format").unwrap().map(|v| v.to_vec());
     });
     assert_eq!(format.unwrap(), FORMAT_VERSION.to_be_bytes());
-    assert_eq!(FORMAT_VERSION, 3);
+    assert_eq!(FORMAT_VERSION, 4);
 }
 
 #[test]

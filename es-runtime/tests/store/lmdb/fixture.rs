@@ -1,7 +1,7 @@
-//! A store written by the format-2 build (`tests/fixtures/lmdb-format-2`), opened and read by
-//! this one: what an operator's existing store must still do after a format change.
+//! Stores written by older builds (`tests/fixtures/lmdb-format-2`, `lmdb-format-3`), opened and
+//! read by this one: what an operator's existing store must still do after a format change.
 //!
-//! The fixture was written from [`plan`] with a fixed clock and fixed event ids, so every
+//! Each fixture was written by the build of its format from [`plan`] with a fixed clock and fixed event ids, so every
 //! field of every event is known here. Its writer left a tail (records after the stored heads
 //! checkpoint) by not closing the store, as a crashed process would.
 
@@ -62,11 +62,11 @@ pub(crate) fn plan() -> Vec<Step> {
     steps
 }
 
-pub(crate) fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lmdb-format-2")
+pub(crate) fn fixture_dir(format: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/lmdb-format-{format}"))
 }
 
-/// Writes the fixture into `dir` (used once, by the format-2 build).
+/// Writes the fixture into `dir` (used once, by the build of each fixture's format).
 #[allow(dead_code)]
 pub(crate) fn write(dir: &Path) {
     let store = LmdbOptions::new()
@@ -116,6 +116,7 @@ fn expected() -> Vec<RecordedEvent> {
                 version: *version,
                 position,
                 event_type: e.event_type,
+                event_version: e.event_version,
                 event_id: e.event_id,
                 timestamp,
                 metadata: e.metadata,
@@ -127,9 +128,9 @@ fn expected() -> Vec<RecordedEvent> {
 }
 
 /// A copy of the fixture in a fresh temporary directory (opening may migrate it in place).
-pub(crate) fn copy_of_fixture() -> tempfile::TempDir {
+pub(crate) fn copy_of_fixture(format: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(fixture_dir()).unwrap() {
+    for entry in std::fs::read_dir(fixture_dir(format)).unwrap() {
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
     }
@@ -138,7 +139,16 @@ pub(crate) fn copy_of_fixture() -> tempfile::TempDir {
 
 #[test]
 fn a_store_of_format_2_opens_and_reads_what_was_written() {
-    let dir = copy_of_fixture();
+    opens_and_reads_what_was_written(2);
+}
+
+#[test]
+fn a_store_of_format_3_opens_and_reads_what_was_written() {
+    opens_and_reads_what_was_written(3);
+}
+
+fn opens_and_reads_what_was_written(format: u32) {
+    let dir = copy_of_fixture(format);
     let expected = expected();
     for round in 0..2 {
         // The second round reads what the first open left (a migrated store, if it was one).
@@ -182,7 +192,7 @@ fn a_store_of_format_2_opens_and_reads_what_was_written() {
 
 #[test]
 fn a_store_of_format_2_opened_read_only_reads_as_it_is_and_is_left_unchanged() {
-    let dir = copy_of_fixture();
+    let dir = copy_of_fixture(2);
     let before = std::fs::read(dir.path().join("data.mdb")).unwrap();
     let expected = expected();
     let store = LmdbOptions::new().read_only(true).open(dir.path()).unwrap();

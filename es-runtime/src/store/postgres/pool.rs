@@ -1,0 +1,238 @@
+//! The connections of a store: a bounded pool, each connection with every statement prepared
+//! once, all driven by a small runtime that belongs to the store.
+//!
+//! The rule: the caller's thread never enters the store's runtime. A call hands its future to
+//! the runtime and waits on a plain channel, so it blocks the same way from a plain thread, a
+//! blocking pool or (against advice, but without panicking) from inside an async task of any
+//! executor, tokio's included.
+
+use std::future::Future;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio_postgres::{Client, NoTls, Statement};
+
+use super::schema::Sql;
+use crate::error::BoxError;
+
+/// Declares [`Statements`] and its preparation from the same list of names, which are the
+/// names of the fields of [`Sql`] holding their text.
+macro_rules! statements {
+    ($($name:ident),* $(,)?) => {
+        /// Every statement of the store, prepared on one connection.
+        #[derive(Debug)]
+        pub(super) struct Statements {
+            $(pub(super) $name: Statement,)*
+        }
+
+        impl Statements {
+            async fn prepare(client: &Client, sql: &Sql) -> Result<Self, tokio_postgres::Error> {
+                // Sent together: one round trip for all of them.
+                let prepared =
+                    futures_util::future::try_join_all([$(client.prepare(&sql.$name)),*]).await?;
+                let mut prepared = prepared.into_iter();
+                Ok(Statements {
+                    $($name: prepared.next().expect("one statement per name"),)*
+                })
+            }
+        }
+    };
+}
+
+statements!(
+    begin,
+    commit,
+    rollback,
+    lock_head,
+    versions,
+    insert_events,
+    upsert_streams,
+    set_head,
+    head,
+    stream_version,
+    read_stream,
+    read_all,
+    save_snapshot,
+    trim_snapshots,
+    snapshots,
+    snapshot_before,
+    save_checkpoint,
+    load_checkpoint,
+    lock_checkpoint,
+    delete_checkpoint,
+);
+
+/// One open connection and its statements.
+#[derive(Debug)]
+pub(super) struct Conn {
+    pub(super) client: Client,
+    pub(super) st: Statements,
+}
+
+/// The store's runtime: two worker threads, shut down without waiting when the store drops.
+#[derive(Debug)]
+pub(super) struct Runtime {
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+}
+
+impl Runtime {
+    pub(super) fn new() -> std::io::Result<Runtime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("es-postgres")
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        Ok(Runtime {
+            runtime: Some(runtime),
+            handle,
+        })
+    }
+
+    pub(super) fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+
+    /// Runs `future` on the runtime and blocks this thread (not the runtime) for its output.
+    pub(super) fn run<T, F>(&self, future: F) -> Result<T, BoxError>
+    where
+        F: Future<Output = Result<T, BoxError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.handle.spawn(async move {
+            let _ = tx.send(future.await);
+        });
+        rx.recv()
+            .unwrap_or_else(|_| Err("the store's database task ended without an answer".into()))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which panics inside another runtime; this does not.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A bounded pool of connections, opened on demand and dropped once the server closed them.
+#[derive(Debug)]
+pub(super) struct Pool {
+    config: tokio_postgres::Config,
+    sql: Arc<Sql>,
+    max: usize,
+    wait: Duration,
+    state: Mutex<Idle>,
+    returned: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Idle {
+    conns: Vec<Arc<Conn>>,
+    /// Connections open or being opened, idle or in use: at most `max`.
+    open: usize,
+}
+
+/// Connects and prepares the statements.
+pub(super) async fn connect(
+    config: tokio_postgres::Config,
+    sql: Arc<Sql>,
+) -> Result<Conn, BoxError> {
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "a PostgreSQL connection ended");
+        }
+    });
+    let st = Statements::prepare(&client, &sql).await?;
+    Ok(Conn { client, st })
+}
+
+impl Pool {
+    pub(super) fn new(
+        config: tokio_postgres::Config,
+        sql: Arc<Sql>,
+        max: usize,
+        wait: Duration,
+    ) -> Pool {
+        Pool {
+            config,
+            sql,
+            max: max.max(1),
+            wait,
+            state: Mutex::new(Idle::default()),
+            returned: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Idle> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `op` with a connection of the pool, on `runtime`.
+    pub(super) fn with<T, F, Fut>(&self, runtime: &Runtime, op: F) -> Result<T, BoxError>
+    where
+        F: FnOnce(Arc<Conn>) -> Fut,
+        Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let conn = self.acquire(runtime)?;
+        let result = runtime.run(op(Arc::clone(&conn)));
+        self.release(conn);
+        result
+    }
+
+    pub(super) fn acquire(&self, runtime: &Runtime) -> Result<Arc<Conn>, BoxError> {
+        let deadline = std::time::Instant::now() + self.wait;
+        let mut idle = self.lock();
+        loop {
+            while let Some(conn) = idle.conns.pop() {
+                if !conn.client.is_closed() {
+                    return Ok(conn);
+                }
+                idle.open -= 1;
+            }
+            if idle.open < self.max {
+                idle.open += 1;
+                drop(idle);
+                let connected = runtime.run(connect(self.config.clone(), Arc::clone(&self.sql)));
+                return match connected {
+                    Ok(conn) => Ok(Arc::new(conn)),
+                    Err(e) => {
+                        self.lock().open -= 1;
+                        self.returned.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(format!(
+                    "no connection of the pool ({}) came free within {:?}",
+                    self.max, self.wait
+                )
+                .into());
+            }
+            idle = self
+                .returned
+                .wait_timeout(idle, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    pub(super) fn release(&self, conn: Arc<Conn>) {
+        let mut idle = self.lock();
+        if conn.client.is_closed() {
+            idle.open -= 1;
+        } else {
+            idle.conns.push(conn);
+        }
+        drop(idle);
+        self.returned.notify_one();
+    }
+}

@@ -1,0 +1,286 @@
+//! What the PostgreSQL store promises beyond the conformance suite.
+
+use std::time::Duration;
+
+use es_runtime::{EventStore, ExpectedVersion, NewEvent, OpenError, PostgresOptions, StreamId};
+
+use super::server;
+
+fn event(n: u64) -> NewEvent {
+    NewEvent::raw("Happened", es_runtime::codec::encode(&n).unwrap())
+}
+
+/// The store runs its I/O on a runtime of its own: called from inside tokio's runtimes (both
+/// flavours), it neither panics nor deadlocks, and dropping it there is fine too.
+#[tokio::test(flavor = "current_thread")]
+async fn calls_from_inside_a_current_thread_runtime() {
+    let store = server::store();
+    let s = StreamId::parse("tokio-1").unwrap();
+    store
+        .append(&s, ExpectedVersion::NoStream, vec![event(1)])
+        .unwrap();
+    assert_eq!(store.stream_version(&s).unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(store.read_all(1, 10).unwrap().len(), 1);
+    drop(store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_from_inside_a_multi_thread_runtime() {
+    let store = std::sync::Arc::new(server::store());
+    let tasks: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let s = StreamId::new("tokio", t).unwrap();
+                for i in 0..10 {
+                    store
+                        .append(&s, ExpectedVersion::Exact(i), vec![event(i)])
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.head_position().unwrap(), 40);
+}
+
+#[test]
+fn bad_schema_names_are_refused_at_open() {
+    match PostgresOptions::new("host=/tmp port=notaport").open() {
+        Err(OpenError::InvalidInput { .. }) => {}
+        other => panic!("a malformed connection string: {other:?}"),
+    }
+    for bad in [
+        "",
+        "Bank",
+        "bank-1",
+        "x\"; DROP SCHEMA public; --",
+        "pg_bank",
+    ] {
+        let err = PostgresOptions::new(server::url())
+            .schema(bad)
+            .open()
+            .unwrap_err();
+        match err {
+            OpenError::InvalidInput { path, reason } => {
+                assert!(path.contains("schema"), "{bad:?}: {path}");
+                assert!(!reason.is_empty(), "{bad:?}");
+            }
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+}
+
+/// Reopening a schema keeps its events; a schema of another format is refused untouched.
+#[test]
+fn the_format_is_checked_at_open() {
+    let schema = server::fresh_schema();
+    let options = PostgresOptions::new(server::url()).schema(&schema);
+    let s = StreamId::parse("fmt-1").unwrap();
+    {
+        let store = options.open().unwrap();
+        store
+            .append(&s, ExpectedVersion::NoStream, vec![event(1)])
+            .unwrap();
+    }
+    let store = options.open().unwrap();
+    assert_eq!(store.stream_version(&s).unwrap(), 1);
+    drop(store);
+    sql(&format!(
+        "UPDATE \"{schema}\".meta SET value = 99 WHERE key = 'format'"
+    ));
+    match options.open().unwrap_err() {
+        OpenError::UnsupportedFormat {
+            found, supported, ..
+        } => assert_eq!(
+            (found, supported),
+            (99, es_runtime::store::postgres::FORMAT_VERSION)
+        ),
+        other => panic!("{other:?}"),
+    }
+    sql(&format!("DELETE FROM \"{schema}\".meta"));
+    match options.open().unwrap_err() {
+        OpenError::UnsupportedFormat { found: 0, .. } => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Runs SQL on the shared server, outside any store.
+pub(crate) fn sql(statement: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(server::url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(statement).await.unwrap();
+    });
+}
+
+/// A store wakes its readers when another store (another process, for all it knows) commits
+/// to the same schema: by NOTIFY, long before its fallback re-read is due.
+#[test]
+fn readers_wake_when_another_store_commits() {
+    let schema = server::fresh_schema();
+    let writer = PostgresOptions::new(server::url())
+        .schema(&schema)
+        .open()
+        .unwrap();
+    let reader = PostgresOptions::new(server::url())
+        .schema(&schema)
+        .poll_every(Duration::from_secs(3600))
+        .open()
+        .unwrap();
+    let watch = reader.head_watch().expect("a head watch");
+    let s = StreamId::parse("wake-1").unwrap();
+    for round in 1..=5u64 {
+        // The reader's LISTEN may still be starting: give the first round time.
+        let started = std::time::Instant::now();
+        writer
+            .append(&s, ExpectedVersion::Any, vec![event(round)])
+            .unwrap();
+        let head = watch.wait_beyond(round - 1, Duration::from_secs(10));
+        assert_eq!(head, round, "woken by the other store's commit");
+        if round > 1 {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "woken by the notification, not by a re-read"
+            );
+        }
+    }
+}
+
+/// The server stopped and started again under a writer: calls fail with `Storage` errors
+/// while it is down, the store reconnects by itself, and every acknowledged append is in the
+/// log where it was reported.
+#[test]
+fn a_server_restart_fails_calls_while_down_and_loses_nothing_acknowledged() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let cluster = server::Cluster::start();
+    let store = PostgresOptions::new(cluster.url())
+        .schema("restart")
+        .open()
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    let acknowledged = Mutex::new(Vec::new());
+    let failed = Mutex::new(0u64);
+    std::thread::scope(|scope| {
+        for t in 0..3u64 {
+            let (store, stop, acknowledged, failed) = (&store, &stop, &acknowledged, &failed);
+            scope.spawn(move || {
+                let s = StreamId::new("restart", t).unwrap();
+                let mut seq = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let e = event(t * 1_000_000 + seq);
+                    let id = e.event_id;
+                    match store.append(&s, ExpectedVersion::Any, vec![e]) {
+                        Ok(r) => acknowledged.lock().unwrap().push((id, r.first_position)),
+                        Err(es_runtime::AppendError::Storage { .. }) => {
+                            *failed.lock().unwrap() += 1;
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Err(e) => panic!("{e}"),
+                    }
+                    seq += 1;
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        cluster.stop_server();
+        let s = StreamId::parse("restart-down").unwrap();
+        for _ in 0..2 {
+            // The first call may find a pooled connection the server closed.
+            let _ = store.append(&s, ExpectedVersion::Any, vec![event(0)]);
+        }
+        match store.append(&s, ExpectedVersion::Any, vec![event(0)]) {
+            Err(es_runtime::AppendError::Storage { .. }) => {}
+            other => panic!("an append while the server is down: {other:?}"),
+        }
+        assert!(matches!(
+            store.head_position(),
+            Err(es_runtime::ReadError::Storage(_))
+        ));
+        std::thread::sleep(Duration::from_millis(300));
+        cluster.start_server();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while store.head_position().is_err() {
+            assert!(std::time::Instant::now() < deadline, "the store reconnects");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let before = acknowledged.lock().unwrap().len();
+        while acknowledged.lock().unwrap().len() < before + 30 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "appends succeed again"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, Ordering::SeqCst);
+    });
+    let log = store.read_all(1, usize::MAX).unwrap();
+    for (i, e) in log.iter().enumerate() {
+        assert_eq!(e.position, i as u64 + 1, "the log has no gaps");
+    }
+    let acknowledged = acknowledged.into_inner().unwrap();
+    for (id, position) in &acknowledged {
+        let e = &log[*position as usize - 1];
+        assert_eq!(e.event_id, *id, "acknowledged event at position {position}");
+    }
+    let failed = failed.into_inner().unwrap();
+    let _ = writeln_stderr(&format!(
+        "restart: {} appends acknowledged, all in the log ({} events); {failed} failed while \
+         the server was down or restarting",
+        acknowledged.len(),
+        log.len()
+    ));
+}
+
+fn writeln_stderr(line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stderr().lock(), "{line}")
+}
+
+/// Each event's version is stored with it; a schema of format 1 (written before event
+/// versions) is upgraded at open, its events reading as version 1.
+#[test]
+fn event_versions_are_stored_and_a_format_1_schema_is_upgraded() {
+    let schema = server::fresh_schema();
+    let options = PostgresOptions::new(server::url()).schema(&schema);
+    let s = StreamId::parse("evolving-1").unwrap();
+    {
+        let store = options.open().unwrap();
+        store
+            .append(&s, ExpectedVersion::NoStream, vec![event(1), event(2)])
+            .unwrap();
+    }
+    // What format 1 looked like: no event_version column.
+    sql(&format!(
+        "ALTER TABLE \"{schema}\".events DROP COLUMN event_version; \
+         UPDATE \"{schema}\".meta SET value = 1 WHERE key = 'format'"
+    ));
+    let store = options.open().unwrap();
+    store
+        .append(
+            &s,
+            ExpectedVersion::Exact(2),
+            vec![event(3).with_event_version(3)],
+        )
+        .unwrap();
+    let read = store.read_stream(&s, 1, usize::MAX).unwrap();
+    let versions: Vec<u32> = read.iter().map(|e| e.event_version).collect();
+    assert_eq!(versions, [1, 1, 3]);
+    let all = store.read_all(1, usize::MAX).unwrap();
+    assert_eq!(all.last().unwrap().event_version, 3);
+    drop(store);
+    // The upgrade is recorded: opening again finds the current format.
+    let store = options.open().unwrap();
+    assert_eq!(store.read_stream(&s, 3, 1).unwrap()[0].event_version, 3);
+}

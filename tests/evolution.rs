@@ -1,0 +1,368 @@
+//! An aggregate whose events change shape: a store written by version 1 of its code is read
+//! by versions 2 and 3, through the upcasts they declare, by the host, `state_at` and a
+//! projection alike; the stored bytes never change.
+
+use std::sync::Arc;
+
+use es::NewEvent;
+use es::history::state_at;
+use es::prelude::*;
+use es::projection::ProjectionRunner;
+use es::read::AsOf;
+
+/// The code as it was first written.
+#[allow(unreachable_pub)]
+mod v1 {
+    use es::prelude::*;
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    pub struct BankAccount {
+        pub balance: u64,
+    }
+
+    #[aggregate]
+    impl BankAccount {
+        #[command]
+        fn open(&self, name: String, initial: u64) -> BankAccountEvent {
+            BankAccountEvent::Opened { name, initial }
+        }
+
+        #[command]
+        fn withdraw(&self, amount: u64, fee: u64) -> BankAccountEvent {
+            BankAccountEvent::Withdrawn { amount, fee }
+        }
+
+        #[command]
+        fn freeze(&self, reason: String) -> BankAccountEvent {
+            BankAccountEvent::Frozen { reason }
+        }
+
+        #[event]
+        fn opened(&mut self, name: String, initial: u64) {
+            let _ = name;
+            self.balance = initial;
+        }
+
+        #[event]
+        fn withdrawn(&mut self, amount: u64, fee: u64) {
+            self.balance -= amount + fee;
+        }
+
+        #[event]
+        fn frozen(&mut self, reason: String) {
+            let _ = reason;
+        }
+    }
+}
+
+/// The owner became a struct (`Opened` version 2).
+#[allow(unreachable_pub)]
+mod v2 {
+    use es::prelude::*;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct Owner {
+        pub name: String,
+        pub email: Option<String>,
+    }
+
+    #[derive(Debug, Default, Clone, Serialize, Deserialize)]
+    pub struct BankAccount {
+        pub owner: Option<Owner>,
+        pub balance: u64,
+        pub frozen: bool,
+    }
+
+    #[aggregate]
+    impl BankAccount {
+        #[command]
+        fn open(&self, owner: Owner, initial: u64) -> BankAccountEvent {
+            BankAccountEvent::Opened { owner, initial }
+        }
+
+        #[event(version = 2)]
+        fn opened(&mut self, owner: Owner, initial: u64) {
+            self.owner = Some(owner);
+            self.balance = initial;
+        }
+
+        /// Version 1 stored the owner as a plain name.
+        #[upcast(from = "Opened", version = 1)]
+        fn opened_v1(name: String, initial: u64) -> BankAccountEvent {
+            BankAccountEvent::Opened {
+                owner: Owner { name, email: None },
+                initial,
+            }
+        }
+
+        #[event]
+        fn withdrawn(&mut self, amount: u64, fee: u64) {
+            self.balance -= amount + fee;
+        }
+
+        #[event]
+        fn frozen(&mut self, reason: String) {
+            let _ = reason;
+            self.frozen = true;
+        }
+    }
+}
+
+/// The owner's name split in two (`Opened` version 3), a withdrawal split into the
+/// withdrawal and its fee, and freezing gone.
+#[allow(unreachable_pub)]
+mod v3 {
+    use es::prelude::*;
+
+    #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct BankAccount {
+        pub first: String,
+        pub last: String,
+        pub email: Option<String>,
+        pub balance: u64,
+        pub fees: u64,
+    }
+
+    #[aggregate]
+    impl BankAccount {
+        #[command]
+        fn deposit(&self, amount: u64) -> BankAccountEvent {
+            BankAccountEvent::Deposited { amount }
+        }
+
+        #[event(version = 3)]
+        fn opened(&mut self, first: String, last: String, email: Option<String>, initial: u64) {
+            (self.first, self.last, self.email) = (first, last, email);
+            self.balance = initial;
+        }
+
+        /// Version 1: a plain name; read through version 2's upcast.
+        #[upcast(from = "Opened", version = 1)]
+        fn opened_v1(name: String, initial: u64) -> BankAccountEvent {
+            Self::opened_v2(super::v2::Owner { name, email: None }, initial)
+        }
+
+        /// Version 2: the owner as one struct with one name.
+        #[upcast(from = "Opened", version = 2)]
+        fn opened_v2(owner: super::v2::Owner, initial: u64) -> BankAccountEvent {
+            let (first, last) = owner.name.split_once(' ').unwrap_or((&owner.name, ""));
+            BankAccountEvent::Opened {
+                first: first.to_owned(),
+                last: last.to_owned(),
+                email: owner.email.clone(),
+                initial,
+            }
+        }
+
+        #[event]
+        fn deposited(&mut self, amount: u64) {
+            self.balance += amount;
+        }
+
+        #[event(version = 2)]
+        fn withdrawn(&mut self, amount: u64) {
+            self.balance -= amount;
+        }
+
+        #[event]
+        fn fee_charged(&mut self, fee: u64) {
+            self.balance -= fee;
+            self.fees += fee;
+        }
+
+        /// Version 1 held the fee too: one event became two.
+        #[upcast(from = "Withdrawn", version = 1)]
+        fn withdrawn_v1(amount: u64, fee: u64) -> Vec<BankAccountEvent> {
+            vec![
+                BankAccountEvent::Withdrawn { amount },
+                BankAccountEvent::FeeCharged { fee },
+            ]
+        }
+
+        /// Freezing is gone: its events are dropped on read.
+        #[upcast(from = "Frozen", version = 1, retired)]
+        fn frozen_v1(reason: String) -> Option<BankAccountEvent> {
+            let _ = reason;
+            None
+        }
+    }
+}
+
+/// The fees and the events seen, as a read model.
+#[derive(Default)]
+struct Fees {
+    fees: u64,
+    events: Vec<(u64, v3::BankAccountEvent)>,
+}
+
+impl Projection for Fees {
+    type Event = v3::BankAccountEvent;
+    type Error = std::convert::Infallible;
+
+    fn name(&self) -> &str {
+        "fees"
+    }
+
+    fn apply(&mut self, e: Envelope<'_, Self::Event>) -> Result<(), Self::Error> {
+        if let v3::BankAccountEvent::FeeCharged { fee } = e.event {
+            self.fees += fee;
+        }
+        self.events.push((e.position, e.event.clone()));
+        Ok(())
+    }
+
+    fn reset(&mut self) -> Result<(), Self::Error> {
+        *self = Fees::default();
+        Ok(())
+    }
+}
+
+fn write_with_v1(dir: &std::path::Path) {
+    let store = LmdbStore::open(dir).unwrap();
+    let host = Host::<v1::BankAccount, _>::new(store);
+    host.execute(
+        "1",
+        v1::BankAccountCommand::Open {
+            name: "Ann Lee".into(),
+            initial: 100,
+        },
+    )
+    .unwrap();
+    host.execute("1", v1::BankAccountCommand::Withdraw { amount: 30, fee: 2 })
+        .unwrap();
+    host.execute(
+        "1",
+        v1::BankAccountCommand::Freeze {
+            reason: "audit".into(),
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_store_written_by_version_1_reads_through_versions_2_and_3() {
+    let dir = tempfile::tempdir().unwrap();
+    write_with_v1(dir.path());
+    let store = Arc::new(LmdbStore::open(dir.path()).unwrap());
+    let stream = StreamId::parse("bank_account-1").unwrap();
+    let stored = store.read_stream(&stream, 1, usize::MAX).unwrap();
+    assert!(stored.iter().all(|e| e.event_version == 1));
+
+    // Version 2: the owner is read into its struct.
+    let host = Host::<v2::BankAccount, _>::new(store.clone());
+    let state = host.state("1").unwrap();
+    let owner = v2::Owner {
+        name: "Ann Lee".into(),
+        email: None,
+    };
+    assert_eq!(
+        (state.owner.as_ref(), state.balance, state.frozen),
+        (Some(&owner), 68, true)
+    );
+    // Opened anew at version 2, beside the old one.
+    let opened = host
+        .execute(
+            "2",
+            v2::BankAccountCommand::Open {
+                owner: v2::Owner {
+                    name: "Bo Ek".into(),
+                    email: Some("bo@example.com".into()),
+                },
+                initial: 5,
+            },
+        )
+        .unwrap();
+    assert_eq!(opened.events[0].event_version, 2);
+    drop(host);
+
+    // Version 3: names split, the fee its own event, the freeze gone.
+    let host = Host::<v3::BankAccount, _>::new(store.clone());
+    let expected = v3::BankAccount {
+        first: "Ann".into(),
+        last: "Lee".into(),
+        email: None,
+        balance: 68,
+        fees: 2,
+    };
+    assert_eq!(host.state("1").unwrap(), expected);
+    let bo = host.state("2").unwrap();
+    assert_eq!(
+        (bo.first.as_str(), bo.last.as_str(), bo.email.as_deref()),
+        ("Bo", "Ek", Some("bo@example.com"))
+    );
+    let at = state_at::<v3::BankAccount, _>(&store, &stream, AsOf::Version(u64::MAX)).unwrap();
+    assert_eq!((at.state, at.version), (expected, 3));
+    let after_open = state_at::<v3::BankAccount, _>(&store, &stream, AsOf::Version(1)).unwrap();
+    assert_eq!(after_open.state.balance, 100);
+
+    // A projection sees the withdrawal as two events at one position, and no freeze.
+    let mut runner = ProjectionRunner::new(store.clone(), Fees::default());
+    runner.catch_up().unwrap();
+    let fees = runner.projection();
+    assert_eq!(fees.fees, 2);
+    let positions: Vec<u64> = fees.events.iter().map(|(p, _)| *p).collect();
+    assert_eq!(positions, [1, 2, 2, 4]);
+    assert_eq!(
+        fees.events[1..3]
+            .iter()
+            .map(|(_, e)| e.clone())
+            .collect::<Vec<_>>(),
+        [
+            v3::BankAccountEvent::Withdrawn { amount: 30 },
+            v3::BankAccountEvent::FeeCharged { fee: 2 },
+        ]
+    );
+    // The stored bytes did not change.
+    assert_eq!(store.read_stream(&stream, 1, usize::MAX).unwrap(), stored);
+}
+
+#[test]
+fn a_version_the_event_type_does_not_know_is_a_typed_error() {
+    let store = MemoryStore::new();
+    let stream = StreamId::parse("bank_account-9").unwrap();
+    let payload = es::codec::encode(&v3::BankAccountEvent::Deposited { amount: 1 }).unwrap();
+    store
+        .append(
+            &stream,
+            ExpectedVersion::Any,
+            vec![NewEvent::raw("Deposited", payload).with_event_version(7)],
+        )
+        .unwrap();
+    let err = Host::<v3::BankAccount, _>::new(store)
+        .state("9")
+        .unwrap_err();
+    match err {
+        es::LoadError::Decode(es::DecodeError::UnknownVersion {
+            event_type,
+            event_version,
+            ..
+        }) => assert_eq!((event_type.as_str(), event_version), ("Deposited", 7)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_event_upcast_to_several_is_not_one_event() {
+    let store = MemoryStore::new();
+    let stream = StreamId::parse("bank_account-3").unwrap();
+    let payload =
+        es::codec::encode(&v1::BankAccountEvent::Withdrawn { amount: 1, fee: 1 }).unwrap();
+    store
+        .append(
+            &stream,
+            ExpectedVersion::Any,
+            vec![NewEvent::raw("Withdrawn", payload)],
+        )
+        .unwrap();
+    let read = store.read_stream(&stream, 1, usize::MAX).unwrap();
+    let all = read[0]
+        .clone()
+        .decode_all::<v3::BankAccountEvent>()
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(|e| e.position == 1));
+    assert!(matches!(
+        read[0].clone().decode::<v3::BankAccountEvent>(),
+        Err(es::DecodeError::NotOneEvent { count: 2, .. })
+    ));
+}
