@@ -625,7 +625,7 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
     t.row(vec![
         format!("projection rebuild, {events} events"),
         format!(
-            "{} ({} events/s)",
+            "{} ({})",
             ms(median(rebuild.clone())),
             per_sec(rebuild_rate)
         ),
