@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Sections: `memory`, `peer`, `history`, `rehydrate`, `durable`, `store`, `projection`,
-//! `idle`. Stores are written under `$ES_BENCH_DIR`, by default the target directory's
+//! `idle`, `postgres` (on a throwaway PostgreSQL server it starts). Stores are written under `$ES_BENCH_DIR`, by default the target directory's
 //! scratch space (`target/tmp`). Unknown arguments (cargo passes `--bench`) are ignored.
 
 mod cqrs;
@@ -20,6 +20,7 @@ mod history;
 mod idle;
 mod memory;
 mod plot;
+mod postgres;
 mod projection;
 mod rehydrate;
 mod store;
@@ -78,6 +79,7 @@ const SECTIONS: &[Section] = &[
     ("store", store::run),
     ("projection", projection::run),
     ("idle", idle::run),
+    ("postgres", postgres::run),
 ];
 
 fn main() {

@@ -18,8 +18,8 @@ const BATCH: u64 = 100;
 
 /// Every account's balance: a read model with a lookup and an update per event.
 #[derive(Debug, Default)]
-struct Balances {
-    by_account: HashMap<String, u64>,
+pub(crate) struct Balances {
+    pub(crate) by_account: HashMap<String, u64>,
 }
 
 impl Projection for Balances {

@@ -285,33 +285,98 @@ impl PostgresStore {
         }
     }
 
+    /// Reads pages of rows of `statement` in key order from `from`: `page` gives the
+    /// parameters of a page starting at a key with a limit, `key_column` is the column
+    /// holding the key (read back to continue). Each page is requested as soon as the one before it
+    /// arrived, on the same connection, so the database reads ahead while the visitor runs.
     fn read_rows(
         &self,
-        mut page: impl FnMut(u64, i64) -> Result<Vec<Row>, BoxError>,
-        mut from: u64,
-        key: fn(&EventRef<'_>) -> u64,
+        page: impl Fn(u64, i64) -> Vec<Param>,
+        statement: fn(&Statements) -> &tokio_postgres::Statement,
+        from: u64,
+        key_column: usize,
         check: impl Fn(&EventRef<'_>) -> Result<(), String>,
         visitor: &mut Visitor<'_>,
     ) -> Result<(), ReadError> {
+        let conn = self
+            .pool
+            .acquire(&self.runtime)
+            .map_err(ReadError::Storage)?;
+        let mut reader = Reader {
+            pool: &self.pool,
+            conn: Some(conn),
+            pending: None,
+        };
+        let request = |reader: &mut Reader<'_>, from: u64, limit: i64| {
+            let conn = Arc::clone(reader.conn.as_ref().expect("held until the read ends"));
+            let params = page(from, limit);
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            self.runtime.handle().spawn(async move {
+                let refs: Vec<&(dyn ToSql + Sync)> =
+                    params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+                let rows = conn.client.query(statement(&conn.st), &refs).await;
+                let _ = tx.send(rows.map_err(BoxError::from));
+            });
+            reader.pending = Some((rx, limit));
+        };
         // Pages start small, so that a reader stopping after a few events reads little ahead.
-        let mut limit: i64 = 32;
+        request(&mut reader, from, 32);
         loop {
-            let rows = page(from, limit).map_err(ReadError::Storage)?;
+            let (rows, limit) = reader.wait().map_err(ReadError::Storage)?;
+            let more = rows.len() as i64 == limit;
+            if more {
+                // The next page starts after this one's last key: ask for it before visiting.
+                let last = rows.last().expect("a full page has rows");
+                let last: i64 = last
+                    .try_get(key_column)
+                    .map_err(|e| corrupt_row(last.try_get(0).ok(), &e))?;
+                request(&mut reader, last as u64 + 1, (limit * 4).min(4096));
+            }
             for row in &rows {
                 let event = event_ref(row)?;
                 check(&event).map_err(|reason| ReadError::Corrupt {
                     at: Location::Position(event.position),
                     reason,
                 })?;
-                from = key(&event) + 1;
                 if visitor(event).is_break() {
                     return Ok(());
                 }
             }
-            if (rows.len() as i64) < limit {
+            if !more {
                 return Ok(());
             }
-            limit = (limit * 4).min(2048);
+        }
+    }
+}
+
+/// A read in progress: its connection, and the page requested but not yet received. The
+/// connection goes back to the pool once no request of the read is in flight on it.
+struct Reader<'a> {
+    pool: &'a Pool,
+    conn: Option<Arc<pool::Conn>>,
+    pending: Option<(RowsReceiver, i64)>,
+}
+
+type RowsReceiver = std::sync::mpsc::Receiver<Result<Vec<Row>, BoxError>>;
+
+impl Reader<'_> {
+    /// The page requested, and its limit.
+    fn wait(&mut self) -> Result<(Vec<Row>, i64), BoxError> {
+        let (rx, limit) = self.pending.take().expect("a page was requested");
+        let rows = rx
+            .recv()
+            .unwrap_or_else(|_| Err("the store's database task ended without an answer".into()))?;
+        Ok((rows, limit))
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let Some((rx, _)) = self.pending.take() {
+            let _ = rx.recv();
+        }
+        if let Some(conn) = self.conn.take() {
+            self.pool.release(conn);
         }
     }
 }
@@ -426,17 +491,15 @@ impl EventStore for PostgresStore {
         let name = stream.to_string();
         self.read_rows(
             |from, limit| {
-                self.query(
-                    |st| &st.read_stream,
-                    vec![
-                        Box::new(name.clone()),
-                        Box::new(to_i64(from)),
-                        Box::new(limit),
-                    ],
-                )
+                vec![
+                    Box::new(name.clone()),
+                    Box::new(to_i64(from)),
+                    Box::new(limit),
+                ]
             },
+            |st| &st.read_stream,
             from,
-            |e| e.version,
+            2,
             |e| {
                 if e.stream == name {
                     Ok(())
@@ -450,14 +513,10 @@ impl EventStore for PostgresStore {
 
     fn read_all_with(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError> {
         self.read_rows(
-            |from, limit| {
-                self.query(
-                    |st| &st.read_all,
-                    vec![Box::new(to_i64(from)), Box::new(limit)],
-                )
-            },
+            |from, limit| vec![Box::new(to_i64(from)), Box::new(limit)],
+            |st| &st.read_all,
             from.max(1),
-            |e| e.position,
+            0,
             |_| Ok(()),
             visitor,
         )

@@ -123,6 +123,53 @@ pub(crate) fn sql(statement: &str) {
     });
 }
 
+/// A group whose write fails commits nothing, although its COMMIT is sent before the write's
+/// answer: the failed statement aborts the transaction, and the COMMIT behind it rolls back.
+#[test]
+fn a_failed_write_rolls_back_the_commit_sent_behind_it() {
+    let schema = server::fresh_schema();
+    let store = PostgresOptions::new(server::url())
+        .schema(schema.as_str())
+        .open()
+        .unwrap();
+    let a = StreamId::parse("acc-1").unwrap();
+    store
+        .append(&a, ExpectedVersion::NoStream, vec![event(1)])
+        .unwrap();
+    // A row at the next position, written behind the store's back: the group's insert hits
+    // the primary key.
+    sql(&format!(
+        r#"INSERT INTO "{schema}".events
+           SELECT 2, 'rogue-1', 1, t, gen_random_uuid(), 0, ''::bytea, ''::bytea
+           FROM (VALUES ('Happened')) AS v(t)"#
+    ));
+    let failed = store.append(&a, ExpectedVersion::Exact(1), vec![event(2), event(3)]);
+    assert!(
+        matches!(failed, Err(es_runtime::AppendError::Storage { .. })),
+        "{failed:?}"
+    );
+    assert_eq!(store.stream_version(&a).unwrap(), 1);
+    assert_eq!(store.head_position().unwrap(), 1);
+    sql(&format!(
+        r#"DELETE FROM "{schema}".events WHERE stream = 'rogue-1'"#
+    ));
+    let done = store
+        .append(&a, ExpectedVersion::Exact(1), vec![event(2)])
+        .unwrap();
+    assert_eq!((done.first_version, done.first_position), (2, 2));
+    let mut seen = Vec::new();
+    store
+        .read_all_with(0, &mut |e| {
+            seen.push((e.position, e.stream.to_owned(), e.version));
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(
+        seen,
+        vec![(1, "acc-1".to_owned(), 1), (2, "acc-1".to_owned(), 2)]
+    );
+}
+
 /// A store wakes its readers when another store (another process, for all it knows) commits
 /// to the same schema: by NOTIFY, long before its fallback re-read is due.
 #[test]

@@ -178,7 +178,7 @@ async fn transact(
         (s, v, p)
     };
     let ts = timestamp.as_nanos() as i64;
-    let insert: [&(dyn ToSql + Sync); 9] = [
+    let write: [&(dyn ToSql + Sync); 13] = [
         &plan.positions,
         &plan.streams,
         &plan.versions,
@@ -187,27 +187,28 @@ async fn transact(
         &ts,
         &plan.metadata,
         &plan.payloads,
+        &hs,
+        &hv,
+        &hp,
+        &new_head,
         &plan.event_versions,
     ];
-    let upsert: [&(dyn ToSql + Sync); 3] = [&hs, &hv, &hp];
-    let set_head: [&(dyn ToSql + Sync); 2] = [&new_head, &ts];
-    let (inserted, upserted, moved) = tokio::try_join!(
-        c.execute(&st.insert_events, &insert),
-        c.execute(&st.upsert_streams, &upsert),
-        c.execute(&st.set_head, &set_head),
-    )?;
-    if inserted != written as u64 || upserted != hs.len() as u64 || moved != 1 {
-        return Err(format!(
-            "the group wrote {inserted} of {written} events, {upserted} of {} stream heads and \
-             {moved} of 1 log heads; nothing was committed",
-            hs.len()
-        )
-        .into());
+    match delay {
+        // The write fails unless it wrote every planned row, and a failed statement aborts the
+        // transaction: the COMMIT sent behind it then rolls back, and the group reports the
+        // write's error. So COMMIT need not wait for the write's answer.
+        None => {
+            tokio::try_join!(
+                c.query_one(&st.write_group, &write),
+                c.execute(&st.commit, &[]),
+            )?;
+        }
+        Some(delay) => {
+            c.query_one(&st.write_group, &write).await?;
+            tokio::time::sleep(delay).await;
+            c.execute(&st.commit, &[]).await?;
+        }
     }
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
-    }
-    c.execute(&st.commit, &[]).await?;
     Ok((plan.outcomes, Some(new_head as u64)))
 }
 

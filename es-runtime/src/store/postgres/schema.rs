@@ -164,9 +164,7 @@ pub(super) struct Sql {
     pub(super) rollback: String,
     pub(super) lock_head: String,
     pub(super) versions: String,
-    pub(super) insert_events: String,
-    pub(super) upsert_streams: String,
-    pub(super) set_head: String,
+    pub(super) write_group: String,
     pub(super) head: String,
     pub(super) stream_version: String,
     pub(super) read_stream: String,
@@ -195,21 +193,38 @@ impl Sql {
             versions: format!(
                 r#"SELECT stream, version FROM "{s}".streams WHERE stream = ANY($1::text[])"#
             ),
-            insert_events: format!(
-                r#"INSERT INTO "{s}".events ({EVENT})
-                   SELECT p, st, v, t, i, $6, m, d, ev
-                   FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::uuid[],
-                               $7::bytea[], $8::bytea[], $9::int4[])
-                        AS u(p, st, v, t, i, m, d, ev)"#
-            ),
-            upsert_streams: format!(
-                r#"INSERT INTO "{s}".streams (stream, version, position)
-                   SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[])
-                   ON CONFLICT (stream) DO UPDATE
-                   SET version = excluded.version, position = excluded.position"#
-            ),
-            set_head: format!(
-                r#"UPDATE "{s}".head SET position = $1, timestamp_ns = $2 WHERE id = 1"#
+            // The group's rows, stream heads and log head in one statement, which fails
+            // (aborting the transaction, so that a COMMIT sent behind it rolls back) unless
+            // it wrote exactly the rows planned.
+            write_group: format!(
+                r#"WITH e AS (
+                       INSERT INTO "{s}".events ({EVENT})
+                       SELECT p, st, v, t, i, $6::int8, m, d, ev
+                       FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::uuid[],
+                                   $7::bytea[], $8::bytea[], $13::int4[])
+                            AS u(p, st, v, t, i, m, d, ev)
+                       RETURNING 1),
+                   s AS (
+                       INSERT INTO "{s}".streams (stream, version, position)
+                       SELECT * FROM unnest($9::text[], $10::int8[], $11::int8[])
+                       ON CONFLICT (stream) DO UPDATE
+                       SET version = excluded.version, position = excluded.position
+                       RETURNING 1),
+                   h AS (
+                       UPDATE "{s}".head SET position = $12, timestamp_ns = $6::int8
+                       WHERE id = 1 RETURNING 1),
+                   n AS (
+                       SELECT (SELECT count(*) FROM e) AS e, (SELECT count(*) FROM s) AS s,
+                              (SELECT count(*) FROM h) AS h)
+                   SELECT CASE
+                       WHEN e = cardinality($1::int8[]) AND s = cardinality($9::text[])
+                            AND h = 1 THEN 0
+                       ELSE format('the group wrote %s of %s events, %s of %s stream heads '
+                                   'and %s of 1 log heads; nothing was committed',
+                                   e, cardinality($1::int8[]), s, cardinality($9::text[]),
+                                   h)::int
+                   END
+                   FROM n"#
             ),
             head: format!(r#"SELECT position FROM "{s}".head WHERE id = 1"#),
             stream_version: format!(r#"SELECT version FROM "{s}".streams WHERE stream = $1"#),
