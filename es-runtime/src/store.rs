@@ -95,7 +95,8 @@ pub trait EventStore: Send + Sync {
     ) -> Result<AppendResult, AppendError>;
 
     /// Appends one event: [`append`](Self::append) of a batch of one, which a backend may do
-    /// without the batch's allocation.
+    /// without the batch's allocation. The host appends through it when a command decides one
+    /// event, as most do.
     fn append_one(
         &self,
         stream: &StreamId,

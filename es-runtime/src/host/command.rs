@@ -60,16 +60,10 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         let attempts = self.options.max_retries.saturating_add(1);
         for attempt in 1..attempts {
             let instance = self.loaded(stream, slot)?;
-            match self.attempt(
-                stream,
-                instance,
-                command.clone(),
-                &mut metadata,
-                attempt,
-                true,
-            ) {
+            match self.attempt(stream, instance, command.clone(), metadata, attempt, true) {
                 Ok(done) => return Ok((done, after(&instance.state))),
-                Err(Failure::Stale(cause)) => {
+                Err(Failure::Stale(cause, unused)) => {
+                    metadata = unused;
                     bump(&self.counters.retries);
                     if cause == Stale::Conflict {
                         // Another writer won: come back at a random later time, so that
@@ -89,9 +83,9 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             }
         }
         let instance = self.loaded(stream, slot)?;
-        match self.attempt(stream, instance, command, &mut metadata, attempts, false) {
+        match self.attempt(stream, instance, command, metadata, attempts, false) {
             Ok(done) => Ok((done, after(&instance.state))),
-            Err(Failure::Stale(_)) => {
+            Err(Failure::Stale(..)) => {
                 // The instance is known to be behind: the next command reloads it.
                 slot.instance = None;
                 Err(ExecuteError::Conflict {
@@ -109,12 +103,16 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
 
     /// One attempt: decide, encode, append, apply. `may_retry`: a stale instance is worth
     /// checking for when the command did not reach the store.
+    ///
+    /// The caller's metadata ends in the last recorded event, or comes back with a stale
+    /// instance for the next attempt: it is moved, never copied and dropped, as most commands
+    /// carry none and an empty map still costs its drop.
     fn attempt(
         &self,
         stream: &StreamId,
         instance: &mut Instance<A>,
         command: A::Command,
-        metadata: &mut Metadata,
+        metadata: Metadata,
         attempt: u32,
         may_retry: bool,
     ) -> Result<Executed<A::Event>, Failure<A::Error>> {
@@ -125,7 +123,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         // answering. Alone on a stream, this costs one version read per refusal.
         let undecided = !matches!(&decision, Ok(decided) if !decided.is_empty());
         if undecided && may_retry && self.moved(stream, before)? {
-            return Err(Failure::Stale(Stale::Moved));
+            return Err(Failure::Stale(Stale::Moved, metadata));
         }
         let decided = decision.map_err(|e| Failure::Kept(ExecuteError::Rejected(e)))?;
         if decided.is_empty() {
@@ -135,11 +133,16 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                 events: Vec::new(),
             });
         }
-        let (batch, bytes) = self.encode(stream, &decided, metadata)?;
-        let written = self.append(stream, before, batch, attempt)?;
+        let (batch, bytes) = self.encode(stream, &decided, &metadata)?;
+        let written = match self.append(stream, before, batch, attempt) {
+            Ok(written) => written,
+            Err(Failure::Stale(cause, ())) => return Err(Failure::Stale(cause, metadata)),
+            Err(Failure::Kept(e)) => return Err(Failure::Kept(e)),
+            Err(Failure::Lost(e)) => return Err(Failure::Lost(e)),
+        };
 
         // Stored: now the instance must reflect every event, or be dropped.
-        let events = record(stream, decided, &written, std::mem::take(metadata));
+        let events = record(stream, decided, &written, metadata);
         self.apply(stream, &mut instance.state, &events)?;
         instance.version = written.stream_version();
         instance.grew(bytes);
@@ -191,26 +194,31 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         stream: &StreamId,
         decided: &Decided<A::Event>,
         metadata: &Metadata,
-    ) -> Result<(Vec<NewEvent>, usize), Failure<A::Error>> {
+    ) -> Result<(Batch, usize), Failure<A::Error>> {
+        let new = |(id, event): &(Uuid, A::Event)| {
+            Ok::<_, crate::error::EncodeError>(NewEvent {
+                event_id: *id,
+                event_type: Cow::Borrowed(event.event_type()),
+                event_version: event.event_version(),
+                payload: codec::encode(event)?,
+                metadata: metadata.clone(),
+            })
+        };
         // An event's `Serialize` is domain code too: a panic there fails the command.
-        let encoded = catch_unwind(AssertUnwindSafe(|| {
-            let mut batch = Vec::with_capacity(decided.len());
-            let mut bytes = 0;
-            for (id, event) in decided.as_slice() {
-                let payload = codec::encode(event)?;
-                bytes += payload.len();
-                batch.push(NewEvent {
-                    event_id: *id,
-                    event_type: Cow::Borrowed(event.event_type()),
-                    event_version: event.event_version(),
-                    payload,
-                    metadata: metadata.clone(),
-                });
-            }
-            Ok((batch, bytes))
+        let encoded = catch_unwind(AssertUnwindSafe(|| match decided {
+            Decided::None => Ok(Batch::Many(Vec::new())),
+            Decided::One(event) => new(event).map(Batch::One),
+            Decided::Many(events) => events
+                .iter()
+                .map(new)
+                .collect::<Result<_, _>>()
+                .map(Batch::Many),
         }));
         match encoded {
-            Ok(Ok(encoded)) => Ok(encoded),
+            Ok(Ok(batch)) => {
+                let bytes = batch.bytes();
+                Ok((batch, bytes))
+            }
             Ok(Err(source)) => Err(Failure::Kept(ExecuteError::Encode {
                 stream: stream.clone(),
                 source,
@@ -224,11 +232,15 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
         &self,
         stream: &StreamId,
         before: u64,
-        batch: Vec<NewEvent>,
+        batch: Batch,
         attempt: u32,
-    ) -> Result<AppendResult, Failure<A::Error>> {
+    ) -> Result<AppendResult, Failure<A::Error, ()>> {
         let expected = ExpectedVersion::Exact(before);
-        match self.store.append(stream, expected, batch) {
+        let appended = match batch {
+            Batch::One(event) => self.store.append_one(stream, expected, event),
+            Batch::Many(events) => self.store.append(stream, expected, events),
+        };
+        match appended {
             Ok(written) => Ok(written),
             Err(refused) => match refused.into_failure() {
                 Ok(failure) => Err(Failure::Kept(ExecuteError::Append(failure))),
@@ -240,7 +252,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                         attempts = attempt,
                         "version conflict"
                     );
-                    Err(Failure::Stale(Stale::Conflict))
+                    Err(Failure::Stale(Stale::Conflict, ()))
                 }
             },
         }
@@ -284,13 +296,11 @@ fn record<E: DomainEvent>(
     stream: &StreamId,
     decided: Decided<E>,
     written: &AppendResult,
-    mut metadata: Metadata,
+    metadata: Metadata,
 ) -> Vec<RecordedEvent<E>> {
-    let n = decided.len();
-    let mut events = Vec::with_capacity(n);
-    for (i, (event_id, payload)) in decided.into_iter().enumerate() {
+    let envelope = |i: usize, event_id, payload: E, metadata| {
         let offset = i as u64;
-        events.push(RecordedEvent {
+        RecordedEvent {
             stream: stream.clone(),
             version: written.first_version + offset,
             position: written.first_position + offset,
@@ -298,24 +308,37 @@ fn record<E: DomainEvent>(
             event_version: payload.event_version(),
             event_id,
             timestamp: written.timestamp,
-            metadata: if i + 1 < n {
-                metadata.clone()
-            } else {
-                std::mem::take(&mut metadata)
-            },
+            metadata,
             payload,
-        });
+        }
+    };
+    match decided {
+        Decided::None => Vec::new(),
+        Decided::One((event_id, payload)) => vec![envelope(0, event_id, payload, metadata)],
+        Decided::Many(decided) => {
+            let last = decided.len() - 1;
+            let mut events = Vec::with_capacity(decided.len());
+            let mut metadata = Some(metadata);
+            for (i, (event_id, payload)) in decided.into_iter().enumerate() {
+                let metadata = match &metadata {
+                    Some(shared) if i < last => shared.clone(),
+                    _ => metadata.take().unwrap_or_default(),
+                };
+                events.push(envelope(i, event_id, payload, metadata));
+            }
+            events
+        }
     }
-    events
 }
 
 /// What a handler decided: its events, or its refusal.
 type Decision<A> = Result<Decided<<A as Aggregate>::Event>, <A as Aggregate>::Error>;
 
 /// Why an attempt did not finish the command.
-enum Failure<E> {
-    /// Another writer moved the stream: the instance is behind.
-    Stale(Stale),
+enum Failure<E, M = Metadata> {
+    /// Another writer moved the stream: the instance is behind. The caller's metadata comes
+    /// back for the next attempt.
+    Stale(Stale, M),
     /// The command failed; the instance is as it was.
     Kept(ExecuteError<E>),
     /// The command failed, and the instance cannot be trusted (domain code panicked in it):
@@ -355,30 +378,22 @@ impl<E> Decided<E> {
     fn is_empty(&self) -> bool {
         matches!(self, Decided::None)
     }
+}
 
-    fn len(&self) -> usize {
+/// The encoded events for the store: one goes through [`EventStore::append_one`], without
+/// the allocation of a batch.
+enum Batch {
+    One(NewEvent),
+    Many(Vec<NewEvent>),
+}
+
+impl Batch {
+    /// The bytes of the payloads.
+    fn bytes(&self) -> usize {
         match self {
-            Decided::None => 0,
-            Decided::One(_) => 1,
-            Decided::Many(events) => events.len(),
+            Batch::One(event) => event.payload.len(),
+            Batch::Many(events) => events.iter().map(|e| e.payload.len()).sum(),
         }
-    }
-
-    fn as_slice(&self) -> &[(Uuid, E)] {
-        match self {
-            Decided::None => &[],
-            Decided::One(event) => std::slice::from_ref(event),
-            Decided::Many(events) => events,
-        }
-    }
-
-    fn into_iter(self) -> impl Iterator<Item = (Uuid, E)> {
-        let (one, many) = match self {
-            Decided::None => (None, Vec::new()),
-            Decided::One(event) => (Some(event), Vec::new()),
-            Decided::Many(events) => (None, events),
-        };
-        one.into_iter().chain(many)
     }
 }
 
