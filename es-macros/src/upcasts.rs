@@ -33,6 +33,22 @@ pub(crate) fn decode_stored(agg: &Aggregate<'_>) -> TokenStream {
             ),
         }
     });
+    if agg.upcasts.is_empty() {
+        // Every shape is at version 1 (a later one needs an upcast): the payload names its
+        // variant, and the type name is looked at only to say what went wrong.
+        return quote! {
+            if #version == 1 {
+                #private::std::result::Result::map_err(
+                    #private::std::result::Result::map(#private::decode(#payload), #upcast::One),
+                    #error::Payload,
+                )
+            } else if <Self as #private::DomainEvent>::TYPES.contains(&#event_type) {
+                #private::std::result::Result::Err(#error::UnknownVersion)
+            } else {
+                #private::std::result::Result::Err(#error::UnknownType)
+            }
+        };
+    }
     quote! {
         match (#event_type, #version) {
             #current_arm

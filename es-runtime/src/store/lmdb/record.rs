@@ -56,7 +56,9 @@ const EVENT_TAG: Tag = Tag::VersionedEvent;
 
 /// The CRC-32 of `key` followed by `body`.
 fn keyed_crc(key: &[u8], body: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
+    // `Hasher::new` looks up the CPU's features each time; a copy of one made once does not.
+    static FRESH: std::sync::OnceLock<crc32fast::Hasher> = std::sync::OnceLock::new();
+    let mut hasher = FRESH.get_or_init(crc32fast::Hasher::new).clone();
     hasher.update(key);
     hasher.update(body);
     hasher.finalize()
