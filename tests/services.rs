@@ -261,3 +261,25 @@ fn the_services_are_no_field_of_the_command() {
     let fields: Vec<&str> = withdraw.fields.iter().map(|f| f.name).collect();
     assert_eq!(fields, ["amount"]);
 }
+
+/// Stored payloads read as events, an event without fields included, and give the state a
+/// command with services runs on.
+#[test]
+fn stored_payloads_then_a_command_with_services() {
+    let fixture = Fixture::new();
+    AggregateTest::<CashCard>::stored("Blocked", 1, serde_json::json!(null))
+        .reads_as([CashCardEvent::Blocked]);
+    AggregateTest::<CashCard>::stored(
+        "CashWithdrawn",
+        1,
+        serde_json::json!({"amount": 49_000, "fee": 0, "day": 10}),
+    )
+    .given()
+    .with_services(fixture.services())
+    .when(withdraw(2_000))
+    .then_error(CardError::DailyLimit {
+        limit: DAILY_LIMIT,
+        withdrawn_today: 49_000,
+        requested: 2_000,
+    });
+}

@@ -344,12 +344,16 @@ fn stream<A: Aggregate>() -> String {
     format!("{}-stored", A::NAME)
 }
 
-/// An error and its sources, each after a colon.
+/// An error and those of its sources its message does not already include, each after a
+/// colon.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        let _ = write!(out, ": {s}");
+        let text = s.to_string();
+        if !out.contains(&text) {
+            let _ = write!(out, ": {text}");
+        }
         source = s.source();
     }
     out
