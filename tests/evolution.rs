@@ -366,3 +366,155 @@ fn an_event_upcast_to_several_is_not_one_event() {
         Err(es::DecodeError::NotOneEvent { count: 2, .. })
     ));
 }
+
+mod stored_payloads {
+    //! The given/when/then statement of evolution: stored payloads, as JSON, of each version
+    //! read as the current events.
+
+    use es::testing::AggregateTest;
+    use serde_json::json;
+
+    use super::{v1, v2, v3};
+
+    #[test]
+    fn payloads_of_versions_1_and_2_read_as_the_current_events() {
+        AggregateTest::<v3::BankAccount>::stored(
+            "Opened",
+            1,
+            json!({"name": "Ada Lovelace", "initial": 10}),
+        )
+        .stored(
+            "Opened",
+            2,
+            json!({"owner": {"name": "Grace Hopper", "email": "g@navy.mil"}, "initial": 20}),
+        )
+        .stored(
+            "Opened",
+            3,
+            json!({"first": "Alan", "last": "Turing", "email": null, "initial": 30}),
+        )
+        .stored("Withdrawn", 1, json!({"amount": 4, "fee": 1}))
+        .stored("Frozen", 1, json!({"reason": "audit"}))
+        .stored("Deposited", 1, json!({"amount": 7}))
+        .reads_as([
+            v3::BankAccountEvent::Opened {
+                first: "Ada".into(),
+                last: "Lovelace".into(),
+                email: None,
+                initial: 10,
+            },
+            v3::BankAccountEvent::Opened {
+                first: "Grace".into(),
+                last: "Hopper".into(),
+                email: Some("g@navy.mil".into()),
+                initial: 20,
+            },
+            v3::BankAccountEvent::Opened {
+                first: "Alan".into(),
+                last: "Turing".into(),
+                email: None,
+                initial: 30,
+            },
+            // One event became two, and freezing is dropped.
+            v3::BankAccountEvent::Withdrawn { amount: 4 },
+            v3::BankAccountEvent::FeeCharged { fee: 1 },
+            v3::BankAccountEvent::Deposited { amount: 7 },
+        ]);
+
+        AggregateTest::<v2::BankAccount>::stored("Opened", 1, json!({"name": "Ada", "initial": 1}))
+            .reads_as([v2::BankAccountEvent::Opened {
+                owner: v2::Owner {
+                    name: "Ada".into(),
+                    email: None,
+                },
+                initial: 1,
+            }]);
+    }
+
+    /// The JSON the helper takes is what the store holds inside `{"Type": ...}`: the fields of
+    /// an event written by version 1 of the code, read back from its payload, read as the
+    /// helper reads them.
+    #[test]
+    fn the_json_is_the_stored_payload_of_the_old_code() {
+        let written = v1::BankAccountEvent::Withdrawn { amount: 9, fee: 2 };
+        let payload = es::codec::encode(&written).unwrap();
+        let stored = es::codec::to_json(&payload).unwrap();
+        let fields = stored["Withdrawn"].clone();
+        assert_eq!(fields, json!({"amount": 9, "fee": 2}));
+        AggregateTest::<v3::BankAccount>::stored("Withdrawn", 1, fields).reads_as([
+            v3::BankAccountEvent::Withdrawn { amount: 9 },
+            v3::BankAccountEvent::FeeCharged { fee: 2 },
+        ]);
+    }
+
+    #[test]
+    fn stored_payloads_give_the_state_for_a_command() {
+        let test = AggregateTest::<v3::BankAccount>::stored(
+            "Opened",
+            1,
+            json!({"name": "Ada Lovelace", "initial": 10}),
+        )
+        .stored("Withdrawn", 1, json!({"amount": 4, "fee": 1}))
+        .given();
+        assert_eq!(test.version(), 3);
+        assert_eq!((test.state().balance, test.state().fees), (5, 1));
+        let account = test
+            .when(v3::BankAccountCommand::Deposit { amount: 5 })
+            .then([v3::BankAccountEvent::Deposited { amount: 5 }]);
+        assert_eq!(account.balance, 10);
+    }
+
+    #[test]
+    #[should_panic(expected = "the stored payloads read as other events than expected
+
+stored payload -> read as:
+  1. `Withdrawn` version 1 {\"amount\":4,\"fee\":1}
+     -> [Withdrawn { amount: 4 }, FeeCharged { fee: 1 }]
+
+read:     [Withdrawn { amount: 4 }, FeeCharged { fee: 1 }]
+expected: [Withdrawn { amount: 4 }]
+read 2 events, expected 1")]
+    fn a_wrong_expectation_shows_what_each_payload_read_as() {
+        AggregateTest::<v3::BankAccount>::stored("Withdrawn", 1, json!({"amount": 4, "fee": 1}))
+            .reads_as([v3::BankAccountEvent::Withdrawn { amount: 4 }]);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "first difference at event 1: read Deposited { amount: 7 }, \
+                               expected Deposited { amount: 8 }"
+    )]
+    fn a_wrong_event_is_pointed_at() {
+        AggregateTest::<v3::BankAccount>::stored("Deposited", 1, json!({"amount": 7}))
+            .reads_as([v3::BankAccountEvent::Deposited { amount: 8 }]);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "stored payload 2 (`Opened` version 2 {\"initial\":1,\"owner\":\"Ada\"}) \
+                               does not read: "
+    )]
+    fn a_payload_that_does_not_read_is_named() {
+        AggregateTest::<v3::BankAccount>::stored("Deposited", 1, json!({"amount": 7}))
+            .stored("Opened", 2, json!({"owner": "Ada", "initial": 1}))
+            .reads_as([]);
+    }
+
+    #[test]
+    fn a_version_without_an_upcast_is_the_readers_error() {
+        let err = AggregateTest::<v3::BankAccount>::stored("Opened", 9, json!({"initial": 1}))
+            .read()
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                es::DecodeError::UnknownVersion {
+                    event_version: 9,
+                    version: 1,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}

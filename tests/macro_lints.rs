@@ -125,3 +125,55 @@ fn expansion_compiles_under_strict_lints() {
         .unwrap();
     assert_eq!(events, vec![LedgerEvent::Tagged { tag: "a".into() }]);
 }
+
+/// What a meter's commands consult.
+#[derive(Debug)]
+pub struct MeterServices {
+    /// The price of a unit, in cents.
+    pub unit_price: u64,
+}
+
+/// A meter whose readings are priced by a service.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Meter {
+    owed: u64,
+}
+
+/// A meter.
+#[aggregate(services = MeterServices)]
+impl Meter {
+    /// Read the meter.
+    #[command]
+    fn read(&self, units: u64, services: &MeterServices) -> MeterEvent {
+        MeterEvent::ReadDone {
+            units,
+            owed: units * services.unit_price,
+        }
+    }
+
+    /// Reset it, consulting nothing.
+    #[command]
+    fn reset(&self) -> MeterEvent {
+        MeterEvent::ReadDone { units: 0, owed: 0 }
+    }
+
+    /// The meter was read.
+    #[event]
+    fn read_done(&mut self, units: u64, owed: u64) {
+        let _ = units;
+        self.owed += owed;
+    }
+}
+
+#[test]
+fn expansion_with_services_compiles_under_strict_lints() {
+    let mut events = Vec::new();
+    Meter::default()
+        .handle_with_services(
+            MeterCommand::Read { units: 3 },
+            &MeterServices { unit_price: 2 },
+            &mut |e| events.push(e),
+        )
+        .unwrap();
+    assert_eq!(events, vec![MeterEvent::ReadDone { units: 3, owed: 6 }]);
+}

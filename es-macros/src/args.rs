@@ -32,6 +32,8 @@ pub(crate) struct Args {
     pub(crate) event_derives: Vec<Path>,
     /// The path of the `es` crate (default `::es`).
     pub(crate) krate: Option<Path>,
+    /// What commands consult besides their data: `Aggregate::Services`.
+    pub(crate) services: Option<Type>,
 }
 
 impl Args {
@@ -71,6 +73,7 @@ impl Args {
                 STATE_VERSION => state_version = int(cx, &meta)?,
                 VIS => args.vis = Some(meta.value()?.parse()?),
                 CRATE => args.krate = Some(meta.value()?.parse()?),
+                SERVICES => args.services = Some(meta.value()?.parse()?),
                 DERIVE => args.derives = paths(&meta)?,
                 COMMAND_DERIVE => args.command_derives = paths(&meta)?,
                 EVENT_DERIVE => args.event_derives = paths(&meta)?,

@@ -29,26 +29,30 @@ pub(crate) fn expand(agg: &Aggregate<'_>) -> TokenStream {
             bounds.push(bound(&error, quote!(__AggregateError)));
         }
     }
-    let mut leaves = Vec::new();
-    let params = agg
-        .commands
-        .iter()
-        .flat_map(|c| &c.params)
-        .chain(agg.events.iter().flat_map(|e| &e.params));
-    for param in params.filter(|p| plain_serde(p)) {
-        match &param.ty {
-            FieldType::Plain(ty) | FieldType::VecOf(ty) => serde_leaves(ty, &mut leaves),
-            FieldType::String => {}
-        }
+    if let Some(services) = &agg.args.services
+        && !mentions_self(services.to_token_stream())
+    {
+        bounds.push(bound(services, quote!(__Services)));
     }
+    // Event fields first: a type in both is asserted once, as an event field.
+    let event_leaves = leaves_of(agg.events.iter().flat_map(|e| &e.params));
+    let command_leaves = leaves_of(agg.commands.iter().flat_map(|c| &c.params));
     let mut seen = Vec::new();
-    for ty in leaves {
+    let tagged = event_leaves
+        .into_iter()
+        .map(|ty| (ty, quote!(__EventField)))
+        .chain(
+            command_leaves
+                .into_iter()
+                .map(|ty| (ty, quote!(__CommandField))),
+        );
+    for (ty, check) in tagged {
         let key = tokens::type_string(ty);
         if seen.contains(&key) || mentions_self(ty.to_token_stream()) {
             continue;
         }
         seen.push(key);
-        bounds.push(bound(ty, quote!(__EventField)));
+        bounds.push(bound(ty, check));
     }
     if bounds.is_empty() {
         return TokenStream::new();
@@ -74,10 +78,43 @@ pub(crate) fn expand(agg: &Aggregate<'_>) -> TokenStream {
             impl<T: ?Sized + #private::serde::Serialize + #private::serde::Deserialize<'static>>
                 __EventField for T {}
 
+            #[diagnostic::on_unimplemented(
+                message = "command field types must implement `serde::Serialize` and `serde::Deserialize`",
+                label = "a field of the generated command enum, which derives `Serialize` and `Deserialize`",
+                note = "derive them with `#[derive(Serialize, Deserialize)]`, from `es::prelude` or `serde`",
+                note = "a command that consults a service (a clock, a lookup) does not take it as a field: declare `#[aggregate(services = YourServices)]` and take `services: &YourServices`"
+            )]
+            trait __CommandField {}
+            #[diagnostic::do_not_recommend]
+            impl<T: ?Sized + #private::serde::Serialize + #private::serde::Deserialize<'static>>
+                __CommandField for T {}
+
+            #[diagnostic::on_unimplemented(
+                message = "`{Self}` is the aggregate's services, which the host shares between its threads: it must be `Send + Sync + 'static`",
+                label = "the type of `#[aggregate(services = ...)]`",
+                note = "hold a service that is not `Sync` behind a `Mutex`"
+            )]
+            trait __Services {}
+            #[diagnostic::do_not_recommend]
+            impl<T: ?Sized + #private::std::marker::Send + #private::std::marker::Sync + 'static>
+                __Services for T {}
+
             #[allow(dead_code)]
             struct __Checks where #(#bounds,)*;
         };
     }
+}
+
+/// The types asserted for these fields (see [`serde_leaves`]).
+fn leaves_of<'p>(params: impl Iterator<Item = &'p Param<'p>>) -> Vec<&'p syn::Type> {
+    let mut leaves = Vec::new();
+    for param in params.filter(|p| plain_serde(p)) {
+        match &param.ty {
+            FieldType::Plain(ty) | FieldType::VecOf(ty) => serde_leaves(ty, &mut leaves),
+            FieldType::String => {}
+        }
+    }
+    leaves
 }
 
 /// `ty: Trait`, reported on the whole of `ty`: the added tokens take the span of its last

@@ -92,9 +92,39 @@ mod tests {
         assert_eq!(clause.matches("Item : __EventField").count(), 1, "{clause}");
         assert!(!clause.contains("Vec"), "{clause}");
         assert!(clause.contains("Cart : __EventField"), "{clause}");
-        assert!(clause.contains("Count : __EventField"), "{clause}");
+        // A type only commands use is asserted as a command field, whose message names services.
+        assert!(clause.contains("Count : __CommandField"), "{clause}");
+        assert!(!clause.contains("Item : __CommandField"), "{clause}");
         // A field serialized `with` a module need not implement the serde traits.
         assert!(!clause.contains("Opaque"), "{clause}");
+    }
+
+    #[test]
+    fn the_services_parameter_is_no_field() {
+        let args = quote!(services = Shop);
+        let out = super::aggregate(
+            args,
+            quote! {
+                impl Cart {
+                    #[command]
+                    fn add(&self, services: &Shop, item: Item) -> CartEvent {
+                        todo!()
+                    }
+
+                    #[event]
+                    fn added(&mut self, item: Item) {}
+                }
+            },
+        )
+        .to_string();
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(out.contains("Shop : __Services"), "{out}");
+        assert!(!out.contains("Shop : __EventField"), "{out}");
+        assert!(!out.contains("Shop : __CommandField"), "{out}");
+        assert!(out.contains("type Services = Shop"), "{out}");
+        let command_enum = &out[out.find("enum CartCommand").unwrap()..];
+        let command_enum = &command_enum[..command_enum.find("enum CartEvent").unwrap()];
+        assert!(!command_enum.contains("Shop"), "{command_enum}");
     }
 
     #[test]

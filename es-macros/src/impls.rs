@@ -101,10 +101,16 @@ pub(crate) fn aggregate(agg: &Aggregate<'_>) -> TokenStream {
     .filter_map(|(value, name, ty)| value.map(|value| quote!(const #name: #ty = #value;)));
 
     let emit = format_ident!("emit", span = Span::mixed_site());
+    let services = format_ident!("services", span = Span::mixed_site());
     let handle_arms = agg
         .commands
         .iter()
-        .map(|c| handle_arm(agg, c, &command_enum, &emit));
+        .map(|c| handle_arm(agg, c, &command_enum, &emit, &services));
+    let handle = handle_methods(agg, handle_arms, &emit, &services);
+    let services_ty = match &agg.args.services {
+        Some(ty) => ty.to_token_stream(),
+        None => quote!(()),
+    };
     // `apply` moves each field into its method (lending those taken by `&`); `apply_ref` matches
     // a borrowed event, so its fields are references: lent as they are, or cloned for a
     // by-value parameter.
@@ -152,6 +158,7 @@ pub(crate) fn aggregate(agg: &Aggregate<'_>) -> TokenStream {
             type Command = #command_enum;
             type Event = #event_enum;
             type Error = #error;
+            type Services = #services_ty;
 
             fn handle(
                 &self,
@@ -162,15 +169,7 @@ pub(crate) fn aggregate(agg: &Aggregate<'_>) -> TokenStream {
                 #private::std::result::Result::Ok(events)
             }
 
-            fn handle_with(
-                &self,
-                command: #command_enum,
-                #emit: &mut impl #private::std::ops::FnMut(#event_enum),
-            ) -> #private::std::result::Result<(), #error> {
-                match command {
-                    #(#handle_arms)*
-                }
-            }
+            #handle
 
             fn apply(&mut self, event: #event_enum) {
                 match event {
@@ -191,12 +190,65 @@ pub(crate) fn aggregate(agg: &Aggregate<'_>) -> TokenStream {
     }
 }
 
-/// One arm of `handle_with`: calls the command's method and passes its events to `emit`.
+/// `handle_with`, which dispatches each command to its method; or, when commands consult
+/// services, `handle_with_services`, and a `handle_with` that has none to give them.
+fn handle_methods(
+    agg: &Aggregate<'_>,
+    arms: impl Iterator<Item = TokenStream>,
+    emit: &syn::Ident,
+    services: &syn::Ident,
+) -> TokenStream {
+    let private = agg.private();
+    let command_enum = agg.command_enum();
+    let event_enum = agg.event_enum();
+    let error = match agg.error_type() {
+        Some(error) => error.to_token_stream(),
+        None => quote!(#private::std::convert::Infallible),
+    };
+    let result = quote!(#private::std::result::Result<(), #error>);
+    let emit_ty = quote!(&mut impl #private::std::ops::FnMut(#event_enum));
+    let Some(services_ty) = &agg.args.services else {
+        return quote! {
+            fn handle_with(&self, command: #command_enum, #emit: #emit_ty) -> #result {
+                match command {
+                    #(#arms)*
+                }
+            }
+        };
+    };
+    let message = format!(
+        "the commands of `{}` consult `{}`: run them through `Aggregate::handle_with_services` \
+         (a host built with `.services(...)`, or `AggregateTest::with_services`), not `handle`",
+        crate::tokens::type_string(&agg.original.self_ty),
+        crate::tokens::type_string(services_ty),
+    );
+    quote! {
+        fn handle_with(&self, command: #command_enum, #emit: #emit_ty) -> #result {
+            let _ = (command, #emit);
+            #private::std::panic!(#message)
+        }
+
+        fn handle_with_services(
+            &self,
+            command: #command_enum,
+            #services: &#services_ty,
+            #emit: #emit_ty,
+        ) -> #result {
+            match command {
+                #(#arms)*
+            }
+        }
+    }
+}
+
+/// One arm of `handle_with`: calls the command's method (with the services, if it takes them)
+/// and passes its events to `emit`.
 fn handle_arm(
     agg: &Aggregate<'_>,
     c: &Command<'_>,
     command_enum: &syn::Ident,
     emit: &syn::Ident,
+    services: &syn::Ident,
 ) -> TokenStream {
     let private = agg.private();
     let (pattern, args) = bind(command_enum, &c.variant, &c.params);
@@ -208,10 +260,25 @@ fn handle_arm(
     let span = output
         .ty
         .map_or_else(|| c.original.sig.ident.span(), Spanned::span);
-    let call = spans::located_at(
-        quote!(Self::#method(self, #(#args),*)),
-        c.original.sig.ident.span(),
+    let at = c.original.sig.ident.span();
+    let mut args: Vec<TokenStream> = args
+        .into_iter()
+        .map(|arg| spans::located_at(arg, at))
+        .collect();
+    if let Some(param) = &c.services {
+        // Located at the parameter's type, so a type that is not the declared one is
+        // reported there.
+        let arg = spans::located_at(quote!(#services), param.ty.span());
+        args.insert(param.index.min(args.len()), arg);
+    }
+    let head = spans::located_at(quote!(Self::#method), at);
+    let receiver = spans::located_at(quote!(self), at);
+    let mut list = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Parenthesis,
+        quote!(#receiver, #(#args),*),
     );
+    list.set_span(list.span().located_at(at));
+    let call = quote!(#head #list);
     let events = format_ident!("events", span = Span::mixed_site());
     let vec = quote!(#private::std::vec::Vec);
     let event_enum = agg.event_enum();

@@ -13,6 +13,7 @@ mod handler_args;
 mod impls;
 mod model;
 mod schema;
+mod services;
 mod spans;
 mod symbol;
 mod tokens;

@@ -14,6 +14,7 @@ use crate::args::Args;
 use crate::case;
 use crate::ctxt::Ctxt;
 use crate::handler_args::{CommandArgs, EventArgs, UpcastArgs, Version, handler_kind, is_upcast};
+use crate::services::{self, Role};
 use crate::symbol::*;
 use crate::tokens::type_string;
 
@@ -52,6 +53,17 @@ pub(crate) struct Command<'a> {
     pub(crate) output: Option<Output<'a>>,
     /// The events it may emit, when given with `#[command(emits(...))]`.
     pub(crate) emits: Option<Vec<Ident>>,
+    /// Where it takes the aggregate's services among its parameters, if it does (not a
+    /// field: not in `params`).
+    pub(crate) services: Option<ServicesParam<'a>>,
+}
+
+/// The parameter of a command that takes the aggregate's services.
+pub(crate) struct ServicesParam<'a> {
+    /// Its position among the method's parameters after `self`.
+    pub(crate) index: usize,
+    /// Its type as written (`&BankServices`), for spans.
+    pub(crate) ty: &'a Type,
 }
 
 /// An `#[event]` method.
@@ -150,7 +162,14 @@ impl<'a> Aggregate<'a> {
                     from,
                     version,
                     retired,
-                    params: params(cx, method, &original.self_ty),
+                    params: params(
+                        cx,
+                        UPCAST,
+                        method,
+                        &original.self_ty,
+                        args.services.as_ref(),
+                    )
+                    .0,
                     form: upcast_form(cx, method, ident.as_ref()),
                 });
                 continue;
@@ -163,7 +182,9 @@ impl<'a> Aggregate<'a> {
                     "a method is either one `#[command]` or one `#[event]`, not both",
                 );
             }
-            let params = params(cx, method, &original.self_ty);
+            let kind = handler_kind(attr).unwrap_or(EVENT);
+            let (params, services) =
+                params(cx, kind, method, &original.self_ty, args.services.as_ref());
             let variant = format_ident!(
                 "{}",
                 case::upper_camel(&method.sig.ident.to_string()),
@@ -178,6 +199,7 @@ impl<'a> Aggregate<'a> {
                     params,
                     output,
                     emits,
+                    services,
                 });
             } else {
                 let EventArgs {
@@ -360,12 +382,36 @@ fn self_ident(cx: &Ctxt, original: &ItemImpl) -> Option<Ident> {
     None
 }
 
-fn params<'a>(cx: &Ctxt, method: &'a ImplItemFn, self_ty: &Type) -> Vec<Param<'a>> {
+/// The fields a handler's parameters become, and where a command takes the services.
+fn params<'a>(
+    cx: &Ctxt,
+    kind: &str,
+    method: &'a ImplItemFn,
+    self_ty: &Type,
+    services: Option<&Type>,
+) -> (Vec<Param<'a>>, Option<ServicesParam<'a>>) {
     let mut params = Vec::new();
-    for arg in &method.sig.inputs {
-        let FnArg::Typed(pat_type) = arg else {
-            continue;
-        };
+    let mut taken: Option<ServicesParam<'a>> = None;
+    let typed = method.sig.inputs.iter().filter_map(|arg| match arg {
+        FnArg::Typed(pat_type) => Some(pat_type),
+        FnArg::Receiver(_) => None,
+    });
+    for (index, pat_type) in typed.enumerate() {
+        match services::role(cx, kind, pat_type, services) {
+            Role::Field => {}
+            Role::Reported => continue,
+            Role::Services => {
+                if taken.is_some() {
+                    services::report_second(cx, &method.sig.ident, pat_type);
+                } else {
+                    taken = Some(ServicesParam {
+                        index,
+                        ty: &pat_type.ty,
+                    });
+                }
+                continue;
+            }
+        }
         let ident = match &*pat_type.pat {
             Pat::Ident(p) if p.subpat.is_none() && p.by_ref.is_none() => Some(p.ident.clone()),
             _ => None,
@@ -393,7 +439,7 @@ fn params<'a>(cx: &Ctxt, method: &'a ImplItemFn, self_ty: &Type) -> Vec<Param<'a
             serde,
         });
     }
-    params
+    (params, taken)
 }
 
 /// The field type of a parameter type: `T` for `T`; `T` (lent to the method) for `&T`, with

@@ -22,6 +22,7 @@ pub(crate) const DERIVE: &str = "derive";
 pub(crate) const COMMAND_DERIVE: &str = "command_derive";
 pub(crate) const EVENT_DERIVE: &str = "event_derive";
 pub(crate) const CRATE: &str = "crate";
+pub(crate) const SERVICES: &str = "services";
 
 /// Every option of `#[aggregate(...)]`, for error messages.
 pub(crate) const AGGREGATE_OPTIONS: &[&str] = &[
@@ -35,6 +36,7 @@ pub(crate) const AGGREGATE_OPTIONS: &[&str] = &[
     COMMAND_DERIVE,
     EVENT_DERIVE,
     CRATE,
+    SERVICES,
 ];
 
 // Options of `#[command(...)]`.

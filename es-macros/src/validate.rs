@@ -28,7 +28,20 @@ pub(crate) fn check(cx: &Ctxt, agg: &Aggregate<'_>) {
     check_event_type_names(cx, &agg.events);
     check_error_types(cx, agg);
     check_emits(cx, agg);
+    check_services(cx, agg);
     crate::versions::check(cx, agg);
+}
+
+fn check_services(cx: &Ctxt, agg: &Aggregate<'_>) {
+    if let Some(ty) = &agg.args.services
+        && !matches!(ty, Type::Path(p) if p.qself.is_none())
+    {
+        cx.error_spanned_by(
+            ty,
+            "`services` names the type of what commands consult, like \
+             `services = BankServices`: a struct holding the clock, the lookups, ...",
+        );
+    }
 }
 
 fn check_impl(cx: &Ctxt, agg: &Aggregate<'_>) {

@@ -34,6 +34,7 @@ use crate::schema::AggregateSchema;
 ///     type Command = u64;
 ///     type Event = CounterEvent;
 ///     type Error = std::convert::Infallible;
+///     type Services = ();
 ///     fn handle(&self, by: u64) -> Result<Vec<CounterEvent>, Self::Error> {
 ///         Ok(vec![CounterEvent::Incremented { by }])
 ///     }
@@ -67,6 +68,23 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
     /// Why a command was refused. [`std::convert::Infallible`] when no command can fail.
     type Error: std::error::Error + Send + Sync + 'static;
 
+    /// What commands consult besides their own data and the state: a clock, a price lookup.
+    /// `()` when they consult nothing.
+    ///
+    /// Services are given to the host when it is built ([`HostBuilder::services`]) and to the
+    /// given/when/then helper; each command is decided through
+    /// [`handle_with_services`](Aggregate::handle_with_services) with a shared reference to
+    /// them. They are never stored, never part of a command, and never seen by
+    /// [`apply`](Aggregate::apply): events carry what a service said, so replaying them needs
+    /// no service.
+    ///
+    /// An aggregate that consults services implements `handle_with_services`; its
+    /// [`handle`](Aggregate::handle) has no services to pass and may panic (the one
+    /// `#[aggregate(services = ...)]` generates does, naming the way to run its commands).
+    ///
+    /// [`HostBuilder::services`]: crate::HostBuilder::services
+    type Services: Send + Sync + 'static;
+
     /// Decides which events a command causes, without changing the state.
     fn handle(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
 
@@ -84,6 +102,23 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
     ) -> Result<(), Self::Error> {
         self.handle(command)?.into_iter().for_each(emit);
         Ok(())
+    }
+
+    /// [`handle_with`](Aggregate::handle_with), consulting `services`: how the host and the
+    /// given/when/then helper run every command. Must decide from the state, the command and
+    /// what the services answer, nothing else; after a version conflict the host runs it
+    /// again, on the caught-up state, with the same services.
+    ///
+    /// The default ignores the services and calls `handle_with`. `#[aggregate]` generates one
+    /// that passes them to the `#[command]` methods that take `&Services`.
+    fn handle_with_services(
+        &self,
+        command: Self::Command,
+        services: &Self::Services,
+        emit: &mut impl FnMut(Self::Event),
+    ) -> Result<(), Self::Error> {
+        let _ = services;
+        self.handle_with(command, emit)
     }
 
     /// Changes the state by one event. Must not fail: validation belongs in [`handle`].

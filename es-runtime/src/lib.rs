@@ -51,8 +51,8 @@ pub use crate::event::{
     SystemClock, Timestamp, new_event_id,
 };
 pub use crate::host::{
-    ExecuteAndReadResult, ExecuteError, ExecuteResult, Executed, Host, HostBuilder, LoadError,
-    Metrics, Phase, WithMetadata,
+    ExecuteAndReadResult, ExecuteError, ExecuteResult, Executed, GivenServices, Host, HostBuilder,
+    LoadError, Metrics, NoServices, NoneNeeded, Phase, ServicesFor, WithMetadata,
 };
 pub use crate::schema::{AggregateSchema, CommandSchema, EventSchema, FieldSchema};
 pub use crate::snapshot::SnapshotPolicy;

@@ -21,6 +21,7 @@
 //! #     type Command = u64;
 //! #     type Event = CounterEvent;
 //! #     type Error = Zero;
+//! #     type Services = ();
 //! #     fn handle(&self, by: u64) -> Result<Vec<CounterEvent>, Zero> {
 //! #         if by == 0 { return Err(Zero) }
 //! #         Ok(vec![CounterEvent::Incremented { by }])
@@ -38,15 +39,32 @@
 
 pub mod conformance;
 
-use std::fmt::Debug;
+use std::any::Any;
+use std::fmt::{self, Debug, Write as _};
+use std::marker::PhantomData;
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, DomainEvent};
+use crate::codec;
+use crate::error::DecodeError;
 
 /// A given/when/then test of one aggregate, without a store.
-#[derive(Debug)]
+///
+/// An aggregate whose commands consult services (see [`Aggregate::Services`]) is given them
+/// with [`with_services`](Self::with_services) before [`when`](Self::when).
 pub struct AggregateTest<A: Aggregate> {
     state: A,
     version: u64,
+    services: Option<A::Services>,
+}
+
+impl<A: Aggregate + Debug> Debug for AggregateTest<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AggregateTest")
+            .field("state", &self.state)
+            .field("version", &self.version)
+            .field("services", &self.services.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 impl<A: Aggregate> AggregateTest<A> {
@@ -58,7 +76,11 @@ impl<A: Aggregate> AggregateTest<A> {
             state.apply(e);
             version += 1;
         }
-        AggregateTest { state, version }
+        AggregateTest {
+            state,
+            version,
+            services: None,
+        }
     }
 
     /// Starts from a new aggregate.
@@ -68,7 +90,23 @@ impl<A: Aggregate> AggregateTest<A> {
 
     /// Starts from a state built some other way.
     pub fn given_state(state: A) -> Self {
-        AggregateTest { state, version: 0 }
+        AggregateTest {
+            state,
+            version: 0,
+            services: None,
+        }
+    }
+
+    /// Starts a statement about stored payloads: this one, of type `event_type` stored at
+    /// shape `version`, with its fields as JSON. See [`StoredEvents`].
+    pub fn stored(event_type: &str, version: u32, fields: serde_json::Value) -> StoredEvents<A> {
+        StoredEvents::new().stored(event_type, version, fields)
+    }
+
+    /// The services the command consults, as the host would pass them.
+    pub fn with_services(mut self, services: A::Services) -> Self {
+        self.services = Some(services);
+        self
     }
 
     /// The state built so far.
@@ -82,18 +120,260 @@ impl<A: Aggregate> AggregateTest<A> {
     }
 
     /// Handles a command against the given state, as the host does (through
-    /// [`Aggregate::handle_with`]).
+    /// [`Aggregate::handle_with_services`]).
+    ///
+    /// # Panics
+    ///
+    /// When the aggregate's commands consult services and none were given.
+    #[track_caller]
     pub fn when(self, command: A::Command) -> Outcome<A> {
+        let services = match self.services {
+            Some(services) => services,
+            None => no_services::<A::Services>().unwrap_or_else(|| {
+                panic!(
+                    "the commands of `{}` consult services: give them with \
+                     `AggregateTest::with_services` before `when`",
+                    std::any::type_name::<A>()
+                )
+            }),
+        };
         let mut events = Vec::new();
         let result = self
             .state
-            .handle_with(command, &mut |e| events.push(e))
+            .handle_with_services(command, &services, &mut |e| events.push(e))
             .map(|()| events);
         Outcome {
             state: self.state,
             result,
         }
     }
+}
+
+/// `()` as `T`, when `T` is `()`: the services of an aggregate that consults none.
+fn no_services<T: Any>() -> Option<T> {
+    let unit: Box<dyn Any> = Box::new(());
+    unit.downcast::<T>().ok().map(|b| *b)
+}
+
+/// Stored payloads of an aggregate's events, as JSON, each with its type name and the version
+/// of its shape, and what they read as now: the statement that old events still read as the
+/// current ones.
+///
+/// Each payload is encoded as the store holds it and read exactly as every reader reads it
+/// (through [`DomainEvent::decode_stored`], so a past shape goes through its upcast), under a
+/// stream of the aggregate, version after version.
+///
+/// The JSON is the event's fields (`{"amount": 5}`), as [`codec::to_json`] shows them inside
+/// the payload's `{"Type": ...}`; `null` stands for an event without fields.
+///
+/// ```
+/// # use es_runtime::{Aggregate, DomainEvent};
+/// # use serde::{Deserialize, Serialize};
+/// use es_runtime::testing::AggregateTest;
+/// use serde_json::json;
+/// # #[derive(Debug, Default, Serialize, Deserialize)]
+/// # struct Counter { value: u64 }
+/// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// # enum CounterEvent { Incremented { by: u64 } }
+/// # impl DomainEvent for CounterEvent {
+/// #     const TYPES: &'static [&'static str] = &["Incremented"];
+/// #     fn event_type(&self) -> &'static str { "Incremented" }
+/// # }
+/// # impl Aggregate for Counter {
+/// #     const NAME: &'static str = "counter";
+/// #     type Command = u64;
+/// #     type Event = CounterEvent;
+/// #     type Error = std::convert::Infallible;
+/// #     type Services = ();
+/// #     fn handle(&self, by: u64) -> Result<Vec<CounterEvent>, Self::Error> {
+/// #         Ok(vec![CounterEvent::Incremented { by }])
+/// #     }
+/// #     fn apply(&mut self, CounterEvent::Incremented { by }: CounterEvent) { self.value += by }
+/// # }
+///
+/// AggregateTest::<Counter>::stored("Incremented", 1, json!({"by": 2}))
+///     .stored("Incremented", 1, json!({"by": 3}))
+///     .reads_as([CounterEvent::Incremented { by: 2 }, CounterEvent::Incremented { by: 3 }]);
+///
+/// // And the state they build, for a given/when/then.
+/// let test = AggregateTest::<Counter>::stored("Incremented", 1, json!({"by": 2})).given();
+/// assert_eq!(test.state().value, 2);
+/// ```
+#[must_use = "check what the payloads read as with `reads_as`, or build a state with `given`"]
+pub struct StoredEvents<A: Aggregate> {
+    stored: Vec<Stored>,
+    _aggregate: PhantomData<fn() -> A>,
+}
+
+struct Stored {
+    event_type: String,
+    version: u32,
+    fields: serde_json::Value,
+}
+
+impl<A: Aggregate> Debug for StoredEvents<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut list = f.debug_list();
+        for s in &self.stored {
+            list.entry(&format_args!("{}", s));
+        }
+        list.finish()
+    }
+}
+
+impl fmt::Display for Stored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "`{}` version {} {}",
+            self.event_type, self.version, self.fields
+        )
+    }
+}
+
+impl<A: Aggregate> Default for StoredEvents<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: Aggregate> StoredEvents<A> {
+    /// No payloads yet.
+    pub fn new() -> Self {
+        StoredEvents {
+            stored: Vec::new(),
+            _aggregate: PhantomData,
+        }
+    }
+
+    /// Adds a payload: of type `event_type`, stored at shape `version`, with these fields.
+    pub fn stored(mut self, event_type: &str, version: u32, fields: serde_json::Value) -> Self {
+        self.stored.push(Stored {
+            event_type: event_type.to_owned(),
+            version,
+            fields,
+        });
+        self
+    }
+
+    /// What the payloads read as now, in order, or why one does not read: the error a reader
+    /// of the store would get, under stream `<NAME>-stored`, the payloads at versions 1, 2, ...
+    pub fn read(&self) -> Result<Vec<A::Event>, DecodeError> {
+        let stream = stream::<A>();
+        let mut events = Vec::new();
+        for (i, s) in self.stored.iter().enumerate() {
+            events.extend(read_one::<A::Event>(&stream, i, s)?);
+        }
+        Ok(events)
+    }
+
+    /// [`read`](Self::read), or a panic naming the payload that does not read, and why.
+    #[track_caller]
+    fn read_or_panic(&self) -> Vec<A::Event> {
+        let stream = stream::<A>();
+        let mut events = Vec::new();
+        for (i, s) in self.stored.iter().enumerate() {
+            match read_one::<A::Event>(&stream, i, s) {
+                Ok(read) => events.extend(read),
+                Err(e) => panic!(
+                    "stored payload {} ({s}) does not read: {}",
+                    i + 1,
+                    chain(&e)
+                ),
+            }
+        }
+        events
+    }
+
+    /// Asserts the payloads read as exactly these events, in order.
+    ///
+    /// # Panics
+    ///
+    /// When a payload does not read (naming it and why), or they read as other events (showing
+    /// what each payload read as).
+    #[track_caller]
+    pub fn reads_as(self, expected: impl IntoIterator<Item = A::Event>)
+    where
+        A::Event: PartialEq,
+    {
+        let expected: Vec<A::Event> = expected.into_iter().collect();
+        let events = self.read_or_panic();
+        if events == expected {
+            return;
+        }
+        let stream = stream::<A>();
+        let mut message = String::from(
+            "the stored payloads read as other events than expected\n\nstored payload -> read as:",
+        );
+        for (i, s) in self.stored.iter().enumerate() {
+            let read = read_one::<A::Event>(&stream, i, s).unwrap_or_default();
+            let _ = write!(message, "\n  {}. {s}\n     -> {read:?}", i + 1);
+        }
+        let _ = write!(message, "\n\nread:     {events:?}\nexpected: {expected:?}");
+        if let Some(at) = events.iter().zip(&expected).position(|(a, b)| a != b) {
+            let _ = write!(
+                message,
+                "\nfirst difference at event {}: read {:?}, expected {:?}",
+                at + 1,
+                events[at],
+                expected[at]
+            );
+        } else {
+            let _ = write!(
+                message,
+                "\nread {} events, expected {}",
+                events.len(),
+                expected.len()
+            );
+        }
+        panic!("{message}");
+    }
+
+    /// The given/when/then test starting from the state the payloads build.
+    ///
+    /// # Panics
+    ///
+    /// When a payload does not read.
+    #[track_caller]
+    pub fn given(self) -> AggregateTest<A> {
+        AggregateTest::given(self.read_or_panic())
+    }
+}
+
+fn stream<A: Aggregate>() -> String {
+    format!("{}-stored", A::NAME)
+}
+
+/// An error and those of its sources its message does not already include, each after a
+/// colon.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            let _ = write!(out, ": {text}");
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// Encodes one payload as the store holds it and reads it as readers do.
+fn read_one<E: DomainEvent>(stream: &str, i: usize, s: &Stored) -> Result<Vec<E>, DecodeError> {
+    let at = i + 1;
+    // An event without fields is stored as its bare name, one with fields as
+    // `{"Type": {fields}}`: the enum's externally tagged form.
+    let payload = if s.fields.is_null() {
+        codec::encode(&s.event_type)
+    } else {
+        let mut tagged = serde_json::Map::new();
+        tagged.insert(s.event_type.clone(), s.fields.clone());
+        codec::encode(&tagged)
+    }
+    .expect("JSON with string keys always encodes");
+    codec::decode_events::<E>(stream, at as u64, &s.event_type, s.version, &payload)
+        .map(|events| events.into_iter().collect())
 }
 
 /// What a command did in an [`AggregateTest`].

@@ -56,6 +56,7 @@ impl Aggregate for Heavy {
     type Command = ();
     type Event = HeavyEvent;
     type Error = std::convert::Infallible;
+    type Services = ();
     fn handle(&self, (): ()) -> Result<Vec<HeavyEvent>, Self::Error> {
         Ok(vec![HeavyEvent::Opened])
     }

@@ -1,5 +1,7 @@
 //! The classic bank demo: a teller types commands, a `Host` runs them against a bank account
-//! stored in the embedded LMDB store, and a projection keeps every account's balance.
+//! stored in the embedded LMDB store, and a projection keeps every account's balance. Then the
+//! customer's cash card is used at a cash machine: its commands consult the bank's services (a
+//! clock for the daily limit, a fee schedule), which its host is given when it is built.
 //!
 //! The store lives in `target/es-examples/bank` (or the directory given as the first
 //! argument), so each run continues the history of the ones before: it opens an account for a
@@ -19,6 +21,8 @@
 #[allow(unreachable_pub)]
 mod account;
 #[allow(unreachable_pub)]
+mod atm;
+#[allow(unreachable_pub)]
 mod balances;
 
 use std::error::Error;
@@ -28,6 +32,7 @@ use std::sync::Arc;
 use es::prelude::*;
 
 use crate::account::{BankAccount, BankAccountCommand, BankError, parse_amount};
+use crate::atm::{BankServices, CashCard, CashCardCommand, FlatFee};
 use crate::balances::Balances;
 
 /// Reads a teller's line: `open`, `deposit <cents>`, `withdraw <cents>` or `close`.
@@ -114,6 +119,49 @@ fn postgres(_: &str, _: &Path) -> Result<(), Box<dyn Error>> {
     Err("--postgres needs the postgres feature: cargo run --example bank --features postgres -- --postgres <url>".into())
 }
 
+/// Withdrawals with `customer`'s cash card: the clock and the fee schedule are services of
+/// the card's host, consulted by its `withdraw` command; its events record what they said.
+fn cash_machine<S: EventStore + 'static>(
+    store: Arc<S>,
+    customer: &str,
+) -> Result<(), Box<dyn Error>> {
+    let services = BankServices {
+        clock: Arc::new(es::SystemClock),
+        fees: Arc::new(FlatFee {
+            fee: 150,
+            free_from: 10_000,
+        }),
+    };
+    let cards = Host::<CashCard, _>::builder(store)
+        .services(services)
+        .build();
+    println!(
+        "\ncash machine, {customer}'s card (daily limit {}):",
+        atm::DAILY_LIMIT
+    );
+    for amount in [2_000, 20_000, 30_000] {
+        match cards.execute(customer, CashCardCommand::Withdraw { amount }) {
+            Ok(done) => {
+                for e in done.events {
+                    println!(
+                        "withdraw {amount:<6} ok       v{}: {:?}",
+                        e.version, e.payload
+                    );
+                }
+            }
+            Err(ExecuteError::Rejected(why)) => println!("withdraw {amount:<6} refused  {why}"),
+            Err(other) => return Err(other.into()),
+        }
+    }
+    let card = cards.state(customer)?;
+    println!(
+        "taken out today: {}, fees paid: {}",
+        card.withdrawn_today(),
+        card.fees_paid()
+    );
+    Ok(())
+}
+
 /// The demo over `store`, with the read model's file in `dir`.
 fn run<S: EventStore + 'static>(store: Arc<S>, dir: &Path) -> Result<(), Box<dyn Error>> {
     let shown = dir.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(dir);
@@ -167,6 +215,8 @@ fn run<S: EventStore + 'static>(store: Arc<S>, dir: &Path) -> Result<(), Box<dyn
         "the rehydrated state differs from the state before"
     );
     println!("state after rehydration equals the state before: yes");
+
+    cash_machine(store.clone(), &customer)?;
 
     // The read model follows the new events, then is saved for the next run.
     let from = balances.projection().position();

@@ -165,7 +165,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
     ) -> Result<Decision<A>, Failure<A::Error>> {
         let mut decided = Decided::None;
         let handled = catch_unwind(AssertUnwindSafe(|| {
-            state.handle_with(command, &mut |event| decided.push(event))
+            state.handle_with_services(command, &self.services, &mut |event| decided.push(event))
         }));
         match handled {
             Ok(handled) => Ok(handled.map(|()| decided)),

@@ -83,7 +83,7 @@ use std::sync::atomic::Ordering;
 
 pub use self::error::{ExecuteError, LoadError, Phase};
 pub use self::metrics::Metrics;
-pub use self::options::HostBuilder;
+pub use self::options::{GivenServices, HostBuilder, NoServices, NoneNeeded, ServicesFor};
 pub use self::with_metadata::WithMetadata;
 
 use self::blocking::Pool;
@@ -129,6 +129,7 @@ use crate::store::EventStore;
 ///     type Command = AccountCommand;
 ///     type Event = AccountEvent;
 ///     type Error = InsufficientFunds;
+///     type Services = ();
 ///     fn handle(&self, command: AccountCommand) -> Result<Vec<AccountEvent>, InsufficientFunds> {
 ///         match command {
 ///             AccountCommand::Deposit(amount) => Ok(vec![AccountEvent::Deposited { amount }]),
@@ -202,8 +203,13 @@ pub type ExecuteAndReadResult<A, R> =
     Result<(Executed<<A as Aggregate>::Event>, R), ExecuteError<<A as Aggregate>::Error>>;
 
 impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
-    /// A host over `store` with the default settings (see [`HostBuilder`]).
-    pub fn new(store: S) -> Self {
+    /// A host over `store` with the default settings (see [`HostBuilder`]), for an aggregate
+    /// whose commands consult no services (give those with
+    /// [`HostBuilder::services`]).
+    pub fn new(store: S) -> Self
+    where
+        NoServices: ServicesFor<A>,
+    {
         Self::builder(store).build()
     }
 
@@ -212,10 +218,9 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
         HostBuilder::new(store)
     }
 
-    fn from_builder(builder: HostBuilder<A, S>) -> Self {
-        let HostBuilder { store, options, .. } = builder;
+    fn from_builder(store: S, options: options::HostOptions, services: A::Services) -> Self {
         Host {
-            shared: Arc::new(Shared::new(store, options)),
+            shared: Arc::new(Shared::new(store, options, services)),
         }
     }
 

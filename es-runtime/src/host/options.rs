@@ -27,6 +27,7 @@ use crate::store::EventStore;
 /// #     type Command = u64;
 /// #     type Event = CounterEvent;
 /// #     type Error = std::convert::Infallible;
+/// #     type Services = ();
 /// #     fn handle(&self, by: u64) -> Result<Vec<CounterEvent>, Self::Error> {
 /// #         Ok(vec![CounterEvent::Incremented { by }])
 /// #     }
@@ -40,12 +41,81 @@ use crate::store::EventStore;
 ///     .max_retries(5)
 ///     .build();
 /// ```
+///
+/// An aggregate whose commands consult services (see [`Aggregate::Services`]) is given them
+/// with [`services`](Self::services); `build` does not compile without them. One without
+/// services needs nothing.
 #[derive(Debug)]
 #[must_use = "call `build` to get the host"]
-pub struct HostBuilder<A, S> {
+pub struct HostBuilder<A, S, V = NoServices> {
     pub(crate) store: S,
     pub(crate) options: HostOptions,
+    pub(crate) services: V,
     _aggregate: PhantomData<fn() -> A>,
+}
+
+/// What a [`HostBuilder`] holds before [`services`](HostBuilder::services) is called: enough
+/// for an aggregate whose [`Services`](Aggregate::Services) are `()`.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct NoServices;
+
+/// The services given to a [`HostBuilder`].
+pub struct GivenServices<T>(T);
+
+impl<T> std::fmt::Debug for GivenServices<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GivenServices(..)")
+    }
+}
+
+/// What a [`HostBuilder`] holds for the services of `A`: [`NoServices`] for an aggregate
+/// without any, or [`GivenServices`].
+#[diagnostic::on_unimplemented(
+    message = "the commands of `{A}` consult services: give them to the host with `.services(...)` before `.build()`",
+    label = "no services given",
+    note = "an aggregate declared with `#[aggregate(services = T)]` runs its commands with a `&T`, given once to the host"
+)]
+pub trait ServicesFor<A: Aggregate>: sealed::Sealed {
+    #[doc(hidden)]
+    fn into_services(self) -> A::Services;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::NoServices {}
+    impl<T> Sealed for super::GivenServices<T> {}
+    impl Sealed for () {}
+}
+
+impl<A: Aggregate> ServicesFor<A> for NoServices
+where
+    A::Services: NoneNeeded,
+{
+    fn into_services(self) -> A::Services {
+        A::Services::none()
+    }
+}
+
+/// The services of an aggregate whose commands consult none: `()`.
+#[diagnostic::on_unimplemented(
+    message = "the commands of this aggregate consult `{Self}`: give them to the host with `.services(...)` before `.build()`",
+    label = "no services given",
+    note = "an aggregate declared with `#[aggregate(services = T)]` runs its commands with a `&T`, given once to the host: `Host::builder(store).services(...).build()`"
+)]
+pub trait NoneNeeded: sealed::Sealed {
+    #[doc(hidden)]
+    fn none() -> Self;
+}
+
+impl NoneNeeded for () {
+    fn none() -> Self {}
+}
+
+impl<A: Aggregate> ServicesFor<A> for GivenServices<A::Services> {
+    fn into_services(self) -> A::Services {
+        self.0
+    }
 }
 
 /// The resolved settings of a host.
@@ -91,19 +161,6 @@ impl HostOptions {
 }
 
 impl<A: Aggregate, S: EventStore + 'static> HostBuilder<A, S> {
-    /// The default bound on live instances.
-    pub const DEFAULT_MAX_LIVE: usize = 10_000;
-    /// The default idle timeout.
-    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-    /// The default number of retries after a version conflict.
-    pub const DEFAULT_MAX_RETRIES: u32 = 20;
-    /// The default longest pause before the first retry after a conflict.
-    pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(1);
-    /// The default bound on the pause before any retry after a conflict.
-    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(20);
-    /// The default bound on threads running async commands.
-    pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 256;
-
     pub(crate) fn new(store: S) -> Self {
         HostBuilder {
             store,
@@ -121,9 +178,37 @@ impl<A: Aggregate, S: EventStore + 'static> HostBuilder<A, S> {
                 background_snapshots: true,
                 max_blocking_threads: Self::DEFAULT_MAX_BLOCKING_THREADS,
             },
+            services: NoServices,
             _aggregate: PhantomData,
         }
     }
+
+    /// The services the aggregate's commands consult (see [`Aggregate::Services`]): every
+    /// command of this host, and every retry of it after a version conflict, is decided with a
+    /// shared reference to them. Never stored.
+    pub fn services(self, services: A::Services) -> HostBuilder<A, S, GivenServices<A::Services>> {
+        HostBuilder {
+            store: self.store,
+            options: self.options,
+            services: GivenServices(services),
+            _aggregate: PhantomData,
+        }
+    }
+}
+
+impl<A: Aggregate, S: EventStore + 'static, V> HostBuilder<A, S, V> {
+    /// The default bound on live instances.
+    pub const DEFAULT_MAX_LIVE: usize = 10_000;
+    /// The default idle timeout.
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+    /// The default number of retries after a version conflict.
+    pub const DEFAULT_MAX_RETRIES: u32 = 20;
+    /// The default longest pause before the first retry after a conflict.
+    pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(1);
+    /// The default bound on the pause before any retry after a conflict.
+    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_millis(20);
+    /// The default bound on threads running async commands.
+    pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 256;
 
     /// The most instances held in memory at once (default 10,000, at least 1). When a new
     /// one is needed, the least recently used goes first.
@@ -230,7 +315,10 @@ impl<A: Aggregate, S: EventStore + 'static> HostBuilder<A, S> {
     }
 
     /// Builds the host.
-    pub fn build(self) -> Host<A, S> {
-        Host::from_builder(self)
+    pub fn build(self) -> Host<A, S>
+    where
+        V: ServicesFor<A>,
+    {
+        Host::from_builder(self.store, self.options, self.services.into_services())
     }
 }

@@ -27,13 +27,15 @@ pub(super) struct Shared<A: Aggregate, S: EventStore + 'static> {
     pub(super) snapshots: Arc<SnapshotWriter<S>>,
     pub(super) options: HostOptions,
     pub(super) policy: SnapshotPolicy,
+    /// What every command of this host consults; the same for every retry.
+    pub(super) services: A::Services,
     pub(super) pool: OnceLock<Pool>,
     /// Held for its drop, which wakes the sweeper to stop.
     pub(super) _sweeper: Option<SweeperThread>,
 }
 
 impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
-    pub(super) fn new(store: S, options: HostOptions) -> Self {
+    pub(super) fn new(store: S, options: HostOptions, services: A::Services) -> Self {
         let policy = options.policy::<A>();
         let store = Arc::new(store);
         let counters = Arc::<Counters>::default();
@@ -63,6 +65,7 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             snapshots,
             options,
             policy,
+            services,
             pool: OnceLock::new(),
             _sweeper: sweeper,
         }

@@ -60,6 +60,7 @@ impl Aggregate for Account {
     type Command = AccountCommand;
     type Event = AccountEvent;
     type Error = BankError;
+    type Services = ();
 
     fn handle(&self, command: AccountCommand) -> Result<Vec<AccountEvent>, BankError> {
         match command {

@@ -162,6 +162,7 @@ mod half_decided {
         type Command = Command;
         type Event = Added;
         type Error = Refused;
+        type Services = ();
         fn handle(&self, command: Command) -> Result<Vec<Added>, Refused> {
             let mut events = Vec::new();
             self.handle_with(command, &mut |e| events.push(e))?;
@@ -330,6 +331,7 @@ mod touchy {
         type Command = TouchyCommand;
         type Event = TouchyEvent;
         type Error = std::convert::Infallible;
+        type Services = ();
 
         fn handle(&self, command: TouchyCommand) -> Result<Vec<TouchyEvent>, Self::Error> {
             Ok(vec![match command {

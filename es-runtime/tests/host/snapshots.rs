@@ -106,6 +106,7 @@ fn the_aggregate_constants_set_the_default_policy() {
         type Command = ();
         type Event = common::AccountEvent;
         type Error = std::convert::Infallible;
+        type Services = ();
         fn handle(&self, (): ()) -> Result<Vec<common::AccountEvent>, Self::Error> {
             Ok(vec![])
         }

@@ -42,6 +42,7 @@ impl Aggregate for Poll {
     type Command = PollEvent;
     type Event = PollEvent;
     type Error = std::convert::Infallible;
+    type Services = ();
     fn handle(&self, command: PollEvent) -> Result<Vec<PollEvent>, Self::Error> {
         Ok(vec![command])
     }
