@@ -217,6 +217,21 @@ impl RecordedSchema {
     pub fn schema(&self) -> Result<OwnedSchema, serde_json::Error> {
         OwnedSchema::from_json(&self.json)
     }
+
+    /// The newest record of each aggregate among `records` (as
+    /// [`EventStore::schemas`](crate::EventStore::schemas) returns them), by name.
+    pub fn latest(records: &[RecordedSchema]) -> Vec<&RecordedSchema> {
+        let mut latest: Vec<&RecordedSchema> = Vec::new();
+        for record in records {
+            match latest.iter_mut().find(|r| r.name == record.name) {
+                Some(found) if found.revision < record.revision => *found = record,
+                Some(_) => {}
+                None => latest.push(record),
+            }
+        }
+        latest.sort_by(|a, b| a.name.cmp(&b.name));
+        latest
+    }
 }
 
 impl Default for OwnedSchema {
