@@ -190,6 +190,10 @@ fn a_host_over_a_read_only_store_builds_and_reads_without_recording() {
         .unwrap();
     }
     let read_only = || LmdbOptions::new().read_only(true).open(dir.path()).unwrap();
+    // The same aggregate: nothing to record, which a read-only store can say.
+    let host = Host::<v1::Account, _>::new(read_only());
+    assert_eq!(host.record_schema().unwrap(), None);
+    drop(host);
     // A changed aggregate over a read-only store: it cannot record, and it still hosts.
     let host = Host::<v2::Account, _>::new(read_only());
     assert_eq!(host.state("alice").unwrap().balance, 10);

@@ -186,7 +186,8 @@ pub trait EventStore: Send + Sync {
     ///
     /// The durable stores and [`MemoryStore`](memory::MemoryStore) record schemas; by default
     /// a store does not, and refuses with [`WriteError::InvalidInput`]. A store open read-only
-    /// refuses with [`WriteError::ReadOnly`].
+    /// refuses a changed schema with [`WriteError::ReadOnly`] (and may answer `None` for an
+    /// unchanged one).
     fn save_schema(&self, schema: &OwnedSchema) -> Result<Option<RecordedSchema>, WriteError> {
         Err(WriteError::InvalidInput {
             at: Location::Schema(schema.name.clone()),

@@ -34,6 +34,18 @@ impl Inner {
             return Err(WriteError::ReadOnly { at: at() });
         };
         let prefix = prefix(name);
+        // Looked up on a snapshot first: an unchanged schema (what almost every host start
+        // finds) takes no writer lock, and reads as unchanged on a read-only store too.
+        {
+            let r = self.reader().map_err(|e| WriteError::Storage {
+                at: at(),
+                source: Box::new(e),
+            })?;
+            let newest = newest(db, &r.txn, &prefix).map_err(|f| f.into_write_error(at()))?;
+            if newest.is_some_and(|r| r.json == json) {
+                return Ok(None);
+            }
+        }
         self.transact(&at, |txn| {
             let newest = newest(db, txn, &prefix)?;
             let newest = newest.as_ref().map(|r| (r.revision, r.json.as_str()));
@@ -154,4 +166,40 @@ fn decode(key: &[u8], value: &[u8]) -> Result<RecordedSchema, Fail> {
         Err(e) => return Err(corrupt(name, format!("revision {revision}: {e}"))),
     };
     Ok(RecordedSchema::new(name, revision, recorded_at, json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_and_a_changed_byte_is_corrupt() {
+        let record = RecordedSchema::new(
+            "account".to_owned(),
+            3,
+            Timestamp(42),
+            r#"{"name":"account"}"#.to_owned(),
+        );
+        let key = key(&prefix("account"), 3);
+        let value = value(&key, &record);
+        assert!(decode(&key, &value).ok() == Some(record));
+        for at in [0, 2, 6, value.len() - 1] {
+            let mut damaged = value.clone();
+            damaged[at] ^= 0x40;
+            assert!(
+                matches!(decode(&key, &damaged), Err(Fail::Corrupt { .. })),
+                "byte {at}"
+            );
+        }
+        let mut other_key = key.clone();
+        *other_key.last_mut().unwrap() = 4;
+        assert!(matches!(
+            decode(&other_key, &value),
+            Err(Fail::Corrupt { .. })
+        ));
+        assert!(matches!(
+            decode(&key[..3], &value),
+            Err(Fail::Corrupt { .. })
+        ));
+    }
 }
