@@ -680,7 +680,7 @@ fn generic_args<'t>(ty: &'t Type, name: &str) -> Option<Vec<&'t Type>> {
 
 /// Calls `found` with `V` for every `Enum::V` (or `...::Enum::V`) in `tokens`, macro bodies
 /// included.
-fn scan_paths(tokens: TokenStream, event_enum: &Ident, found: &mut impl FnMut(&Ident)) {
+pub(crate) fn scan_paths(tokens: TokenStream, event_enum: &Ident, found: &mut impl FnMut(&Ident)) {
     let tokens: Vec<TokenTree> = tokens.into_iter().collect();
     for (i, tt) in tokens.iter().enumerate() {
         match tt {

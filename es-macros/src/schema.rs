@@ -1,11 +1,11 @@
 //! The schema of the aggregate, a static that `Aggregate::schema` returns: its commands,
-//! events, fields and stored names, as the model has them.
+//! events (with their versions), upcasts, fields and stored names, as the model has them.
 
 use proc_macro2::TokenStream;
 use quote::quote;
 
 use crate::docs;
-use crate::model::{Aggregate, Param};
+use crate::model::{self, Aggregate, Form, Param, Upcast};
 use crate::tokens;
 
 /// The body of `Aggregate::schema`: a static built from the model.
@@ -36,7 +36,29 @@ pub(crate) fn expand(agg: &Aggregate<'_>) -> TokenStream {
         let method = e.original.sig.ident.to_string();
         let doc = docs::doc_text(&e.original.attrs);
         let fields = field_list(&e.params);
-        quote!(#private::EventSchema::new(#name, #stored, &[#(#aliases),*], #method, #doc, #fields))
+        let version = e.version();
+        quote!(
+            #private::EventSchema::new(#name, #stored, &[#(#aliases),*], #method, #doc, #fields)
+                .with_version(#version)
+        )
+    });
+    let upcasts = agg.upcasts.iter().map(|u| {
+        let from = u.source_name();
+        let version = u.version();
+        let method = u.original.sig.ident.to_string();
+        let doc = docs::doc_text(&u.original.attrs);
+        let fields = field_list(&u.params);
+        let returns = match u.form {
+            Some(Form::Vec) => quote!(Several),
+            Some(Form::Option) => quote!(OneOrNone),
+            _ => quote!(One),
+        };
+        let retired = u.retired.is_some();
+        let into = upcast_targets(agg, u);
+        quote!(#private::UpcastSchema::new(
+            #from, #version, #method, #doc, #fields, #private::UpcastReturns::#returns, #retired,
+            &[#(#into),*],
+        ))
     });
     let name = agg.stream_category();
     let type_name = agg
@@ -66,7 +88,35 @@ pub(crate) fn expand(agg: &Aggregate<'_>) -> TokenStream {
             #state_version,
             &[#(#commands),*],
             &[#(#events),*],
-        );
+        )
+        .with_upcasts(&[#(#upcasts),*]);
         &SCHEMA
     }
+}
+
+/// The variants of the current events an upcast may read as: every `<Type>Event::Variant` its
+/// body names, or else (when it builds them elsewhere, through another upcast say) the current
+/// event stored under the name it reads.
+fn upcast_targets(agg: &Aggregate<'_>, u: &Upcast<'_>) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    model::scan_paths(
+        quote::ToTokens::to_token_stream(&u.original.block),
+        &agg.event_enum(),
+        &mut |variant| {
+            let variant = variant.to_string();
+            if !found.contains(&variant) && agg.events.iter().any(|e| e.variant == variant) {
+                found.push(variant);
+            }
+        },
+    );
+    if found.is_empty() {
+        let from = u.source_name();
+        found.extend(
+            agg.events
+                .iter()
+                .filter(|e| e.stored_name() == from)
+                .map(|e| e.variant.to_string()),
+        );
+    }
+    found
 }

@@ -54,7 +54,10 @@ pub use crate::host::{
     ExecuteAndReadResult, ExecuteError, ExecuteResult, Executed, GivenServices, Host, HostBuilder,
     LoadError, Metrics, NoServices, NoneNeeded, Phase, ServicesFor, WithMetadata,
 };
-pub use crate::schema::{AggregateSchema, CommandSchema, EventSchema, FieldSchema};
+pub use crate::schema::{
+    AggregateSchema, CommandSchema, EventSchema, FieldSchema, OwnedSchema, RecordedSchema,
+    UpcastReturns, UpcastSchema,
+};
 pub use crate::snapshot::SnapshotPolicy;
 #[cfg(feature = "lmdb")]
 pub use crate::store::lmdb::{Durability, LmdbOptions, LmdbStore};
@@ -68,7 +71,9 @@ pub use crate::store::{AppendResult, EventStore, Snapshot};
 pub mod __private {
     pub use crate::aggregate::{Aggregate, DomainEvent, StoredEventError, Upcast};
     pub use crate::codec::decode;
-    pub use crate::schema::{AggregateSchema, CommandSchema, EventSchema, FieldSchema};
+    pub use crate::schema::{
+        AggregateSchema, CommandSchema, EventSchema, FieldSchema, UpcastReturns, UpcastSchema,
+    };
     pub use serde;
     pub use std;
 }

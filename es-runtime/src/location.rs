@@ -44,6 +44,8 @@ pub enum Location {
         /// The key, without the table's prefix.
         key: Vec<u8>,
     },
+    /// The recorded schemas of an aggregate: `the schemas of aggregate "account"`.
+    Schema(String),
     /// The store as a whole (its environment, a sync, its own bookkeeping): `the store`.
     Store,
 }
@@ -74,6 +76,7 @@ impl fmt::Display for Location {
                 "the value of key {:?} in table {table:?}",
                 String::from_utf8_lossy(key)
             ),
+            Location::Schema(name) => write!(f, "the schemas of aggregate {name:?}"),
             Location::Store => f.write_str("the store"),
         }
     }

@@ -1,10 +1,25 @@
-//! A static description of an aggregate, for documentation and tools.
+//! The description of an aggregate, for documentation and tools: static, as `#[aggregate]`
+//! generates it, and owned, as a store records it.
 //!
-//! `#[aggregate]` generates one per aggregate ([`Aggregate::schema`](crate::Aggregate::schema));
-//! [`AggregateSchema::to_markdown`] renders it with a Mermaid diagram of commands and the events
-//! each may emit.
+//! The rule: there is one rendering. [`AggregateSchema`] is what the compiled code knows (every
+//! string `'static`); [`OwnedSchema`] is the same description in owned, serializable form,
+//! which a host records in its store ([`EventStore::save_schema`](crate::EventStore::save_schema))
+//! and a tool reads back as JSON without the application's types. Markdown is rendered from
+//! the owned form only, so a page rendered from a recorded schema is the page the application
+//! would render.
+//!
+//! `#[aggregate]` generates one schema per aggregate ([`Aggregate::schema`](crate::Aggregate::schema));
+//! [`AggregateSchema::to_markdown`] renders it with a Mermaid diagram of commands, the events
+//! each may emit, and the past shapes of events that upcasts read.
 
-use std::fmt::Write as _;
+mod owned;
+mod render;
+
+pub use self::owned::{
+    OwnedCommand, OwnedEvent, OwnedField, OwnedSchema, OwnedUpcast, RecordedSchema, Stored,
+};
+
+use serde::{Deserialize, Serialize};
 
 /// The description of one aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +39,8 @@ pub struct AggregateSchema {
     pub commands: &'static [CommandSchema],
     /// The events, in declaration order.
     pub events: &'static [EventSchema],
+    /// The past shapes of stored events and how they are read, in declaration order.
+    pub upcasts: &'static [UpcastSchema],
 }
 
 /// The description of one command.
@@ -60,6 +77,56 @@ pub struct EventSchema {
     pub docs: &'static str,
     /// The event's fields.
     pub fields: &'static [FieldSchema],
+    /// The version of its shape, stored with each event (`#[event(version = N)]`, 1 unless
+    /// given). Versions below it are read through [`UpcastSchema`]s.
+    pub version: u32,
+}
+
+/// The description of one `#[upcast]`: a past shape of a stored event, and what it reads as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UpcastSchema {
+    /// The stored type name of the past shape.
+    pub from: &'static str,
+    /// The version of the past shape.
+    pub version: u32,
+    /// The function that reads it (`opened_v1`).
+    pub method: &'static str,
+    /// The function's doc comment.
+    pub docs: &'static str,
+    /// The fields of the past shape: the function's parameters.
+    pub fields: &'static [FieldSchema],
+    /// How many current events it reads as.
+    pub returns: UpcastReturns,
+    /// Whether no current event is stored under [`from`](Self::from) any more.
+    pub retired: bool,
+    /// Variant names of the current events it may read as: those its body names, or else the
+    /// current event stored under the same name.
+    pub into: &'static [&'static str],
+}
+
+/// How many current events an upcast reads a past one as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum UpcastReturns {
+    /// Exactly one (it returns the event enum).
+    One,
+    /// Any number (it returns a `Vec`: one old event became several).
+    Several,
+    /// One or none (it returns an `Option`: `None` drops the old event on read).
+    OneOrNone,
+}
+
+impl UpcastReturns {
+    /// As shown in the Markdown: `one event`, `several events`, `one event or none`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            UpcastReturns::One => "one event",
+            UpcastReturns::Several => "several events",
+            UpcastReturns::OneOrNone => "one event or none",
+        }
+    }
 }
 
 /// The description of one field of a command or event.
@@ -73,7 +140,8 @@ pub struct FieldSchema {
 }
 
 impl AggregateSchema {
-    /// The schema of an aggregate that does not describe itself (hand-written ones).
+    /// The schema of an aggregate that does not describe itself (hand-written ones). A host
+    /// does not record it.
     pub const UNDESCRIBED: AggregateSchema = AggregateSchema::new("", "", "", None, 1, &[], &[]);
 
     /// Builds a schema; used by generated code.
@@ -95,7 +163,19 @@ impl AggregateSchema {
             state_version,
             commands,
             events,
+            upcasts: &[],
         }
+    }
+
+    /// The same schema with these upcasts; used by generated code.
+    pub const fn with_upcasts(mut self, upcasts: &'static [UpcastSchema]) -> Self {
+        self.upcasts = upcasts;
+        self
+    }
+
+    /// Whether this is [`UNDESCRIBED`](Self::UNDESCRIBED): no name, no commands, no events.
+    pub fn is_undescribed(&self) -> bool {
+        self.name.is_empty() && self.commands.is_empty() && self.events.is_empty()
     }
 
     /// The command with this variant name.
@@ -108,66 +188,21 @@ impl AggregateSchema {
         self.events.iter().find(|e| e.name == name)
     }
 
-    /// Renders the schema as Markdown: tables of commands and events (with the names each
-    /// event is stored and read under) and a Mermaid flowchart from each command to the events
-    /// it may emit.
+    /// The upcast that reads version `version` of the events stored as `from`.
+    pub fn upcast(&self, from: &str, version: u32) -> Option<&UpcastSchema> {
+        self.upcasts
+            .iter()
+            .find(|u| u.from == from && u.version == version)
+    }
+
+    /// The owned, serializable form of this schema, as a store records it.
+    pub fn to_owned_schema(&self) -> OwnedSchema {
+        OwnedSchema::from(self)
+    }
+
+    /// Renders the schema as Markdown (see [`OwnedSchema::to_markdown`]).
     pub fn to_markdown(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# `{}` (stream category `{}`)\n",
-            self.type_name, self.name
-        );
-        if !self.docs.is_empty() {
-            let _ = writeln!(out, "{}\n", self.docs.trim());
-        }
-        let _ = writeln!(out, "```mermaid\nflowchart LR");
-        for c in self.commands {
-            let _ = writeln!(out, "    C_{0}[/{0}/]", c.name);
-        }
-        for e in self.events {
-            let _ = writeln!(out, "    E_{0}([{0}])", e.name);
-        }
-        for c in self.commands {
-            for e in c.emits {
-                let _ = writeln!(out, "    C_{} --> E_{}", c.name, e);
-            }
-        }
-        let _ = writeln!(out, "```\n\n## Commands\n");
-        let _ = writeln!(
-            out,
-            "| command | fields | emits | description |\n|---|---|---|---|"
-        );
-        for c in self.commands {
-            let _ = writeln!(
-                out,
-                "| `{}` | {} | {} | {} |",
-                c.name,
-                fields_md(c.fields),
-                c.emits
-                    .iter()
-                    .map(|e| format!("`{e}`"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                first_line(c.docs)
-            );
-        }
-        let _ = writeln!(out, "\n## Events\n");
-        let _ = writeln!(
-            out,
-            "| event | stored as | fields | description |\n|---|---|---|---|"
-        );
-        for e in self.events {
-            let _ = writeln!(
-                out,
-                "| `{}` | {} | {} | {} |",
-                e.name,
-                stored_md(e),
-                fields_md(e.fields),
-                first_line(e.docs)
-            );
-        }
-        out
+        self.to_owned_schema().to_markdown()
     }
 }
 
@@ -193,7 +228,7 @@ impl CommandSchema {
 }
 
 impl EventSchema {
-    /// Builds an event description; used by generated code.
+    /// Builds an event description at version 1; used by generated code.
     pub const fn new(
         name: &'static str,
         type_name: &'static str,
@@ -209,6 +244,39 @@ impl EventSchema {
             method,
             docs,
             fields,
+            version: 1,
+        }
+    }
+
+    /// The same description at shape version `version`; used by generated code.
+    pub const fn with_version(mut self, version: u32) -> Self {
+        self.version = version;
+        self
+    }
+}
+
+impl UpcastSchema {
+    /// Builds an upcast description; used by generated code.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn new(
+        from: &'static str,
+        version: u32,
+        method: &'static str,
+        docs: &'static str,
+        fields: &'static [FieldSchema],
+        returns: UpcastReturns,
+        retired: bool,
+        into: &'static [&'static str],
+    ) -> Self {
+        UpcastSchema {
+            from,
+            version,
+            method,
+            docs,
+            fields,
+            returns,
+            retired,
+            into,
         }
     }
 }
@@ -218,34 +286,4 @@ impl FieldSchema {
     pub const fn new(name: &'static str, ty: &'static str) -> Self {
         FieldSchema { name, ty }
     }
-}
-
-fn fields_md(fields: &[FieldSchema]) -> String {
-    if fields.is_empty() {
-        return "—".to_owned();
-    }
-    fields
-        .iter()
-        .map(|f| format!("`{}: {}`", f.name, f.ty))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// The stored type name, and the older names it is also read from.
-fn stored_md(event: &EventSchema) -> String {
-    let stored = format!("`{}`", event.type_name);
-    if event.aliases.is_empty() {
-        return stored;
-    }
-    let aliases = event
-        .aliases
-        .iter()
-        .map(|a| format!("`{a}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("{stored} (also {aliases})")
-}
-
-fn first_line(docs: &str) -> &str {
-    docs.trim().lines().next().unwrap_or("")
 }

@@ -9,11 +9,13 @@ pub mod memory;
 mod names;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod schemas;
 
 use std::ops::ControlFlow;
 
 use crate::error::{AppendError, Location, ReadError, WriteError};
 use crate::event::{EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId, Timestamp};
+use crate::schema::{OwnedSchema, RecordedSchema};
 use crate::watch::HeadWatch;
 
 #[cfg(any(feature = "lmdb", feature = "postgres"))]
@@ -174,6 +176,33 @@ pub trait EventStore: Send + Sync {
         None
     }
 
+    /// Records `schema` as the newest in the history of its aggregate (`schema.name`), unless
+    /// the newest recorded there is the same schema; returns the new record, or `None` when
+    /// the schema was unchanged.
+    ///
+    /// The schema is recorded as its JSON ([`OwnedSchema::to_json`]), stamped with the store's
+    /// clock, with the next revision of its aggregate; older revisions are kept. The check and
+    /// the write are one transaction, so processes recording the same schema at once record it
+    /// once. A [`Host`](crate::Host) calls it when built.
+    ///
+    /// The durable stores and [`MemoryStore`](memory::MemoryStore) record schemas; by default
+    /// a store does not, and refuses with [`WriteError::InvalidInput`]. A store open read-only
+    /// refuses a changed schema with [`WriteError::ReadOnly`] (and may answer `None` for an
+    /// unchanged one).
+    fn save_schema(&self, schema: &OwnedSchema) -> Result<Option<RecordedSchema>, WriteError> {
+        Err(WriteError::InvalidInput {
+            at: Location::Schema(schema.name.clone()),
+            reason: "this store does not record schemas".to_owned(),
+        })
+    }
+
+    /// Every recorded schema, ordered by aggregate name, then oldest first (by revision).
+    ///
+    /// By default (a store that does not record schemas) there are none.
+    fn schemas(&self) -> Result<Vec<RecordedSchema>, ReadError> {
+        Ok(Vec::new())
+    }
+
     /// Copies up to `limit` events of a stream from version `from` (inclusive) out of the
     /// store, in version order.
     ///
@@ -326,6 +355,15 @@ macro_rules! forward_event_store {
             }
             fn read_all(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, ReadError> {
                 (**self).read_all(from, limit)
+            }
+            fn save_schema(
+                &self,
+                schema: &OwnedSchema,
+            ) -> Result<Option<RecordedSchema>, WriteError> {
+                (**self).save_schema(schema)
+            }
+            fn schemas(&self) -> Result<Vec<RecordedSchema>, ReadError> {
+                (**self).schemas()
             }
         }
     )*};

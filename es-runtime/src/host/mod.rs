@@ -71,6 +71,7 @@ pub(crate) mod error;
 mod load;
 mod metrics;
 mod options;
+mod schema;
 mod shared;
 mod snapshots;
 mod sweeper;
@@ -219,9 +220,14 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
     }
 
     fn from_builder(store: S, options: options::HostOptions, services: A::Services) -> Self {
-        Host {
+        let record = options.record_schema;
+        let host = Host {
             shared: Arc::new(Shared::new(store, options, services)),
+        };
+        if record {
+            host.record_schema_at_build();
         }
+        host
     }
 
     /// The store the host writes to.

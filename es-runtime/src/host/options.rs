@@ -133,6 +133,7 @@ pub(crate) struct HostOptions {
     pub(crate) state_version: Option<u32>,
     pub(crate) background_snapshots: bool,
     pub(crate) max_blocking_threads: usize,
+    pub(crate) record_schema: bool,
 }
 
 impl HostOptions {
@@ -177,6 +178,7 @@ impl<A: Aggregate, S: EventStore + 'static> HostBuilder<A, S> {
                 state_version: None,
                 background_snapshots: true,
                 max_blocking_threads: Self::DEFAULT_MAX_BLOCKING_THREADS,
+                record_schema: true,
             },
             services: NoServices,
             _aggregate: PhantomData,
@@ -287,6 +289,13 @@ impl<A: Aggregate, S: EventStore + 'static, V> HostBuilder<A, S, V> {
     /// [`Aggregate::STATE_VERSION`].
     pub fn state_version(mut self, version: u32) -> Self {
         self.options.state_version = Some(version);
+        self
+    }
+
+    /// Record the aggregate's schema in the store when the host is built (the default; see
+    /// [`Host::record_schema`]), or not.
+    pub fn record_schema(mut self, record: bool) -> Self {
+        self.options.record_schema = record;
         self
     }
 

@@ -30,6 +30,7 @@ mod open;
 mod options;
 mod read;
 mod record;
+mod schemas;
 mod snapshots;
 mod tables;
 mod verify;
@@ -54,6 +55,7 @@ use self::heads::Tail;
 use self::log::LogForward;
 use crate::error::{AppendError, Location, OpenError, ReadError, WriteError};
 use crate::event::{Clock, ExpectedVersion, NewEvent, StreamId, Timestamp};
+use crate::schema::{OwnedSchema, RecordedSchema};
 use crate::store::{AppendResult, EventStore, GroupQueue, Snapshot, Visitor};
 use crate::watch::HeadWatch;
 
@@ -127,6 +129,8 @@ struct Inner {
     checkpoints: BytesDb,
     tables: BytesDb,
     meta: BytesDb,
+    /// The recorded schemas (see `schemas`); `None` in a store opened read-only that has none.
+    schemas: Option<BytesDb>,
     /// The stream heads of the records after the heads checkpoint (see `heads`).
     tail: Mutex<Tail>,
     heads_every: u64,
@@ -399,6 +403,14 @@ impl EventStore for LmdbStore {
 
     fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
         self.inner.load_checkpoint(name)
+    }
+
+    fn save_schema(&self, schema: &OwnedSchema) -> Result<Option<RecordedSchema>, WriteError> {
+        self.inner.save_schema(schema)
+    }
+
+    fn schemas(&self) -> Result<Vec<RecordedSchema>, ReadError> {
+        self.inner.schemas()
     }
 }
 

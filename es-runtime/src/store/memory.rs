@@ -10,7 +10,8 @@ use uuid::Uuid;
 use crate::codec;
 use crate::error::{AppendError, ReadError, WriteError};
 use crate::event::{Clock, EventRef, ExpectedVersion, NewEvent, StreamId, SystemClock, Timestamp};
-use crate::store::{AppendResult, EventStore, Snapshot, Visitor};
+use crate::schema::{OwnedSchema, RecordedSchema};
+use crate::store::{AppendResult, EventStore, Snapshot, Visitor, schemas};
 use crate::watch::HeadWatch;
 
 /// An event store in memory: fast, shared between threads, gone when dropped.
@@ -41,6 +42,8 @@ struct Inner {
     streams: Vec<Stream>,
     snapshots: HashMap<StreamId, Vec<Snapshot>, RandomState>,
     checkpoints: HashMap<String, u64>,
+    /// Every recorded schema, in the order recorded.
+    schemas: Vec<RecordedSchema>,
     last_timestamp: Timestamp,
 }
 
@@ -335,6 +338,28 @@ impl EventStore for MemoryStore {
 
     fn head_watch(&self) -> Option<&HeadWatch> {
         Some(&self.watch)
+    }
+
+    fn save_schema(&self, schema: &OwnedSchema) -> Result<Option<RecordedSchema>, WriteError> {
+        let (name, json) = schemas::prepare(schema)?;
+        let mut inner = self.write();
+        let newest = inner
+            .schemas
+            .iter()
+            .rfind(|r| r.name == name)
+            .map(|r| (r.revision, r.json.as_str()));
+        let Some(revision) = schemas::next_revision(newest, &json) else {
+            return Ok(None);
+        };
+        let record = RecordedSchema::new(name.to_owned(), revision, self.clock.now(), json);
+        inner.schemas.push(record.clone());
+        Ok(Some(record))
+    }
+
+    fn schemas(&self) -> Result<Vec<RecordedSchema>, ReadError> {
+        let mut records = self.read().schemas.clone();
+        schemas::sort(&mut records);
+        Ok(records)
     }
 }
 

@@ -11,6 +11,7 @@ mod commit;
 mod listen;
 mod pool;
 mod schema;
+mod schemas;
 mod tables;
 
 use std::str::FromStr;
@@ -22,6 +23,7 @@ use self::pool::{Pool, Runtime, Statements};
 use self::schema::Sql;
 use crate::error::{AppendError, BoxError, Location, OpenError, ReadError, WriteError};
 use crate::event::{Clock, EventRef, ExpectedVersion, NewEvent, StreamId, SystemClock, Timestamp};
+use crate::schema::{OwnedSchema, RecordedSchema};
 use crate::store::checkpoint_name;
 use crate::store::{AppendResult, EventStore, GroupQueue, Snapshot, Visitor};
 use crate::watch::HeadWatch;
@@ -178,6 +180,7 @@ impl PostgresOptions {
             commits,
             clock: Arc::clone(&self.clock),
             hold_commits: self.hold_commits,
+            schema_sql: schemas::SchemaSql::new(&self.schema),
             runtime,
         })
     }
@@ -229,6 +232,7 @@ pub struct PostgresStore {
     commits: tokio::sync::mpsc::UnboundedSender<u64>,
     clock: Arc<dyn Clock>,
     hold_commits: Option<Duration>,
+    schema_sql: schemas::SchemaSql,
     // Last: shut down after everything that uses it.
     runtime: Runtime,
 }
@@ -634,5 +638,13 @@ impl EventStore for PostgresStore {
 
     fn head_watch(&self) -> Option<&HeadWatch> {
         Some(&self.watch)
+    }
+
+    fn save_schema(&self, schema: &OwnedSchema) -> Result<Option<RecordedSchema>, WriteError> {
+        self.save_schema_row(schema)
+    }
+
+    fn schemas(&self) -> Result<Vec<RecordedSchema>, ReadError> {
+        self.schema_rows()
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Barrier;
 
 use crate::error::AppendError;
 use crate::event::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId};
+use crate::schema::{OwnedEvent, OwnedSchema, RecordedSchema};
 use crate::store::{EventStore, Snapshot};
 
 /// Generates one `#[test]` per conformance case; `$make` is an expression evaluated once per
@@ -44,6 +45,8 @@ macro_rules! conformance_tests {
             snapshots_keep_the_last_k,
             snapshot_of_same_version_replaces,
             checkpoints_round_trip,
+            schemas_keep_a_history_per_aggregate,
+            schemas_recorded_at_once_are_recorded_once,
             concurrent_appenders_one_stream,
             concurrent_appenders_many_streams,
         );
@@ -696,6 +699,87 @@ pub fn checkpoints_round_trip<S: EventStore>(store: &S) {
     store.save_checkpoint("p", 12).unwrap();
     assert_eq!(store.load_checkpoint("p").unwrap(), Some(12));
     assert_eq!(store.load_checkpoint("q").unwrap(), Some(3));
+}
+
+/// A schema named `name` whose one event is `event`.
+fn schema(name: &str, event: &str) -> OwnedSchema {
+    OwnedSchema {
+        name: name.to_owned(),
+        type_name: "Account".to_owned(),
+        events: vec![OwnedEvent {
+            name: event.to_owned(),
+            type_name: event.to_owned(),
+            ..OwnedEvent::default()
+        }],
+        ..OwnedSchema::default()
+    }
+}
+
+/// Schemas are recorded per aggregate name, once per change, oldest kept; each record reads
+/// back as the schema recorded.
+pub fn schemas_keep_a_history_per_aggregate<S: EventStore>(store: &S) {
+    assert_eq!(store.schemas().unwrap(), vec![]);
+    let first = schema("account", "Opened");
+    let recorded = store.save_schema(&first).unwrap().expect("recorded");
+    assert_eq!((recorded.name.as_str(), recorded.revision), ("account", 1));
+    assert_eq!(recorded.schema().unwrap(), first);
+    assert_eq!(store.save_schema(&first).unwrap(), None, "unchanged");
+
+    let second = schema("account", "Created");
+    let changed = store.save_schema(&second).unwrap().expect("recorded");
+    assert_eq!(changed.revision, 2);
+    assert!(changed.recorded_at >= recorded.recorded_at);
+    assert_eq!(store.save_schema(&second).unwrap(), None, "unchanged");
+    let other = store
+        .save_schema(&schema("cart", "Opened"))
+        .unwrap()
+        .expect("another aggregate has its own history");
+    assert_eq!(other.revision, 1);
+    // Back to the first: a change from the newest, recorded as a third revision.
+    assert_eq!(store.save_schema(&first).unwrap().unwrap().revision, 3);
+
+    let all = store.schemas().unwrap();
+    let listed: Vec<(&str, u32)> = all.iter().map(|r| (r.name.as_str(), r.revision)).collect();
+    assert_eq!(
+        listed,
+        [("account", 1), ("account", 2), ("account", 3), ("cart", 1)]
+    );
+    assert_eq!(all[0], recorded);
+    assert_eq!(all[1].schema().unwrap(), second);
+    assert_eq!(all[2].schema().unwrap(), first);
+    let latest: Vec<(&str, u32)> = RecordedSchema::latest(&all)
+        .iter()
+        .map(|r| (r.name.as_str(), r.revision))
+        .collect();
+    assert_eq!(latest, [("account", 3), ("cart", 1)]);
+
+    let err = store.save_schema(&schema("", "Opened")).unwrap_err();
+    assert!(
+        matches!(err, crate::WriteError::InvalidInput { .. }),
+        "an aggregate without a name: {err:?}"
+    );
+}
+
+/// Threads recording the same schema at once record it once.
+pub fn schemas_recorded_at_once_are_recorded_once<S: EventStore>(store: &S) {
+    let threads = 4;
+    let barrier = Barrier::new(threads);
+    let recorded: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    store.save_schema(&schema("account", "Opened")).unwrap()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| usize::from(h.join().unwrap().is_some()))
+            .sum()
+    });
+    assert_eq!(recorded, 1);
+    assert_eq!(store.schemas().unwrap().len(), 1);
 }
 
 /// Threads racing on one stream with exact expected versions: exactly one wins each version,

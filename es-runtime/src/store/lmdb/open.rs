@@ -164,7 +164,7 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
     let mut env_options = EnvOpenOptions::new().read_txn_without_tls();
     env_options
         .map_size(map_size)
-        .max_dbs(8)
+        .max_dbs(16)
         .max_readers(options.max_readers.max(1));
     if options.durability == Durability::NoSync {
         // SAFETY: NO_SYNC only drops the flush at commit; LMDB stays consistent, and the
@@ -193,6 +193,8 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
                 opener.create_database(txn, Some("checkpoints"))?;
             let meta: Database<Bytes, Bytes> = opener.create_database(txn, Some("meta"))?;
             let tables: Database<Bytes, Bytes> = opener.create_database(txn, Some("tables"))?;
+            // Created in a store of any format: it adds records and changes none.
+            let schemas: Database<Bytes, Bytes> = opener.create_database(txn, Some("schemas"))?;
             let found = meta
                 .get(txn, FORMAT_KEY)?
                 .map(|v| v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX));
@@ -215,10 +217,11 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
                 checkpoints,
                 tables,
                 meta,
+                schemas,
             )))
         })
         .map_err(|e| storage(&e))?;
-    let (log, heads, index, snapshots, checkpoints, tables, meta) = match opened {
+    let (log, heads, index, snapshots, checkpoints, tables, meta, schemas) = match opened {
         CommitOrAbort::Commit(dbs) => dbs,
         CommitOrAbort::Abort(found) => {
             return Err(OpenError::UnsupportedFormat {
@@ -256,6 +259,7 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
         checkpoints,
         tables,
         meta,
+        schemas: Some(schemas),
     };
     let env = Environment::new(
         env,
@@ -277,6 +281,7 @@ struct Dbs {
     checkpoints: Database<'static, Bytes, Bytes>,
     tables: Database<'static, Bytes, Bytes>,
     meta: Database<'static, Bytes, Bytes>,
+    schemas: Option<Database<'static, Bytes, Bytes>>,
 }
 
 fn inner(env: Environment, dbs: Dbs, options: LmdbOptions, head: u64, legacy: bool) -> Inner {
@@ -289,6 +294,7 @@ fn inner(env: Environment, dbs: Dbs, options: LmdbOptions, head: u64, legacy: bo
         checkpoints: dbs.checkpoints,
         tables: dbs.tables,
         meta: dbs.meta,
+        schemas: dbs.schemas,
         tail: Mutex::new(Tail::new(0)),
         heads_every: options.heads_every,
         legacy,
@@ -325,7 +331,7 @@ fn open_read_only(
         let mut env_options = EnvOpenOptions::new().read_txn_without_tls();
         env_options
             .map_size(map_size)
-            .max_dbs(8)
+            .max_dbs(16)
             .max_readers(options.max_readers.max(1));
         // SAFETY: READ_ONLY makes LMDB refuse every write. NO_LOCK is asked for only when
         // no process holds LMDB's lock on the lock file (checked below), so that no writer
@@ -372,6 +378,8 @@ fn open_read_only(
             let Some(log) = opener.open_database::<Position, Bytes>(txn, Some("log"))? else {
                 return Ok(CommitOrAbort::Abort("log"));
             };
+            // Missing in a store no writable open of this build has opened yet: no schemas.
+            let schemas = opener.open_database::<Bytes, Bytes>(txn, Some("schemas"))?;
             Ok(CommitOrAbort::Commit((
                 log,
                 named!("heads"),
@@ -380,6 +388,7 @@ fn open_read_only(
                 named!("checkpoints"),
                 named!("tables"),
                 named!("meta"),
+                schemas,
             )))
         })
         .map_err(|e| storage(&e))?;
@@ -391,7 +400,7 @@ fn open_read_only(
             )));
         }
     };
-    let (log, heads, index, snapshots, checkpoints, tables, meta) = opened;
+    let (log, heads, index, snapshots, checkpoints, tables, meta, schemas) = opened;
     let (head, legacy) = {
         let txn = env.read_txn().map_err(|e| storage(&e))?;
         let found = meta
@@ -433,6 +442,7 @@ fn open_read_only(
         checkpoints,
         tables,
         meta,
+        schemas,
     };
     let env = Environment::new(env, path, max_map_size, false, true).holding(presence);
     Ok(inner(env, dbs, options, head, legacy))

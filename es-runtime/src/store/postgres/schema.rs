@@ -149,6 +149,7 @@ pub(super) async fn migrate(
         format = FORMAT_VERSION;
     }
     if format == FORMAT_VERSION {
+        tx.batch_execute(&super::schemas::create_table(s)).await?;
         tx.commit().await?;
     } else {
         tx.rollback().await?;

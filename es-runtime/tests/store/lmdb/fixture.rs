@@ -205,3 +205,47 @@ fn a_store_of_format_2_opened_read_only_reads_as_it_is_and_is_left_unchanged() {
     assert!(std::fs::read(dir.path().join("data.mdb")).unwrap() == before);
     assert!(!dir.path().join("es-store").exists());
 }
+
+#[test]
+fn a_store_written_before_schemas_were_recorded_gains_them_and_reads_as_before() {
+    use es_runtime::OwnedSchema;
+    for format in [2, 3] {
+        let dir = copy_of_fixture(format);
+        let mut schema = OwnedSchema::default();
+        schema.name = "account".to_owned();
+        {
+            let store = LmdbStore::open(dir.path()).unwrap();
+            assert_eq!(store.schemas().unwrap(), vec![], "format {format}");
+            let recorded = store.save_schema(&schema).unwrap().unwrap();
+            assert_eq!(recorded.revision, 1);
+        }
+        let store = LmdbStore::open(dir.path()).unwrap();
+        let all = store.schemas().unwrap();
+        assert_eq!(all.len(), 1, "format {format}");
+        assert_eq!(all[0].schema().unwrap(), schema);
+        assert_eq!(store.save_schema(&schema).unwrap(), None);
+        assert_eq!(store.read_all(0, usize::MAX).unwrap(), expected());
+    }
+}
+
+#[test]
+fn a_store_without_schemas_opened_read_only_lists_none_and_cannot_record() {
+    let dir = copy_of_fixture(2);
+    let store = LmdbOptions::new().read_only(true).open(dir.path()).unwrap();
+    assert_eq!(store.schemas().unwrap(), vec![]);
+    let err = store
+        .save_schema(&es_runtime::OwnedSchema::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, es_runtime::WriteError::InvalidInput { .. }),
+        "an unnamed schema: {err:?}"
+    );
+    let mut schema = es_runtime::OwnedSchema::default();
+    schema.name = "account".to_owned();
+    let err = store.save_schema(&schema).unwrap_err();
+    assert!(
+        matches!(err, es_runtime::WriteError::ReadOnly { .. }),
+        "{err:?}"
+    );
+    assert_eq!(store.read_all(0, usize::MAX).unwrap(), expected());
+}
