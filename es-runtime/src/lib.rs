@@ -27,6 +27,7 @@ pub mod event;
 pub mod history;
 pub mod host;
 mod location;
+pub mod migrate;
 pub mod projection;
 pub mod read;
 pub mod runner;
