@@ -57,6 +57,13 @@ fn memory_to_lmdb_to_postgres_to_lmdb_keeps_every_event_as_it_was() {
     drop(back);
     let back = LmdbStore::open(dir.path().join("back")).unwrap();
     assert_eq!(log(&back), original);
+    // Imported records are as sound as appended ones: back pointers, index, heads.
+    for store in [&lmdb, &back] {
+        let checked = store.verify().unwrap();
+        assert!(checked.is_sound(), "{:?}", checked.damage);
+        assert_eq!(checked.events, original.len() as u64);
+        assert_eq!((checked.snapshots, checked.checkpoints), (3, 3));
+    }
     let s = crate::stream("account-1");
     let version = memory.stream_version(&s).unwrap();
     assert_eq!(back.stream_version(&s).unwrap(), version);
