@@ -2,6 +2,7 @@
 
 #[cfg(any(feature = "lmdb", feature = "postgres"))]
 mod group;
+mod import;
 #[cfg(feature = "lmdb")]
 pub mod lmdb;
 pub mod memory;
@@ -17,6 +18,9 @@ use crate::error::{AppendError, Location, ReadError, WriteError};
 use crate::event::{EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId, Timestamp};
 use crate::schema::{OwnedSchema, RecordedSchema};
 use crate::watch::HeadWatch;
+
+pub(crate) use self::import::ImportCheck;
+pub use self::import::ImportResult;
 
 #[cfg(any(feature = "lmdb", feature = "postgres"))]
 pub(crate) use self::{
@@ -168,6 +172,25 @@ pub trait EventStore: Send + Sync {
 
     /// A projection's checkpoint, if it has one.
     fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError>;
+
+    /// Every projection checkpoint with its position, sorted by name.
+    fn checkpoints(&self) -> Result<Vec<(String, u64)>, ReadError>;
+
+    /// Takes in events recorded elsewhere (another store, an export), keeping each one's id,
+    /// timestamp, metadata, type, version of shape, payload and stream version: all of the
+    /// batch in one transaction, or none of it.
+    ///
+    /// Global positions are the store's: the events take the next ones, in the order given
+    /// (their `position` fields are not read). Each event must be the next of its stream
+    /// (version 1 of a new stream, or the stream's version + 1, counting the events before it
+    /// in the batch): any other is [`AppendError::WrongExpectedVersion`], with the version the
+    /// event follows as `expected` and the stream's as `actual`. An event stamped earlier
+    /// than the one before it in the log is [`AppendError::InvalidInput`]: timestamps never
+    /// go back along the log. Either refuses the whole batch. An empty batch writes nothing.
+    ///
+    /// This is how [`migrate`](crate::migrate) copies a store; appends going on meanwhile
+    /// are ordered with the batch as any other commit.
+    fn import(&self, events: Vec<RecordedEvent>) -> Result<ImportResult, AppendError>;
 
     /// The watch this store publishes its head position on after each commit, if it has one.
     ///
@@ -341,6 +364,12 @@ macro_rules! forward_event_store {
             }
             fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
                 (**self).load_checkpoint(name)
+            }
+            fn checkpoints(&self) -> Result<Vec<(String, u64)>, ReadError> {
+                (**self).checkpoints()
+            }
+            fn import(&self, events: Vec<RecordedEvent>) -> Result<ImportResult, AppendError> {
+                (**self).import(events)
             }
             fn head_watch(&self) -> Option<&HeadWatch> {
                 (**self).head_watch()

@@ -170,6 +170,8 @@ impl<R, O> GroupQueue<R, O> {
 pub(crate) struct Layout {
     last_position: u64,
     timestamp: Timestamp,
+    /// The timestamp of the last event laid out, once there is one.
+    latest: Option<Timestamp>,
 }
 
 impl Layout {
@@ -178,7 +180,27 @@ impl Layout {
         Layout {
             last_position,
             timestamp,
+            latest: None,
         }
+    }
+
+    /// Reserves positions for `count` imported events (checked by the caller), the last
+    /// stamped `last`; appends laid out after them are stamped no earlier. Returns the first
+    /// position.
+    pub(crate) fn import(&mut self, count: u64, last: Timestamp) -> u64 {
+        let first_position = self.last_position + 1;
+        self.last_position += count;
+        if count > 0 {
+            self.timestamp = self.timestamp.max(last);
+            self.latest = Some(last);
+        }
+        first_position
+    }
+
+    /// The timestamp of the last event laid out in the group, if any: what an import after
+    /// it must not go back from.
+    pub(crate) fn latest(&self) -> Option<Timestamp> {
+        self.latest
     }
 
     /// Admits `count` events for `stream` at version `current` if `expected` matches it,
@@ -199,6 +221,9 @@ impl Layout {
         }
         let first_position = self.last_position + 1;
         self.last_position += count;
+        if count > 0 {
+            self.latest = Some(self.timestamp);
+        }
         Ok(AppendResult::new(
             current + 1,
             first_position,

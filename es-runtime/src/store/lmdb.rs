@@ -48,15 +48,15 @@ use std::sync::{Arc, Mutex};
 use heed::types::{Bytes, U64};
 use heed::{Database, RoTxn, RwTxn, WithoutTls};
 
-use self::commit::{Append, Outcome, SnapshotWrite, Write};
+use self::commit::{Append, Import, Outcome, SnapshotWrite, Write};
 use self::env::{Environment, Reader};
 use self::fail::Fail;
 use self::heads::Tail;
 use self::log::LogForward;
 use crate::error::{AppendError, Location, OpenError, ReadError, WriteError};
-use crate::event::{Clock, ExpectedVersion, NewEvent, StreamId, Timestamp};
+use crate::event::{Clock, ExpectedVersion, NewEvent, RecordedEvent, StreamId, Timestamp};
 use crate::schema::{OwnedSchema, RecordedSchema};
-use crate::store::{AppendResult, EventStore, GroupQueue, Snapshot, Visitor};
+use crate::store::{AppendResult, EventStore, GroupQueue, ImportResult, Snapshot, Visitor};
 use crate::watch::HeadWatch;
 
 type Position = U64<heed::byteorder::BigEndian>;
@@ -411,6 +411,32 @@ impl EventStore for LmdbStore {
 
     fn schemas(&self) -> Result<Vec<RecordedSchema>, ReadError> {
         self.inner.schemas()
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(String, u64)>, ReadError> {
+        self.inner.checkpoints()
+    }
+
+    fn import(&self, events: Vec<RecordedEvent>) -> Result<ImportResult, AppendError> {
+        if let (true, Some(first)) = (self.is_read_only(), events.first()) {
+            return Err(AppendError::ReadOnly {
+                stream: first.stream.clone(),
+            });
+        }
+        let Some(import) = Import::new(events)? else {
+            return Ok(ImportResult::new(
+                self.head_position().map_or(1, |h| h + 1),
+                0,
+            ));
+        };
+        let stream = import.stream().clone();
+        self.submit(Write::Import(import), || {
+            Outcome::Import(Err(AppendError::Storage {
+                stream,
+                source: "the commit panicked".into(),
+            }))
+        })
+        .into_import()
     }
 }
 

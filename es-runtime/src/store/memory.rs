@@ -9,9 +9,12 @@ use uuid::Uuid;
 
 use crate::codec;
 use crate::error::{AppendError, ReadError, WriteError};
-use crate::event::{Clock, EventRef, ExpectedVersion, NewEvent, StreamId, SystemClock, Timestamp};
+use crate::event::{
+    Clock, EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId, SystemClock, Timestamp,
+};
 use crate::schema::{OwnedSchema, RecordedSchema};
-use crate::store::{AppendResult, EventStore, Snapshot, Visitor, schemas};
+use crate::store::{AppendResult, EventStore, ImportResult, Snapshot, Visitor};
+use crate::store::{ImportCheck, schemas};
 use crate::watch::HeadWatch;
 
 /// An event store in memory: fast, shared between threads, gone when dropped.
@@ -226,6 +229,60 @@ impl MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// Imports a batch under one lock: checked whole first, so that a refused batch leaves
+    /// nothing behind.
+    fn import_events(&self, events: Vec<RecordedEvent>) -> Result<ImportResult, AppendError> {
+        let mut guard = self.write();
+        let inner = &mut *guard;
+        let first_position = inner.log.len() as u64 + 1;
+        let mut check = ImportCheck::new(inner.last_timestamp);
+        for event in &events {
+            let current = check.version(event.stream.as_str()).unwrap_or_else(|| {
+                inner
+                    .index
+                    .get(&event.stream)
+                    .map_or(0, |&i| inner.streams[i].positions.len() as u64)
+            });
+            check.admit(event, current)?;
+        }
+        let count = events.len() as u64;
+        if count == 0 {
+            return Ok(ImportResult::new(first_position, 0));
+        }
+        inner.last_timestamp = check.last_timestamp();
+        for (e, position) in events.into_iter().zip(first_position..) {
+            let index = match inner.index.get(&e.stream) {
+                Some(&i) => i,
+                None => {
+                    let i = inner.streams.len();
+                    inner.streams.push(Stream {
+                        id: e.stream.clone(),
+                        positions: Vec::new(),
+                    });
+                    inner.index.insert(e.stream.clone(), i);
+                    i
+                }
+            };
+            inner.streams[index].positions.push(position);
+            inner.log.push(Record {
+                stream: index,
+                version: e.version,
+                event_type: e.event_type,
+                event_version: e.event_version,
+                event_id: e.event_id,
+                timestamp: e.timestamp,
+                metadata: codec::encode_metadata(&e.metadata),
+                payload: e.payload,
+            });
+        }
+        let head = inner.log.len() as u64;
+        drop(guard);
+        self.watch.publish(head);
+        Ok(ImportResult::new(first_position, count))
+    }
+}
+
 impl EventStore for MemoryStore {
     fn append(
         &self,
@@ -334,6 +391,21 @@ impl EventStore for MemoryStore {
 
     fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
         Ok(self.read().checkpoints.get(name).copied())
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(String, u64)>, ReadError> {
+        let mut all: Vec<(String, u64)> = self
+            .read()
+            .checkpoints
+            .iter()
+            .map(|(name, &p)| (name.clone(), p))
+            .collect();
+        all.sort_unstable();
+        Ok(all)
+    }
+
+    fn import(&self, events: Vec<RecordedEvent>) -> Result<ImportResult, AppendError> {
+        self.import_events(events)
     }
 
     fn head_watch(&self) -> Option<&HeadWatch> {

@@ -22,10 +22,12 @@ use self::commit::{Append, Outcome};
 use self::pool::{Pool, Runtime, Statements};
 use self::schema::Sql;
 use crate::error::{AppendError, BoxError, Location, OpenError, ReadError, WriteError};
-use crate::event::{Clock, EventRef, ExpectedVersion, NewEvent, StreamId, SystemClock, Timestamp};
+use crate::event::{
+    Clock, EventRef, ExpectedVersion, NewEvent, RecordedEvent, StreamId, SystemClock, Timestamp,
+};
 use crate::schema::{OwnedSchema, RecordedSchema};
 use crate::store::checkpoint_name;
-use crate::store::{AppendResult, EventStore, GroupQueue, Snapshot, Visitor};
+use crate::store::{AppendResult, EventStore, GroupQueue, ImportResult, Snapshot, Visitor};
 use crate::watch::HeadWatch;
 
 pub use self::schema::FORMAT_VERSION;
@@ -634,6 +636,45 @@ impl EventStore for PostgresStore {
                     })
             })
             .transpose()
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(String, u64)>, ReadError> {
+        let rows = self
+            .query(|st| &st.checkpoints, Vec::new())
+            .map_err(ReadError::Storage)?;
+        rows.iter()
+            .map(|r| {
+                let name: String = r.try_get(0).map_err(|e| ReadError::Corrupt {
+                    at: Location::Store,
+                    reason: format!("a checkpoint row: {e}"),
+                })?;
+                let position = r.try_get::<_, i64>(1).map_err(|e| ReadError::Corrupt {
+                    at: Location::Checkpoint(name.clone()),
+                    reason: e.to_string(),
+                })?;
+                Ok((name, position as u64))
+            })
+            .collect()
+    }
+
+    fn import(&self, events: Vec<RecordedEvent>) -> Result<ImportResult, AppendError> {
+        let Some(first) = events.first() else {
+            let head = self.head_position().unwrap_or(0);
+            return Ok(ImportResult::new(head + 1, 0));
+        };
+        let stream = first.stream.clone();
+        let done = self.pool.with(&self.runtime, move |conn| async move {
+            commit::import(conn, events).await
+        });
+        match done {
+            Ok(Ok((result, head))) => {
+                self.watch.publish(head);
+                let _ = self.commits.send(head);
+                Ok(result)
+            }
+            Ok(Err(refused)) => Err(refused),
+            Err(source) => Err(AppendError::Storage { stream, source }),
+        }
     }
 
     fn head_watch(&self) -> Option<&HeadWatch> {

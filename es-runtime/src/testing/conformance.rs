@@ -14,7 +14,7 @@ use std::ops::ControlFlow;
 use std::sync::Barrier;
 
 use crate::error::AppendError;
-use crate::event::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId};
+use crate::event::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId, Timestamp};
 use crate::schema::{OwnedEvent, OwnedSchema, RecordedSchema};
 use crate::store::{EventStore, Snapshot};
 
@@ -47,6 +47,10 @@ macro_rules! conformance_tests {
             checkpoints_round_trip,
             schemas_keep_a_history_per_aggregate,
             schemas_recorded_at_once_are_recorded_once,
+            checkpoints_list_every_name_sorted,
+            import_keeps_every_envelope_field_and_takes_the_next_positions,
+            import_refuses_a_batch_that_skips_repeats_or_goes_back_in_time,
+            imported_streams_read_and_append_as_appended_ones,
             concurrent_appenders_one_stream,
             concurrent_appenders_many_streams,
         );
@@ -881,4 +885,158 @@ pub fn concurrent_appenders_many_streams<S: EventStore>(store: &S) {
             "stream {s} is contiguous"
         );
     }
+}
+
+/// Every checkpoint is listed with its position, sorted by name.
+pub fn checkpoints_list_every_name_sorted<S: EventStore>(store: &S) {
+    assert_eq!(store.checkpoints().unwrap(), []);
+    for (name, position) in [("votes", 7), ("a-b", 1), ("Zed", 0), ("ballots", 9)] {
+        store.save_checkpoint(name, position).unwrap();
+    }
+    store.save_checkpoint("votes", 8).unwrap();
+    let listed = store.checkpoints().unwrap();
+    let names: Vec<&str> = listed.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["Zed", "a-b", "ballots", "votes"], "byte order");
+    assert_eq!(listed[3], ("votes".to_owned(), 8));
+    assert_eq!(listed[0], ("Zed".to_owned(), 0));
+}
+
+/// A recorded event as another store would hand it out: `version` of `stream`, stamped `t`.
+fn recorded(stream_id: &str, version: u64, t: u64, n: u64) -> RecordedEvent {
+    RecordedEvent {
+        stream: stream(stream_id),
+        version,
+        // Not read by an import: the target assigns positions.
+        position: 1_000 + n,
+        event_type: std::borrow::Cow::Owned(format!("Imported{}", n % 3)),
+        event_version: 1 + (n % 4) as u32,
+        event_id: uuid::Uuid::now_v7(),
+        timestamp: Timestamp(t),
+        metadata: if n.is_multiple_of(2) {
+            Metadata::default()
+                .with_correlation_id(uuid::Uuid::now_v7())
+                .with("n", n.to_string())
+        } else {
+            Metadata::default()
+        },
+        payload: crate::codec::encode(&BTreeMap::from([("n", n)])).expect("encodes"),
+    }
+}
+
+/// An import keeps ids, timestamps, metadata, types, versions of shape, payloads and stream
+/// versions, and its events take the positions after the head, in the order given.
+pub fn import_keeps_every_envelope_field_and_takes_the_next_positions<S: EventStore>(store: &S) {
+    let a = stream("acc-a");
+    store
+        .append(&a, ExpectedVersion::NoStream, events(0..2))
+        .unwrap();
+    let t = all(store)[1].timestamp.as_nanos();
+    let batch = vec![
+        recorded("acc-a", 3, t, 0),
+        recorded("acc-b", 1, t + 5, 1),
+        recorded("acc-a", 4, t + 5, 2),
+        recorded("acc-b", 2, t + 9, 3),
+    ];
+    let r = store.import(batch.clone()).unwrap();
+    assert_eq!((r.first_position, r.count, r.last_position()), (3, 4, 6));
+    assert_eq!(store.head_position().unwrap(), 6);
+    assert_eq!(store.stream_version(&a).unwrap(), 4);
+    assert_eq!(store.stream_version(&stream("acc-b")).unwrap(), 2);
+    let log = all(store);
+    for (read, (sent, position)) in log[2..].iter().zip(batch.iter().zip(3..)) {
+        let expected = RecordedEvent {
+            position,
+            ..sent.clone()
+        };
+        assert_eq!(read, &expected);
+    }
+    let empty = store.import(Vec::new()).unwrap();
+    assert_eq!((empty.first_position, empty.count), (7, 0));
+    assert_eq!(store.head_position().unwrap(), 6);
+}
+
+/// A batch with an event that is not the next of its stream (a gap, a version already
+/// stored, a new stream not starting at 1), or stamped before the event before it in the
+/// log, is refused whole: nothing of it is written.
+pub fn import_refuses_a_batch_that_skips_repeats_or_goes_back_in_time<S: EventStore>(store: &S) {
+    let a = stream("acc-a");
+    store
+        .append(&a, ExpectedVersion::NoStream, events(0..2))
+        .unwrap();
+    let before = all(store);
+    let t = before[1].timestamp.as_nanos();
+    let refused = |batch: Vec<RecordedEvent>| {
+        let err = store.import(batch).unwrap_err();
+        assert_eq!(all(store), before, "nothing written");
+        err
+    };
+    let gap = refused(vec![recorded("acc-b", 1, t, 0), recorded("acc-a", 4, t, 1)]);
+    assert_eq!(gap.stream(), "acc-a");
+    assert_eq!(wrong_version(gap), (ExpectedVersion::Exact(3), 2));
+    let repeat = refused(vec![recorded("acc-a", 2, t, 0)]);
+    assert_eq!(wrong_version(repeat), (ExpectedVersion::Exact(1), 2));
+    let inside = refused(vec![recorded("acc-b", 1, t, 0), recorded("acc-b", 1, t, 1)]);
+    assert_eq!(wrong_version(inside), (ExpectedVersion::Exact(0), 1));
+    let late_start = refused(vec![recorded("acc-c", 2, t, 0)]);
+    assert_eq!(wrong_version(late_start), (ExpectedVersion::Exact(1), 0));
+    let back = refused(vec![recorded("acc-a", 3, t.saturating_sub(1), 0)]);
+    assert!(matches!(back, AppendError::InvalidInput { .. }), "{back:?}");
+    let back_inside = refused(vec![
+        recorded("acc-a", 3, t + 10, 0),
+        recorded("acc-a", 4, t + 9, 1),
+    ]);
+    assert!(
+        matches!(back_inside, AppendError::InvalidInput { .. }),
+        "{back_inside:?}"
+    );
+}
+
+/// Streams written by imports, long and interleaved, read by version from anywhere, and
+/// appends continue them with no earlier timestamp than the imported events'.
+pub fn imported_streams_read_and_append_as_appended_ones<S: EventStore>(store: &S) {
+    let start = 1_000_000_000u64;
+    let names = ["long-a", "long-b", "long-c"];
+    let mut versions = [0u64; 3];
+    let mut sent = Vec::new();
+    let mut n = 0;
+    for batch in 0..12 {
+        let mut events = Vec::new();
+        for _ in 0..(batch * 7 + 3) {
+            let s = (n + n / 5) as usize % 3;
+            versions[s] += 1;
+            events.push(recorded(names[s], versions[s], start + n / 4, n));
+            n += 1;
+        }
+        sent.extend(events.clone());
+        store.import(events).unwrap();
+    }
+    assert_eq!(store.head_position().unwrap(), n);
+    for (s, name) in names.iter().enumerate() {
+        let id = stream(name);
+        assert_eq!(store.stream_version(&id).unwrap(), versions[s]);
+        let mine: Vec<&RecordedEvent> = sent.iter().filter(|e| e.stream == id).collect();
+        assert!(versions[s] > 65, "{name} is long enough: {}", versions[s]);
+        for from in [1, 2, 31, 32, 33, 64, 65, versions[s]] {
+            let read = store.read_stream(&id, from, usize::MAX).unwrap();
+            let ids: Vec<_> = read.iter().map(|e| (e.version, e.event_id)).collect();
+            let want: Vec<_> = mine[from as usize - 1..]
+                .iter()
+                .map(|e| (e.version, e.event_id))
+                .collect();
+            assert_eq!(ids, want, "{name} from {from}");
+        }
+    }
+    let a = stream(names[0]);
+    let r = store
+        .append(&a, ExpectedVersion::Exact(versions[0]), events(0..1))
+        .unwrap();
+    assert_eq!(
+        (r.first_version, r.first_position),
+        (versions[0] + 1, n + 1)
+    );
+    assert!(r.timestamp.as_nanos() >= start + (n - 1) / 4);
+    let err = store
+        .append(&a, ExpectedVersion::Exact(versions[0]), events(0..1))
+        .unwrap_err();
+    assert_eq!(wrong_version(err).1, versions[0] + 1);
 }

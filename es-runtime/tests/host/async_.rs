@@ -116,6 +116,15 @@ impl EventStore for SlowStore {
     fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
         self.0.load_checkpoint(name)
     }
+    fn checkpoints(&self) -> Result<Vec<(String, u64)>, ReadError> {
+        self.0.checkpoints()
+    }
+    fn import(
+        &self,
+        events: Vec<es_runtime::RecordedEvent>,
+    ) -> Result<es_runtime::ImportResult, es_runtime::AppendError> {
+        self.0.import(events)
+    }
 }
 
 /// On a single-threaded runtime, 20 slow commands on 20 aggregates overlap, and a timer task

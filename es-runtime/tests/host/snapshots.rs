@@ -443,6 +443,15 @@ impl EventStore for GatedStore {
     fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, ReadError> {
         self.inner.load_checkpoint(name)
     }
+    fn checkpoints(&self) -> Result<Vec<(String, u64)>, ReadError> {
+        self.inner.checkpoints()
+    }
+    fn import(
+        &self,
+        events: Vec<es_runtime::RecordedEvent>,
+    ) -> Result<es_runtime::ImportResult, es_runtime::AppendError> {
+        self.inner.import(events)
+    }
 }
 
 /// Opens a gated store's gate when dropped.

@@ -311,6 +311,15 @@ impl EventStore for BadMetadataAt {
     fn load_checkpoint(&self, name: &str) -> Result<Option<u64>, es_runtime::ReadError> {
         self.inner.load_checkpoint(name)
     }
+    fn checkpoints(&self) -> Result<Vec<(String, u64)>, es_runtime::ReadError> {
+        self.inner.checkpoints()
+    }
+    fn import(
+        &self,
+        events: Vec<es_runtime::RecordedEvent>,
+    ) -> Result<es_runtime::ImportResult, es_runtime::AppendError> {
+        self.inner.import(events)
+    }
 }
 
 #[test]

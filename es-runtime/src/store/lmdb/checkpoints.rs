@@ -2,7 +2,7 @@
 
 use heed::{RoTxn, RwTxn};
 
-use super::fail::Fail;
+use super::fail::{self, Fail};
 use super::{Inner, record};
 use crate::error::{Location, ReadError, WriteError};
 
@@ -25,6 +25,27 @@ impl Inner {
         let r = self.reader()?;
         self.checkpoint_in(&r.txn, key)
             .map_err(Fail::into_read_error)
+    }
+
+    /// Every checkpoint, sorted by name (LMDB's key order is the names' byte order).
+    pub(super) fn checkpoints(&self) -> Result<Vec<(String, u64)>, ReadError> {
+        let r = self.reader()?;
+        let mut all = Vec::new();
+        let entries = self.checkpoints.iter(&r.txn).map_err(fail::read_failed)?;
+        for entry in entries {
+            let (name, value) = entry.map_err(fail::read_failed)?;
+            let at = || Location::Checkpoint(String::from_utf8_lossy(name).into_owned());
+            let name = std::str::from_utf8(name).map_err(|e| ReadError::Corrupt {
+                at: at(),
+                reason: format!("the name is not UTF-8: {e}"),
+            })?;
+            let position = record::read_position(value).ok_or_else(|| ReadError::Corrupt {
+                at: at(),
+                reason: format!("{} bytes instead of 8", value.len()),
+            })?;
+            all.push((name.to_owned(), position));
+        }
+        Ok(all)
     }
 
     /// The checkpoint of the projection named `name` (as bytes), as `txn` sees it.

@@ -5,6 +5,10 @@
 //! position and the timestamp come from the committed log inside the transaction, so
 //! processes sharing the directory never collide. Every `heads_every` positions the commit
 //! also writes the stream heads of the tail (see `heads`).
+//!
+//! An import (events recorded elsewhere, see `store::import`) is a write of its own kind in
+//! the same groups: its events keep their stream versions and timestamps, are checked whole
+//! before any is written, and take the next positions like an append's.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -20,8 +24,8 @@ use super::heads::{Tail, Unreadable, unreadable};
 use super::record::{self, BLOCK};
 use crate::codec;
 use crate::error::{AppendError, Location, WriteError};
-use crate::event::{ExpectedVersion, NewEvent, StreamId, Timestamp};
-use crate::store::{AppendResult, Layout};
+use crate::event::{ExpectedVersion, NewEvent, RecordedEvent, StreamId, Timestamp};
+use crate::store::{AppendResult, ImportCheck, ImportResult, Layout};
 
 /// One write waiting for the group commit.
 pub(super) enum Write {
@@ -29,6 +33,15 @@ pub(super) enum Write {
     Append(Append),
     /// A snapshot, riding with the appends so that it shares their transaction and fsync.
     Snapshot(SnapshotWrite),
+    /// Recorded events to take in as they are.
+    Import(Import),
+}
+
+/// Recorded events to import, of any streams: never empty.
+pub(super) struct Import {
+    events: Vec<RecordedEvent>,
+    /// The encoded metadata of each event.
+    metadata: Vec<Vec<u8>>,
 }
 
 /// Events to append to one stream.
@@ -54,6 +67,7 @@ pub(super) struct SnapshotWrite {
 pub(super) enum Outcome {
     Append(Result<AppendResult, AppendError>),
     Snapshot(Result<(), WriteError>),
+    Import(Result<ImportResult, AppendError>),
 }
 
 impl Write {
@@ -67,6 +81,11 @@ impl Write {
                 events + metadata
             }
             Write::Snapshot(s) => s.value.len(),
+            Write::Import(i) => {
+                let events: usize = i.events.iter().map(|e| e.payload.len()).sum();
+                let metadata: usize = i.metadata.iter().map(Vec::len).sum();
+                events + metadata
+            }
         };
         bytes as u64
     }
@@ -82,6 +101,10 @@ impl Write {
                 at: s.location(),
                 source: source(),
             })),
+            Write::Import(i) => Outcome::Import(Err(AppendError::Storage {
+                stream: i.stream().clone(),
+                source: source(),
+            })),
         }
     }
 
@@ -94,6 +117,10 @@ impl Write {
             })),
             Write::Snapshot(s) => Outcome::Snapshot(Err(WriteError::StoreFull {
                 at: s.location(),
+                limit,
+            })),
+            Write::Import(i) => Outcome::Import(Err(AppendError::StoreFull {
+                stream: i.stream().clone(),
                 limit,
             })),
         }
@@ -114,7 +141,7 @@ impl Outcome {
     pub(super) fn into_append(self) -> Result<AppendResult, AppendError> {
         match self {
             Outcome::Append(outcome) => outcome,
-            Outcome::Snapshot(_) => unreachable!("an append is answered as an append"),
+            _ => unreachable!("an append is answered as an append"),
         }
     }
 
@@ -122,7 +149,15 @@ impl Outcome {
     pub(super) fn into_snapshot(self) -> Result<(), WriteError> {
         match self {
             Outcome::Snapshot(outcome) => outcome,
-            Outcome::Append(_) => unreachable!("a snapshot is answered as a snapshot"),
+            _ => unreachable!("a snapshot is answered as a snapshot"),
+        }
+    }
+
+    /// The outcome of an import (the group answers each write with its own kind).
+    pub(super) fn into_import(self) -> Result<ImportResult, AppendError> {
+        match self {
+            Outcome::Import(outcome) => outcome,
+            _ => unreachable!("an import is answered as an import"),
         }
     }
 }
@@ -135,28 +170,9 @@ impl Append {
         expected: ExpectedVersion,
         events: Vec<NewEvent>,
     ) -> Result<Append, AppendError> {
-        let invalid = |reason: String| AppendError::InvalidInput {
-            stream: stream.clone(),
-            reason,
-        };
         let mut metadata = Vec::with_capacity(events.len());
         for (i, e) in events.iter().enumerate() {
-            if e.event_type.len() > usize::from(u16::MAX) {
-                return Err(invalid(format!(
-                    "event {} of the batch has a type name of {} bytes; the limit is {}",
-                    i + 1,
-                    e.event_type.len(),
-                    u16::MAX
-                )));
-            }
-            let m = codec::encode_metadata(&e.metadata);
-            if u32::try_from(m.len()).is_err() {
-                return Err(invalid(format!(
-                    "event {} of the batch has more than 4 GiB of metadata",
-                    i + 1
-                )));
-            }
-            metadata.push(m);
+            metadata.push(storable(stream, i, &e.event_type, &e.metadata)?);
         }
         Ok(Append {
             stream: stream.clone(),
@@ -167,7 +183,164 @@ impl Append {
     }
 }
 
+/// Checks that event `i` (0-based) of a batch for `stream` fits in a record, and encodes its
+/// metadata.
+fn storable(
+    stream: &StreamId,
+    i: usize,
+    event_type: &str,
+    metadata: &crate::event::Metadata,
+) -> Result<Vec<u8>, AppendError> {
+    let invalid = |reason: String| AppendError::InvalidInput {
+        stream: stream.clone(),
+        reason,
+    };
+    if event_type.len() > usize::from(u16::MAX) {
+        return Err(invalid(format!(
+            "event {} of the batch has a type name of {} bytes; the limit is {}",
+            i + 1,
+            event_type.len(),
+            u16::MAX
+        )));
+    }
+    let m = codec::encode_metadata(metadata);
+    if u32::try_from(m.len()).is_err() {
+        return Err(invalid(format!(
+            "event {} of the batch has more than 4 GiB of metadata",
+            i + 1
+        )));
+    }
+    Ok(m)
+}
+
+impl Import {
+    /// Checks what can be checked before queueing; `None` for an empty batch, which has
+    /// nothing to write.
+    pub(super) fn new(events: Vec<RecordedEvent>) -> Result<Option<Import>, AppendError> {
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let mut metadata = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            metadata.push(storable(&e.stream, i, &e.event_type, &e.metadata)?);
+        }
+        Ok(Some(Import { events, metadata }))
+    }
+
+    /// The stream of the first event, which names the import in errors of the whole batch.
+    pub(super) fn stream(&self) -> &StreamId {
+        &self.events[0].stream
+    }
+}
+
+/// The heads of the streams written by the group so far: version and last position.
+type Newer<'g> = HashMap<&'g str, (u64, u64)>;
+
 impl Inner {
+    /// The head (version, last position) of `stream` in a commit whose heads checkpoint is
+    /// at `h` and whose log ends at `start`, the group's earlier writes in `newer`. An
+    /// unknown head (a damaged record in the tail) is the write's own failure.
+    fn head_in_group(
+        &self,
+        txn: &heed::RoTxn<'_>,
+        newer: &Newer<'_>,
+        stream: &StreamId,
+        (h, start): (u64, u64),
+    ) -> Result<Result<(u64, u64), AppendError>, Fail> {
+        let found = match newer.get(stream.as_str()) {
+            Some(&head) => Ok(Some(head)),
+            None if h == start => Ok(None),
+            None => self.lock_tail().latest(stream.as_str(), h, start),
+        };
+        Ok(match found {
+            Ok(Some(head)) => Ok(head),
+            Ok(None) => Ok(self.stored_head(txn, stream)?),
+            Err(e) => Err(AppendError::Storage {
+                stream: stream.clone(),
+                source: unreadable(e).to_box(),
+            }),
+        })
+    }
+
+    /// Writes one event's record at `position`, with its stream-index entry when due.
+    fn put_event(
+        &self,
+        txn: &mut heed::RwTxn<'_>,
+        (key, buf): (&mut Vec<u8>, &mut Vec<u8>),
+        position: u64,
+        parts: &record::EventParts<'_>,
+    ) -> Result<(), Fail> {
+        record::encode_event(buf, position, parts)
+            .map_err(|reason| Fail::Other(heed::Error::Io(io::Error::other(reason))))?;
+        self.log
+            .put_with_flags(txn, PutFlags::APPEND, &position, buf)?;
+        if parts.version.is_multiple_of(BLOCK) {
+            record::stream_key(key, parts.stream, parts.version);
+            self.index
+                .put(txn, key, &record::position_value(position))?;
+        }
+        Ok(())
+    }
+
+    /// Lays out and writes an import in the group's transaction, after checking it whole:
+    /// refused, it writes nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn put_import<'g>(
+        &self,
+        txn: &mut heed::RwTxn<'_>,
+        layout: &mut Layout,
+        newer: &mut Newer<'g>,
+        window: (u64, u64),
+        log_timestamp: Timestamp,
+        import: &'g Import,
+        scratch: (&mut Vec<u8>, &mut Vec<u8>),
+    ) -> Result<Result<ImportResult, AppendError>, Fail> {
+        let mut check = ImportCheck::new(layout.latest().unwrap_or(log_timestamp));
+        // Per stream of the batch, the position of its last event before the batch: the
+        // back pointer of its first event in the batch.
+        let mut before: HashMap<&str, u64> = HashMap::new();
+        for event in &import.events {
+            let stream = event.stream.as_str();
+            let current = match check.version(stream) {
+                Some(v) => v,
+                None => match self.head_in_group(txn, newer, &event.stream, window)? {
+                    Ok((version, position)) => {
+                        before.insert(stream, position);
+                        version
+                    }
+                    Err(e) => return Ok(Err(e)),
+                },
+            };
+            if let Err(refused) = check.admit(event, current) {
+                return Ok(Err(refused));
+            }
+        }
+        let count = import.events.len() as u64;
+        let first = layout.import(count, check.last_timestamp());
+        let (key, buf) = scratch;
+        for (i, (event, metadata)) in import.events.iter().zip(&import.metadata).enumerate() {
+            let position = first + i as u64;
+            let stream = event.stream.as_str();
+            let previous = before.insert(stream, position).unwrap_or(0);
+            let parts = record::EventParts {
+                stream,
+                version: event.version,
+                previous,
+                timestamp: event.timestamp,
+                event_id: event.event_id,
+                event_type: &event.event_type,
+                event_version: event.event_version,
+                metadata,
+                payload: &event.payload,
+            };
+            self.put_event(txn, (&mut *key, &mut *buf), position, &parts)?;
+        }
+        for (stream, version) in check.into_versions() {
+            newer.insert(stream, (version, before[stream]));
+        }
+        Ok(Ok(ImportResult::new(first, count)))
+    }
+
     /// Commits a group of writes, growing the map as needed. One outcome per write.
     pub(super) fn commit_group(&self, group: Vec<Write>) -> Vec<Outcome> {
         let may_checkpoint = Cell::new(true);
@@ -226,7 +399,7 @@ impl Inner {
         // While this transaction holds LMDB's write lock, no checkpoint moves and no record is
         // added, so the index's entries in `(h, start]` stay put: it is locked per lookup only,
         // and readers wait for a lookup at most, never for the whole write.
-        let mut newer: HashMap<&str, (u64, u64)> = HashMap::new();
+        let mut newer: Newer<'_> = HashMap::new();
         let mut key = Vec::new();
         let mut buf = Vec::new();
         let mut outcomes = Vec::with_capacity(group.len());
@@ -241,25 +414,35 @@ impl Inner {
                     outcomes.push(Outcome::Snapshot(Ok(())));
                     continue;
                 }
-            };
-            let stream = request.stream.as_str();
-            let found = match newer.get(stream) {
-                Some(&head) => Ok(Some(head)),
-                None if h == start => Ok(None),
-                None => self.lock_tail().latest(stream, h, start),
-            };
-            let (current, mut previous) = match found {
-                Ok(Some(head)) => head,
-                Ok(None) => self.stored_head(txn, &request.stream)?,
-                // This stream's version is unknown; the rest of the group carries on.
-                Err(e) => {
-                    outcomes.push(Outcome::Append(Err(AppendError::Storage {
-                        stream: request.stream.clone(),
-                        source: unreadable(e).to_box(),
-                    })));
+                Write::Import(import) => {
+                    let scratch = (&mut key, &mut buf);
+                    let outcome = self.put_import(
+                        txn,
+                        &mut layout,
+                        &mut newer,
+                        window,
+                        last_timestamp,
+                        import,
+                        scratch,
+                    )?;
+                    if outcome.is_ok() {
+                        wrote = true;
+                        appended = true;
+                    }
+                    outcomes.push(Outcome::Import(outcome));
                     continue;
                 }
             };
+            let stream = request.stream.as_str();
+            let (current, mut previous) =
+                match self.head_in_group(txn, &newer, &request.stream, window)? {
+                    Ok(head) => head,
+                    // This stream's version is unknown; the rest of the group carries on.
+                    Err(e) => {
+                        outcomes.push(Outcome::Append(Err(e)));
+                        continue;
+                    }
+                };
             let count = request.events.len() as u64;
             let admitted = match layout.admit(&request.stream, request.expected, current, count) {
                 Ok(admitted) => admitted,
@@ -271,29 +454,19 @@ impl Inner {
             for (i, (event, metadata)) in request.events.iter().zip(&request.metadata).enumerate() {
                 let version = admitted.first_version + i as u64;
                 let position = admitted.first_position + i as u64;
-                record::encode_event(
-                    &mut buf,
-                    position,
-                    &record::EventParts {
-                        stream,
-                        version,
-                        previous,
-                        timestamp,
-                        event_id: event.event_id,
-                        event_type: &event.event_type,
-                        event_version: event.event_version,
-                        metadata,
-                        payload: &event.payload,
-                    },
-                )
-                .map_err(|reason| Fail::Other(heed::Error::Io(io::Error::other(reason))))?;
-                self.log
-                    .put_with_flags(txn, PutFlags::APPEND, &position, &buf)?;
-                if version.is_multiple_of(BLOCK) {
-                    record::stream_key(&mut key, stream, version);
-                    self.index
-                        .put(txn, &key, &record::position_value(position))?;
-                }
+                let parts = record::EventParts {
+                    stream,
+                    version,
+                    previous,
+                    // The group's stamp, raised past any import before this append.
+                    timestamp: admitted.timestamp,
+                    event_id: event.event_id,
+                    event_type: &event.event_type,
+                    event_version: event.event_version,
+                    metadata,
+                    payload: &event.payload,
+                };
+                self.put_event(txn, (&mut key, &mut buf), position, &parts)?;
                 previous = position;
             }
             if !request.events.is_empty() {
@@ -330,14 +503,22 @@ impl Inner {
         {
             let mut tail = self.lock_tail();
             for (write, outcome) in group.iter().zip(&outcomes) {
-                if let (Write::Append(request), Outcome::Append(Ok(r))) = (write, outcome) {
-                    for i in 0..r.count {
-                        tail.add(
-                            r.first_position + i,
-                            request.stream.as_str(),
-                            r.first_version + i,
-                        );
+                match (write, outcome) {
+                    (Write::Append(request), Outcome::Append(Ok(r))) => {
+                        for i in 0..r.count {
+                            tail.add(
+                                r.first_position + i,
+                                request.stream.as_str(),
+                                r.first_version + i,
+                            );
+                        }
                     }
+                    (Write::Import(import), Outcome::Import(Ok(r))) => {
+                        for (e, p) in import.events.iter().zip(r.first_position..) {
+                            tail.add(p, e.stream.as_str(), e.version);
+                        }
+                    }
+                    _ => {}
                 }
             }
             if checkpoint {
@@ -387,7 +568,7 @@ mod tests {
                     Err(*actual)
                 }
                 Outcome::Append(Err(e)) => panic!("{e}"),
-                Outcome::Snapshot(_) => panic!("no snapshot in this group"),
+                _ => panic!("only appends in this group"),
             })
             .collect();
         assert_eq!(
@@ -465,5 +646,55 @@ mod tests {
         assert_eq!(kept, [2, 3]);
         assert_eq!(store.load_snapshot(&a).unwrap().unwrap().payload, [3]);
         assert_eq!(store.stream_version(&a).unwrap(), 3);
+    }
+
+    #[test]
+    fn an_import_rides_in_a_group_between_appends_and_raises_their_stamp() {
+        let store = LmdbStore::temporary(LmdbOptions::new()).unwrap();
+        let a = StreamId::new("acc", 1).unwrap();
+        let b = StreamId::new("acc", 2).unwrap();
+        let append = |expected, n: usize| {
+            let events = (0..n).map(|_| NewEvent::raw("E", vec![0xc0])).collect();
+            Write::Append(Append::new(&a, expected, events).unwrap())
+        };
+        // Far in the future: the append after it must not be stamped earlier.
+        let later = Timestamp(u64::MAX / 2);
+        let imported = |version, timestamp| RecordedEvent {
+            stream: b.clone(),
+            version,
+            position: 0,
+            event_type: "Imported".into(),
+            event_version: 2,
+            event_id: crate::event::new_event_id(),
+            timestamp,
+            metadata: crate::event::Metadata::default(),
+            payload: vec![0xc0],
+        };
+        let import = |events| Write::Import(Import::new(events).unwrap().unwrap());
+        let group = vec![
+            append(ExpectedVersion::NoStream, 2),
+            import(vec![imported(1, later), imported(2, later)]),
+            import(vec![imported(2, later)]),
+            append(ExpectedVersion::Exact(2), 1),
+        ];
+        let outcomes = store.inner.commit_group(group);
+        let Outcome::Import(Ok(i)) = &outcomes[1] else {
+            panic!("the import goes through")
+        };
+        assert_eq!((i.first_position, i.count), (3, 2));
+        assert!(matches!(
+            outcomes[2],
+            Outcome::Import(Err(AppendError::WrongExpectedVersion { actual: 2, .. }))
+        ));
+        let Outcome::Append(Ok(r)) = &outcomes[3] else {
+            panic!("the last append goes through")
+        };
+        assert_eq!((r.first_version, r.first_position), (3, 5));
+        assert_eq!(r.timestamp, later);
+        let log = store.read_all(1, usize::MAX).unwrap();
+        let stamps: Vec<_> = log.iter().map(|e| e.timestamp).collect();
+        assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "{stamps:?}");
+        assert_eq!(store.stream_version(&b).unwrap(), 2);
+        assert_eq!(log[2].event_version, 2);
     }
 }

@@ -6,6 +6,10 @@
 //! versions read are the streams' current ones: each append is checked against them (and
 //! against the appends before it in the group) and refused alone. A group reports success
 //! only when the rows written are exactly the rows planned and COMMIT returned.
+//!
+//! An import (see `store::import`) is a transaction of its own under the same lock: its
+//! events keep their versions and timestamps, checked whole against the streams' versions
+//! and the log's last timestamp read under the lock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,8 +21,8 @@ use uuid::Uuid;
 use super::pool::Conn;
 use crate::codec;
 use crate::error::{AppendError, BoxError};
-use crate::event::{ExpectedVersion, NewEvent, StreamId, Timestamp};
-use crate::store::{AppendResult, Layout};
+use crate::event::{ExpectedVersion, NewEvent, RecordedEvent, StreamId, Timestamp};
+use crate::store::{AppendResult, ImportCheck, ImportResult, Layout};
 
 /// One append waiting for its group.
 #[derive(Debug)]
@@ -210,6 +214,108 @@ async fn transact(
         }
     }
     Ok((plan.outcomes, Some(new_head as u64)))
+}
+
+/// Imports `events` (not empty) on `conn` in one transaction. Returns what was written and
+/// the new head, or the refusal of the batch; a failed statement is the error.
+pub(super) async fn import(
+    conn: Arc<Conn>,
+    events: Vec<RecordedEvent>,
+) -> Result<Result<(ImportResult, u64), AppendError>, BoxError> {
+    let done = import_in(&conn, &events).await;
+    if !matches!(done, Ok(Ok(_))) {
+        // Refused or failed: end the transaction before the connection is reused.
+        let _ = conn.client.execute(&conn.st.rollback, &[]).await;
+    }
+    done
+}
+
+async fn import_in(
+    conn: &Conn,
+    events: &[RecordedEvent],
+) -> Result<Result<(ImportResult, u64), AppendError>, BoxError> {
+    let (c, st) = (&conn.client, &conn.st);
+    let mut names: Vec<&str> = events.iter().map(|e| e.stream.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let versions_params: [&(dyn ToSql + Sync); 1] = [&names];
+    let (_, head_row, version_rows) = tokio::try_join!(
+        c.execute(&st.begin, &[]),
+        c.query_one(&st.lock_head, &[]),
+        c.query(&st.versions, &versions_params),
+    )?;
+    let head: i64 = head_row.try_get(0)?;
+    let last_timestamp: i64 = head_row.try_get(1)?;
+    let mut stored = HashMap::with_capacity(version_rows.len());
+    for row in &version_rows {
+        let version: i64 = row.try_get(1)?;
+        stored.insert(row.try_get::<_, String>(0)?, version as u64);
+    }
+    let mut check = ImportCheck::new(Timestamp(last_timestamp as u64));
+    for event in events {
+        let stream = event.stream.as_str();
+        let current = check
+            .version(stream)
+            .unwrap_or_else(|| stored.get(stream).copied().unwrap_or(0));
+        if let Err(refused) = check.admit(event, current) {
+            return Ok(Err(refused));
+        }
+    }
+    let count = events.len() as i64;
+    let positions: Vec<i64> = (head + 1..=head + count).collect();
+    let streams: Vec<&str> = events.iter().map(|e| e.stream.as_str()).collect();
+    let versions: Vec<i64> = events.iter().map(|e| e.version as i64).collect();
+    let types: Vec<&str> = events.iter().map(|e| &*e.event_type).collect();
+    let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+    let stamps: Vec<i64> = events
+        .iter()
+        .map(|e| e.timestamp.as_nanos() as i64)
+        .collect();
+    let metadata: Vec<Vec<u8>> = events
+        .iter()
+        .map(|e| codec::encode_metadata(&e.metadata))
+        .collect();
+    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
+    let event_versions: Vec<i32> = events
+        .iter()
+        .map(|e| i32::try_from(e.event_version).unwrap_or(i32::MAX))
+        .collect();
+    let mut last_at: HashMap<&str, i64> = HashMap::new();
+    for (stream, &p) in streams.iter().zip(&positions) {
+        last_at.insert(stream, p);
+    }
+    let (mut hs, mut hv, mut hp) = (Vec::new(), Vec::new(), Vec::new());
+    for (stream, version) in check.into_versions() {
+        hs.push(stream);
+        hv.push(version as i64);
+        hp.push(last_at[stream]);
+    }
+    let new_head = head + count;
+    let last_stamp = *stamps.last().expect("an import is not empty");
+    let write: [&(dyn ToSql + Sync); 14] = [
+        &positions,
+        &streams,
+        &versions,
+        &types,
+        &ids,
+        &stamps,
+        &metadata,
+        &payloads,
+        &hs,
+        &hv,
+        &hp,
+        &new_head,
+        &event_versions,
+        &last_stamp,
+    ];
+    // As for a group: a write that fails aborts the transaction, and the COMMIT behind it
+    // then rolls back.
+    tokio::try_join!(
+        c.query_one(&st.import_group, &write),
+        c.execute(&st.commit, &[]),
+    )?;
+    let result = ImportResult::new(head as u64 + 1, count as u64);
+    Ok(Ok((result, new_head as u64)))
 }
 
 /// One backend error shared by every append of a failed group.

@@ -59,6 +59,8 @@ statements!(
     load_checkpoint,
     lock_checkpoint,
     delete_checkpoint,
+    import_group,
+    checkpoints,
 );
 
 /// One open connection and its statements.

@@ -178,6 +178,8 @@ pub(super) struct Sql {
     pub(super) load_checkpoint: String,
     pub(super) lock_checkpoint: String,
     pub(super) delete_checkpoint: String,
+    pub(super) import_group: String,
+    pub(super) checkpoints: String,
 }
 
 impl Sql {
@@ -269,6 +271,39 @@ impl Sql {
                    RETURNING position"#
             ),
             delete_checkpoint: format!(r#"DELETE FROM "{s}".checkpoints WHERE name = $1"#),
+            // As `write_group`, with a timestamp per event ($6) and the last one for the head
+            // ($14): imported events keep theirs.
+            import_group: format!(
+                r#"WITH e AS (
+                       INSERT INTO "{s}".events ({EVENT})
+                       SELECT p, st, v, t, i, ts, m, d, ev
+                       FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::uuid[],
+                                   $6::int8[], $7::bytea[], $8::bytea[], $13::int4[])
+                            AS u(p, st, v, t, i, ts, m, d, ev)
+                       RETURNING 1),
+                   s AS (
+                       INSERT INTO "{s}".streams (stream, version, position)
+                       SELECT * FROM unnest($9::text[], $10::int8[], $11::int8[])
+                       ON CONFLICT (stream) DO UPDATE
+                       SET version = excluded.version, position = excluded.position
+                       RETURNING 1),
+                   h AS (
+                       UPDATE "{s}".head SET position = $12, timestamp_ns = $14::int8
+                       WHERE id = 1 RETURNING 1),
+                   n AS (
+                       SELECT (SELECT count(*) FROM e) AS e, (SELECT count(*) FROM s) AS s,
+                              (SELECT count(*) FROM h) AS h)
+                   SELECT CASE
+                       WHEN e = cardinality($1::int8[]) AND s = cardinality($9::text[])
+                            AND h = 1 THEN 0
+                       ELSE format('the import wrote %s of %s events, %s of %s stream heads '
+                                   'and %s of 1 log heads; nothing was committed',
+                                   e, cardinality($1::int8[]), s, cardinality($9::text[]),
+                                   h)::int
+                   END
+                   FROM n"#
+            ),
+            checkpoints: format!(r#"SELECT name, position FROM "{s}".checkpoints ORDER BY name"#),
         }
     }
 }
