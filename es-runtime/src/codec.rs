@@ -114,33 +114,46 @@ pub fn decode_events<E: DomainEvent>(
     event_version: u32,
     payload: &[u8],
 ) -> Result<Upcast<E>, DecodeError> {
-    match E::decode_stored(event_type, event_version, payload) {
-        Ok(events) => Ok(events),
-        Err(e) => {
-            let stream = stored_stream(stream, version)?;
-            let event_type = event_type.to_owned();
-            Err(match e {
-                StoredEventError::Payload(source) if E::TYPES.contains(&event_type.as_str()) => {
-                    DecodeError::Payload {
-                        stream,
-                        version,
-                        event_type,
-                        source,
-                    }
-                }
-                StoredEventError::UnknownVersion => DecodeError::UnknownVersion {
-                    stream,
-                    version,
-                    event_type,
-                    event_version,
-                },
-                _ => DecodeError::UnknownEventType {
-                    stream,
-                    version,
-                    event_type,
-                },
-            })
+    E::decode_stored(event_type, event_version, payload)
+        .map_err(|e| stored_event_error::<E>(e, stream, version, event_type, event_version))
+}
+
+/// The error of a stored event that did not decode, with where it is; out of the way of the
+/// decoding that succeeds.
+#[cold]
+#[inline(never)]
+fn stored_event_error<E: DomainEvent>(
+    e: StoredEventError,
+    stream: &str,
+    version: u64,
+    event_type: &str,
+    event_version: u32,
+) -> DecodeError {
+    let stream = match stored_stream(stream, version) {
+        Ok(stream) => stream,
+        Err(invalid) => return invalid,
+    };
+    let event_type = event_type.to_owned();
+    match e {
+        StoredEventError::Payload(source) if E::TYPES.contains(&event_type.as_str()) => {
+            DecodeError::Payload {
+                stream,
+                version,
+                event_type,
+                source,
+            }
         }
+        StoredEventError::UnknownVersion => DecodeError::UnknownVersion {
+            stream,
+            version,
+            event_type,
+            event_version,
+        },
+        _ => DecodeError::UnknownEventType {
+            stream,
+            version,
+            event_type,
+        },
     }
 }
 

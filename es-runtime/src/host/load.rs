@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
 
-use crate::aggregate::Aggregate;
+use crate::aggregate::{Aggregate, Upcast};
 use crate::codec;
 use crate::event::StreamId;
 use crate::host::cache::{EntryState, Instance};
@@ -165,10 +165,11 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
             .read_stream_with(stream, instance.version + 1, &mut |e| {
                 // Decoding runs the event's `Deserialize`, domain code that may panic too.
                 let applied = catch_unwind(AssertUnwindSafe(|| {
-                    e.decode_all::<A::Event>().map(|events| {
-                        events
-                            .into_iter()
-                            .for_each(|event| instance.state.apply(event));
+                    e.decode_all::<A::Event>().map(|events| match events {
+                        Upcast::One(event) => instance.state.apply(event),
+                        Upcast::Many(events) => {
+                            events.into_iter().for_each(|event| instance.state.apply(event))
+                        }
                     })
                 }));
                 match applied {
