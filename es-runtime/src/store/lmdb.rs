@@ -31,11 +31,13 @@ mod options;
 mod read;
 mod record;
 mod snapshots;
+mod stats;
 mod tables;
 mod verify;
 
 pub use self::open::FORMAT_VERSION;
 pub use self::options::{Durability, LmdbOptions};
+pub use self::stats::{DatabaseUse, LmdbStats};
 pub use self::tables::{Entries, ReadOnlyTable, Table, TableFeed, TableProjection, TableRunner};
 pub use self::verify::{Damage, VerifyReport, verify_path};
 
@@ -54,7 +56,7 @@ use self::heads::Tail;
 use self::log::LogForward;
 use crate::error::{AppendError, Location, OpenError, ReadError, WriteError};
 use crate::event::{Clock, ExpectedVersion, NewEvent, StreamId, Timestamp};
-use crate::store::{AppendResult, EventStore, GroupQueue, Snapshot, Visitor};
+use crate::store::{AppendResult, EventStore, GroupQueue, Snapshot, StreamHead, Visitor};
 use crate::watch::HeadWatch;
 
 type Position = U64<heed::byteorder::BigEndian>;
@@ -332,6 +334,18 @@ impl EventStore for LmdbStore {
 
     fn head_watch(&self) -> Option<&HeadWatch> {
         Some(&self.inner.watch)
+    }
+
+    fn streams(
+        &self,
+        category: Option<&str>,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, ReadError> {
+        let r = self.inner.reader()?;
+        self.inner
+            .list_streams(&r.txn, category, after, limit)
+            .map_err(Fail::into_read_error)
     }
 
     fn head_position(&self) -> Result<u64, ReadError> {

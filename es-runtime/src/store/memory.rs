@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::codec;
 use crate::error::{AppendError, ReadError, WriteError};
 use crate::event::{Clock, EventRef, ExpectedVersion, NewEvent, StreamId, SystemClock, Timestamp};
-use crate::store::{AppendResult, EventStore, Snapshot, Visitor};
+use crate::store::{AppendResult, EventStore, Snapshot, StreamHead, Visitor, in_category};
 use crate::watch::HeadWatch;
 
 /// An event store in memory: fast, shared between threads, gone when dropped.
@@ -132,6 +132,37 @@ impl Record {
 impl Default for MemoryStore {
     fn default() -> Self {
         MemoryStore::new()
+    }
+}
+
+impl Inner {
+    /// [`EventStore::streams`], from the stream table.
+    fn streams(
+        &self,
+        category: Option<&str>,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Vec<StreamHead> {
+        let after = after.map(StreamId::as_str);
+        let mut found: Vec<&Stream> = self
+            .streams
+            .iter()
+            .filter(|s| in_category(s.id.as_str(), category))
+            .filter(|s| after.is_none_or(|a| s.id.as_str() > a))
+            .collect();
+        found.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        found
+            .into_iter()
+            .filter_map(|s| {
+                let position = *s.positions.last()?;
+                Some(StreamHead::new(
+                    s.id.clone(),
+                    s.positions.len() as u64,
+                    position,
+                ))
+            })
+            .take(limit)
+            .collect()
     }
 }
 
@@ -285,6 +316,15 @@ impl EventStore for MemoryStore {
 
     fn head_position(&self) -> Result<u64, ReadError> {
         Ok(self.read().log.len() as u64)
+    }
+
+    fn streams(
+        &self,
+        category: Option<&str>,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, ReadError> {
+        Ok(self.read().streams(category, after, limit))
     }
 
     fn save_snapshot(

@@ -11,6 +11,7 @@ mod commit;
 mod listen;
 mod pool;
 mod schema;
+mod streams;
 mod tables;
 
 use std::str::FromStr;
@@ -23,7 +24,7 @@ use self::schema::Sql;
 use crate::error::{AppendError, BoxError, Location, OpenError, ReadError, WriteError};
 use crate::event::{Clock, EventRef, ExpectedVersion, NewEvent, StreamId, SystemClock, Timestamp};
 use crate::store::checkpoint_name;
-use crate::store::{AppendResult, EventStore, GroupQueue, Snapshot, Visitor};
+use crate::store::{AppendResult, EventStore, GroupQueue, Snapshot, StreamHead, Visitor};
 use crate::watch::HeadWatch;
 
 pub use self::schema::FORMAT_VERSION;
@@ -172,6 +173,7 @@ impl PostgresOptions {
         tracing::debug!(store = %path, head = store_head, "opened PostgreSQL store");
         Ok(PostgresStore {
             path,
+            schema: self.schema.clone(),
             group: GroupQueue::default(),
             pool,
             watch,
@@ -223,6 +225,8 @@ fn describe(config: &tokio_postgres::Config, schema: &str) -> String {
 #[derive(Debug)]
 pub struct PostgresStore {
     path: String,
+    /// The schema holding the tables (validated at open).
+    schema: String,
     group: GroupQueue<Append, Outcome>,
     pool: Pool,
     watch: Arc<HeadWatch>,
@@ -634,5 +638,14 @@ impl EventStore for PostgresStore {
 
     fn head_watch(&self) -> Option<&HeadWatch> {
         Some(&self.watch)
+    }
+
+    fn streams(
+        &self,
+        category: Option<&str>,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, ReadError> {
+        self.list_streams(category, after, limit)
     }
 }
