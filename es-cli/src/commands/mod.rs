@@ -1,5 +1,5 @@
-//! One module per command. Each reads the store through [`EventStore`](es_runtime::EventStore)
-//! (and, for LMDB's environment, `LmdbStore`), and writes to the output it is given.
+//! One module per command. Each reads the store through `EventStore` (and, for LMDB's
+//! environment, `LmdbStore`), and writes to the output it is given.
 
 pub(crate) mod export;
 pub(crate) mod show;
