@@ -76,6 +76,34 @@ pub struct Snapshot {
     pub payload: Vec<u8>,
 }
 
+/// A stream and where it ends: one entry of [`EventStore::streams`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamHead {
+    /// The stream.
+    pub stream: StreamId,
+    /// Its version: the version of its last event (at least 1).
+    pub version: u64,
+    /// The global position of its last event.
+    pub position: u64,
+}
+
+impl StreamHead {
+    /// A stream's head; for backends.
+    pub fn new(stream: StreamId, version: u64, position: u64) -> Self {
+        StreamHead {
+            stream,
+            version,
+            position,
+        }
+    }
+}
+
+/// Whether `stream` is of `category` (`None`: of any), as [`StreamId::category`] splits it.
+pub(crate) fn in_category(stream: &str, category: Option<&str>) -> bool {
+    category.is_none_or(|c| crate::event::stream::split(stream).0 == c)
+}
+
 /// A visitor of events read from a store. Return [`ControlFlow::Break`] to stop reading.
 pub type Visitor<'v> = dyn FnMut(EventRef<'_>) -> ControlFlow<()> + 'v;
 
@@ -226,6 +254,20 @@ pub trait EventStore: Send + Sync {
         Ok(Vec::new())
     }
 
+    /// Up to `limit` streams with their heads, in the byte order of their ids: the streams
+    /// of `category` (all of them with `None`) whose ids sort after `after` (from the first
+    /// with `None`). A listing continues with the last id of the page before as `after`.
+    ///
+    /// By default this reads the whole log; the stores of this crate read their heads.
+    fn streams(
+        &self,
+        category: Option<&str>,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, ReadError> {
+        streams_from_log(self, category, after, limit)
+    }
+
     /// Copies up to `limit` events of a stream from version `from` (inclusive) out of the
     /// store, in version order.
     ///
@@ -289,6 +331,34 @@ pub trait EventStore: Send + Sync {
             None => Ok(out),
         }
     }
+}
+
+/// [`EventStore::streams`] by reading the whole log.
+fn streams_from_log<S: EventStore + ?Sized>(
+    store: &S,
+    category: Option<&str>,
+    after: Option<&StreamId>,
+    limit: usize,
+) -> Result<Vec<StreamHead>, ReadError> {
+    let mut heads = std::collections::BTreeMap::<String, (u64, u64)>::new();
+    let after = after.map(StreamId::as_str);
+    store.read_all_with(1, &mut |e| {
+        if in_category(e.stream, category) && after.is_none_or(|a| e.stream > a) {
+            heads.insert(e.stream.to_owned(), (e.version, e.position));
+        }
+        ControlFlow::Continue(())
+    })?;
+    heads
+        .into_iter()
+        .take(limit)
+        .map(|(stream, (version, position))| {
+            let stream = StreamId::parse(stream).map_err(|e| ReadError::Corrupt {
+                at: Location::Position(position),
+                reason: e.to_string(),
+            })?;
+            Ok(StreamHead::new(stream, version, position))
+        })
+        .collect()
 }
 
 /// A stored event that does not copy out: its metadata does not decode, or its stream id is not
@@ -373,6 +443,14 @@ macro_rules! forward_event_store {
             }
             fn head_watch(&self) -> Option<&HeadWatch> {
                 (**self).head_watch()
+            }
+            fn streams(
+                &self,
+                category: Option<&str>,
+                after: Option<&StreamId>,
+                limit: usize,
+            ) -> Result<Vec<StreamHead>, ReadError> {
+                (**self).streams(category, after, limit)
             }
             fn read_stream(
                 &self,

@@ -32,11 +32,13 @@ mod read;
 mod record;
 mod schemas;
 mod snapshots;
+mod stats;
 mod tables;
 mod verify;
 
 pub use self::open::FORMAT_VERSION;
 pub use self::options::{Durability, LmdbOptions};
+pub use self::stats::{DatabaseUse, LmdbStats};
 pub use self::tables::{Entries, ReadOnlyTable, Table, TableFeed, TableProjection, TableRunner};
 pub use self::verify::{Damage, VerifyReport, verify_path};
 
@@ -56,7 +58,9 @@ use self::log::LogForward;
 use crate::error::{AppendError, Location, OpenError, ReadError, WriteError};
 use crate::event::{Clock, ExpectedVersion, NewEvent, RecordedEvent, StreamId, Timestamp};
 use crate::schema::{OwnedSchema, RecordedSchema};
-use crate::store::{AppendResult, EventStore, GroupQueue, ImportResult, Snapshot, Visitor};
+use crate::store::{
+    AppendResult, EventStore, GroupQueue, ImportResult, Snapshot, StreamHead, Visitor,
+};
 use crate::watch::HeadWatch;
 
 type Position = U64<heed::byteorder::BigEndian>;
@@ -336,6 +340,18 @@ impl EventStore for LmdbStore {
 
     fn head_watch(&self) -> Option<&HeadWatch> {
         Some(&self.inner.watch)
+    }
+
+    fn streams(
+        &self,
+        category: Option<&str>,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, ReadError> {
+        let r = self.inner.reader()?;
+        self.inner
+            .list_streams(&r.txn, category, after, limit)
+            .map_err(Fail::into_read_error)
     }
 
     fn head_position(&self) -> Result<u64, ReadError> {

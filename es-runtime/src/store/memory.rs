@@ -14,7 +14,7 @@ use crate::event::{
 };
 use crate::schema::{OwnedSchema, RecordedSchema};
 use crate::store::{AppendResult, EventStore, ImportResult, Snapshot, Visitor};
-use crate::store::{ImportCheck, schemas};
+use crate::store::{ImportCheck, StreamHead, in_category, schemas};
 use crate::watch::HeadWatch;
 
 /// An event store in memory: fast, shared between threads, gone when dropped.
@@ -138,6 +138,37 @@ impl Record {
 impl Default for MemoryStore {
     fn default() -> Self {
         MemoryStore::new()
+    }
+}
+
+impl Inner {
+    /// [`EventStore::streams`], from the stream table.
+    fn streams(
+        &self,
+        category: Option<&str>,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Vec<StreamHead> {
+        let after = after.map(StreamId::as_str);
+        let mut found: Vec<&Stream> = self
+            .streams
+            .iter()
+            .filter(|s| in_category(s.id.as_str(), category))
+            .filter(|s| after.is_none_or(|a| s.id.as_str() > a))
+            .collect();
+        found.sort_unstable_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        found
+            .into_iter()
+            .filter_map(|s| {
+                let position = *s.positions.last()?;
+                Some(StreamHead::new(
+                    s.id.clone(),
+                    s.positions.len() as u64,
+                    position,
+                ))
+            })
+            .take(limit)
+            .collect()
     }
 }
 
@@ -345,6 +376,15 @@ impl EventStore for MemoryStore {
 
     fn head_position(&self) -> Result<u64, ReadError> {
         Ok(self.read().log.len() as u64)
+    }
+
+    fn streams(
+        &self,
+        category: Option<&str>,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, ReadError> {
+        Ok(self.read().streams(category, after, limit))
     }
 
     fn save_snapshot(

@@ -12,6 +12,7 @@ mod listen;
 mod pool;
 mod schema;
 mod schemas;
+mod streams;
 mod tables;
 
 use std::str::FromStr;
@@ -27,7 +28,9 @@ use crate::event::{
 };
 use crate::schema::{OwnedSchema, RecordedSchema};
 use crate::store::checkpoint_name;
-use crate::store::{AppendResult, EventStore, GroupQueue, ImportResult, Snapshot, Visitor};
+use crate::store::{
+    AppendResult, EventStore, GroupQueue, ImportResult, Snapshot, StreamHead, Visitor,
+};
 use crate::watch::HeadWatch;
 
 pub use self::schema::FORMAT_VERSION;
@@ -176,6 +179,7 @@ impl PostgresOptions {
         tracing::debug!(store = %path, head = store_head, "opened PostgreSQL store");
         Ok(PostgresStore {
             path,
+            schema: self.schema.clone(),
             group: GroupQueue::default(),
             pool,
             watch,
@@ -228,6 +232,8 @@ fn describe(config: &tokio_postgres::Config, schema: &str) -> String {
 #[derive(Debug)]
 pub struct PostgresStore {
     path: String,
+    /// The schema holding the tables (validated at open).
+    schema: String,
     group: GroupQueue<Append, Outcome>,
     pool: Pool,
     watch: Arc<HeadWatch>,
@@ -687,5 +693,14 @@ impl EventStore for PostgresStore {
 
     fn schemas(&self) -> Result<Vec<RecordedSchema>, ReadError> {
         self.schema_rows()
+    }
+
+    fn streams(
+        &self,
+        category: Option<&str>,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, ReadError> {
+        self.list_streams(category, after, limit)
     }
 }

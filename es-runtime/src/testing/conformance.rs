@@ -16,7 +16,7 @@ use std::sync::Barrier;
 use crate::error::AppendError;
 use crate::event::{ExpectedVersion, Metadata, NewEvent, RecordedEvent, StreamId, Timestamp};
 use crate::schema::{OwnedEvent, OwnedSchema, RecordedSchema};
-use crate::store::{EventStore, Snapshot};
+use crate::store::{EventStore, Snapshot, StreamHead};
 
 /// Generates one `#[test]` per conformance case; `$make` is an expression evaluated once per
 /// case that yields a fresh, empty store.
@@ -51,6 +51,7 @@ macro_rules! conformance_tests {
             import_keeps_every_envelope_field_and_takes_the_next_positions,
             import_refuses_a_batch_that_skips_repeats_or_goes_back_in_time,
             imported_streams_read_and_append_as_appended_ones,
+            streams_are_listed_with_their_heads,
             concurrent_appenders_one_stream,
             concurrent_appenders_many_streams,
         );
@@ -784,6 +785,67 @@ pub fn schemas_recorded_at_once_are_recorded_once<S: EventStore>(store: &S) {
     });
     assert_eq!(recorded, 1);
     assert_eq!(store.schemas().unwrap().len(), 1);
+}
+
+/// `streams` lists every stream once with its version and last position, in id order,
+/// filtered by category, continued after a given id, and bounded by a limit.
+pub fn streams_are_listed_with_their_heads<S: EventStore>(store: &S) {
+    assert_eq!(store.streams(None, None, usize::MAX).unwrap(), []);
+    // Ids chosen so that byte order differs from insertion order, and a category is a
+    // prefix of another ("acc" of "account").
+    let appends = [
+        ("account-b", 2),
+        ("acc-1", 1),
+        ("account-a", 3),
+        ("account-b", 1),
+        ("order-9", 1),
+        ("account", 1),
+    ];
+    for (id, n) in appends {
+        let id = StreamId::parse(id).unwrap();
+        store
+            .append(&id, ExpectedVersion::Any, events(0..n))
+            .unwrap();
+    }
+    let heads = |category, after: Option<&str>, limit| -> Vec<(String, u64, u64)> {
+        let after = after.map(|a| StreamId::parse(a).unwrap());
+        store
+            .streams(category, after.as_ref(), limit)
+            .unwrap()
+            .into_iter()
+            .map(|h: StreamHead| (h.stream.to_string(), h.version, h.position))
+            .collect()
+    };
+    let all = heads(None, None, usize::MAX);
+    let expected = [
+        ("acc-1".to_owned(), 1, 3),
+        ("account".to_owned(), 1, 9),
+        ("account-a".to_owned(), 3, 6),
+        ("account-b".to_owned(), 3, 7),
+        ("order-9".to_owned(), 1, 8),
+    ];
+    assert_eq!(all, expected);
+    assert_eq!(heads(Some("account"), None, usize::MAX), expected[1..4]);
+    assert_eq!(heads(Some("acc"), None, usize::MAX), expected[..1]);
+    assert_eq!(heads(Some("nothing"), None, usize::MAX), []);
+    assert_eq!(heads(None, None, 2), expected[..2]);
+    assert_eq!(heads(None, Some("account"), 2), expected[2..4]);
+    assert_eq!(
+        heads(Some("account"), Some("account-a"), 10),
+        expected[3..4]
+    );
+    assert_eq!(heads(None, Some("order-9"), 10), []);
+    assert_eq!(heads(None, None, 0), []);
+    // Every stream with its version, page after page.
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = heads(None, after.as_deref(), 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.0.clone());
+        paged.extend(page);
+    }
+    assert_eq!(paged, expected);
 }
 
 /// Threads racing on one stream with exact expected versions: exactly one wins each version,

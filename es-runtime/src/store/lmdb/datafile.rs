@@ -184,12 +184,23 @@ pub(super) fn mark(dir: &Path) -> io::Result<()> {
 /// used by none.
 #[cfg(unix)]
 pub(super) fn lock_in_use(dir: &Path) -> io::Result<bool> {
+    match File::open(dir.join(LOCK_FILE)) {
+        Ok(file) => lock_file_in_use(&file),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`lock_in_use`] through a descriptor of the lock file that this process keeps open.
+///
+/// Closing any descriptor of a file drops every `fcntl` lock the process holds on it, and
+/// LMDB's locks on `lock.mdb` are `fcntl` locks (the one that says the process uses the
+/// store, and those that say its reader slots are live). A process with the store open
+/// must therefore never close a descriptor of `lock.mdb` of its own while the environment
+/// is open: [`join`] keeps the one it tests through in the [`Presence`].
+#[cfg(unix)]
+fn lock_file_in_use(file: &File) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
-    let file = match File::open(dir.join(LOCK_FILE)) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
     // SAFETY: an all-zero `flock` is a valid value of the plain C struct.
     let mut lock: libc::flock = unsafe { std::mem::zeroed() };
     lock.l_type = libc::F_WRLCK as _;
@@ -210,6 +221,9 @@ pub(super) fn lock_in_use(dir: &Path) -> io::Result<bool> {
 #[derive(Debug)]
 pub(super) struct Presence {
     _file: File,
+    /// The lock file, when it was opened to test it: kept open with the environment, as
+    /// closing it would drop LMDB's locks (see [`lock_file_in_use`]).
+    _lock: Option<File>,
 }
 
 /// The lock file in `dir` is not the one the processes using the data file hold.
@@ -228,6 +242,7 @@ pub(super) fn join(dir: &Path) -> io::Result<Result<Presence, LockReplaced>> {
     // A child process between its fork and its exec shares the flock of a store its parent
     // has just closed, but not the parent's LMDB lock: a replaced lock file is seen for
     // longer than that before it is believed.
+    let mut lock: Option<File> = None;
     let mut tries = 0;
     loop {
         // SAFETY: `fd` is open; flock only takes or tests an advisory lock on it.
@@ -240,7 +255,20 @@ pub(super) fn join(dir: &Path) -> io::Result<Result<Presence, LockReplaced>> {
             }
             true
         };
-        if !others || lock_in_use(dir)? {
+        if !others {
+            break;
+        }
+        if lock.is_none() {
+            match File::open(dir.join(LOCK_FILE)) {
+                Ok(file) => lock = Some(file),
+                // A missing lock file is used by none.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(file) = &lock
+            && lock_file_in_use(file)?
+        {
             break;
         }
         tries += 1;
@@ -254,7 +282,10 @@ pub(super) fn join(dir: &Path) -> io::Result<Result<Presence, LockReplaced>> {
     if unsafe { libc::flock(fd, libc::LOCK_SH) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(Ok(Presence { _file: file }))
+    Ok(Ok(Presence {
+        _file: file,
+        _lock: lock,
+    }))
 }
 
 /// Joins the processes that have the store open: nothing is checked on this platform.
@@ -262,6 +293,7 @@ pub(super) fn join(dir: &Path) -> io::Result<Result<Presence, LockReplaced>> {
 pub(super) fn join(dir: &Path) -> io::Result<Result<Presence, LockReplaced>> {
     Ok(Ok(Presence {
         _file: File::open(dir.join(DATA_FILE))?,
+        _lock: None,
     }))
 }
 

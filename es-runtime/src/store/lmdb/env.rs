@@ -127,6 +127,11 @@ impl Environment {
         self.env.info()
     }
 
+    /// The statistics of LMDB's main database (the one naming the others).
+    pub(super) fn main_stat(&self) -> heed::DatabaseStat {
+        self.env.unnamed_database_stat()
+    }
+
     pub(super) fn force_sync(&self) -> heed::Result<()> {
         self.env.force_sync()
     }

@@ -20,6 +20,7 @@ use super::fail::Fail;
 use super::{Inner, record};
 use crate::error::{Location, WriteError};
 use crate::event::StreamId;
+use crate::store::{StreamHead, in_category};
 
 /// The position up to which the `heads` database is up to date (u64 BE).
 pub(super) const HEADS_AT_KEY: &[u8] = b"heads_at";
@@ -345,6 +346,99 @@ fn latest_in(records: &[(u64, u64)], h: u64, p: u64) -> Option<(u64, u64)> {
         .find(|&&(position, _)| position <= p)
         .filter(|&&(position, _)| position > h)
         .copied()
+}
+
+/// Listing the streams: the `heads` database merged with the tail, in key order.
+impl Inner {
+    /// [`EventStore::streams`](crate::EventStore::streams) as `txn` sees the store.
+    pub(super) fn list_streams(
+        &self,
+        txn: &RoTxn<'_>,
+        category: Option<&str>,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<StreamHead>, Fail> {
+        use std::collections::BTreeMap;
+        use std::ops::Bound;
+
+        let wanted = |stream: &str| {
+            in_category(stream, category) && after.is_none_or(|a| stream > a.as_str())
+        };
+        // The tail is short (at most `heads_every` records): read it whole, newest wins.
+        let (h, p) = self.tail_window(txn)?;
+        let mut tail = BTreeMap::<String, (u64, u64)>::new();
+        for item in self.log.range(txn, &(h + 1..=p))? {
+            let (position, value) = item?;
+            let e = record::decode_event(position, value)
+                .map_err(|reason| unreadable(Unreadable(position, reason)))?;
+            if wanted(e.stream) {
+                tail.insert(e.stream.to_owned(), (e.version, position));
+            }
+        }
+        let prefix = category.unwrap_or("").as_bytes();
+        let start = match after {
+            Some(a) if a.as_str().as_bytes() >= prefix => Bound::Excluded(a.as_str().as_bytes()),
+            // LMDB takes no empty key, not even as a bound.
+            _ if prefix.is_empty() => Bound::Unbounded,
+            _ => Bound::Included(prefix),
+        };
+        let mut out = Vec::new();
+        let mut tail = tail.into_iter().peekable();
+        let head = |stream: &str, (version, position): (u64, u64)| {
+            StreamId::parse(stream)
+                .map(|id| StreamHead::new(id, version, position))
+                .map_err(|e| Fail::Corrupt {
+                    at: Location::Position(position),
+                    reason: e.to_string(),
+                })
+        };
+        for item in self.heads.range(txn, &(start, Bound::Unbounded))? {
+            if out.len() >= limit {
+                return Ok(out);
+            }
+            let (key, value) = item?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let stream = std::str::from_utf8(key).map_err(|e| Fail::Corrupt {
+                at: Location::Store,
+                reason: format!("a stream head's key is not UTF-8: {e}"),
+            })?;
+            if !wanted(stream) {
+                continue;
+            }
+            while let Some((newer, _)) = tail.peek()
+                && newer.as_str() < stream
+                && out.len() < limit
+            {
+                let (newer, at) = tail.next().expect("peeked");
+                out.push(head(&newer, at)?);
+            }
+            if out.len() >= limit {
+                break;
+            }
+            if tail.peek().is_some_and(|(newer, _)| newer == stream) {
+                let (newer, at) = tail.next().expect("peeked");
+                out.push(head(&newer, at)?);
+                continue;
+            }
+            let stored = record::read_head(value).ok_or_else(|| Fail::Corrupt {
+                at: Location::Store,
+                reason: format!(
+                    "the head of stream {stream:?} has {} bytes instead of 16",
+                    value.len()
+                ),
+            })?;
+            out.push(head(stream, stored)?);
+        }
+        for (stream, at) in tail {
+            if out.len() >= limit {
+                break;
+            }
+            out.push(head(&stream, at)?);
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -26,13 +26,21 @@ fn append(store: &impl EventStore, n: u64) {
     }
 }
 
-/// Opens the store, appends 100 events, says so, waits for a line, appends 100 more.
+/// Opens the store, appends 100 events, says so, waits for a line, appends 100 more; or,
+/// with the role `open`, opens it read-only and says how that went.
 #[test]
 fn child() {
     if std::env::var_os(ROLE).is_none() {
         return;
     }
     let dir = std::env::var(DIR).expect("the store directory");
+    if std::env::var(ROLE).as_deref() == Ok("open") {
+        match LmdbOptions::new().read_only(true).open(Path::new(&dir)) {
+            Ok(store) => println!("opened at {}", store.head_position().unwrap()),
+            Err(e) => println!("failed: {e}"),
+        }
+        std::process::exit(0);
+    }
     let store = LmdbOptions::new().open(Path::new(&dir)).unwrap();
     append(&store, 100);
     println!("ready");
@@ -42,6 +50,50 @@ fn child() {
     append(&store, 100);
     println!("done {}", store.head_position().unwrap());
     std::process::exit(0);
+}
+
+fn child_process(role: &str, dir: &Path) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([
+        "--exact",
+        "lmdb::lockfile::child",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(ROLE, role)
+    .env(DIR, dir);
+    c
+}
+
+/// A process that opens the store while another has it open keeps LMDB's lock for as long
+/// as it has the store open (testing the other's lock must not close a descriptor of the
+/// lock file, which would drop this process's `fcntl` locks), so that once the other is gone
+/// the next process to open the store finds it in use through its own lock file.
+#[test]
+fn a_store_opened_beside_another_process_keeps_its_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut writer = child_process("1", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(writer.stdout.take().unwrap()).lines();
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("ready"))
+    );
+    let store = LmdbOptions::new().open(dir.path()).unwrap();
+    writeln!(writer.stdin.take().unwrap()).unwrap();
+    assert!(lines.map_while(Result::ok).any(|l| l.contains("done 200")));
+    assert!(writer.wait().unwrap().success());
+    // Only this process has the store open now.
+    let out = child_process("open", dir.path()).output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("opened at 200"), "{said}");
+    assert_eq!(store.head_position().unwrap(), 200);
 }
 
 fn refused_while_a_writer_runs(replace: fn(&Path)) {
