@@ -368,11 +368,11 @@ fn stored_names_and_aliases() {
 fn renamed_events_decode_payloads_stored_under_old_names() {
     for old in ["Labelled", "Label"] {
         let payload = es::codec::encode(&serde_json::json!({ old: {"text": "old"} })).unwrap();
-        let decoded: BoardEvent = es::codec::decode_event("board-1", 4, old, &payload).unwrap();
+        let decoded: BoardEvent = es::event::decode_event("board-1", 4, old, &payload).unwrap();
         assert_eq!(decoded, BoardEvent::Labelled { text: "old".into() });
     }
     let unknown = es::codec::encode(&serde_json::json!({"Erased": {}})).unwrap();
-    let err = es::codec::decode_event::<BoardEvent>("board-1", 5, "Erased", &unknown).unwrap_err();
+    let err = es::event::decode_event::<BoardEvent>("board-1", 5, "Erased", &unknown).unwrap_err();
     assert!(
         matches!(err, es::DecodeError::UnknownEventType { .. }),
         "{err:?}"
@@ -382,7 +382,7 @@ fn renamed_events_decode_payloads_stored_under_old_names() {
 #[test]
 fn an_added_field_with_a_default_decodes_old_payloads() {
     let old = es::codec::encode(&serde_json::json!({"Noted": {"text": "hi"}})).unwrap();
-    let decoded: BoardEvent = es::codec::decode_event("board-1", 1, "Noted", &old).unwrap();
+    let decoded: BoardEvent = es::event::decode_event("board-1", 1, "Noted", &old).unwrap();
     assert_eq!(
         decoded,
         BoardEvent::Noted {

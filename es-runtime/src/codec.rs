@@ -27,11 +27,9 @@ use std::cell::Cell;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::aggregate::{DomainEvent, StoredEventError, Upcast};
 pub use crate::error::CodecError;
-use crate::error::{DecodeError, EncodeError};
+use crate::error::EncodeError;
 use crate::event::metadata::Metadata;
-use crate::event::stream::StreamId;
 
 /// Encodes a value (an event, a state) as named-field MessagePack.
 ///
@@ -66,105 +64,6 @@ pub fn encode_into<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>) -> Resul
 /// Decodes a value written by [`encode`].
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     rmp_serde::from_slice(bytes).map_err(CodecError::Decode)
-}
-
-/// Decodes the payload of event `version` of `stream`, stored at version 1 of its shape, as
-/// the one event it reads as, checking its type name is one `E` knows (see
-/// [`decode_events`] for any shape version and any number of events). A payload that does
-/// not decode under a `stream` that is not a valid [`StreamId`] is a
-/// [`DecodeError::StreamId`].
-pub fn decode_event<E: DomainEvent>(
-    stream: &str,
-    version: u64,
-    event_type: &str,
-    payload: &[u8],
-) -> Result<E, DecodeError> {
-    let events = decode_events(stream, version, event_type, 1, payload)?;
-    one_event(stream, version, event_type, events)
-}
-
-/// The one event of `events`, read from event `version` of `stream`.
-pub(crate) fn one_event<E>(
-    stream: &str,
-    version: u64,
-    event_type: &str,
-    events: Upcast<E>,
-) -> Result<E, DecodeError> {
-    let count = events.len();
-    match events {
-        Upcast::One(event) => Ok(event),
-        Upcast::Many(mut v) if count == 1 => Ok(v.remove(0)),
-        Upcast::Many(_) => Err(DecodeError::NotOneEvent {
-            stream: stored_stream(stream, version)?,
-            version,
-            event_type: event_type.to_owned(),
-            count,
-        }),
-    }
-}
-
-/// Decodes the payload of event `version` of `stream`, of type `event_type` stored at shape
-/// `event_version`, into the events it reads as now ([`DomainEvent::decode_stored`]: an
-/// older shape goes through its upcast). A flaw under a `stream` that is not a valid
-/// [`StreamId`] is a [`DecodeError::StreamId`].
-pub fn decode_events<E: DomainEvent>(
-    stream: &str,
-    version: u64,
-    event_type: &str,
-    event_version: u32,
-    payload: &[u8],
-) -> Result<Upcast<E>, DecodeError> {
-    E::decode_stored(event_type, event_version, payload)
-        .map_err(|e| stored_event_error::<E>(e, stream, version, event_type, event_version))
-}
-
-/// The error of a stored event that did not decode, with where it is; out of the way of the
-/// decoding that succeeds.
-#[cold]
-#[inline(never)]
-fn stored_event_error<E: DomainEvent>(
-    e: StoredEventError,
-    stream: &str,
-    version: u64,
-    event_type: &str,
-    event_version: u32,
-) -> DecodeError {
-    let stream = match stored_stream(stream, version) {
-        Ok(stream) => stream,
-        Err(invalid) => return invalid,
-    };
-    let event_type = event_type.to_owned();
-    match e {
-        StoredEventError::Payload(source) if E::TYPES.contains(&event_type.as_str()) => {
-            DecodeError::Payload {
-                stream,
-                version,
-                event_type,
-                source,
-            }
-        }
-        StoredEventError::UnknownVersion => DecodeError::UnknownVersion {
-            stream,
-            version,
-            event_type,
-            event_version,
-        },
-        _ => DecodeError::UnknownEventType {
-            stream,
-            version,
-            event_type,
-        },
-    }
-}
-
-/// The stream of event `version`, as stored, for an error about the event: an invalid one is
-/// the error.
-pub(crate) fn stored_stream(stream: &str, version: u64) -> Result<StreamId, DecodeError> {
-    StreamId::from_stored(stream).map_err(|flaw| DecodeError::StreamId {
-        stream: stream.to_owned(),
-        version,
-        reason: flaw.to_string(),
-    })
 }
 
 /// Encodes metadata; empty metadata takes no bytes.

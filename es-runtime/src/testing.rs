@@ -372,7 +372,7 @@ fn read_one<E: DomainEvent>(stream: &str, i: usize, s: &Stored) -> Result<Vec<E>
         codec::encode(&tagged)
     }
     .expect("JSON with string keys always encodes");
-    codec::decode_events::<E>(stream, at as u64, &s.event_type, s.version, &payload)
+    crate::event::decode_events::<E>(stream, at as u64, &s.event_type, s.version, &payload)
         .map(|events| events.into_iter().collect())
 }
 

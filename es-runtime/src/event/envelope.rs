@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use uuid::Uuid;
 
+use super::decode;
 use super::id::new_event_id;
 use super::metadata::Metadata;
 use super::stream::{self, StreamId};
@@ -102,13 +103,13 @@ impl EventRef<'_> {
     /// [`DecodeError::NotOneEvent`] (read those with [`decode_all`](EventRef::decode_all)).
     pub fn decode<E: DomainEvent>(&self) -> Result<E, DecodeError> {
         let events = self.decode_all()?;
-        codec::one_event(self.stream, self.version, self.event_type, events)
+        decode::one_event(self.stream, self.version, self.event_type, events)
     }
 
     /// Decodes the payload as the events of `E` it reads as now: itself, or what the upcast
     /// of its stored shape gives (one event, several, or none).
     pub fn decode_all<E: DomainEvent>(&self) -> Result<Upcast<E>, DecodeError> {
-        codec::decode_events(
+        decode::decode_events(
             self.stream,
             self.version,
             self.event_type,
@@ -120,7 +121,7 @@ impl EventRef<'_> {
     /// Decodes the metadata.
     pub fn metadata(&self) -> Result<Metadata, DecodeError> {
         codec::decode_metadata(self.metadata).map_err(|source| {
-            match codec::stored_stream(self.stream, self.version) {
+            match decode::stored_stream(self.stream, self.version) {
                 Ok(stream) => DecodeError::Metadata {
                     stream,
                     version: self.version,
@@ -134,7 +135,7 @@ impl EventRef<'_> {
     /// Copies the event out of the store, decoding its metadata.
     #[doc(alias = "to_owned")]
     pub fn to_recorded(&self) -> Result<RecordedEvent, DecodeError> {
-        let stream = codec::stored_stream(self.stream, self.version)?;
+        let stream = decode::stored_stream(self.stream, self.version)?;
         Ok(RecordedEvent {
             stream,
             version: self.version,

@@ -2,6 +2,7 @@
 //! depend on nothing else of the crate; the envelopes ([`NewEvent`], [`RecordedEvent`],
 //! [`EventRef`]) stand on them and on the [`codec`](crate::codec).
 
+pub(crate) mod decode;
 mod envelope;
 pub(crate) mod expected_version;
 mod id;
@@ -9,6 +10,7 @@ pub(crate) mod metadata;
 pub(crate) mod stream;
 mod time;
 
+pub use self::decode::{decode_event, decode_events};
 pub use self::envelope::{EventRef, NewEvent, RecordedEvent};
 pub use self::expected_version::ExpectedVersion;
 pub use self::id::new_event_id;

@@ -27,7 +27,7 @@ fn main() {
     for stored in AccountEvent::TYPES {
         let payload = es::codec::encode(&serde_json::json!({ *stored: {"amount": 3} })).unwrap();
         let decoded: AccountEvent =
-            es::codec::decode_event("account-1", 1, stored, &payload).unwrap();
+            es::event::decode_event("account-1", 1, stored, &payload).unwrap();
         assert_eq!(decoded, event);
     }
     let e = Account::schema().event("Credited").unwrap();

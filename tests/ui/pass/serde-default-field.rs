@@ -31,7 +31,7 @@ fn normal() -> u8 {
 
 fn main() {
     let old = es::codec::encode(&serde_json::json!({"Opened": {"title": "bug"}})).unwrap();
-    let event: TicketEvent = es::codec::decode_event("ticket-1", 1, "Opened", &old).unwrap();
+    let event: TicketEvent = es::event::decode_event("ticket-1", 1, "Opened", &old).unwrap();
     assert_eq!(event, TicketEvent::Opened { title: "bug".into(), priority: 3 });
     let command: TicketCommand = serde_json::from_str(r#"{"Open": {"title": "x"}}"#).unwrap();
     assert_eq!(command, TicketCommand::Open { title: "x".into(), priority: 0 });
