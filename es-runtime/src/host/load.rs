@@ -167,9 +167,9 @@ impl<A: Aggregate, S: EventStore + 'static> Shared<A, S> {
                 let applied = catch_unwind(AssertUnwindSafe(|| {
                     e.decode_all::<A::Event>().map(|events| match events {
                         Upcast::One(event) => instance.state.apply(event),
-                        Upcast::Many(events) => {
-                            events.into_iter().for_each(|event| instance.state.apply(event))
-                        }
+                        Upcast::Many(events) => events
+                            .into_iter()
+                            .for_each(|event| instance.state.apply(event)),
                     })
                 }));
                 match applied {
