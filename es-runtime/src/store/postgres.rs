@@ -688,4 +688,8 @@ impl EventStore for PostgresStore {
     fn schemas(&self) -> Result<Vec<RecordedSchema>, ReadError> {
         self.schema_rows()
     }
+
+    fn import_schemas(&self, records: Vec<RecordedSchema>) -> Result<u64, WriteError> {
+        self.import_schema_rows(records)
+    }
 }

@@ -284,6 +284,17 @@ fn a_store_of_format_3_opened_read_only_reads_as_it_is_and_is_left_unchanged() {
         matches!(err, es_runtime::AppendError::ReadOnly { .. }),
         "{err:?}"
     );
+    let record = es_runtime::RecordedSchema::new(
+        "account".to_owned(),
+        1,
+        es_runtime::event::Timestamp(1),
+        "{}".to_owned(),
+    );
+    let err = store.import_schemas(vec![record]).unwrap_err();
+    assert!(
+        matches!(err, es_runtime::WriteError::ReadOnly { .. }),
+        "{err:?}"
+    );
     drop(store);
     // No upgrade written, the marker of format 3 kept.
     assert!(files(dir.path()) == before);
