@@ -142,7 +142,7 @@ pub fn write_history(store: &impl EventStore, stream: &StreamId, from: u64, to: 
     }
 }
 
-/// The bank account after a change of shape: a deposit's amount became [`Money`]
+/// The bank account after a change of shape: a deposit's amount became [`Money`](evolved::Money)
 /// (`Deposited` version 2). The deposits [`BankAccount`] stored (version 1, in the same
 /// `account` streams) read through a one-step upcast.
 pub mod evolved {
