@@ -38,6 +38,7 @@ impl<A: Aggregate, S: EventStore + 'static> Host<A, S> {
     /// #     type Command = ();
     /// #     type Event = CounterEvent;
     /// #     type Error = std::convert::Infallible;
+    /// #     type Services = ();
     /// #     fn handle(&self, _: ()) -> Result<Vec<CounterEvent>, Self::Error> { Ok(vec![]) }
     /// #     fn apply(&mut self, e: CounterEvent) { match e {} }
     /// # }

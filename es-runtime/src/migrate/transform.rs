@@ -127,6 +127,7 @@ pub fn derived_id(original: Uuid, n: u64) -> Uuid {
 /// #     type Command = ();
 /// #     type Event = CounterEvent;
 /// #     type Error = std::convert::Infallible;
+/// #     type Services = ();
 /// #     fn handle(&self, _: ()) -> Result<Vec<CounterEvent>, Self::Error> { Ok(vec![]) }
 /// #     fn apply(&mut self, _: CounterEvent) {}
 /// # }
