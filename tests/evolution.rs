@@ -1,14 +1,63 @@
 //! An aggregate whose events change shape: a store written by version 1 of its code is read
 //! by versions 2 and 3, through the upcasts they declare, by the host, `state_at` and a
-//! projection alike; the stored bytes never change.
+//! projection alike, and copied at the current shapes by `es::migrate`; the stored bytes
+//! never change. The store scenarios run over every backend (memory, LMDB, PostgreSQL) from
+//! one definition.
+
+#[path = "../es-runtime/tests/postgres/server.rs"]
+mod server;
 
 use std::sync::Arc;
 
 use es::NewEvent;
 use es::history::state_at;
+use es::migrate::{self, Migration};
 use es::prelude::*;
 use es::projection::ProjectionRunner;
 use es::read::AsOf;
+
+/// Makes a `#[test]` per backend of each generic test function named, which takes a maker of
+/// fresh, empty stores: `memory::name`, `lmdb::name` (temporary stores that do not fsync) and
+/// `postgres::name` (a fresh schema of the shared server each, see `server.rs`).
+macro_rules! over_every_backend {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(es::MemoryStore::new);
+                }
+            )*
+        }
+        #[cfg(feature = "lmdb")]
+        mod lmdb {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(|| {
+                        let options = es::LmdbOptions::new()
+                            .durability(es::Durability::NoSync);
+                        es::LmdbStore::temporary(options).expect("opens a temporary store")
+                    });
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(crate::server::store);
+                }
+            )*
+        }
+    };
+}
+
+over_every_backend!(
+    a_store_written_by_version_1_reads_through_versions_2_and_3,
+    a_version_the_event_type_does_not_know_is_a_typed_error,
+    an_event_upcast_to_several_is_not_one_event,
+);
 
 /// The code as it was first written.
 #[allow(unreachable_pub)]
@@ -217,9 +266,8 @@ impl Projection for Fees {
     }
 }
 
-fn write_with_v1(dir: &std::path::Path) {
-    let store = LmdbStore::open(dir).unwrap();
-    let host = Host::<v1::BankAccount, _>::new(store);
+fn write_with_v1<S: EventStore + 'static>(store: &Arc<S>) {
+    let host = Host::<v1::BankAccount, _>::new(store.clone());
     host.execute(
         "1",
         v1::BankAccountCommand::Open {
@@ -239,11 +287,33 @@ fn write_with_v1(dir: &std::path::Path) {
     .unwrap();
 }
 
-#[test]
-fn a_store_written_by_version_1_reads_through_versions_2_and_3() {
-    let dir = tempfile::tempdir().unwrap();
-    write_with_v1(dir.path());
-    let store = Arc::new(LmdbStore::open(dir.path()).unwrap());
+/// What version 3 reads of account 1, written by version 1.
+fn ann() -> v3::BankAccount {
+    v3::BankAccount {
+        first: "Ann".into(),
+        last: "Lee".into(),
+        email: None,
+        balance: 68,
+        fees: 2,
+    }
+}
+
+/// The fees and the events a projection of version 3 sees in `store`.
+fn project<S: EventStore + 'static>(store: &Arc<S>) -> Fees {
+    let mut runner = ProjectionRunner::new(store.clone(), Fees::default());
+    runner.catch_up().unwrap();
+    let Fees { fees, events } = runner.projection();
+    Fees {
+        fees: *fees,
+        events: events.clone(),
+    }
+}
+
+fn a_store_written_by_version_1_reads_through_versions_2_and_3<S: EventStore + 'static>(
+    make: impl Fn() -> S,
+) {
+    let store = Arc::new(make());
+    write_with_v1(&store);
     let stream = StreamId::parse("bank_account-1").unwrap();
     let stored = store.read_stream(&stream, 1, usize::MAX).unwrap();
     assert!(stored.iter().all(|e| e.event_version == 1));
@@ -277,28 +347,20 @@ fn a_store_written_by_version_1_reads_through_versions_2_and_3() {
 
     // Version 3: names split, the fee its own event, the freeze gone.
     let host = Host::<v3::BankAccount, _>::new(store.clone());
-    let expected = v3::BankAccount {
-        first: "Ann".into(),
-        last: "Lee".into(),
-        email: None,
-        balance: 68,
-        fees: 2,
-    };
-    assert_eq!(host.state("1").unwrap(), expected);
+    assert_eq!(host.state("1").unwrap(), ann());
     let bo = host.state("2").unwrap();
     assert_eq!(
         (bo.first.as_str(), bo.last.as_str(), bo.email.as_deref()),
         ("Bo", "Ek", Some("bo@example.com"))
     );
-    let at = state_at::<v3::BankAccount, _>(&store, &stream, AsOf::Version(u64::MAX)).unwrap();
-    assert_eq!((at.state, at.version), (expected, 3));
-    let after_open = state_at::<v3::BankAccount, _>(&store, &stream, AsOf::Version(1)).unwrap();
+    let at = state_at::<v3::BankAccount, _>(&*store, &stream, AsOf::Version(u64::MAX)).unwrap();
+    assert_eq!((at.state, at.version), (ann(), 3));
+    let after_open = state_at::<v3::BankAccount, _>(&*store, &stream, AsOf::Version(1)).unwrap();
     assert_eq!(after_open.state.balance, 100);
+    drop(host);
 
     // A projection sees the withdrawal as two events at one position, and no freeze.
-    let mut runner = ProjectionRunner::new(store.clone(), Fees::default());
-    runner.catch_up().unwrap();
-    let fees = runner.projection();
+    let fees = project(&store);
     assert_eq!(fees.fees, 2);
     let positions: Vec<u64> = fees.events.iter().map(|(p, _)| *p).collect();
     assert_eq!(positions, [1, 2, 2, 4]);
@@ -314,11 +376,74 @@ fn a_store_written_by_version_1_reads_through_versions_2_and_3() {
     );
     // The stored bytes did not change.
     assert_eq!(store.read_stream(&stream, 1, usize::MAX).unwrap(), stored);
+    // Each version's host recorded its schema: the aggregate's history has three revisions.
+    let history = store.schemas().unwrap();
+    let revisions: Vec<(&str, u32)> = history
+        .iter()
+        .map(|r| (r.name.as_str(), r.revision))
+        .collect();
+    assert_eq!(
+        revisions,
+        [
+            ("bank_account", 1),
+            ("bank_account", 2),
+            ("bank_account", 3)
+        ]
+    );
+    let current = history[2].schema().unwrap();
+    let opened = current.events.iter().find(|e| e.name == "Opened").unwrap();
+    assert_eq!(opened.version, 3);
+
+    // A copy through the upcasts holds every event at its current shape: the freeze
+    // dropped, the fee its own event; the schema history carried as it was.
+    let copy = Arc::new(make());
+    let report = Migration::new(&*store, &*copy)
+        .transform(migrate::upcast::<v3::BankAccount>())
+        .run()
+        .unwrap();
+    assert_eq!(
+        (report.read, report.dropped, report.added, report.written),
+        (4, 1, 1, 4)
+    );
+    assert_eq!(report.schemas_copied, 3);
+    let shapes: Vec<(String, u32)> = copy
+        .read_all(1, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|e| (e.event_type.to_string(), e.event_version))
+        .collect();
+    let shape = |t: &str, v| (t.to_owned(), v);
+    assert_eq!(
+        shapes,
+        [
+            shape("Opened", 3),
+            shape("Withdrawn", 2),
+            shape("FeeCharged", 1),
+            shape("Opened", 3)
+        ]
+    );
+    // It reads the same: host state, `state_at`, and the projection's events.
+    let host = Host::<v3::BankAccount, _>::new(copy.clone());
+    assert_eq!(host.state("1").unwrap(), ann());
+    assert_eq!(host.state("2").unwrap(), bo);
+    let at = state_at::<v3::BankAccount, _>(&*copy, &stream, AsOf::Version(u64::MAX)).unwrap();
+    assert_eq!((at.state, at.version), (ann(), 3));
+    drop(host);
+    let copied = project(&copy);
+    assert_eq!(copied.fees, fees.fees);
+    let events = |f: &Fees| f.events.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>();
+    assert_eq!(events(&copied), events(&fees));
+    assert_eq!(
+        copy.schemas().unwrap(),
+        history,
+        "the current code's schema is the newest"
+    );
 }
 
-#[test]
-fn a_version_the_event_type_does_not_know_is_a_typed_error() {
-    let store = MemoryStore::new();
+fn a_version_the_event_type_does_not_know_is_a_typed_error<S: EventStore + 'static>(
+    make: impl Fn() -> S,
+) {
+    let store = make();
     let stream = StreamId::parse("bank_account-9").unwrap();
     let payload = es::codec::encode(&v3::BankAccountEvent::Deposited { amount: 1 }).unwrap();
     store
@@ -341,9 +466,8 @@ fn a_version_the_event_type_does_not_know_is_a_typed_error() {
     }
 }
 
-#[test]
-fn an_event_upcast_to_several_is_not_one_event() {
-    let store = MemoryStore::new();
+fn an_event_upcast_to_several_is_not_one_event<S: EventStore + 'static>(make: impl Fn() -> S) {
+    let store = make();
     let stream = StreamId::parse("bank_account-3").unwrap();
     let payload =
         es::codec::encode(&v1::BankAccountEvent::Withdrawn { amount: 1, fee: 1 }).unwrap();

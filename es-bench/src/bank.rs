@@ -142,6 +142,129 @@ pub fn write_history(store: &impl EventStore, stream: &StreamId, from: u64, to: 
     }
 }
 
+/// The bank account after a change of shape: a deposit's amount became [`Money`](evolved::Money)
+/// (`Deposited` version 2). The deposits [`BankAccount`] stored (version 1, in the same
+/// `account` streams) read through a one-step upcast.
+pub mod evolved {
+    use es::NewEvent;
+    use es::prelude::*;
+
+    use super::{BankError, MEMO};
+
+    /// The currency of an amount.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum Currency {
+        /// Euros.
+        Eur,
+    }
+
+    /// An amount of money: cents of a currency.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Money {
+        /// The amount in cents.
+        pub cents: u64,
+        /// Its currency.
+        pub currency: Currency,
+    }
+
+    /// A bank account holding a balance in cents.
+    #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct EvolvedAccount {
+        balance: u64,
+        open: bool,
+    }
+
+    /// The bank account of [`super::BankAccount`], its deposits in [`Money`].
+    #[aggregate(name = "account")]
+    impl EvolvedAccount {
+        /// Put money in.
+        #[command]
+        pub fn deposit(
+            &self,
+            amount: Money,
+            memo: String,
+        ) -> Result<EvolvedAccountEvent, BankError> {
+            if !self.open {
+                return Err(BankError::NotOpen);
+            }
+            Ok(EvolvedAccountEvent::Deposited { amount, memo })
+        }
+
+        /// The account was opened.
+        #[event]
+        fn opened(&mut self, initial: u64, memo: &str) {
+            let _ = memo;
+            self.open = true;
+            self.balance = initial;
+        }
+
+        /// Money was put in.
+        #[event(version = 2)]
+        fn deposited(&mut self, amount: Money, memo: &str) {
+            let _ = memo;
+            self.balance += amount.cents;
+        }
+
+        /// Version 1 stored the amount as cents, all in euros.
+        #[upcast(from = "Deposited", version = 1)]
+        fn deposited_v1(amount: u64, memo: String) -> EvolvedAccountEvent {
+            EvolvedAccountEvent::Deposited {
+                amount: Money {
+                    cents: amount,
+                    currency: Currency::Eur,
+                },
+                memo,
+            }
+        }
+
+        /// Money was taken out.
+        #[event]
+        fn withdrawn(&mut self, amount: u64, memo: &str) {
+            let _ = memo;
+            self.balance -= amount;
+        }
+
+        /// The balance in cents.
+        pub fn balance(&self) -> u64 {
+            self.balance
+        }
+    }
+
+    /// Event `version` (1-based) of an account's history at the current shapes: `Opened`
+    /// first, then deposits (`Deposited` version 2).
+    pub fn new_event(version: u64) -> NewEvent {
+        let event = if version == 1 {
+            EvolvedAccountEvent::Opened {
+                initial: 100,
+                memo: MEMO.to_owned(),
+            }
+        } else {
+            EvolvedAccountEvent::Deposited {
+                amount: Money {
+                    cents: version,
+                    currency: Currency::Eur,
+                },
+                memo: MEMO.to_owned(),
+            }
+        };
+        NewEvent::from_event(&event, Metadata::default()).expect("bank events encode")
+    }
+
+    /// Writes events `from..=to` of `stream` at the current shapes in batches of 1000; the
+    /// same history at version 1 is [`super::write_history`]'s.
+    pub fn write_history(store: &impl EventStore, stream: &StreamId, from: u64, to: u64) {
+        let mut v = from;
+        while v <= to {
+            let end = (v + 999).min(to);
+            let batch = (v..=end).map(new_event).collect();
+            store
+                .append(stream, ExpectedVersion::Exact(v - 1), batch)
+                .expect("history appends");
+            v = end + 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +286,27 @@ mod tests {
         assert_eq!(done.version, 2);
         assert_eq!(host.state(1).unwrap().balance(), 105);
         assert!(host.execute(2, deposit(5)).is_err());
+    }
+
+    #[test]
+    fn a_history_of_version_1_reads_as_the_same_at_version_2() {
+        let store = MemoryStore::new();
+        let (old, new) = (
+            StreamId::new(BankAccount::NAME, "old").unwrap(),
+            StreamId::new(BankAccount::NAME, "new").unwrap(),
+        );
+        write_history(&store, &old, 1, 1500);
+        evolved::write_history(&store, &new, 1, 1500);
+        let versions = |s: &StreamId| -> Vec<u32> {
+            let read = store.read_stream(s, 1, usize::MAX).unwrap();
+            read.iter().skip(1).map(|e| e.event_version).collect()
+        };
+        assert!(versions(&old).iter().all(|&v| v == 1));
+        assert!(versions(&new).iter().all(|&v| v == 2));
+        let host = es::Host::<evolved::EvolvedAccount, _>::new(store);
+        let balance = host.state("old").unwrap().balance();
+        assert_eq!(balance, 100 + (2..=1500).sum::<u64>());
+        assert_eq!(host.state("new").unwrap().balance(), balance);
     }
 
     #[test]

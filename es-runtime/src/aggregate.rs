@@ -175,9 +175,73 @@ pub trait DomainEvent:
     /// stands for now. A payload of the current shape decodes as itself; an older one goes
     /// through its upcast, which may give one event, several, or none.
     ///
-    /// Every reader decodes through this (the host, `state_at`, folds, projections). The
-    /// default knows version 1 only. `#[aggregate]` generates one that runs the
-    /// `#[upcast]` functions.
+    /// Every reader decodes through this (the host, `state_at`, folds, projections, the
+    /// migration's `upcast` transform, the stored-payloads test helper). The default knows
+    /// version 1 only. `#[aggregate]` generates one that runs the `#[upcast]` functions (see
+    /// its "Versions and upcasts"); by hand, it is a match on the type name and version:
+    ///
+    /// ```
+    /// use es_runtime::{DomainEvent, StoredEventError, Upcast, codec};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    /// enum CounterEvent {
+    ///     /// Version 2: a step either way.
+    ///     Stepped { by: i64 },
+    /// }
+    ///
+    /// /// Version 1 of `Stepped`, as the store holds it: steps were up, and several at once.
+    /// #[derive(Serialize, Deserialize)]
+    /// enum Stored {
+    ///     Stepped { up: u64, times: u32 },
+    /// }
+    ///
+    /// impl DomainEvent for CounterEvent {
+    ///     const TYPES: &'static [&'static str] = &["Stepped"];
+    ///     fn event_type(&self) -> &'static str {
+    ///         "Stepped"
+    ///     }
+    ///     fn event_version(&self) -> u32 {
+    ///         2
+    ///     }
+    ///     fn decode_stored(
+    ///         event_type: &str,
+    ///         version: u32,
+    ///         payload: &[u8],
+    ///     ) -> Result<Upcast<Self>, StoredEventError> {
+    ///         match (event_type, version) {
+    ///             ("Stepped", 2) => codec::decode(payload)
+    ///                 .map(Upcast::One)
+    ///                 .map_err(StoredEventError::Payload),
+    ///             ("Stepped", 1) => {
+    ///                 let Stored::Stepped { up, times } =
+    ///                     codec::decode(payload).map_err(StoredEventError::Payload)?;
+    ///                 let step = CounterEvent::Stepped { by: up as i64 };
+    ///                 Ok(vec![step; times as usize].into())
+    ///             }
+    ///             ("Stepped", _) => Err(StoredEventError::UnknownVersion),
+    ///             _ => Err(StoredEventError::UnknownType),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let now = codec::encode(&CounterEvent::Stepped { by: -1 })?;
+    /// let then = codec::encode(&Stored::Stepped { up: 5, times: 2 })?;
+    /// let step = CounterEvent::Stepped { by: 5 };
+    /// assert_eq!(
+    ///     CounterEvent::decode_stored("Stepped", 2, &now).unwrap(),
+    ///     Upcast::One(CounterEvent::Stepped { by: -1 })
+    /// );
+    /// assert_eq!(
+    ///     CounterEvent::decode_stored("Stepped", 1, &then).unwrap(),
+    ///     Upcast::Many(vec![step.clone(), step])
+    /// );
+    /// assert!(matches!(
+    ///     CounterEvent::decode_stored("Stepped", 3, &now),
+    ///     Err(StoredEventError::UnknownVersion)
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn decode_stored(
         event_type: &str,
         version: u32,
@@ -209,6 +273,20 @@ pub enum StoredEventError {
 
 /// What a stored event reads as now: itself, or, through an upcast of an older shape, any
 /// number of events (none for an event type that no longer exists).
+///
+/// What [`DomainEvent::decode_stored`] answers, and what an `#[upcast]` function's result
+/// (an event, a `Vec` or an `Option`) becomes, through `From`. Iterate it for the events:
+///
+/// ```
+/// use es_runtime::Upcast;
+///
+/// let one: Upcast<&str> = "Opened".into();
+/// let split: Upcast<&str> = vec!["Withdrawn", "FeeCharged"].into();
+/// let dropped: Upcast<&str> = None.into();
+/// assert_eq!((one.len(), split.len(), dropped.len()), (1, 2, 0));
+/// assert!(dropped.is_empty() && dropped == Upcast::none());
+/// assert_eq!(split.into_iter().collect::<Vec<_>>(), ["Withdrawn", "FeeCharged"]);
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Upcast<E> {
     /// One event: the stored one at its current shape, or an upcast's single result.

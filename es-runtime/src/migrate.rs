@@ -8,7 +8,8 @@
 //! is one [`import`](EventStore::import): one transaction. Nothing is lost silently: the
 //! migration ends with a count check (events read = events written + dropped − added, the
 //! target's head where the writes put it) and, unless turned off, re-reads what it wrote;
-//! anything that does not hold is a [`MigrateError`].
+//! anything that does not hold is a [`MigrateError`]. The recorded schemas (each aggregate's
+//! history, revisions and times kept) go along unless turned off.
 //!
 //! Any store to any store: LMDB → PostgreSQL when one machine is no longer enough, PostgreSQL
 //! → LMDB, LMDB → LMDB to compact or to rewrite events at their current shape, memory in
@@ -27,6 +28,7 @@
 //! let report = Migration::new(&source, &target)
 //!     .batch_size(500)
 //!     .checkpoints(true)
+//!     .schemas(true)
 //!     .progress(|p| eprintln!("{} of {} events", p.read, p.total))
 //!     .run()?;
 //! assert_eq!((report.read, report.written), (1, 1));
@@ -112,6 +114,8 @@ pub struct MigrateReport {
     pub snapshots_skipped: u64,
     /// Checkpoints copied.
     pub checkpoints_copied: u64,
+    /// Recorded schemas copied (see [`Migration::schemas`]): the target's new records.
+    pub schemas_copied: u64,
     /// Whether the events written were read back from the target and found as written.
     pub verified: bool,
     /// How long the migration took.
@@ -212,9 +216,9 @@ type Progressing<'a> = Box<dyn FnMut(Progress) + 'a>;
 
 /// A migration from one store into another, built with options and then [`run`](Self::run).
 ///
-/// By default: batches of 1000 events, every event kept, snapshots carried, checkpoints not
-/// carried (see [`checkpoints`](Self::checkpoints)), an empty target required, the written
-/// events read back at the end.
+/// By default: batches of 1000 events, every event kept, snapshots and recorded schemas
+/// carried, checkpoints not carried (see [`checkpoints`](Self::checkpoints)), an empty target
+/// required, the written events read back at the end.
 #[must_use = "a migration does nothing until it is run"]
 pub struct Migration<'a> {
     source: &'a dyn EventStore,
@@ -223,6 +227,7 @@ pub struct Migration<'a> {
     transform: Option<Box<dyn Transform + 'a>>,
     snapshots: bool,
     checkpoints: bool,
+    schemas: bool,
     append: bool,
     verify: bool,
     progress: Option<Progressing<'a>>,
@@ -235,6 +240,7 @@ impl std::fmt::Debug for Migration<'_> {
             .field("transform", &self.transform.is_some())
             .field("snapshots", &self.snapshots)
             .field("checkpoints", &self.checkpoints)
+            .field("schemas", &self.schemas)
             .field("append", &self.append)
             .field("verify", &self.verify)
             .finish_non_exhaustive()
@@ -287,6 +293,7 @@ impl<'a> Migration<'a> {
             transform: None,
             snapshots: true,
             checkpoints: false,
+            schemas: true,
             append: false,
             verify: true,
             progress: None,
@@ -337,6 +344,21 @@ impl<'a> Migration<'a> {
         self
     }
 
+    /// Whether to copy the recorded schemas (default: yes): every aggregate's schema history
+    /// ([`EventStore::schemas`]), each record with its revision and the time it was recorded,
+    /// taken in by the target with [`EventStore::import_schemas`] in one transaction after
+    /// the events. Records the target holds already are passed over; a target whose history
+    /// of an aggregate differs refuses them all, found before any event is written
+    /// ([`MigrateError::Write`]).
+    ///
+    /// The history says which shapes of each aggregate wrote the events, so it moves with
+    /// them; after an [`upcast`] transform, a host of the current code records its schema as
+    /// the next revision when built on the target.
+    pub fn schemas(mut self, carry: bool) -> Self {
+        self.schemas = carry;
+        self
+    }
+
     /// Whether a target that holds events already is written to (default: no, it is refused
     /// with [`MigrateError::TargetNotEmpty`]). Appended, a stream that exists in both
     /// continues after the target's events, and its snapshots are not copied.
@@ -374,6 +396,16 @@ impl<'a> Migration<'a> {
         if target_head > 0 && !self.append {
             return Err(MigrateError::TargetNotEmpty { head: target_head });
         }
+        // The schema history, checked against the target's before any event is written.
+        let schemas = if self.schemas {
+            let records = self.source.schemas().map_err(MigrateError::Source)?;
+            let held = self.target.schemas().map_err(MigrateError::Target)?;
+            crate::store::schemas::to_import(&held, records.clone())
+                .map_err(MigrateError::Write)?;
+            Some(records)
+        } else {
+            None
+        };
         // Checkpoints by position, each to be given the target's position of the last event
         // derived from the source's events up to it.
         let mut checkpoints = if self.checkpoints {
@@ -517,6 +549,13 @@ impl<'a> Migration<'a> {
                 }
             }
         }
+        let schemas_copied = match schemas {
+            Some(records) => self
+                .target
+                .import_schemas(records)
+                .map_err(MigrateError::Write)?,
+            None => 0,
+        };
         let checkpoints_copied = moved_checkpoints.len() as u64;
         for (name, position) in moved_checkpoints {
             self.target
@@ -541,6 +580,7 @@ impl<'a> Migration<'a> {
             snapshots_copied,
             snapshots_skipped,
             checkpoints_copied,
+            schemas_copied,
             verified: self.verify,
             elapsed: started.elapsed(),
         })

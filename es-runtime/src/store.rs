@@ -10,7 +10,7 @@ pub mod memory;
 mod names;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-mod schemas;
+pub(crate) mod schemas;
 
 use std::ops::ControlFlow;
 
@@ -268,6 +268,32 @@ pub trait EventStore: Send + Sync {
         streams_from_log(self, category, after, limit)
     }
 
+    /// Takes in schema records recorded elsewhere (another store's
+    /// [`schemas`](Self::schemas)), keeping each one's name, revision, time recorded and
+    /// text: all of them in one transaction, or none. Returns how many were recorded.
+    ///
+    /// An aggregate's history only grows: a record must come after the newest of its name
+    /// held here (a higher revision; the records given are taken in revision order, in any
+    /// order given). A record held here already, the same in every field, is passed over, so
+    /// that taking in one history twice records it once. Anything else is
+    /// [`WriteError::InvalidInput`] and refuses the whole batch: a revision held here as
+    /// another record, one at or below the newest held, revision 0, a name of no 1 to 500
+    /// bytes. A store open read-only refuses with [`WriteError::ReadOnly`]. An empty batch
+    /// writes nothing.
+    ///
+    /// This is how [`migrate`](crate::migrate) carries the schema history. By default (a
+    /// store that does not record schemas) a batch that is not empty is refused with
+    /// [`WriteError::InvalidInput`].
+    fn import_schemas(&self, records: Vec<RecordedSchema>) -> Result<u64, WriteError> {
+        match records.first() {
+            None => Ok(0),
+            Some(first) => Err(WriteError::InvalidInput {
+                at: Location::Schema(first.name.clone()),
+                reason: "this store does not record schemas".to_owned(),
+            }),
+        }
+    }
+
     /// Copies up to `limit` events of a stream from version `from` (inclusive) out of the
     /// store, in version order.
     ///
@@ -471,6 +497,9 @@ macro_rules! forward_event_store {
             }
             fn schemas(&self) -> Result<Vec<RecordedSchema>, ReadError> {
                 (**self).schemas()
+            }
+            fn import_schemas(&self, records: Vec<RecordedSchema>) -> Result<u64, WriteError> {
+                (**self).import_schemas(records)
             }
         }
     )*};

@@ -164,7 +164,14 @@ fn no_services<T: Any>() -> Option<T> {
 /// stream of the aggregate, version after version.
 ///
 /// The JSON is the event's fields (`{"amount": 5}`), as [`codec::to_json`] shows them inside
-/// the payload's `{"Type": ...}`; `null` stands for an event without fields.
+/// the payload's `{"Type": ...}`; `null` stands for an event without fields. Write the fields
+/// of the past shape as its upcast takes them: for `#[upcast(from = "Opened", version = 1)]
+/// fn opened_v1(name: String, initial: u64)`, `stored("Opened", 1, json!({"name": "Ada",
+/// "initial": 10}))`. The `#[aggregate]` documentation ("Versions and upcasts", "Step by
+/// step") has a chain of versions tested this way.
+///
+/// Here a counter whose `Incremented` is at version 2 (field `by`), reading version 1 (whose
+/// field was `up`) through a hand-written upcast, as `#[aggregate]` would generate:
 ///
 /// ```
 /// # use es_runtime::{Aggregate, DomainEvent};
@@ -175,9 +182,23 @@ fn no_services<T: Any>() -> Option<T> {
 /// # struct Counter { value: u64 }
 /// # #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 /// # enum CounterEvent { Incremented { by: u64 } }
+/// # #[derive(Deserialize)]
+/// # enum V1 { Incremented { up: u64 } }
 /// # impl DomainEvent for CounterEvent {
 /// #     const TYPES: &'static [&'static str] = &["Incremented"];
 /// #     fn event_type(&self) -> &'static str { "Incremented" }
+/// #     fn event_version(&self) -> u32 { 2 }
+/// #     fn decode_stored(t: &str, v: u32, payload: &[u8])
+/// #         -> Result<es_runtime::Upcast<Self>, es_runtime::StoredEventError> {
+/// #         let bad = es_runtime::StoredEventError::Payload;
+/// #         match v {
+/// #             2 => es_runtime::codec::decode(payload).map(es_runtime::Upcast::One).map_err(bad),
+/// #             1 => match es_runtime::codec::decode(payload).map_err(bad)? {
+/// #                 V1::Incremented { up } => Ok(CounterEvent::Incremented { by: up }.into()),
+/// #             },
+/// #             _ => Err(es_runtime::StoredEventError::UnknownVersion),
+/// #         }
+/// #     }
 /// # }
 /// # impl Aggregate for Counter {
 /// #     const NAME: &'static str = "counter";
@@ -191,12 +212,16 @@ fn no_services<T: Any>() -> Option<T> {
 /// #     fn apply(&mut self, CounterEvent::Incremented { by }: CounterEvent) { self.value += by }
 /// # }
 ///
-/// AggregateTest::<Counter>::stored("Incremented", 1, json!({"by": 2}))
-///     .stored("Incremented", 1, json!({"by": 3}))
+/// AggregateTest::<Counter>::stored("Incremented", 1, json!({"up": 2}))
+///     .stored("Incremented", 2, json!({"by": 3}))
 ///     .reads_as([CounterEvent::Incremented { by: 2 }, CounterEvent::Incremented { by: 3 }]);
 ///
+/// // A version nothing reads is the error every reader would get.
+/// let err = AggregateTest::<Counter>::stored("Incremented", 7, json!({"by": 1})).read();
+/// assert!(matches!(err, Err(es_runtime::DecodeError::UnknownVersion { event_version: 7, .. })));
+///
 /// // And the state they build, for a given/when/then.
-/// let test = AggregateTest::<Counter>::stored("Incremented", 1, json!({"by": 2})).given();
+/// let test = AggregateTest::<Counter>::stored("Incremented", 1, json!({"up": 2})).given();
 /// assert_eq!(test.state().value, 2);
 /// ```
 #[must_use = "check what the payloads read as with `reads_as`, or build a state with `given`"]

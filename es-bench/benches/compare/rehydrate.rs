@@ -1,5 +1,7 @@
 //! Rehydrating an aggregate with 100,000 events of history, with and without a snapshot, on
-//! both stores; and reading the same stream back from LMDB without a host.
+//! both stores; reading the same stream back from LMDB without a host; and the same history
+//! stored at version 1 of its deposits, read through a one-step upcast, beside it at the
+//! current version.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 use es::{
     Aggregate, Durability, EventStore, ExpectedVersion, Host, LmdbOptions, MemoryStore, StreamId,
 };
+use es_bench::bank::evolved::EvolvedAccount;
 use es_bench::bank::{self, BankAccount, BankAccountEvent};
 use es_bench::{Table, alternate, bench_dir, ms, per_sec, rate, time};
 
@@ -158,5 +161,68 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         decode <= Duration::from_millis(25),
     );
     drop((lmdb_plain, lmdb_snap));
+    upcast(rounds, &lmdb);
     drop(lmdb);
+}
+
+/// Writes `N` events of `account-old` at version 1 of `Deposited` (as `BankAccount` stored
+/// them) and the same history at the current version 2 in `account-new`. Returns a host of
+/// the current code without snapshots.
+fn prepare_versions<S: EventStore>(store: Arc<S>) -> Host<EvolvedAccount, Arc<S>> {
+    let old = StreamId::new(EvolvedAccount::NAME, "old").unwrap();
+    let new = StreamId::new(EvolvedAccount::NAME, "new").unwrap();
+    bank::write_history(&*store, &old, 1, N);
+    bank::evolved::write_history(&*store, &new, 1, N);
+    Host::builder(store).snapshot_every(0).build()
+}
+
+/// One rehydration of `id` by the current code: passivate, then load.
+fn rehydrate_evolved<S: EventStore>(host: &Host<EvolvedAccount, S>, id: &str) -> Duration {
+    host.passivate(id);
+    let start = Instant::now();
+    assert_eq!(host.version(id).unwrap(), N);
+    start.elapsed()
+}
+
+/// The same history read at the current version and through a one-step upcast.
+fn upcast<S: EventStore + 'static>(rounds: usize, lmdb: &Arc<S>) {
+    let lmdb = prepare_versions(lmdb.clone());
+    let mem = prepare_versions(Arc::new(MemoryStore::new()));
+    assert_eq!(
+        mem.state("old").unwrap().balance(),
+        mem.state("new").unwrap().balance()
+    );
+    let [mem_new, mem_old, lmdb_new, lmdb_old] = alternate(
+        rounds,
+        [
+            &mut || rehydrate_evolved(&mem, "new"),
+            &mut || rehydrate_evolved(&mem, "old"),
+            &mut || rehydrate_evolved(&lmdb, "new"),
+            &mut || rehydrate_evolved(&lmdb, "old"),
+        ],
+    );
+    println!(
+        "Rehydrating {N} events stored at version 1 of `Deposited`, whose current version is 2 (an amount in cents became a `Money` struct), against the same history at version 2. No snapshot.\n"
+    );
+    let mut t = Table::new(&["", "MemoryStore", "LmdbStore"]);
+    t.row(vec![
+        "at the current version".into(),
+        ms(mem_new),
+        ms(lmdb_new),
+    ]);
+    t.row(vec![
+        "at version 1, through a one-step upcast".into(),
+        ms(mem_old),
+        ms(lmdb_old),
+    ]);
+    let per_event = |old: Duration, new: Duration| {
+        let ns = (old.as_secs_f64() - new.as_secs_f64()) * 1e9 / N as f64;
+        format!("{ns:+.0} ns")
+    };
+    t.row(vec![
+        "upcast cost per event".into(),
+        per_event(mem_old, mem_new),
+        per_event(lmdb_old, lmdb_new),
+    ]);
+    t.print();
 }

@@ -429,6 +429,10 @@ impl EventStore for LmdbStore {
         self.inner.schemas()
     }
 
+    fn import_schemas(&self, records: Vec<RecordedSchema>) -> Result<u64, WriteError> {
+        self.inner.import_schemas(records)
+    }
+
     fn checkpoints(&self) -> Result<Vec<(String, u64)>, ReadError> {
         self.inner.checkpoints()
     }

@@ -473,6 +473,14 @@ impl EventStore for MemoryStore {
         schemas::sort(&mut records);
         Ok(records)
     }
+
+    fn import_schemas(&self, records: Vec<RecordedSchema>) -> Result<u64, WriteError> {
+        let mut inner = self.write();
+        let taken = schemas::to_import(&inner.schemas, records)?;
+        let count = taken.len() as u64;
+        inner.schemas.extend(taken);
+        Ok(count)
+    }
 }
 
 #[cfg(test)]

@@ -703,4 +703,8 @@ impl EventStore for PostgresStore {
     ) -> Result<Vec<StreamHead>, ReadError> {
         self.list_streams(category, after, limit)
     }
+
+    fn import_schemas(&self, records: Vec<RecordedSchema>) -> Result<u64, WriteError> {
+        self.import_schema_rows(records)
+    }
 }

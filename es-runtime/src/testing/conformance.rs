@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             checkpoints_round_trip,
             schemas_keep_a_history_per_aggregate,
             schemas_recorded_at_once_are_recorded_once,
+            schemas_imported_keep_revisions_and_times,
             checkpoints_list_every_name_sorted,
             import_keeps_every_envelope_field_and_takes_the_next_positions,
             import_refuses_a_batch_that_skips_repeats_or_goes_back_in_time,
@@ -763,6 +764,65 @@ pub fn schemas_keep_a_history_per_aggregate<S: EventStore>(store: &S) {
         matches!(err, crate::WriteError::InvalidInput { .. }),
         "an aggregate without a name: {err:?}"
     );
+}
+
+/// Schemas taken in from elsewhere keep their revisions and times, and read back as given;
+/// taken in again they change nothing; a history that would not grow refuses the batch.
+pub fn schemas_imported_keep_revisions_and_times<S: EventStore>(store: &S) {
+    let record = |name: &str, revision: u32, at: u64, event: &str| {
+        RecordedSchema::new(
+            name.to_owned(),
+            revision,
+            Timestamp(at),
+            schema(name, event).to_json(),
+        )
+    };
+    assert_eq!(store.import_schemas(Vec::new()).unwrap(), 0);
+    let history = vec![
+        record("cart", 1, 7, "Opened"),
+        record("account", 2, 20, "Created"),
+        record("account", 1, 10, "Opened"),
+    ];
+    assert_eq!(store.import_schemas(history.clone()).unwrap(), 3);
+    let mut expected = history.clone();
+    expected.sort_by(|a, b| (&a.name, a.revision).cmp(&(&b.name, b.revision)));
+    assert_eq!(store.schemas().unwrap(), expected);
+    assert_eq!(store.import_schemas(history).unwrap(), 0, "held already");
+
+    // Recording goes on after the imported history, and importing after that.
+    let third = store
+        .save_schema(&schema("account", "Renamed"))
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(third.revision, 3);
+    assert_eq!(
+        store
+            .import_schemas(vec![record("account", 4, 40, "Opened")])
+            .unwrap(),
+        1
+    );
+
+    // All or nothing: one record that does not grow its history refuses the batch.
+    let before = store.schemas().unwrap();
+    for refused in [
+        vec![
+            record("order", 1, 1, "Placed"),
+            record("account", 2, 1, "Other"),
+        ],
+        vec![
+            record("order", 1, 1, "Placed"),
+            record("account", 3, 1, "Lower"),
+        ],
+        vec![record("order", 0, 1, "Placed")],
+        vec![record("", 1, 1, "Placed")],
+    ] {
+        let err = store.import_schemas(refused).unwrap_err();
+        assert!(
+            matches!(err, crate::WriteError::InvalidInput { .. }),
+            "{err:?}"
+        );
+    }
+    assert_eq!(store.schemas().unwrap(), before);
 }
 
 /// Threads recording the same schema at once record it once.

@@ -125,6 +125,22 @@ impl EventStore for SlowStore {
     ) -> Result<es_runtime::ImportResult, es_runtime::AppendError> {
         self.0.import(events)
     }
+    // The schema methods forward, so that hosts over this store record their schemas.
+    fn save_schema(
+        &self,
+        schema: &es_runtime::OwnedSchema,
+    ) -> Result<Option<es_runtime::RecordedSchema>, es_runtime::WriteError> {
+        self.0.save_schema(schema)
+    }
+    fn schemas(&self) -> Result<Vec<es_runtime::RecordedSchema>, es_runtime::ReadError> {
+        self.0.schemas()
+    }
+    fn import_schemas(
+        &self,
+        records: Vec<es_runtime::RecordedSchema>,
+    ) -> Result<u64, es_runtime::WriteError> {
+        self.0.import_schemas(records)
+    }
 }
 
 /// On a single-threaded runtime, 20 slow commands on 20 aggregates overlap, and a timer task

@@ -452,6 +452,22 @@ impl EventStore for GatedStore {
     ) -> Result<es_runtime::ImportResult, es_runtime::AppendError> {
         self.inner.import(events)
     }
+    // The schema methods forward, so that hosts over this store record their schemas.
+    fn save_schema(
+        &self,
+        schema: &es_runtime::OwnedSchema,
+    ) -> Result<Option<es_runtime::RecordedSchema>, es_runtime::WriteError> {
+        self.inner.save_schema(schema)
+    }
+    fn schemas(&self) -> Result<Vec<es_runtime::RecordedSchema>, es_runtime::ReadError> {
+        self.inner.schemas()
+    }
+    fn import_schemas(
+        &self,
+        records: Vec<es_runtime::RecordedSchema>,
+    ) -> Result<u64, es_runtime::WriteError> {
+        self.inner.import_schemas(records)
+    }
 }
 
 /// Opens a gated store's gate when dropped.

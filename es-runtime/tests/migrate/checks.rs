@@ -146,6 +146,22 @@ impl EventStore for Faulty {
         let r = self.inner.import(events)?;
         Ok(ImportResult::new(r.first_position, count))
     }
+    // The schema methods forward, so that hosts over this store record their schemas.
+    fn save_schema(
+        &self,
+        schema: &es_runtime::OwnedSchema,
+    ) -> Result<Option<es_runtime::RecordedSchema>, es_runtime::WriteError> {
+        self.inner.save_schema(schema)
+    }
+    fn schemas(&self) -> Result<Vec<es_runtime::RecordedSchema>, es_runtime::ReadError> {
+        self.inner.schemas()
+    }
+    fn import_schemas(
+        &self,
+        records: Vec<es_runtime::RecordedSchema>,
+    ) -> Result<u64, es_runtime::WriteError> {
+        self.inner.import_schemas(records)
+    }
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Store-to-store migration: round trips between every backend equal event by event,
-//! snapshots and checkpoints carried or dropped, transforms that drop, split and rename, a
+//! snapshots, checkpoints and recorded schemas carried or dropped, transforms that drop, split and rename, a
 //! non-empty target refused, and a count check that catches a target losing events.
 
 #[path = "../postgres/server.rs"]
@@ -67,11 +67,28 @@ pub(crate) fn fill(store: &dyn EventStore) {
         };
         store.save_snapshot(s, snapshot, 5).unwrap();
     }
+    for (name, event) in [
+        ("account", "Opened"),
+        ("account", "Changed"),
+        ("order", "Opened"),
+    ] {
+        store.save_schema(&schema(name, event)).unwrap().unwrap();
+    }
     store.save_checkpoint("balances", 40).unwrap();
     store.save_checkpoint("audit", 0).unwrap();
     store
         .save_checkpoint("orders", store.head_position().unwrap())
         .unwrap();
+}
+
+/// A schema of aggregate `name` whose one event is `event`.
+pub(crate) fn schema(name: &str, event: &str) -> es_runtime::OwnedSchema {
+    let mut schema = es_runtime::OwnedSchema::default();
+    schema.name = name.to_owned();
+    let mut e = es_runtime::schema::OwnedEvent::default();
+    e.name = event.to_owned();
+    schema.events.push(e);
+    schema
 }
 
 pub(crate) fn log(store: &dyn EventStore) -> Vec<RecordedEvent> {

@@ -35,6 +35,7 @@ fn memory_to_lmdb_to_postgres_to_lmdb_keeps_every_event_as_it_was() {
         assert_eq!(report.streams, 4);
         assert_eq!((report.snapshots_copied, report.snapshots_skipped), (3, 0));
         assert_eq!(report.checkpoints_copied, 3);
+        assert_eq!(report.schemas_copied, 3);
         assert!(report.verified);
         assert_eq!(
             log(to),
@@ -46,6 +47,11 @@ fn memory_to_lmdb_to_postgres_to_lmdb_keeps_every_event_as_it_was() {
             to.checkpoints().unwrap(),
             memory.checkpoints().unwrap(),
             "hop {i}"
+        );
+        assert_eq!(
+            to.schemas().unwrap(),
+            memory.schemas().unwrap(),
+            "hop {i}: revisions, times and texts"
         );
         // Progress climbs to the total, once per batch and once at the end.
         assert!(seen.windows(2).all(|w| w[0].read <= w[1].read));
@@ -86,18 +92,23 @@ fn snapshots_and_checkpoints_are_carried_or_left_by_choice() {
     let report = Migration::new(&source, &bare)
         .snapshots(false)
         .checkpoints(false)
+        .schemas(false)
         .run()
         .unwrap();
     assert_eq!((report.snapshots_copied, report.checkpoints_copied), (0, 0));
+    assert_eq!(report.schemas_copied, 0);
+    assert_eq!(bare.schemas().unwrap(), []);
     assert_eq!(log(&bare), log(&source));
     assert!(snapshots(&bare).is_empty());
     assert_eq!(bare.checkpoints().unwrap(), []);
 
-    // The defaults: snapshots carried, checkpoints left behind (their read models are not
+    // The defaults: snapshots and schemas carried, checkpoints left behind (their read models are not
     // moved), so that projections rebuild in the target.
     let default = MemoryStore::new();
     let report = migrate::copy(&source, &default).unwrap();
     assert_eq!((report.snapshots_copied, report.checkpoints_copied), (3, 0));
+    assert_eq!(report.schemas_copied, 3);
+    assert_eq!(default.schemas().unwrap(), source.schemas().unwrap());
     assert_eq!(snapshots(&default), snapshots(&source));
     assert_eq!(default.checkpoints().unwrap(), []);
 
@@ -125,4 +136,36 @@ fn the_terminal_bar_stays_hidden_off_a_terminal() {
         .run()
         .unwrap();
     assert_eq!(report.written, report.read);
+}
+
+#[test]
+fn a_target_whose_schema_history_differs_is_refused_before_any_event_is_written() {
+    let source = MemoryStore::new();
+    fill(&source);
+    let dir = tempfile::tempdir().unwrap();
+    let target = LmdbStore::open(dir.path()).unwrap();
+    // The target's first revision of `account` is another schema than the source's.
+    target
+        .save_schema(&crate::schema("account", "Created"))
+        .unwrap()
+        .unwrap();
+    let err = migrate::copy(&source, &target).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            migrate::MigrateError::Write(es_runtime::WriteError::InvalidInput { .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(target.head_position().unwrap(), 0);
+    assert_eq!(target.schemas().unwrap().len(), 1);
+
+    // A target holding the same history takes in the rest of it alone.
+    let partial = MemoryStore::new();
+    partial
+        .import_schemas(source.schemas().unwrap()[..1].to_vec())
+        .unwrap();
+    let report = migrate::copy(&source, &partial).unwrap();
+    assert_eq!(report.schemas_copied, 2);
+    assert_eq!(partial.schemas().unwrap(), source.schemas().unwrap());
 }

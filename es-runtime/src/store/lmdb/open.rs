@@ -408,7 +408,9 @@ fn open_read_only(
             .map_err(|e| storage(&e))?
             .map(|v| v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX));
         let legacy = match found {
-            Some(FORMAT_VERSION) => meta
+            // Format 3 differs in its records' tags alone (no shape version: version 1),
+            // which the records tell; the upgrade to 4 writes nothing else.
+            Some(3 | FORMAT_VERSION) => meta
                 .get(&txn, LEGACY_KEY)
                 .map_err(|e| storage(&e))?
                 .is_some(),

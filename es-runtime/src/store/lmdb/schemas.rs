@@ -60,6 +60,42 @@ impl Inner {
         })
     }
 
+    pub(super) fn import_schemas(&self, records: Vec<RecordedSchema>) -> Result<u64, WriteError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let at = || Location::Schema(records[0].name.clone());
+        let Some(db) = self.schemas else {
+            return Err(WriteError::ReadOnly { at: at() });
+        };
+        // Checked before the writer is taken, and again inside its transaction.
+        schemas::to_import(&[], records.clone())?;
+        let mut refused = None;
+        let written = self.transact(&at, |txn| {
+            let mut held = Vec::new();
+            for entry in db.iter(txn)? {
+                let (key, value) = entry?;
+                held.push(decode(key, value)?);
+            }
+            let taken = match schemas::to_import(&held, records.clone()) {
+                Ok(taken) => taken,
+                Err(e) => {
+                    refused = Some(e);
+                    return Ok((0, false));
+                }
+            };
+            for record in &taken {
+                let key = key(&prefix(&record.name), record.revision);
+                db.put(txn, &key, &value(&key, record))?;
+            }
+            Ok((taken.len() as u64, !taken.is_empty()))
+        })?;
+        match refused {
+            Some(e) => Err(e),
+            None => Ok(written),
+        }
+    }
+
     pub(super) fn schemas(&self) -> Result<Vec<RecordedSchema>, ReadError> {
         let Some(db) = self.schemas else {
             return Ok(Vec::new());

@@ -8,7 +8,7 @@
 //! current format written before it existed gains it without a format change.
 
 use super::{PostgresStore, to_i64};
-use crate::error::{Location, ReadError, WriteError};
+use crate::error::{BoxError, Location, ReadError, WriteError};
 use crate::event::Timestamp;
 use crate::schema::{OwnedSchema, RecordedSchema};
 use crate::store::schemas;
@@ -34,6 +34,8 @@ pub(super) fn create_table(s: &str) -> String {
 pub(super) struct SchemaSql {
     save: String,
     list: String,
+    lock: String,
+    import: String,
 }
 
 impl SchemaSql {
@@ -52,6 +54,12 @@ impl SchemaSql {
             list: format!(
                 r#"SELECT name, revision, recorded_ns, schema FROM "{s}".aggregate_schemas
                    ORDER BY name, revision"#
+            ),
+            // Saves wait behind an import, which sees every record there is.
+            lock: format!(r#"LOCK TABLE "{s}".aggregate_schemas IN SHARE ROW EXCLUSIVE MODE"#),
+            import: format!(
+                r#"INSERT INTO "{s}".aggregate_schemas (name, revision, recorded_ns, schema)
+                   SELECT * FROM unnest($1::text[], $2::integer[], $3::bigint[], $4::text[])"#
             ),
         }
     }
@@ -108,6 +116,61 @@ impl PostgresStore {
             at: at(),
             source: format!("other processes kept recording schemas of {name:?}; try again").into(),
         })
+    }
+
+    pub(super) fn import_schema_rows(
+        &self,
+        records: Vec<RecordedSchema>,
+    ) -> Result<u64, WriteError> {
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let at = Location::Schema(records[0].name.clone());
+        schemas::to_import(&[], records.clone())?;
+        let (lock, list, import) = (
+            self.schema_sql.lock.clone(),
+            self.schema_sql.list.clone(),
+            self.schema_sql.import.clone(),
+        );
+        self.pool
+            .with(&self.runtime, move |conn| async move {
+                let c = &conn.client;
+                let attempt = async {
+                    c.batch_execute("BEGIN").await?;
+                    c.batch_execute(&lock).await?;
+                    let mut held = Vec::new();
+                    for row in c.query(&list, &[]).await? {
+                        held.push(RecordedSchema::new(
+                            row.try_get(0)?,
+                            row.try_get::<_, i32>(1)? as u32,
+                            Timestamp(row.try_get::<_, i64>(2)? as u64),
+                            row.try_get(3)?,
+                        ));
+                    }
+                    let taken = match schemas::to_import(&held, records) {
+                        Ok(taken) => taken,
+                        Err(refused) => return Ok(Err(refused)),
+                    };
+                    let names: Vec<&str> = taken.iter().map(|r| r.name.as_str()).collect();
+                    let revisions: Vec<i32> = taken
+                        .iter()
+                        .map(|r| i32::try_from(r.revision).unwrap_or(i32::MAX))
+                        .collect();
+                    let times: Vec<i64> = taken.iter().map(|r| to_i64(r.recorded_at.0)).collect();
+                    let texts: Vec<&str> = taken.iter().map(|r| r.json.as_str()).collect();
+                    c.execute(&import, &[&names, &revisions, &times, &texts])
+                        .await?;
+                    c.batch_execute("COMMIT").await?;
+                    Ok::<_, BoxError>(Ok(taken.len() as u64))
+                };
+                let done = attempt.await;
+                if !matches!(done, Ok(Ok(_))) {
+                    // Refused or failed: end the transaction before the connection is reused.
+                    let _ = c.batch_execute("ROLLBACK").await;
+                }
+                done
+            })
+            .map_err(|source| WriteError::Storage { at, source })?
     }
 
     pub(super) fn schema_rows(&self) -> Result<Vec<RecordedSchema>, ReadError> {

@@ -249,3 +249,53 @@ fn a_store_without_schemas_opened_read_only_lists_none_and_cannot_record() {
     );
     assert_eq!(store.read_all(0, usize::MAX).unwrap(), expected());
 }
+
+#[test]
+fn a_store_of_format_3_opened_read_only_reads_as_it_is_and_is_left_unchanged() {
+    let dir = copy_of_fixture(3);
+    let files =
+        |dir: &Path| ["data.mdb", "es-store"].map(|name| std::fs::read(dir.join(name)).unwrap());
+    let before = files(dir.path());
+    let expected = expected();
+    let store = LmdbOptions::new().read_only(true).open(dir.path()).unwrap();
+    let all = store.read_all(0, usize::MAX).unwrap();
+    assert_eq!(all, expected);
+    assert!(all.iter().all(|e| e.event_version == 1));
+    let id = StreamId::parse("order-7").unwrap();
+    let mine: Vec<_> = expected
+        .iter()
+        .filter(|e| e.stream == id)
+        .cloned()
+        .collect();
+    assert_eq!(store.read_stream(&id, 1, usize::MAX).unwrap(), mine);
+    assert_eq!(store.stream_version(&id).unwrap(), mine.len() as u64);
+    let id = StreamId::parse("account-1").unwrap();
+    let snapshot = store.load_snapshot(&id).unwrap().unwrap();
+    assert_eq!(snapshot.payload, vec![1, 2, 3, 4]);
+    assert_eq!(store.load_checkpoint("balances").unwrap(), Some(42));
+    let err = store
+        .append(
+            &id,
+            ExpectedVersion::Any,
+            vec![NewEvent::raw("X", vec![0xc0])],
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, es_runtime::AppendError::ReadOnly { .. }),
+        "{err:?}"
+    );
+    let record = es_runtime::RecordedSchema::new(
+        "account".to_owned(),
+        1,
+        es_runtime::event::Timestamp(1),
+        "{}".to_owned(),
+    );
+    let err = store.import_schemas(vec![record]).unwrap_err();
+    assert!(
+        matches!(err, es_runtime::WriteError::ReadOnly { .. }),
+        "{err:?}"
+    );
+    drop(store);
+    // No upgrade written, the marker of format 3 kept.
+    assert!(files(dir.path()) == before);
+}
