@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Look inside an es event store: an LMDB directory (opened read-only) or a PostgreSQL
-/// database.
+/// Look inside an es event store: an LMDB directory (opened read-only, unless the command
+/// writes: import, the target of copy) or a PostgreSQL database.
 #[derive(Debug, Parser)]
 #[command(name = "es", version, about, long_about = None)]
 #[command(
@@ -114,8 +114,8 @@ pub(crate) enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Takes in the JSON lines `es export` writes, keeping each event's id, timestamp,
-    /// metadata and payload bytes; creates the store if there is none.
+    /// Take in the JSON lines `es export` writes, keeping each event's id, timestamp,
+    /// metadata and payload bytes; create the store if there is none.
     Import {
         /// The target store: an LMDB directory (created if missing), or a PostgreSQL
         /// connection string (the schema is created if missing).
@@ -131,7 +131,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "N", default_value_t = 1000)]
         batch: usize,
     },
-    /// Copies every event (and the snapshots) of one store into another, then checks the
+    /// Copy every event (and the snapshots) of one store into another, then check the
     /// copy; SRC is opened read-only, DST is created if missing.
     Copy {
         /// The store to copy from.

@@ -1,5 +1,5 @@
-//! `es`: look inside an es event store, an LMDB directory (opened read-only) or a PostgreSQL
-//! database, without the application's Rust types.
+//! `es`: look inside an es event store, an LMDB directory (opened read-only unless the command
+//! writes into it) or a PostgreSQL database, without the application's Rust types.
 //!
 //! The rule of its output: tables for a person, `--json` for scripts; a failure is one line
 //! on stderr and an exit status naming its kind (see `error`), never a panic's message or a
