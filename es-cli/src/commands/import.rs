@@ -191,7 +191,7 @@ pub(crate) fn run(
             .first()
             .map_or(Timestamp(0), |e| e.timestamp),
     };
-    let bar = progress(input.size);
+    let bar = Cleared(progress(input.size));
     let mut check = Check {
         store: events,
         versions: HashMap::new(),
@@ -248,12 +248,13 @@ pub(crate) fn run(
         w.pending.push(event);
         if w.pending.len() == batch {
             w.flush(number)?;
-            bar.set_position(input.size.map_or(w.imported, |_| read_bytes));
+            bar.0
+                .set_position(input.size.map_or(w.imported, |_| read_bytes));
         }
     }
     w.flush(number)?;
     let (imported, first_position) = (w.imported, w.first_position);
-    bar.finish_and_clear();
+    drop(bar);
     let first = first_position.unwrap_or(head + 1);
     let last = first + imported - 1;
     let interrupted = crate::interrupt::stopped();
@@ -345,6 +346,15 @@ fn read_line(reader: &mut dyn BufRead, text: &mut String) -> io::Result<usize> {
             io::ErrorKind::InvalidData,
             "it is not UTF-8 text",
         )),
+    }
+}
+
+/// A progress bar taken off the terminal when the import ends, however it ends.
+struct Cleared(ProgressBar);
+
+impl Drop for Cleared {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
     }
 }
 
