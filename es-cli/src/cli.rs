@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Look inside an es event store: an LMDB directory (opened read-only) or a PostgreSQL
-/// database.
+/// Look inside an es event store: an LMDB directory (opened read-only, unless the command
+/// writes: import, the target of copy) or a PostgreSQL database.
 #[derive(Debug, Parser)]
 #[command(name = "es", version, about, long_about = None)]
 #[command(
@@ -108,6 +108,66 @@ pub(crate) enum Command {
         /// Replace FILE if it exists.
         #[arg(long)]
         force: bool,
+    },
+    /// Every projection checkpoint: its position and how many events it is behind the head.
+    Projections {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Take in the JSON lines `es export` writes, keeping each event's id, timestamp,
+    /// metadata and payload bytes; create the store if there is none.
+    Import {
+        /// The target store: an LMDB directory (created if missing), or a PostgreSQL
+        /// connection string (the schema is created if missing).
+        #[arg(value_name = "STORE")]
+        store: String,
+        /// The export to read, or `-` for standard input.
+        #[arg(value_name = "FILE")]
+        file: String,
+        /// Add the events to a store that holds events already.
+        #[arg(long)]
+        append: bool,
+        /// Events per transaction.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        batch: usize,
+    },
+    /// Copy every event (and the snapshots) of one store into another, then check the
+    /// copy; SRC is opened read-only, DST is created if missing.
+    Copy {
+        /// The store to copy from.
+        #[arg(value_name = "SRC")]
+        source: String,
+        /// The store to copy into.
+        #[arg(value_name = "DST")]
+        target: String,
+        /// Leave the snapshots behind.
+        #[arg(long)]
+        no_snapshots: bool,
+        /// Carry the projection checkpoints too.
+        #[arg(long)]
+        checkpoints: bool,
+        /// Add the events to a target that holds events already.
+        #[arg(long)]
+        append: bool,
+        /// Events per transaction.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        batch: usize,
+        /// The PostgreSQL schema of the target, when it differs from the source's
+        /// (--schema).
+        #[arg(long, value_name = "NAME")]
+        target_schema: Option<String>,
+    },
+    /// Every aggregate's Markdown page with its Mermaid diagram, from the newest schema
+    /// recorded in the store.
+    Docs {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Write one page per aggregate and an index page (index.md) into this directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Only the page of this aggregate (its stream category).
+        #[arg(long, value_name = "NAME")]
+        aggregate: Option<String>,
     },
     /// Verifies an LMDB store in this process and prints the report as JSON: what `verify`
     /// runs in a child process, so that a fault is the child's.

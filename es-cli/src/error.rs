@@ -75,6 +75,7 @@ impl From<ReadError> for CliError {
     fn from(e: ReadError) -> Self {
         match e {
             ReadError::Corrupt { .. } => CliError::damage(e),
+            ReadError::Storage { .. } if says_damaged(&e.to_string()) => CliError::damage(e),
             other => CliError::failed(other),
         }
     }
@@ -84,9 +85,20 @@ impl From<OpenError> for CliError {
     fn from(e: OpenError) -> Self {
         match e {
             OpenError::Truncated { .. } | OpenError::Damaged { .. } => CliError::damage(e),
+            OpenError::Storage { .. } if says_damaged(&e.to_string()) => CliError::damage(e),
             other => CliError::cannot_open(other),
         }
     }
+}
+
+/// Whether a storage error is LMDB's word for damage: a page that is not what it should be
+/// (`MDB_CORRUPTED`), a page number past the data (`MDB_PAGE_NOTFOUND`), or a read
+/// transaction that met one of those before (`MDB_BAD_TXN`: LMDB marks a read transaction
+/// failed only on such a page).
+fn says_damaged(message: &str) -> bool {
+    ["MDB_CORRUPTED", "MDB_PAGE_NOTFOUND", "MDB_BAD_TXN"]
+        .iter()
+        .any(|code| message.contains(code))
 }
 
 impl From<io::Error> for CliError {

@@ -1,10 +1,11 @@
-//! `es`: look inside an es event store, an LMDB directory (opened read-only) or a PostgreSQL
-//! database, without the application's Rust types.
+//! `es`: look inside an es event store, an LMDB directory (opened read-only unless the command
+//! writes into it) or a PostgreSQL database, without the application's Rust types.
 //!
 //! The rule of its output: tables for a person, `--json` for scripts; a failure is one line
 //! on stderr and an exit status naming its kind (see `error`), never a panic's message or a
-//! backtrace, and never a death by signal, even on a damaged store (`verify` reads it in a
-//! child process).
+//! backtrace, and never a death by signal, even on a damaged store: every command that reads
+//! or writes an LMDB store runs again as a child process (`reader`), whose death by a fault is
+//! reported as damage.
 
 mod cli;
 mod commands;
@@ -13,6 +14,8 @@ mod event_json;
 mod interrupt;
 mod open;
 mod output;
+mod reader;
+mod schemas;
 
 use std::io::{self, BufWriter, Write};
 use std::process::ExitCode;
@@ -45,6 +48,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage(e),
     };
+    if let Some(path) = reader::lmdb_store(&cli) {
+        return reader::in_child(&path);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -146,6 +152,47 @@ fn run(cli: Cli) -> Result<()> {
             let stream = commands::stream_id(stream)?;
             let store = Store::open(&location(store))?;
             commands::snapshots::run(&store, &stream, json, &mut out)?
+        }
+        Command::Projections { store } => {
+            let store = Store::open(&location(store))?;
+            commands::projections::run(&store, json, &mut out)?
+        }
+        Command::Import {
+            store,
+            file,
+            append,
+            batch,
+        } => {
+            crate::interrupt::catch();
+            let location = Location::parse(store, &cli.schema);
+            commands::import::run(&location, file, *append, *batch, json, &mut out)?
+        }
+        Command::Copy {
+            source,
+            target,
+            no_snapshots,
+            checkpoints,
+            append,
+            batch,
+            target_schema,
+        } => {
+            let from = Location::parse(source, &cli.schema);
+            let to = Location::parse(target, target_schema.as_deref().unwrap_or(&cli.schema));
+            let options = commands::copy::Options {
+                snapshots: !no_snapshots,
+                checkpoints: *checkpoints,
+                append: *append,
+                batch: *batch,
+            };
+            commands::copy::run(&from, &to, options, json, &mut out)?
+        }
+        Command::Docs {
+            store,
+            out: dir,
+            aggregate,
+        } => {
+            let store = Store::open(&location(store))?;
+            commands::docs::run(&store, dir.as_deref(), aggregate.as_deref(), json, &mut out)?
         }
     }
     out.flush().map_err(CliError::from)

@@ -1,7 +1,8 @@
 //! Opening the store named on the command line: an LMDB directory, opened read-only, or a
 //! PostgreSQL connection string.
 //!
-//! The rule: inspecting a store never creates one. A directory without a store is refused
+//! The rule: inspecting a store never creates one; only the commands that write (`import`,
+//! the target of `copy`) open a store writable, creating it if it is missing. A directory without a store is refused
 //! before LMDB is asked, and a PostgreSQL schema without the store's tables is refused before
 //! [`PostgresOptions::open`] (which would create them) runs.
 
@@ -65,6 +66,34 @@ impl Store {
         }
     }
 
+    /// Opens the store to write into it, creating an LMDB directory or a PostgreSQL schema
+    /// (with its tables) when there is none.
+    pub(crate) fn open_writable(location: &Location) -> Result<Store> {
+        match location {
+            Location::Lmdb(path) => {
+                if let Ok(m) = std::fs::metadata(path)
+                    && !m.is_dir()
+                {
+                    return Err(CliError::cannot_open(format_args!(
+                        "no store at {}: a store is a directory, and this is not one",
+                        path.display()
+                    )));
+                }
+                Ok(Store::Lmdb(LmdbOptions::new().open(path)?))
+            }
+            Location::Postgres { url, schema } => {
+                // Reached and a connection string first, so that the error is the tool's
+                // one line rather than a pool's retries.
+                probe(url, schema)?;
+                let store = PostgresOptions::new(url.clone())
+                    .schema(schema.clone())
+                    .max_connections(2)
+                    .open()?;
+                Ok(Store::Postgres(store))
+            }
+        }
+    }
+
     pub(crate) fn events(&self) -> &dyn EventStore {
         match self {
             Store::Lmdb(s) => s,
@@ -75,7 +104,10 @@ impl Store {
     /// The store, for a person: its path or server, never a password.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Store::Lmdb(s) => format!("{} (LMDB, read-only)", s.path().display()),
+            Store::Lmdb(s) if s.is_read_only() => {
+                format!("{} (LMDB, read-only)", s.path().display())
+            }
+            Store::Lmdb(s) => format!("{} (LMDB)", s.path().display()),
             Store::Postgres(s) => format!("{} (PostgreSQL)", s.describe()),
         }
     }
@@ -107,6 +139,21 @@ pub(crate) fn check_lmdb_dir(path: &Path) -> Result<()> {
 
 /// Refuses a schema without the store's tables, so that looking does not create them.
 fn check_schema(url: &str, schema: &str) -> Result<()> {
+    if probe(url, schema)? {
+        Ok(())
+    } else {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+            CliError::cannot_open(format_args!("not a PostgreSQL connection string: {e}"))
+        })?;
+        Err(CliError::cannot_open(format_args!(
+            "no store in schema {schema:?} of {} (name the store's schema with --schema)",
+            describe_server(&config)
+        )))
+    }
+}
+
+/// Connects to the server and says whether `schema` holds a store's tables.
+fn probe(url: &str, schema: &str) -> Result<bool> {
     let config: tokio_postgres::Config = url.parse().map_err(|e| {
         CliError::cannot_open(format_args!("not a PostgreSQL connection string: {e}"))
     })?;
@@ -133,10 +180,7 @@ fn check_schema(url: &str, schema: &str) -> Result<()> {
         row.map(|row| row.get::<_, Option<String>>(0).is_some())
     });
     match found {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(CliError::cannot_open(format_args!(
-            "no store in schema {schema:?} of {server} (name the store's schema with --schema)"
-        ))),
+        Ok(found) => Ok(found),
         Err(e) => Err(CliError::cannot_open(format_args!(
             "cannot connect to {server}: {}",
             crate::error::one_line(&error_chain(&e))

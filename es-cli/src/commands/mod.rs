@@ -1,7 +1,11 @@
 //! One module per command. Each reads the store through `EventStore` (and, for LMDB's
 //! environment, `LmdbStore`), and writes to the output it is given.
 
+pub(crate) mod copy;
+pub(crate) mod docs;
 pub(crate) mod export;
+pub(crate) mod import;
+pub(crate) mod projections;
 pub(crate) mod show;
 pub(crate) mod snapshots;
 pub(crate) mod stats;

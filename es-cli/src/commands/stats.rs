@@ -1,5 +1,6 @@
 //! `es stats`: what the store holds, per category and event type, read from the whole log;
-//! the snapshots of every stream; for LMDB the environment's map, pages and readers.
+//! the snapshots of every stream; the checkpoints and how far behind the head each is; for
+//! LMDB the environment's map, pages and readers.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -10,6 +11,7 @@ use es_runtime::store::lmdb::LmdbStats;
 use serde_json::{Value, json};
 
 use super::all_streams;
+use super::projections::{self, Checkpoint};
 use crate::error::Result;
 use crate::open::Store;
 use crate::output::{self, Table, bytes, fields};
@@ -35,6 +37,7 @@ struct Totals {
     streams: u64,
     snapshots: u64,
     snapshot_bytes: u64,
+    checkpoints: Vec<Checkpoint>,
 }
 
 pub(crate) fn run(store: &Store, json: bool, out: &mut dyn Write) -> Result<()> {
@@ -74,6 +77,7 @@ pub(crate) fn run(store: &Store, json: bool, out: &mut dyn Write) -> Result<()> 
             t.snapshot_bytes += s.payload.len() as u64;
         }
     }
+    t.checkpoints = projections::read(store, head)?;
     let lmdb = match store {
         Store::Lmdb(s) => Some(s.stats()?),
         Store::Postgres(_) => None,
@@ -113,6 +117,7 @@ fn to_json(store: &Store, head: u64, t: &Totals, lmdb: Option<&LmdbStats>) -> Va
         "snapshot_bytes": t.snapshot_bytes,
         "categories": categories,
         "event_types": types,
+        "checkpoints": t.checkpoints.iter().map(Checkpoint::to_json).collect::<Vec<_>>(),
     });
     if let Some(l) = lmdb {
         doc["lmdb"] = json!({
@@ -191,6 +196,10 @@ fn write_text(
             ]);
         }
         table.write(out)?;
+    }
+    if !t.checkpoints.is_empty() {
+        writeln!(out)?;
+        projections::table(&t.checkpoints).write(out)?;
     }
     if let Some(l) = lmdb {
         writeln!(out)?;

@@ -161,7 +161,7 @@ fn in_child(path: &Path) -> Result<Report> {
     Ok(report)
 }
 
-fn signal_name(signal: i32) -> &'static str {
+pub(crate) fn signal_name(signal: i32) -> &'static str {
     match signal {
         libc::SIGBUS => "SIGBUS",
         libc::SIGSEGV => "SIGSEGV",

@@ -5,10 +5,10 @@
 
 #[path = "../../../examples/bank/account.rs"]
 #[allow(dead_code, unreachable_pub)]
-mod account;
+pub(crate) mod account;
 #[path = "../../../examples/voting/poll.rs"]
 #[allow(dead_code, unreachable_pub)]
-mod poll;
+pub(crate) mod poll;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;

@@ -304,6 +304,37 @@ fn inner(env: Environment, dbs: Dbs, options: LmdbOptions, head: u64, legacy: bo
     }
 }
 
+/// Why a read-only open found no `name` database. Only a store of an older format may lack
+/// one (a writable open creates it); in a store whose format is current, or whose format
+/// cannot be read, the database was lost to damage to LMDB's main database (which names
+/// them), and advice to write into the store would be wrong.
+fn missing_database(path: &Path, name: &str, format: Option<u32>) -> OpenError {
+    match format {
+        Some(old @ 1..FORMAT_VERSION) => OpenError::ReadOnly {
+            path: path.display().to_string(),
+            reason: format!(
+                "it has no `{name}` database, as a store of format version {old} may not; \
+                 open it writable once to upgrade it"
+            ),
+        },
+        Some(FORMAT_VERSION) => OpenError::Damaged {
+            path: path.display().to_string(),
+            reason: format!(
+                "its `{name}` database is missing though its format (version \
+                 {FORMAT_VERSION}) has one: LMDB's main database, which names the databases, \
+                 is damaged"
+            ),
+        },
+        _ => OpenError::Damaged {
+            path: path.display().to_string(),
+            reason: format!(
+                "its `{name}` database is missing and its format cannot be read: LMDB's main \
+                 database, which names the databases, is damaged"
+            ),
+        },
+    }
+}
+
 /// Opens the store in `path` read-only (see [`LmdbOptions::read_only`]): with `MDB_RDONLY`,
 /// nothing created or upgraded.
 fn open_read_only(
@@ -367,16 +398,24 @@ fn open_read_only(
     let txn = env.read_txn().map_err(|e| storage(&e))?;
     let opened = env
         .open_databases_and_commit(txn, |opener, txn| -> heed::Result<_> {
+            // The stored format, when a database is missing: whether it may be missing.
+            let format = || {
+                let meta = opener
+                    .open_database::<Bytes, Bytes>(txn, Some("meta"))
+                    .ok()??;
+                let value = meta.get(txn, FORMAT_KEY).ok()??;
+                value.try_into().ok().map(u32::from_be_bytes)
+            };
             macro_rules! named {
                 ($name:literal) => {
                     match opener.open_database::<Bytes, Bytes>(txn, Some($name))? {
                         Some(db) => db,
-                        None => return Ok(CommitOrAbort::Abort($name)),
+                        None => return Ok(CommitOrAbort::Abort(($name, format()))),
                     }
                 };
             }
             let Some(log) = opener.open_database::<Position, Bytes>(txn, Some("log"))? else {
-                return Ok(CommitOrAbort::Abort("log"));
+                return Ok(CommitOrAbort::Abort(("log", format())));
             };
             // Missing in a store no writable open of this build has opened yet: no schemas.
             let schemas = opener.open_database::<Bytes, Bytes>(txn, Some("schemas"))?;
@@ -394,11 +433,7 @@ fn open_read_only(
         .map_err(|e| storage(&e))?;
     let opened = match opened {
         CommitOrAbort::Commit(dbs) => dbs,
-        CommitOrAbort::Abort(name) => {
-            return Err(refused(format!(
-                "it has no `{name}` database; open it writable once to upgrade it"
-            )));
-        }
+        CommitOrAbort::Abort((name, format)) => return Err(missing_database(path, name, format)),
     };
     let (log, heads, index, snapshots, checkpoints, tables, meta, schemas) = opened;
     let (head, legacy) = {

@@ -237,3 +237,32 @@ fn a_store_on_a_read_only_mount_opens_read_only_and_refuses_writes() {
     assert!(refused.to_string().contains("Read-only"), "{refused}");
     read_only_reads_and_refuses_writes(&dir, &written);
 }
+
+/// Damage to LMDB's main database that hides one of the store's databases (here `index`,
+/// whose name in the main database's leaf node is changed) is damage in a store of the
+/// current format: never advice to open it writable, which would create the database empty.
+#[test]
+fn a_database_hidden_by_a_damaged_main_database_is_damage_not_an_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    write_some(dir.path());
+    let data = dir.path().join("data.mdb");
+    let mut file = std::fs::read(&data).unwrap();
+    // A node of a named database: flags F_SUBDATA (2), a key of 5 bytes, the name.
+    let node = [&[2u8, 0, 5, 0][..], b"index"].concat();
+    let mut found = 0;
+    for at in 0..file.len() - node.len() {
+        if file[at..at + node.len()] == node[..] {
+            file[at + node.len() - 1] = b'y';
+            found += 1;
+        }
+    }
+    assert!(found >= 1, "the main database names `index`");
+    std::fs::write(&data, &file).unwrap();
+    match LmdbOptions::new().read_only(true).open(dir.path()) {
+        Err(OpenError::Damaged { reason, .. }) => {
+            assert!(reason.contains("`index` database is missing"), "{reason}");
+            assert!(!reason.contains("writable"), "{reason}");
+        }
+        other => panic!("expected damage, got {other:?}"),
+    }
+}
