@@ -87,9 +87,10 @@ impl Inner {
         }
         for item in self.log.range(txn, &(tail.upto() + 1..=p))? {
             let (position, value) = item?;
-            while tail.upto() + 1 < position {
-                let missing = tail.upto() + 1;
-                tail.add_unreadable(missing, "the log has no record there".to_owned());
+            // A hole, or a key damaged into a larger number: one entry for the whole gap, so
+            // that a key far past the log's end costs no more than a hole of one.
+            if tail.upto() + 1 < position {
+                tail.add_missing(position - 1);
             }
             match record::decode_event(position, value) {
                 Ok(e) => tail.add(position, e.stream, e.version),
@@ -205,9 +206,10 @@ pub(super) struct Tail {
     checkpoint: u64,
     /// Per stream, `(position, version)` of its records in the indexed range, in log order.
     streams: HashMap<Box<str>, Vec<(u64, u64)>>,
-    /// The records of the indexed range that could not be read, and why: a stream whose
-    /// latest readable record is older than one of them has an unknown head.
-    unreadable: Vec<(u64, String)>,
+    /// The runs of positions `first..=last` of the indexed range that could not be read, and
+    /// why: a stream whose latest readable record is older than one of them has an unknown
+    /// head.
+    unreadable: Vec<(u64, u64, String)>,
 }
 
 /// A record of the tail that could not be read: its position and why.
@@ -274,7 +276,22 @@ impl Tail {
             return;
         }
         self.upto = position;
-        self.unreadable.push((position, reason));
+        self.unreadable.push((position, position, reason));
+    }
+
+    /// Notes that the log has no record after `upto` up to `last`.
+    pub(super) fn add_missing(&mut self, last: u64) {
+        if last <= self.upto {
+            return;
+        }
+        let first = self.upto + 1;
+        self.upto = last;
+        let reason = if first == last {
+            "the log has no record there".to_owned()
+        } else {
+            format!("the log has no record there, nor up to position {last}")
+        };
+        self.unreadable.push((first, last, reason));
     }
 
     /// The `(version, position)` of the latest record of `stream` in `(h, p]`; `None` if the
@@ -301,9 +318,9 @@ impl Tail {
         match self
             .unreadable
             .iter()
-            .find(|(at, _)| (after + 1..=p).contains(at))
+            .find(|(first, last, _)| *first <= p && *last > after)
         {
-            Some((at, reason)) => Err(Unreadable(*at, reason.clone())),
+            Some((first, _, reason)) => Err(Unreadable((*first).max(after + 1), reason.clone())),
             None => Ok(()),
         }
     }
@@ -333,7 +350,10 @@ impl Tail {
             records.drain(..cut);
             !records.is_empty()
         });
-        self.unreadable.retain(|(at, _)| *at > position);
+        self.unreadable.retain_mut(|(first, last, _)| {
+            *first = (*first).max(position + 1);
+            *last > position
+        });
     }
 }
 
@@ -453,6 +473,21 @@ mod tests {
         tail.observe(3);
         assert_eq!(tail.latest("b", 3, 4), Ok(None));
         assert_eq!(tail.latest("a", 3, 4), Ok(Some((3, 4))));
+    }
+
+    #[test]
+    fn a_gap_in_the_tail_is_one_entry_however_long() {
+        let mut tail = filled(0, &[("a", 1)]);
+        // The next key read is far past the log's end (a damaged key): no entry per position.
+        tail.add_missing(u64::MAX - 1);
+        assert_eq!(tail.unreadable.len(), 1);
+        assert_eq!(tail.upto(), u64::MAX - 1);
+        assert_eq!(tail.latest("a", 0, 1), Ok(Some((1, 1))));
+        assert_eq!(tail.latest("a", 0, 9).unwrap_err().0, 2);
+        assert_eq!(tail.latest("a", 5, 9).unwrap_err().0, 6);
+        tail.observe(7);
+        tail.observe(8);
+        assert_eq!(tail.latest("b", 8, 9).unwrap_err().0, 9);
     }
 
     #[test]
