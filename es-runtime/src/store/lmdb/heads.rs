@@ -12,6 +12,7 @@
 //! the log themselves.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::MutexGuard;
 
 use heed::{RoTxn, RwTxn};
@@ -48,7 +49,7 @@ impl Inner {
 
     /// The heads checkpoint and the last position, as `txn` sees them: the tail is `(h, p]`.
     pub(super) fn tail_window(&self, txn: &RoTxn<'_>) -> Result<(u64, u64), Fail> {
-        let p = super::log::last_position(self.log, txn)?;
+        let p = super::log::last_position(self.log, self.meta, txn)?;
         Ok((self.heads_at(txn, p)?, p))
     }
 
@@ -120,18 +121,131 @@ impl Inner {
     }
 
     /// The head of `stream` in the `heads` database (as of the heads checkpoint).
+    ///
+    /// A head is checked against its own checksum (which covers its key); a stream with no
+    /// head is checked against its neighbours: the entry after where its head would be must
+    /// link to the key before it. A head whose key was damaged sorts elsewhere, or is not
+    /// found at all; either way that link is broken (or the entry found fails its checksum),
+    /// so the stream is not taken for a new one.
     pub(super) fn stored_head(
         &self,
         txn: &RoTxn<'_>,
         stream: &StreamId,
     ) -> Result<(u64, u64), Fail> {
-        match self.heads.get(txn, stream.as_str().as_bytes())? {
-            None => Ok((0, 0)),
-            Some(value) => record::read_head(value).ok_or_else(|| Fail::Corrupt {
-                at: Location::Head(stream.clone()),
-                reason: format!("{} bytes instead of 16", value.len()),
-            }),
+        let key = stream.as_str().as_bytes();
+        let corrupt = |reason: String| Fail::Corrupt {
+            at: Location::Head(stream.clone()),
+            reason,
+        };
+        let found = self.heads.get(txn, key)?;
+        if self.plain_heads {
+            return match found {
+                None => Ok((0, 0)),
+                Some(value) => record::read_plain_head(value)
+                    .ok_or_else(|| corrupt(format!("{} bytes instead of 16", value.len()))),
+            };
         }
+        if let Some(value) = found {
+            return record::read_head(key, value)
+                .map(|head| (head.version, head.position))
+                .map_err(corrupt);
+        }
+        let after = self
+            .heads
+            .range(txn, &(Bound::Excluded(key), Bound::Unbounded))?
+            .next()
+            .transpose()?;
+        let Some((after, value)) = after else {
+            return Err(corrupt(
+                "no head is stored for it, and the end of the stream heads is missing (a \
+                 damaged key of the heads database)"
+                    .to_owned(),
+            ));
+        };
+        let link = record::read_head(after, value)
+            .map_err(|reason| {
+                corrupt(format!(
+                    "no head is stored for it, and the head after where it would be (under \
+                     {:?}) cannot be read: {reason}",
+                    String::from_utf8_lossy(after)
+                ))
+            })?
+            .link;
+        let before = self
+            .heads
+            .rev_range(txn, &(Bound::Unbounded, Bound::Excluded(key)))?
+            .next()
+            .transpose()?
+            .map_or(&[][..], |(k, _)| k);
+        if record::head_link(before) != link {
+            return Err(corrupt(format!(
+                "no head is stored for it, but the heads around where it would be (under {:?} \
+                 and {:?}) do not follow one another: a key of the heads database was damaged, \
+                 and it may have been this stream's",
+                String::from_utf8_lossy(before),
+                String::from_utf8_lossy(after)
+            )));
+        }
+        Ok((0, 0))
+    }
+
+    /// Writes the head of the stream under `key`, linked to the key before it; a stream new
+    /// to `heads` also relinks the entry after it.
+    fn put_head(
+        &self,
+        txn: &mut RwTxn<'_>,
+        key: &[u8],
+        version: u64,
+        position: u64,
+    ) -> Result<(), Fail> {
+        let known = self
+            .heads
+            .get(txn, key)?
+            .and_then(|old| record::read_head(key, old).ok())
+            .map(|old| old.link);
+        let link = match known {
+            Some(link) => link,
+            None => {
+                let link = record::head_link(
+                    self.heads
+                        .rev_range(txn, &(Bound::Unbounded, Bound::Excluded(key)))?
+                        .next()
+                        .transpose()?
+                        .map_or(&[][..], |(k, _)| k),
+                );
+                let after = self
+                    .heads
+                    .range(txn, &(Bound::Excluded(key), Bound::Unbounded))?
+                    .next()
+                    .transpose()?
+                    .map(|(k, v)| (k.to_vec(), record::read_head(k, v)));
+                let (after, head) = match after {
+                    None => (record::HEADS_END.to_vec(), Ok(record::Head::default())),
+                    Some(found) => found,
+                };
+                let head = head.map_err(|reason| Fail::Corrupt {
+                    at: Location::Store,
+                    reason: format!(
+                        "the stream head under {:?}: {reason}",
+                        String::from_utf8_lossy(&after)
+                    ),
+                })?;
+                self.heads.put(
+                    txn,
+                    &after,
+                    &record::head_value(
+                        &after,
+                        head.version,
+                        head.position,
+                        record::head_link(key),
+                    ),
+                )?;
+                link
+            }
+        };
+        self.heads
+            .put(txn, key, &record::head_value(key, version, position, link))?;
+        Ok(())
     }
 
     /// Writes the head of every stream of the tail `(h, p]` (as `tail` has them, overridden
@@ -150,11 +264,7 @@ impl Inner {
             .filter(|(stream, ..)| !newer.contains_key(stream));
         let newest = newer.iter().map(|(&s, &(v, pos))| (s, v, pos));
         for (stream, version, position) in older.chain(newest) {
-            self.heads.put(
-                txn,
-                stream.as_bytes(),
-                &record::head_value(version, position),
-            )?;
+            self.put_head(txn, stream.as_bytes(), version, position)?;
         }
         self.meta.put(txn, HEADS_AT_KEY, &to.to_be_bytes())?;
         Ok(())
@@ -180,6 +290,41 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// Rewrites every stream head of a store of format 4 or older with its checksum and its link
+/// to the key before it, and adds the end of the heads ([`record::HEADS_END`]). A value that
+/// is not a head of the older form is left as it is, to be found damaged.
+pub(super) fn checksum_heads(
+    txn: &mut RwTxn<'_>,
+    heads: &heed::Database<'_, heed::types::Bytes, heed::types::Bytes>,
+) -> heed::Result<()> {
+    let mut all = Vec::new();
+    for item in heads.iter(txn)? {
+        let (key, value) = item?;
+        if key != record::HEADS_END {
+            all.push((key.to_vec(), record::read_plain_head(value)));
+        }
+    }
+    let mut before: &[u8] = &[];
+    for (key, head) in &all {
+        if let Some((version, position)) = *head {
+            let value = record::head_value(key, version, position, record::head_link(before));
+            heads.put(txn, key, &value)?;
+        }
+        before = key;
+    }
+    let end = record::head_value(record::HEADS_END, 0, 0, record::head_link(before));
+    heads.put(txn, record::HEADS_END, &end)
+}
+
+/// The end of the heads of a new store: no stream before it.
+pub(super) fn new_heads(
+    txn: &mut RwTxn<'_>,
+    heads: &heed::Database<'_, heed::types::Bytes, heed::types::Bytes>,
+) -> heed::Result<()> {
+    let end = record::head_value(record::HEADS_END, 0, 0, record::head_link(&[]));
+    heads.put(txn, record::HEADS_END, &end)
 }
 
 /// A tail record that could not be read: the versions of the streams it may belong to are

@@ -264,11 +264,44 @@ impl LmdbStore {
             Ok(iter) => iter,
             Err(e) => return report.damaged(Location::Store, format!("heads: {e}")),
         };
+        let plain = self.inner.plain_heads;
+        // The key before, which each head (and the end of the heads) must link to.
+        let mut before: Vec<u8> = Vec::new();
+        let mut ended = false;
         for item in iter {
             let (key, value) = match item {
                 Ok(kv) => kv,
                 Err(e) => return report.damaged(Location::Store, format!("heads: {e}")),
             };
+            if ended {
+                report.damaged(
+                    Location::Store,
+                    format!("a stream head under {key:?}, after the end of the heads"),
+                );
+                continue;
+            }
+            let head = (!plain).then(|| record::read_head(key, value));
+            if let Some(Ok(head)) = head
+                && head.link != record::head_link(&before)
+            {
+                report.damaged(
+                    Location::Store,
+                    format!(
+                        "the stream head under {:?} does not follow the one under {:?} (a \
+                         damaged key, or a head missing between them)",
+                        String::from_utf8_lossy(key),
+                        String::from_utf8_lossy(&before)
+                    ),
+                );
+            }
+            before = key.to_vec();
+            if key == record::HEADS_END {
+                ended = true;
+                if let Some(Err(reason)) = head {
+                    report.damaged(Location::Store, format!("the end of the heads: {reason}"));
+                }
+                continue;
+            }
             let Some(stream) = std::str::from_utf8(key)
                 .ok()
                 .and_then(|s| StreamId::parse(s).ok())
@@ -280,9 +313,16 @@ impl LmdbStore {
                 continue;
             };
             seen += 1;
-            let Some((version, position)) = record::read_head(value) else {
-                report.damaged(Location::Head(stream), "not 16 bytes");
-                continue;
+            let read = match head {
+                None => record::read_plain_head(value).ok_or_else(|| "not 16 bytes".to_owned()),
+                Some(head) => head.map(|h| (h.version, h.position)),
+            };
+            let (version, position) = match read {
+                Ok(read) => read,
+                Err(reason) => {
+                    report.damaged(Location::Head(stream), reason);
+                    continue;
+                }
             };
             let Some(expected) = expected else { continue };
             match expected.get(stream.as_str()) {
@@ -299,6 +339,9 @@ impl LmdbStore {
                     ),
                 ),
             }
+        }
+        if !ended && !plain {
+            report.damaged(Location::Store, "the end of the stream heads is missing");
         }
         if let Some(expected) = expected
             && seen < expected.len()
