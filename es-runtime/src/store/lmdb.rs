@@ -28,6 +28,7 @@ mod heads;
 mod log;
 mod open;
 mod options;
+mod pages;
 mod read;
 mod record;
 mod schemas;

@@ -764,3 +764,24 @@ fn a_log_that_lost_its_last_records_is_an_error_not_a_shorter_log() {
     let report = store.verify().unwrap();
     assert!(!report.is_sound());
 }
+
+#[test]
+fn verify_names_a_database_the_store_does_not_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_events(dir.path());
+    raw_write(dir.path(), "stray", |db, txn| {
+        db.put(txn, b"k", b"v").unwrap();
+    });
+    let report = es_runtime::store::lmdb::verify_path(dir.path()).unwrap();
+    assert!(
+        report
+            .damage
+            .iter()
+            .any(|d| d.reason.contains("\"stray\" is no database of the store")),
+        "{report}"
+    );
+    assert_eq!(
+        report.events, 3,
+        "the records are read all the same: {report}"
+    );
+}
