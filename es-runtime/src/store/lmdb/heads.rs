@@ -166,8 +166,8 @@ impl Inner {
             .map_err(|reason| {
                 corrupt(format!(
                     "no head is stored for it, and the head after where it would be (under \
-                     {:?}) cannot be read: {reason}",
-                    String::from_utf8_lossy(after)
+                     {}) cannot be read: {reason}",
+                    record::shown_key(after)
                 ))
             })?
             .link;
@@ -179,11 +179,11 @@ impl Inner {
             .map_or(&[][..], |(k, _)| k);
         if record::head_link(before) != link {
             return Err(corrupt(format!(
-                "no head is stored for it, but the heads around where it would be (under {:?} \
-                 and {:?}) do not follow one another: a key of the heads database was damaged, \
+                "no head is stored for it, but the heads around where it would be (under {} \
+                 and {}) do not follow one another: a key of the heads database was damaged, \
                  and it may have been this stream's",
-                String::from_utf8_lossy(before),
-                String::from_utf8_lossy(after)
+                record::shown_key(before),
+                record::shown_key(after)
             )));
         }
         Ok((0, 0))
@@ -226,8 +226,8 @@ impl Inner {
                 let head = head.map_err(|reason| Fail::Corrupt {
                     at: Location::Store,
                     reason: format!(
-                        "the stream head under {:?}: {reason}",
-                        String::from_utf8_lossy(&after)
+                        "the stream head under {}: {reason}",
+                        record::shown_key(&after)
                     ),
                 })?;
                 self.heads.put(

@@ -305,10 +305,10 @@ pub(super) const DATABASES: [&str; 8] = [
     "schemas",
 ];
 
-/// Walks the data file in `dir` as of the meta page of transaction `txn`; `None` when neither
-/// meta page is that transaction's any more (two commits since), as the pages of a newer one
-/// may be reused while they are read.
-pub(super) fn walk(dir: &Path, txn: u64) -> io::Result<Option<Walked>> {
+/// Walks the data file in `dir` as of the meta page of transaction `txn` (or of the newer meta
+/// page, for a store no process writes); `None` when neither meta page is that transaction's
+/// any more (two commits since), as the pages of a newer one may be reused while they are read.
+pub(super) fn walk(dir: &Path, txn: Option<u64>) -> io::Result<Option<Walked>> {
     let file = File::open(dir.join(super::datafile::DATA_FILE))?;
     let mut first = vec![0; TXN_AT + 8];
     file.read_exact_at(&mut first, 0)?;
@@ -329,7 +329,11 @@ pub(super) fn walk(dir: &Path, txn: u64) -> io::Result<Option<Walked>> {
     let mut second = vec![0; TXN_AT + 8];
     file.read_exact_at(&mut second, page_size)?;
     let metas = [first, second];
-    let Some(meta) = metas.iter().find(|m| u64_at(m, TXN_AT) == txn).cloned() else {
+    let meta = match txn {
+        Some(txn) => metas.iter().find(|m| u64_at(m, TXN_AT) == txn),
+        None => metas.iter().max_by_key(|m| u64_at(m, TXN_AT)),
+    };
+    let Some(meta) = meta.cloned() else {
         return Ok(None);
     };
     let mut walker = Walker {

@@ -153,6 +153,18 @@ pub(super) fn read_head(key: &[u8], value: &[u8]) -> Result<Head, String> {
     })
 }
 
+/// A stored key as a message shows it: as text (invalid UTF-8 replaced), at most 64 bytes of
+/// it, since a damaged node can give a key of any length.
+pub(super) fn shown_key(key: &[u8]) -> String {
+    const SHOWN: usize = 64;
+    let text = String::from_utf8_lossy(&key[..key.len().min(SHOWN)]);
+    if key.len() > SHOWN {
+        format!("{text:?}... ({} bytes)", key.len())
+    } else {
+        format!("{text:?}")
+    }
+}
+
 /// A stream head of format 4 or older: version (u64 BE) ‖ position (u64 BE), unchecked.
 pub(super) fn read_plain_head(value: &[u8]) -> Option<(u64, u64)> {
     let value: &[u8; 16] = value.try_into().ok()?;

@@ -17,6 +17,7 @@ use std::path::Path;
 use heed::types::Bytes;
 use heed::{RoTxn, WithoutTls};
 
+use super::datafile::{self, DataFile};
 use super::fail::Fail;
 use super::heads::HEADS_AT_KEY;
 use super::{LmdbOptions, LmdbStore, pages, record, schemas};
@@ -63,6 +64,22 @@ impl VerifyReport {
     /// Whether nothing was found damaged.
     pub fn is_sound(&self) -> bool {
         self.damage.is_empty()
+    }
+
+    /// Takes in what the walk of the pages found; true if the records must not be read.
+    fn account(&mut self, walked: pages::Walked) -> bool {
+        self.pages = walked.in_use;
+        self.free_pages = walked.free;
+        for damage in walked.damage {
+            self.damaged(Location::Store, damage);
+        }
+        if walked.faulty {
+            self.damaged(
+                Location::Store,
+                "the records were not read: LMDB could fault on the damaged pages",
+            );
+        }
+        walked.faulty
     }
 
     fn damaged(&mut self, at: Location, reason: impl Into<String>) {
@@ -115,6 +132,18 @@ impl fmt::Display for VerifyReport {
 /// own still guards a caller against what that walk does not see: a parent that sees the
 /// child die from a signal knows the store is damaged without dying itself.
 pub fn verify_path(path: impl AsRef<Path>) -> Result<VerifyReport, OpenError> {
+    // Opening reads pages through LMDB already (the databases' names, the log's last record):
+    // the pages are walked before, as of the newer meta page. A writer committing meanwhile
+    // can only make that walk report damage that is not there, never hide any; the walk
+    // `verify` makes under its read transaction then says which.
+    if datafile::check(path.as_ref()).is_ok_and(|found| found != DataFile::New)
+        && let Ok(Some(walked)) = pages::walk(path.as_ref(), None)
+        && walked.faulty
+    {
+        let mut report = VerifyReport::default();
+        report.account(walked);
+        return Ok(report);
+    }
     let store = LmdbOptions::new().read_only(true).open(path.as_ref())?;
     store.verify().map_err(|e| OpenError::Storage {
         path: path.as_ref().display().to_string(),
@@ -142,19 +171,10 @@ impl LmdbStore {
         let txn = &r.txn;
         // LMDB's own pages first, read with plain file I/O: damage there would fault the
         // reads below, so they are left out when it is found.
-        match pages::walk(self.inner.env.path(), txn.id() as u64) {
+        match pages::walk(self.inner.env.path(), Some(txn.id() as u64)) {
             Ok(None) => {}
             Ok(Some(walked)) => {
-                report.pages = walked.in_use;
-                report.free_pages = walked.free;
-                for damage in walked.damage {
-                    report.damaged(Location::Store, damage);
-                }
-                if walked.faulty {
-                    report.damaged(
-                        Location::Store,
-                        "the records were not read: LMDB could fault on the damaged pages",
-                    );
+                if report.account(walked) {
                     return Ok(report);
                 }
             }
@@ -315,7 +335,10 @@ impl LmdbStore {
             if ended {
                 report.damaged(
                     Location::Store,
-                    format!("a stream head under {key:?}, after the end of the heads"),
+                    format!(
+                        "a stream head under {}, after the end of the heads",
+                        record::shown_key(key)
+                    ),
                 );
                 continue;
             }
@@ -326,10 +349,10 @@ impl LmdbStore {
                 report.damaged(
                     Location::Store,
                     format!(
-                        "the stream head under {:?} does not follow the one under {:?} (a \
+                        "the stream head under {} does not follow the one under {} (a \
                          damaged key, or a head missing between them)",
-                        String::from_utf8_lossy(key),
-                        String::from_utf8_lossy(&before)
+                        record::shown_key(key),
+                        record::shown_key(&before)
                     ),
                 );
             }
@@ -347,7 +370,10 @@ impl LmdbStore {
             else {
                 report.damaged(
                     Location::Store,
-                    format!("a stream head under an invalid stream id {key:?}"),
+                    format!(
+                        "a stream head under an invalid stream id {}",
+                        record::shown_key(key)
+                    ),
                 );
                 continue;
             };
@@ -416,7 +442,10 @@ impl LmdbStore {
             let Some((stream, version)) = split_stream_key(key) else {
                 report.damaged(
                     Location::Store,
-                    format!("a stream-index key that is no stream and version: {key:?}"),
+                    format!(
+                        "a stream-index key that is no stream and version: {}",
+                        record::shown_key(key)
+                    ),
                 );
                 continue;
             };
@@ -480,7 +509,10 @@ impl LmdbStore {
             let Some((stream, version)) = split_stream_key(key) else {
                 report.damaged(
                     Location::Store,
-                    format!("a snapshot key that is no stream and version: {key:?}"),
+                    format!(
+                        "a snapshot key that is no stream and version: {}",
+                        record::shown_key(key)
+                    ),
                 );
                 continue;
             };

@@ -255,6 +255,13 @@ fn run_child(dir: &Path, expected: &[String]) -> (Outcome, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawns the child process");
+    // Read while it runs: a child that fills the pipe would otherwise wait for it forever.
+    let mut stdout = child.stdout.take().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+        out
+    });
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -267,8 +274,7 @@ fn run_child(dir: &Path, expected: &[String]) -> (Outcome, String) {
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    let out = reading.join().unwrap();
     let line = out
         .lines()
         .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r))
@@ -296,31 +302,64 @@ fn run_child(dir: &Path, expected: &[String]) -> (Outcome, String) {
     (outcome, line)
 }
 
-/// The offsets in `file` of the keys of the log's leaf entries (8-byte big-endian positions
-/// up to `last`), found by LMDB's node layout: data size (u16 + u16), flags (u16), key size
-/// (u16, here 8), then the key, on a page whose flags say leaf.
+/// The offsets in `file` of the keys of the log's live leaf entries (8-byte big-endian
+/// positions), found by walking LMDB's pages as LMDB does: from the newer meta page to the
+/// main database, its `log` entry, and down the log's tree by the node pointers of each page.
+/// Stale copies (older versions of a page, and the unused middle of a live page, which LMDB
+/// leaves with whatever it held) are never taken for keys: damaging one of those would change
+/// nothing a reader sees.
 fn log_key_offsets(file: &[u8], last: u64) -> Vec<usize> {
-    let mut found = Vec::new();
-    for page in (2..file.len() / PAGE).map(|p| p * PAGE) {
-        let flags = u16::from_le_bytes([file[page + 10], file[page + 11]]);
-        if flags & 0x02 == 0 {
-            continue; // not a leaf page
-        }
-        let mut at = page + 16;
-        while at + 16 <= page + PAGE {
-            let node = &file[at..at + 16];
-            let size = u32::from(u16::from_le_bytes([node[0], node[1]]))
-                | u32::from(u16::from_le_bytes([node[2], node[3]])) << 16;
-            let key = u64::from_be_bytes(node[8..16].try_into().unwrap());
-            if node[4..8] == [0, 0, 8, 0] && (34..2048).contains(&size) && (1..=last).contains(&key)
-            {
-                found.push(at + 8);
-                at += 16;
-            } else {
-                at += 2;
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes([file[at], file[at + 1]]));
+    let u64_at = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
+    let txn = |meta: usize| u64_at(meta + 144);
+    let meta = if txn(PAGE) > txn(0) { PAGE } else { 0 };
+    // The nodes of a page: (offset of the node, its flags' page-number bits, key offset, key length).
+    let nodes = |page: usize| {
+        let lower = u16_at(page + 12);
+        (0..(lower - 16) / 2).map(move |i| {
+            let node = page + u16_at(page + 16 + 2 * i);
+            (node, node + 8, u16_at(node + 6))
+        })
+    };
+    // Down a tree from `root` to its leaves, in key order.
+    let leaves = |root: u64| {
+        let mut found = Vec::new();
+        let mut stack = vec![root as usize * PAGE];
+        while let Some(page) = stack.pop() {
+            if file[page + 10] & 0x02 != 0 {
+                found.push(page);
+                continue;
             }
+            let children: Vec<usize> = nodes(page)
+                .map(|(node, ..)| {
+                    let child = u16_at(node) | u16_at(node + 2) << 16 | u16_at(node + 4) << 32;
+                    child * PAGE
+                })
+                .collect();
+            stack.extend(children.into_iter().rev());
         }
-    }
+        found
+    };
+    let main_root = u64_at(meta + 16 + 72 + 40);
+    let log_root = leaves(main_root)
+        .into_iter()
+        .flat_map(nodes)
+        .find(|&(_, key, len)| &file[key..key + len] == b"log")
+        .map(|(_, key, len)| u64_at(key + len + 40))
+        .expect("the main database names the log");
+    let found: Vec<usize> = leaves(log_root)
+        .into_iter()
+        .flat_map(nodes)
+        .filter(|&(_, _, len)| len == 8)
+        .map(|(_, key, _)| key)
+        .collect();
+    assert!(
+        found
+            .iter()
+            .all(|&at| (1..=last)
+                .contains(&u64::from_be_bytes(file[at..at + 8].try_into().unwrap()))),
+        "every log key is a position"
+    );
     found
 }
 
@@ -491,27 +530,21 @@ fn damaged_files_end_in_an_error_or_in_the_data_written() {
     );
 }
 
-/// A store of [`write_store`] with the highest byte of one log key flipped, in the middle of
-/// the log (in every copy of its page): the record moves far past the log's end, out of
-/// order. Returns the position whose key was changed.
+/// A store of [`write_store`] with a high byte of the live key of the record in the middle of
+/// the log flipped: the record moves far past the log's end, out of order. Returns the
+/// position whose key was changed.
 fn store_with_a_flipped_key(dir: &Path) -> u64 {
     write_store(dir, 100);
     let last = LmdbStore::open(dir).unwrap().head_position().unwrap();
     let path = dir.join("data.mdb");
     let mut bytes = std::fs::read(&path).unwrap();
     let keys = log_key_offsets(&bytes, last);
-    let at = keys
-        .iter()
-        .copied()
-        .find(|&at| u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap()) > last / 2)
-        .unwrap();
+    assert_eq!(keys.len() as u64, last, "one live key per position");
+    // The live key of the position in the middle of the log: the keys are in log order.
+    let at = keys[keys.len() / 2];
     let position = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
-    // Every copy of the key: LMDB keeps older copies of pages, one of them is the live one.
-    for at in keys {
-        if bytes[at..at + 8] == position.to_be_bytes() {
-            bytes[at + 3] ^= 0x45;
-        }
-    }
+    assert_eq!(position, last / 2 + 1);
+    bytes[at + 3] ^= 0x45;
     std::fs::write(&path, bytes).unwrap();
     position
 }
