@@ -28,6 +28,7 @@ mod heads;
 mod log;
 mod open;
 mod options;
+mod pages;
 mod read;
 mod record;
 mod schemas;
@@ -141,6 +142,9 @@ struct Inner {
     /// The store was written by format 2 or older: its snapshots' checksums do not cover
     /// their keys (see `record`).
     legacy: bool,
+    /// The stream heads are of format 4 or older (a store opened read-only, not upgraded):
+    /// no checksums, no links (see `record::read_plain_head`).
+    plain_heads: bool,
     /// This handle appended since it last wrote the heads: dropping it writes them.
     appended: AtomicBool,
     clock: Arc<dyn Clock>,
@@ -291,7 +295,7 @@ impl Inner {
         from: u64,
         upto: u64,
     ) -> heed::Result<LogForward<'t>> {
-        LogForward::new(self.log, txn, from, upto)
+        LogForward::new(self.log, self.meta, txn, from, upto)
     }
 }
 
@@ -356,7 +360,7 @@ impl EventStore for LmdbStore {
 
     fn head_position(&self) -> Result<u64, ReadError> {
         let r = self.inner.reader()?;
-        log::last_position(self.inner.log, &r.txn).map_err(fail::read_failed)
+        log::last_position(self.inner.log, self.inner.meta, &r.txn).map_err(fail::read_failed)
     }
 
     fn save_snapshot(

@@ -65,11 +65,14 @@ fn model(store: &PostgresStore, position: u64) -> BTreeMap<String, (i64, i64)> {
     out
 }
 
-/// Balances per account, in table `<schema>.<name>`; refuses a configured amount.
+/// Balances per account, in table `<schema>.<name>`; refuses a configured amount, or panics
+/// on one (after writing), or panics resetting (after deleting).
 struct Balances {
     table: String,
     name: String,
     refuse: Option<u64>,
+    panic_on: Option<u64>,
+    panic_resetting: bool,
 }
 
 impl Balances {
@@ -78,6 +81,8 @@ impl Balances {
             table: format!("\"{schema}\".{name}"),
             name: name.to_owned(),
             refuse: None,
+            panic_on: None,
+            panic_resetting: false,
         }
     }
 }
@@ -111,6 +116,9 @@ impl SqlProjection for Balances {
     }
     fn reset(&self, sql: &mut SqlTransaction<'_>) -> Result<(), BalanceError> {
         sql.execute(&format!("DELETE FROM {}", self.table), vec![])?;
+        if self.panic_resetting {
+            panic!("reset of {} cut short", self.table);
+        }
         Ok(())
     }
     fn apply(
@@ -130,6 +138,9 @@ impl SqlProjection for Balances {
         )?;
         if Some(amount) == self.refuse {
             return Err(BalanceError::Refused(amount));
+        }
+        if Some(amount) == self.panic_on {
+            panic!("amount {amount} is out of range");
         }
         Ok(())
     }
@@ -204,6 +215,84 @@ fn read_model_and_checkpoint_commit_together_and_a_refused_event_leaves_nothing(
     assert_eq!(runner.rebuild(|_| {}).unwrap(), 220);
     let (checkpoint, balances) = read_balances(&store, Balances::new(&schema, "balances"));
     assert_eq!((checkpoint, balances), (220, model(&store, 220)));
+}
+
+#[test]
+fn a_panicking_projection_is_an_error_naming_the_event_its_writes_rolled_back_and_resumes() {
+    let schema = server::fresh_schema();
+    let store = PostgresOptions::new(server::url())
+        .schema(&schema)
+        .open()
+        .unwrap();
+    append(&store, 60, 5, 3);
+    let mut runner = SqlRunner::new(&store, Balances::new(&schema, "balances"));
+    assert_eq!(runner.catch_up().unwrap(), 60);
+    append(&store, 20, 5, 1);
+    let victim = store.read_all(71, 1).unwrap().remove(0);
+    let amount = es_runtime::codec::decode::<Deposited>(&victim.payload)
+        .unwrap()
+        .amount;
+    let first = store
+        .read_all(61, 20)
+        .unwrap()
+        .into_iter()
+        .find(|e| {
+            es_runtime::codec::decode::<Deposited>(&e.payload)
+                .unwrap()
+                .amount
+                == amount
+        })
+        .unwrap();
+    let mut panicking = Balances::new(&schema, "balances");
+    panicking.panic_on = Some(amount);
+    let mut runner = SqlRunner::new(&store, panicking);
+    match runner.catch_up().unwrap_err() {
+        ProjectionError::Panicked {
+            projection,
+            stream,
+            version,
+            position,
+            message,
+        } => {
+            assert_eq!(projection, "balances");
+            assert_eq!(
+                (stream.as_str(), version, position),
+                (first.stream.as_str(), first.version, first.position)
+            );
+            assert!(message.contains("out of range"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The events before it are applied with their checkpoint; its own write is not.
+    let (checkpoint, balances) = read_balances(&store, Balances::new(&schema, "balances"));
+    assert_eq!(checkpoint, first.position - 1);
+    assert_eq!(balances, model(&store, checkpoint));
+    // The connection went back to the pool usable, and the runner resumes where it stopped.
+    let mut runner = SqlRunner::new(&store, Balances::new(&schema, "balances"));
+    assert_eq!(runner.catch_up().unwrap(), 80 - checkpoint);
+    assert_eq!(
+        read_balances(&store, Balances::new(&schema, "balances")),
+        (80, model(&store, 80))
+    );
+
+    // A panic resetting, before a rebuild: the read model and its checkpoint stay as they were.
+    let mut resetting = Balances::new(&schema, "balances");
+    resetting.panic_resetting = true;
+    let mut runner = SqlRunner::new(&store, resetting);
+    match runner.rebuild(|_| {}).unwrap_err() {
+        ProjectionError::ResetPanicked {
+            projection,
+            message,
+        } => {
+            assert_eq!(projection, "balances");
+            assert!(message.contains("cut short"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        read_balances(&store, Balances::new(&schema, "balances")),
+        (80, model(&store, 80))
+    );
 }
 
 // --- the crash test ---------------------------------------------------------------------

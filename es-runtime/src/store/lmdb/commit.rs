@@ -385,7 +385,18 @@ impl Inner {
         let timestamp = self.clock.now().max(last_timestamp);
         let mut layout = Layout::new(start, timestamp);
         // The log's last record was read above: only the checkpoint is left to read.
-        let h = self.heads_at(txn, start)?;
+        let h = self.heads_at(txn, u64::MAX)?;
+        if h > start {
+            // The heads were stored as of a position the log no longer has: its last records
+            // were lost to damage, and appending would give their positions to other events.
+            return Err(Fail::Corrupt {
+                at: Location::Position(start + 1),
+                reason: format!(
+                    "the log ends at position {start}, but the stream heads were stored as of \
+                     position {h}: the records after it are missing"
+                ),
+            });
+        }
         let window = (h, start);
         {
             let mut tail = self.lock_tail();

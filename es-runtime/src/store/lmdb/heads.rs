@@ -12,6 +12,7 @@
 //! the log themselves.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::MutexGuard;
 
 use heed::{RoTxn, RwTxn};
@@ -49,7 +50,7 @@ impl Inner {
 
     /// The heads checkpoint and the last position, as `txn` sees them: the tail is `(h, p]`.
     pub(super) fn tail_window(&self, txn: &RoTxn<'_>) -> Result<(u64, u64), Fail> {
-        let p = super::log::last_position(self.log, txn)?;
+        let p = super::log::last_position(self.log, self.meta, txn)?;
         Ok((self.heads_at(txn, p)?, p))
     }
 
@@ -88,9 +89,10 @@ impl Inner {
         }
         for item in self.log.range(txn, &(tail.upto() + 1..=p))? {
             let (position, value) = item?;
-            while tail.upto() + 1 < position {
-                let missing = tail.upto() + 1;
-                tail.add_unreadable(missing, "the log has no record there".to_owned());
+            // A hole, or a key damaged into a larger number: one entry for the whole gap, so
+            // that a key far past the log's end costs no more than a hole of one.
+            if tail.upto() + 1 < position {
+                tail.add_missing(position - 1);
             }
             match record::decode_event(position, value) {
                 Ok(e) => tail.add(position, e.stream, e.version),
@@ -120,18 +122,131 @@ impl Inner {
     }
 
     /// The head of `stream` in the `heads` database (as of the heads checkpoint).
+    ///
+    /// A head is checked against its own checksum (which covers its key); a stream with no
+    /// head is checked against its neighbours: the entry after where its head would be must
+    /// link to the key before it. A head whose key was damaged sorts elsewhere, or is not
+    /// found at all; either way that link is broken (or the entry found fails its checksum),
+    /// so the stream is not taken for a new one.
     pub(super) fn stored_head(
         &self,
         txn: &RoTxn<'_>,
         stream: &StreamId,
     ) -> Result<(u64, u64), Fail> {
-        match self.heads.get(txn, stream.as_str().as_bytes())? {
-            None => Ok((0, 0)),
-            Some(value) => record::read_head(value).ok_or_else(|| Fail::Corrupt {
-                at: Location::Head(stream.clone()),
-                reason: format!("{} bytes instead of 16", value.len()),
-            }),
+        let key = stream.as_str().as_bytes();
+        let corrupt = |reason: String| Fail::Corrupt {
+            at: Location::Head(stream.clone()),
+            reason,
+        };
+        let found = self.heads.get(txn, key)?;
+        if self.plain_heads {
+            return match found {
+                None => Ok((0, 0)),
+                Some(value) => record::read_plain_head(value)
+                    .ok_or_else(|| corrupt(format!("{} bytes instead of 16", value.len()))),
+            };
         }
+        if let Some(value) = found {
+            return record::read_head(key, value)
+                .map(|head| (head.version, head.position))
+                .map_err(corrupt);
+        }
+        let after = self
+            .heads
+            .range(txn, &(Bound::Excluded(key), Bound::Unbounded))?
+            .next()
+            .transpose()?;
+        let Some((after, value)) = after else {
+            return Err(corrupt(
+                "no head is stored for it, and the end of the stream heads is missing (a \
+                 damaged key of the heads database)"
+                    .to_owned(),
+            ));
+        };
+        let link = record::read_head(after, value)
+            .map_err(|reason| {
+                corrupt(format!(
+                    "no head is stored for it, and the head after where it would be (under \
+                     {}) cannot be read: {reason}",
+                    record::shown_key(after)
+                ))
+            })?
+            .link;
+        let before = self
+            .heads
+            .rev_range(txn, &(Bound::Unbounded, Bound::Excluded(key)))?
+            .next()
+            .transpose()?
+            .map_or(&[][..], |(k, _)| k);
+        if record::head_link(before) != link {
+            return Err(corrupt(format!(
+                "no head is stored for it, but the heads around where it would be (under {} \
+                 and {}) do not follow one another: a key of the heads database was damaged, \
+                 and it may have been this stream's",
+                record::shown_key(before),
+                record::shown_key(after)
+            )));
+        }
+        Ok((0, 0))
+    }
+
+    /// Writes the head of the stream under `key`, linked to the key before it; a stream new
+    /// to `heads` also relinks the entry after it.
+    fn put_head(
+        &self,
+        txn: &mut RwTxn<'_>,
+        key: &[u8],
+        version: u64,
+        position: u64,
+    ) -> Result<(), Fail> {
+        let known = self
+            .heads
+            .get(txn, key)?
+            .and_then(|old| record::read_head(key, old).ok())
+            .map(|old| old.link);
+        let link = match known {
+            Some(link) => link,
+            None => {
+                let link = record::head_link(
+                    self.heads
+                        .rev_range(txn, &(Bound::Unbounded, Bound::Excluded(key)))?
+                        .next()
+                        .transpose()?
+                        .map_or(&[][..], |(k, _)| k),
+                );
+                let after = self
+                    .heads
+                    .range(txn, &(Bound::Excluded(key), Bound::Unbounded))?
+                    .next()
+                    .transpose()?
+                    .map(|(k, v)| (k.to_vec(), record::read_head(k, v)));
+                let (after, head) = match after {
+                    None => (record::HEADS_END.to_vec(), Ok(record::Head::default())),
+                    Some(found) => found,
+                };
+                let head = head.map_err(|reason| Fail::Corrupt {
+                    at: Location::Store,
+                    reason: format!(
+                        "the stream head under {}: {reason}",
+                        record::shown_key(&after)
+                    ),
+                })?;
+                self.heads.put(
+                    txn,
+                    &after,
+                    &record::head_value(
+                        &after,
+                        head.version,
+                        head.position,
+                        record::head_link(key),
+                    ),
+                )?;
+                link
+            }
+        };
+        self.heads
+            .put(txn, key, &record::head_value(key, version, position, link))?;
+        Ok(())
     }
 
     /// Writes the head of every stream of the tail `(h, p]` (as `tail` has them, overridden
@@ -150,11 +265,7 @@ impl Inner {
             .filter(|(stream, ..)| !newer.contains_key(stream));
         let newest = newer.iter().map(|(&s, &(v, pos))| (s, v, pos));
         for (stream, version, position) in older.chain(newest) {
-            self.heads.put(
-                txn,
-                stream.as_bytes(),
-                &record::head_value(version, position),
-            )?;
+            self.put_head(txn, stream.as_bytes(), version, position)?;
         }
         self.meta.put(txn, HEADS_AT_KEY, &to.to_be_bytes())?;
         Ok(())
@@ -182,6 +293,41 @@ impl Inner {
     }
 }
 
+/// Rewrites every stream head of a store of format 4 or older with its checksum and its link
+/// to the key before it, and adds the end of the heads ([`record::HEADS_END`]). A value that
+/// is not a head of the older form is left as it is, to be found damaged.
+pub(super) fn checksum_heads(
+    txn: &mut RwTxn<'_>,
+    heads: &heed::Database<'_, heed::types::Bytes, heed::types::Bytes>,
+) -> heed::Result<()> {
+    let mut all = Vec::new();
+    for item in heads.iter(txn)? {
+        let (key, value) = item?;
+        if key != record::HEADS_END {
+            all.push((key.to_vec(), record::read_plain_head(value)));
+        }
+    }
+    let mut before: &[u8] = &[];
+    for (key, head) in &all {
+        if let Some((version, position)) = *head {
+            let value = record::head_value(key, version, position, record::head_link(before));
+            heads.put(txn, key, &value)?;
+        }
+        before = key;
+    }
+    let end = record::head_value(record::HEADS_END, 0, 0, record::head_link(before));
+    heads.put(txn, record::HEADS_END, &end)
+}
+
+/// The end of the heads of a new store: no stream before it.
+pub(super) fn new_heads(
+    txn: &mut RwTxn<'_>,
+    heads: &heed::Database<'_, heed::types::Bytes, heed::types::Bytes>,
+) -> heed::Result<()> {
+    let end = record::head_value(record::HEADS_END, 0, 0, record::head_link(&[]));
+    heads.put(txn, record::HEADS_END, &end)
+}
+
 /// A tail record that could not be read: the versions of the streams it may belong to are
 /// unknown.
 pub(super) fn unreadable(Unreadable(position, reason): Unreadable) -> Fail {
@@ -206,9 +352,10 @@ pub(super) struct Tail {
     checkpoint: u64,
     /// Per stream, `(position, version)` of its records in the indexed range, in log order.
     streams: HashMap<Box<str>, Vec<(u64, u64)>>,
-    /// The records of the indexed range that could not be read, and why: a stream whose
-    /// latest readable record is older than one of them has an unknown head.
-    unreadable: Vec<(u64, String)>,
+    /// The runs of positions `first..=last` of the indexed range that could not be read, and
+    /// why: a stream whose latest readable record is older than one of them has an unknown
+    /// head.
+    unreadable: Vec<(u64, u64, String)>,
 }
 
 /// A record of the tail that could not be read: its position and why.
@@ -275,7 +422,22 @@ impl Tail {
             return;
         }
         self.upto = position;
-        self.unreadable.push((position, reason));
+        self.unreadable.push((position, position, reason));
+    }
+
+    /// Notes that the log has no record after `upto` up to `last`.
+    pub(super) fn add_missing(&mut self, last: u64) {
+        if last <= self.upto {
+            return;
+        }
+        let first = self.upto + 1;
+        self.upto = last;
+        let reason = if first == last {
+            "the log has no record there".to_owned()
+        } else {
+            format!("the log has no record there, nor up to position {last}")
+        };
+        self.unreadable.push((first, last, reason));
     }
 
     /// The `(version, position)` of the latest record of `stream` in `(h, p]`; `None` if the
@@ -302,9 +464,9 @@ impl Tail {
         match self
             .unreadable
             .iter()
-            .find(|(at, _)| (after + 1..=p).contains(at))
+            .find(|(first, last, _)| *first <= p && *last > after)
         {
-            Some((at, reason)) => Err(Unreadable(*at, reason.clone())),
+            Some((first, _, reason)) => Err(Unreadable((*first).max(after + 1), reason.clone())),
             None => Ok(()),
         }
     }
@@ -334,7 +496,10 @@ impl Tail {
             records.drain(..cut);
             !records.is_empty()
         });
-        self.unreadable.retain(|(at, _)| *at > position);
+        self.unreadable.retain_mut(|(first, last, _)| {
+            *first = (*first).max(position + 1);
+            *last > position
+        });
     }
 }
 
@@ -397,7 +562,8 @@ impl Inner {
                 return Ok(out);
             }
             let (key, value) = item?;
-            if !key.starts_with(prefix) {
+            // The end of the heads sorts after every stream id.
+            if !key.starts_with(prefix) || key == record::HEADS_END {
                 break;
             }
             let stream = std::str::from_utf8(key).map_err(|e| Fail::Corrupt {
@@ -422,13 +588,18 @@ impl Inner {
                 out.push(head(&newer, at)?);
                 continue;
             }
-            let stored = record::read_head(value).ok_or_else(|| Fail::Corrupt {
-                at: Location::Store,
-                reason: format!(
-                    "the head of stream {stream:?} has {} bytes instead of 16",
-                    value.len()
-                ),
-            })?;
+            let damaged = |reason: String| Fail::Corrupt {
+                at: StreamId::parse(stream).map_or(Location::Store, Location::Head),
+                reason: format!("the head of stream {stream:?}: {reason}"),
+            };
+            let stored = if self.plain_heads {
+                record::read_plain_head(value)
+                    .ok_or_else(|| damaged(format!("{} bytes instead of 16", value.len())))?
+            } else {
+                record::read_head(key, value)
+                    .map(|h| (h.version, h.position))
+                    .map_err(damaged)?
+            };
             out.push(head(stream, stored)?);
         }
         for (stream, at) in tail {
@@ -547,6 +718,21 @@ mod tests {
         tail.observe(3);
         assert_eq!(tail.latest("b", 3, 4), Ok(None));
         assert_eq!(tail.latest("a", 3, 4), Ok(Some((3, 4))));
+    }
+
+    #[test]
+    fn a_gap_in_the_tail_is_one_entry_however_long() {
+        let mut tail = filled(0, &[("a", 1)]);
+        // The next key read is far past the log's end (a damaged key): no entry per position.
+        tail.add_missing(u64::MAX - 1);
+        assert_eq!(tail.unreadable.len(), 1);
+        assert_eq!(tail.upto(), u64::MAX - 1);
+        assert_eq!(tail.latest("a", 0, 1), Ok(Some((1, 1))));
+        assert_eq!(tail.latest("a", 0, 9).unwrap_err().0, 2);
+        assert_eq!(tail.latest("a", 5, 9).unwrap_err().0, 6);
+        tail.observe(7);
+        tail.observe(8);
+        assert_eq!(tail.latest("b", 8, 9).unwrap_err().0, 9);
     }
 
     #[test]

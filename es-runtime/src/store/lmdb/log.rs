@@ -3,21 +3,28 @@
 use heed::types::Bytes;
 use heed::{RoTxn, WithoutTls};
 
+use super::heads::HEADS_AT_KEY;
 use super::record;
-use super::{LogDb, Position};
+use super::{BytesDb, LogDb, Position};
 use crate::event::EventRef;
 
 /// The log's last position as `txn` sees it: its last key, or the key after the one before
 /// it when that is larger (the last key was damaged into a smaller number, so the records
-/// sit out of order). A reader up to it then meets the damage as a missing position instead
-/// of stopping short with `Ok`.
-pub(super) fn last_position(log: LogDb, txn: &RoTxn<'_>) -> heed::Result<u64> {
+/// sit out of order), or the heads checkpoint when that is larger still (the heads are only
+/// ever stored as of a position of the log: the records after the last key were lost to a
+/// damaged page). A reader up to it then meets the damage as a missing position instead of
+/// stopping short with `Ok`.
+pub(super) fn last_position(log: LogDb, meta: BytesDb, txn: &RoTxn<'_>) -> heed::Result<u64> {
+    let heads_at = meta
+        .get(txn, HEADS_AT_KEY)?
+        .and_then(record::read_position)
+        .unwrap_or(0);
     let mut last_two = log.rev_iter(txn)?;
     let Some((last, _)) = last_two.next().transpose()? else {
-        return Ok(0);
+        return Ok(heads_at);
     };
     let before = last_two.next().transpose()?.map_or(0, |(p, _)| p);
-    Ok(last.max(before.saturating_add(1)))
+    Ok(last.max(before.saturating_add(1)).max(heads_at))
 }
 
 /// Reads log records by position, walking backwards with one cursor while the positions are
@@ -98,11 +105,12 @@ impl<'t> LogForward<'t> {
     /// comes first.
     pub(super) fn new(
         log: LogDb,
+        meta: BytesDb,
         txn: &'t RoTxn<'t, WithoutTls>,
         from: u64,
         upto: u64,
     ) -> heed::Result<Self> {
-        let last = last_position(log, txn)?;
+        let last = last_position(log, meta, txn)?;
         Ok(LogForward {
             txn,
             log,
@@ -170,6 +178,13 @@ impl<'t> Iterator for LogForward<'t> {
                             self.expect, self.upto
                         ))));
                     }
+                }
+                // The last chunk ended short of the last position.
+                Some(_) if self.expect <= self.upto => {
+                    return Some(Ok(self.missing(format!(
+                        "the log has no record at position {}, below its last position {}",
+                        self.expect, self.upto
+                    ))));
                 }
                 _ => return None,
             }

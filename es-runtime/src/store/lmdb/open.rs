@@ -7,7 +7,8 @@
 //! head in every commit, so the heads checkpoint is set to its last position; format 2's
 //! checksums did not cover the keys, so the store is marked as holding such records, which
 //! stay readable as they are (their tag says so; see `record`); format 3's records have no
-//! event shape version, and read as version 1 through their tag.
+//! event shape version, and read as version 1 through their tag; format 4's stream heads had
+//! no checksums, and are rewritten with them (and with the links between them).
 
 use std::fmt;
 use std::io;
@@ -20,14 +21,14 @@ use heed::{CommitOrAbort, Database, EnvFlags, EnvOpenOptions};
 
 use super::datafile::{self, Checked, DataFile, DataFileProblem};
 use super::env::{Environment, MIB, round_to_mib};
-use super::heads::{HEADS_AT_KEY, Tail};
+use super::heads::{HEADS_AT_KEY, Tail, checksum_heads, new_heads};
 use super::options::{Durability, LmdbOptions};
 use super::{Inner, Position};
 use crate::error::OpenError;
 use crate::watch::HeadWatch;
 
 /// The on-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 const FORMAT_KEY: &[u8] = b"format";
 
@@ -41,6 +42,7 @@ fn upgrade(
     txn: &mut heed::RwTxn<'_>,
     from: u32,
     log: &Database<Position, Bytes>,
+    heads: &Database<Bytes, Bytes>,
     meta: &Database<Bytes, Bytes>,
 ) -> heed::Result<()> {
     for format in from..FORMAT_VERSION {
@@ -55,6 +57,8 @@ fn upgrade(
             // Format 4 adds a record tag holding the event's shape version; format 3's
             // records stay readable as they are, as events of version 1.
             3 => {}
+            // Format 5 checksums the stream heads and links each to the key before it.
+            4 => checksum_heads(txn, heads)?,
             _ => unreachable!("no upgrade from format {format}"),
         }
     }
@@ -200,13 +204,14 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
                 .map(|v| v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX));
             match found {
                 Some(FORMAT_VERSION) => {}
-                Some(old @ 1..FORMAT_VERSION) => upgrade(txn, old, &log, &meta)?,
+                Some(old @ 1..FORMAT_VERSION) => upgrade(txn, old, &log, &heads, &meta)?,
                 Some(other) => return Ok(CommitOrAbort::Abort(other)),
                 // A store with events but no format version is not one this build wrote.
                 None if log.len(txn)? > 0 => return Ok(CommitOrAbort::Abort(0)),
                 None => {
                     meta.put(txn, FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
                     meta.put(txn, HEADS_AT_KEY, &0u64.to_be_bytes())?;
+                    new_heads(txn, &heads)?;
                 }
             }
             Ok(CommitOrAbort::Commit((
@@ -269,7 +274,7 @@ pub(super) fn open(path: &Path, options: LmdbOptions) -> Result<Inner, OpenError
         false,
     )
     .holding(Some(presence));
-    Ok(inner(env, dbs, options, head, legacy))
+    Ok(inner(env, dbs, options, head, legacy, false))
 }
 
 /// The databases of a store.
@@ -284,7 +289,14 @@ struct Dbs {
     schemas: Option<Database<'static, Bytes, Bytes>>,
 }
 
-fn inner(env: Environment, dbs: Dbs, options: LmdbOptions, head: u64, legacy: bool) -> Inner {
+fn inner(
+    env: Environment,
+    dbs: Dbs,
+    options: LmdbOptions,
+    head: u64,
+    legacy: bool,
+    plain_heads: bool,
+) -> Inner {
     Inner {
         env,
         log: dbs.log,
@@ -298,6 +310,7 @@ fn inner(env: Environment, dbs: Dbs, options: LmdbOptions, head: u64, legacy: bo
         tail: Mutex::new(Tail::new(0)),
         heads_every: options.heads_every,
         legacy,
+        plain_heads,
         appended: AtomicBool::new(false),
         clock: options.clock,
         watch: HeadWatch::new(head),
@@ -436,24 +449,27 @@ fn open_read_only(
         CommitOrAbort::Abort((name, format)) => return Err(missing_database(path, name, format)),
     };
     let (log, heads, index, snapshots, checkpoints, tables, meta, schemas) = opened;
-    let (head, legacy) = {
+    let (head, legacy, plain_heads) = {
         let txn = env.read_txn().map_err(|e| storage(&e))?;
         let found = meta
             .get(&txn, FORMAT_KEY)
             .map_err(|e| storage(&e))?
             .map(|v| v.try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX));
-        let legacy = match found {
-            // Format 3 differs in its records' tags alone (no shape version: version 1),
-            // which the records tell; the upgrade to 4 writes nothing else.
-            Some(3 | FORMAT_VERSION) => meta
-                .get(&txn, LEGACY_KEY)
-                .map_err(|e| storage(&e))?
-                .is_some(),
-            // Format 2 differs in its checksums alone, which its records' tags tell.
-            Some(2) => true,
+        let marked = meta
+            .get(&txn, LEGACY_KEY)
+            .map_err(|e| storage(&e))?
+            .is_some();
+        let (legacy, plain_heads) = match found {
+            Some(FORMAT_VERSION) => (marked, false),
+            // Formats 3 and 4 differ in their records' tags (which say how to read them) and
+            // in their stream heads, read as they are, unchecked.
+            Some(3 | 4) => (marked, true),
+            // Format 2 differs in its checksums too, which its records' tags tell.
+            Some(2) => (true, true),
             Some(1) => {
                 return Err(refused(format!(
-                    "it has format version 1, which needs an upgrade to format                      {FORMAT_VERSION} (its stream heads checkpoint); open it writable once"
+                    "it has format version 1, which needs an upgrade to format {FORMAT_VERSION} (its \
+                     stream heads checkpoint); open it writable once"
                 )));
             }
             other => {
@@ -468,7 +484,7 @@ fn open_read_only(
             .last(&txn)
             .map_err(|e| storage(&e))?
             .map_or(0, |(p, _)| p);
-        (head, legacy)
+        (head, legacy, plain_heads)
     };
     tracing::debug!(path = %path.display(), map_size, "opened LMDB store read-only");
     let dbs = Dbs {
@@ -482,5 +498,5 @@ fn open_read_only(
         schemas,
     };
     let env = Environment::new(env, path, max_map_size, false, true).holding(presence);
-    Ok(inner(env, dbs, options, head, legacy))
+    Ok(inner(env, dbs, options, head, legacy, plain_heads))
 }

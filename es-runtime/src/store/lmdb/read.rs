@@ -108,7 +108,8 @@ impl Inner {
 
     pub(super) fn read_all(&self, from: u64, visitor: &mut Visitor<'_>) -> Result<(), ReadError> {
         let r = self.reader()?;
-        let records = LogForward::new(self.log, &r.txn, from, u64::MAX).map_err(read_failed)?;
+        let records =
+            LogForward::new(self.log, self.meta, &r.txn, from, u64::MAX).map_err(read_failed)?;
         for item in records {
             let (position, event) = item.map_err(read_failed)?;
             let event = event.map_err(|reason| corrupt(|| Location::Position(position), reason))?;

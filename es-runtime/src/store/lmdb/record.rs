@@ -99,15 +99,74 @@ pub(super) fn position_value(position: u64) -> [u8; 8] {
     position.to_be_bytes()
 }
 
-/// A stream head: the stream's version and the position of its last event.
-pub(super) fn head_value(version: u64, position: u64) -> [u8; 16] {
-    let mut v = [0; 16];
-    v[..8].copy_from_slice(&version.to_be_bytes());
-    v[8..].copy_from_slice(&position.to_be_bytes());
+/// The key of the last entry of `heads`, after every stream's head: `0xFF` never occurs in
+/// UTF-8, so no stream id sorts after it. Its value links it to the last stream's key.
+pub(super) const HEADS_END: &[u8] = &[0xff];
+
+/// The length of a stream head (format 5): checksum, version, position, link.
+const HEAD_LEN: usize = 24;
+
+/// The link a stream head holds to the key before it in `heads` (the empty key for the
+/// first): its CRC-32.
+pub(super) fn head_link(key_before: &[u8]) -> u32 {
+    crc32fast::hash(key_before)
+}
+
+/// A stream head under `key`: CRC-32 (u32 LE) of the key, then of the rest ‖ the stream's
+/// version (u64 BE) ‖ the position of its last event (u64 BE) ‖ the link to the key before
+/// it (u32 BE, see [`head_link`]).
+pub(super) fn head_value(key: &[u8], version: u64, position: u64, link: u32) -> [u8; HEAD_LEN] {
+    let mut v = [0; HEAD_LEN];
+    v[4..12].copy_from_slice(&version.to_be_bytes());
+    v[12..20].copy_from_slice(&position.to_be_bytes());
+    v[20..].copy_from_slice(&link.to_be_bytes());
+    let crc = keyed_crc(key, &v[4..]);
+    v[..4].copy_from_slice(&crc.to_le_bytes());
     v
 }
 
-pub(super) fn read_head(value: &[u8]) -> Option<(u64, u64)> {
+/// A stream head read (see [`head_value`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Head {
+    pub(super) version: u64,
+    pub(super) position: u64,
+    /// The link to the key before it.
+    pub(super) link: u32,
+}
+
+/// Reads the stream head under `key`, checking its checksum.
+pub(super) fn read_head(key: &[u8], value: &[u8]) -> Result<Head, String> {
+    let value: &[u8; HEAD_LEN] = value
+        .try_into()
+        .map_err(|_| format!("{} bytes instead of {HEAD_LEN}", value.len()))?;
+    let stored = u32::from_le_bytes(value[..4].try_into().unwrap_or_default());
+    if stored != keyed_crc(key, &value[4..]) {
+        return Err(
+            "its checksum does not match its key and value (a damaged stream head)".to_owned(),
+        );
+    }
+    let u64_at = |at: usize| u64::from_be_bytes(value[at..at + 8].try_into().unwrap_or_default());
+    Ok(Head {
+        version: u64_at(4),
+        position: u64_at(12),
+        link: u32::from_be_bytes(value[20..].try_into().unwrap_or_default()),
+    })
+}
+
+/// A stored key as a message shows it: as text (invalid UTF-8 replaced), at most 64 bytes of
+/// it, since a damaged node can give a key of any length.
+pub(super) fn shown_key(key: &[u8]) -> String {
+    const SHOWN: usize = 64;
+    let text = String::from_utf8_lossy(&key[..key.len().min(SHOWN)]);
+    if key.len() > SHOWN {
+        format!("{text:?}... ({} bytes)", key.len())
+    } else {
+        format!("{text:?}")
+    }
+}
+
+/// A stream head of format 4 or older: version (u64 BE) ‖ position (u64 BE), unchecked.
+pub(super) fn read_plain_head(value: &[u8]) -> Option<(u64, u64)> {
     let value: &[u8; 16] = value.try_into().ok()?;
     let (v, p) = value.split_at(8);
     Some((

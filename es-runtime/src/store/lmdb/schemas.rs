@@ -155,7 +155,7 @@ fn value(key: &[u8], record: &RecordedSchema) -> Vec<u8> {
     value
 }
 
-fn decode(key: &[u8], value: &[u8]) -> Result<RecordedSchema, Fail> {
+pub(super) fn decode(key: &[u8], value: &[u8]) -> Result<RecordedSchema, Fail> {
     let corrupt = |name: String, reason: String| Fail::Corrupt {
         at: Location::Schema(name),
         reason,

@@ -6,9 +6,9 @@
 //! another (version after version, each pointing back at the one before). The stored heads
 //! must be each stream's last record as of the heads checkpoint, every index entry must point
 //! at the record it names (and none may be missing), every snapshot must pass its checksum,
-//! every checkpoint must be a position the log has. LMDB's own page structure is trusted:
-//! a page that points outside the file can still fault the process, which is why
-//! [`verify_path`] is meant to run in a child process.
+//! every checkpoint must be a position the log has, every recorded schema must pass its
+//! checksum. Before any of it, LMDB's own pages are walked with plain file I/O (see `pages`):
+//! damage there that LMDB could fault on is reported, and the records are then not read.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -17,8 +17,10 @@ use std::path::Path;
 use heed::types::Bytes;
 use heed::{RoTxn, WithoutTls};
 
+use super::datafile::{self, DataFile};
+use super::fail::Fail;
 use super::heads::HEADS_AT_KEY;
-use super::{LmdbOptions, LmdbStore, record};
+use super::{LmdbOptions, LmdbStore, pages, record, schemas};
 use crate::error::{Location, OpenError, ReadError};
 use crate::event::StreamId;
 
@@ -38,6 +40,13 @@ pub struct VerifyReport {
     pub checkpoints: u64,
     /// Projection table entries read.
     pub table_entries: u64,
+    /// Recorded schemas read.
+    pub schemas: u64,
+    /// Pages of the data file in use by a database (0 when the page structure was not
+    /// walked: two commits of another writer replaced the snapshot's meta page meanwhile).
+    pub pages: u64,
+    /// Pages of the data file in LMDB's free list.
+    pub free_pages: u64,
     /// Every flaw found, in the order found.
     pub damage: Vec<Damage>,
 }
@@ -55,6 +64,22 @@ impl VerifyReport {
     /// Whether nothing was found damaged.
     pub fn is_sound(&self) -> bool {
         self.damage.is_empty()
+    }
+
+    /// Takes in what the walk of the pages found; true if the records must not be read.
+    fn account(&mut self, walked: pages::Walked) -> bool {
+        self.pages = walked.in_use;
+        self.free_pages = walked.free;
+        for damage in walked.damage {
+            self.damaged(Location::Store, damage);
+        }
+        if walked.faulty {
+            self.damaged(
+                Location::Store,
+                "the records were not read: LMDB could fault on the damaged pages",
+            );
+        }
+        walked.faulty
     }
 
     fn damaged(&mut self, at: Location, reason: impl Into<String>) {
@@ -76,13 +101,16 @@ impl fmt::Display for VerifyReport {
         write!(
             f,
             "{} events in {} streams, {} index entries, {} snapshots, {} checkpoints, {} table \
-             entries: ",
+             entries, {} schemas; {} pages in use, {} free: ",
             self.events,
             self.streams,
             self.index_entries,
             self.snapshots,
             self.checkpoints,
-            self.table_entries
+            self.table_entries,
+            self.schemas,
+            self.pages,
+            self.free_pages
         )?;
         if self.damage.is_empty() {
             return f.write_str("no damage found");
@@ -98,11 +126,24 @@ impl fmt::Display for VerifyReport {
 /// Opens the store in `path` read-only and verifies it ([`LmdbStore::verify`]).
 ///
 /// It writes nothing and takes no lock beyond a reader slot, so it may run beside the store's
-/// writers, and is safe to run in a child process of its own: damage to LMDB's page structure
-/// (a page pointing outside the file, a zeroed branch page) can make LMDB fault (`SIGSEGV`,
-/// `SIGBUS`) or abort on a failed assertion, and a parent that sees the child die from a
-/// signal knows the store is damaged without dying itself.
+/// writers. Damage to LMDB's page structure (a page pointing outside the file, a zeroed
+/// branch page) is found by a walk of the pages with plain file I/O before LMDB reads a
+/// record, so it is reported rather than faulted on. Running it in a child process of its
+/// own still guards a caller against what that walk does not see: a parent that sees the
+/// child die from a signal knows the store is damaged without dying itself.
 pub fn verify_path(path: impl AsRef<Path>) -> Result<VerifyReport, OpenError> {
+    // Opening reads pages through LMDB already (the databases' names, the log's last record):
+    // the pages are walked before, as of the newer meta page. A writer committing meanwhile
+    // can only make that walk report damage that is not there, never hide any; the walk
+    // `verify` makes under its read transaction then says which.
+    if datafile::check(path.as_ref()).is_ok_and(|found| found != DataFile::New)
+        && let Ok(Some(walked)) = pages::walk(path.as_ref(), None)
+        && walked.faulty
+    {
+        let mut report = VerifyReport::default();
+        report.account(walked);
+        return Ok(report);
+    }
     let store = LmdbOptions::new().read_only(true).open(path.as_ref())?;
     store.verify().map_err(|e| OpenError::Storage {
         path: path.as_ref().display().to_string(),
@@ -122,18 +163,36 @@ impl LmdbStore {
     /// where (see [`VerifyReport`]); nothing is written. Fails only when no read transaction
     /// can be opened: every flaw of the data is an entry of the report.
     ///
-    /// LMDB's own page structure is trusted as it is read: run [`verify_path`] in a child
-    /// process to learn of damage that makes LMDB fault.
+    /// LMDB's own pages are walked first with plain file I/O (every tree, the free list):
+    /// damage that LMDB could fault on is reported, and the records are then left unread.
     pub fn verify(&self) -> Result<VerifyReport, ReadError> {
         let r = self.inner.reader()?;
         let mut report = VerifyReport::default();
         let txn = &r.txn;
+        // LMDB's own pages first, read with plain file I/O: damage there would fault the
+        // reads below, so they are left out when it is found.
+        match pages::walk(self.inner.env.path(), Some(txn.id() as u64)) {
+            Ok(None) => {}
+            Ok(Some(walked)) => {
+                if report.account(walked) {
+                    return Ok(report);
+                }
+            }
+            Err(e) => {
+                report.damaged(
+                    Location::Store,
+                    format!("the data file cannot be read: {e}"),
+                );
+                return Ok(report);
+            }
+        }
         let (heads_at, at_checkpoint, streams, last) = self.verify_log(txn, &mut report);
         self.verify_heads(txn, &mut report, heads_at, at_checkpoint.as_ref());
         self.verify_index(txn, &mut report, &streams);
         self.verify_snapshots(txn, &mut report, &streams);
         self.verify_checkpoints(txn, &mut report, last);
         self.verify_tables(txn, &mut report);
+        self.verify_schemas(txn, &mut report);
         Ok(report)
     }
 
@@ -264,25 +323,71 @@ impl LmdbStore {
             Ok(iter) => iter,
             Err(e) => return report.damaged(Location::Store, format!("heads: {e}")),
         };
+        let plain = self.inner.plain_heads;
+        // The key before, which each head (and the end of the heads) must link to.
+        let mut before: Vec<u8> = Vec::new();
+        let mut ended = false;
         for item in iter {
             let (key, value) = match item {
                 Ok(kv) => kv,
                 Err(e) => return report.damaged(Location::Store, format!("heads: {e}")),
             };
+            if ended {
+                report.damaged(
+                    Location::Store,
+                    format!(
+                        "a stream head under {}, after the end of the heads",
+                        record::shown_key(key)
+                    ),
+                );
+                continue;
+            }
+            let head = (!plain).then(|| record::read_head(key, value));
+            if let Some(Ok(head)) = head
+                && head.link != record::head_link(&before)
+            {
+                report.damaged(
+                    Location::Store,
+                    format!(
+                        "the stream head under {} does not follow the one under {} (a \
+                         damaged key, or a head missing between them)",
+                        record::shown_key(key),
+                        record::shown_key(&before)
+                    ),
+                );
+            }
+            before = key.to_vec();
+            if key == record::HEADS_END {
+                ended = true;
+                if let Some(Err(reason)) = head {
+                    report.damaged(Location::Store, format!("the end of the heads: {reason}"));
+                }
+                continue;
+            }
             let Some(stream) = std::str::from_utf8(key)
                 .ok()
                 .and_then(|s| StreamId::parse(s).ok())
             else {
                 report.damaged(
                     Location::Store,
-                    format!("a stream head under an invalid stream id {key:?}"),
+                    format!(
+                        "a stream head under an invalid stream id {}",
+                        record::shown_key(key)
+                    ),
                 );
                 continue;
             };
             seen += 1;
-            let Some((version, position)) = record::read_head(value) else {
-                report.damaged(Location::Head(stream), "not 16 bytes");
-                continue;
+            let read = match head {
+                None => record::read_plain_head(value).ok_or_else(|| "not 16 bytes".to_owned()),
+                Some(head) => head.map(|h| (h.version, h.position)),
+            };
+            let (version, position) = match read {
+                Ok(read) => read,
+                Err(reason) => {
+                    report.damaged(Location::Head(stream), reason);
+                    continue;
+                }
             };
             let Some(expected) = expected else { continue };
             match expected.get(stream.as_str()) {
@@ -299,6 +404,9 @@ impl LmdbStore {
                     ),
                 ),
             }
+        }
+        if !ended && !plain {
+            report.damaged(Location::Store, "the end of the stream heads is missing");
         }
         if let Some(expected) = expected
             && seen < expected.len()
@@ -334,7 +442,10 @@ impl LmdbStore {
             let Some((stream, version)) = split_stream_key(key) else {
                 report.damaged(
                     Location::Store,
-                    format!("a stream-index key that is no stream and version: {key:?}"),
+                    format!(
+                        "a stream-index key that is no stream and version: {}",
+                        record::shown_key(key)
+                    ),
                 );
                 continue;
             };
@@ -398,7 +509,10 @@ impl LmdbStore {
             let Some((stream, version)) = split_stream_key(key) else {
                 report.damaged(
                     Location::Store,
-                    format!("a snapshot key that is no stream and version: {key:?}"),
+                    format!(
+                        "a snapshot key that is no stream and version: {}",
+                        record::shown_key(key)
+                    ),
                 );
                 continue;
             };
@@ -441,6 +555,26 @@ impl LmdbStore {
                     format!("at position {position}, past the log's end at {last}"),
                 ),
                 Some(_) => {}
+            }
+        }
+    }
+
+    fn verify_schemas(&self, txn: &RoTxn<'_, WithoutTls>, report: &mut VerifyReport) {
+        let Some(db) = self.inner.schemas else {
+            return;
+        };
+        let iter = match db.iter(txn) {
+            Ok(iter) => iter,
+            Err(e) => return report.damaged(Location::Store, format!("schemas: {e}")),
+        };
+        for item in iter {
+            let (key, value) = match item {
+                Ok(kv) => kv,
+                Err(e) => return report.damaged(Location::Store, format!("schemas: {e}")),
+            };
+            report.schemas += 1;
+            if let Err(Fail::Corrupt { at, reason }) = schemas::decode(key, value) {
+                report.damaged(at, reason);
             }
         }
     }

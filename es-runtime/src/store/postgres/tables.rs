@@ -7,6 +7,7 @@
 //! turns per chunk, each starting from the checkpoint the other committed.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use tokio_postgres::Row;
@@ -16,6 +17,7 @@ use super::pool::Conn;
 use super::{Param, PostgresStore, event_ref, to_i64};
 use crate::DomainEvent;
 use crate::error::{BoxError, Location, ReadError, WriteError};
+use crate::host::error::panic_message;
 use crate::read::{Envelope, reads};
 use crate::runner::sealed::Sealed;
 use crate::runner::{Advanced, Chunk, Feed, ProjectionError, Runner};
@@ -107,14 +109,16 @@ pub trait SqlProjection {
     }
 
     /// Empties the read model, for a rebuild; runs in the transaction that removes the
-    /// checkpoint.
+    /// checkpoint. When it panics, that transaction is rolled back and the runner stops with
+    /// [`ProjectionError::ResetPanicked`].
     fn reset(&self, sql: &mut SqlTransaction<'_>) -> Result<(), Self::Error>;
 
     /// Folds one event into the read model.
     ///
     /// When it returns an error, whatever it wrote for this event is rolled back, the events
     /// before it are committed with the checkpoint just before it, and the runner stops with
-    /// [`ProjectionError::Apply`].
+    /// [`ProjectionError::Apply`]; when it panics, the same, and the runner stops with
+    /// [`ProjectionError::Panicked`].
     fn apply(
         &self,
         sql: &mut SqlTransaction<'_>,
@@ -441,7 +445,15 @@ impl<S: AsRef<PostgresStore>, P: SqlProjection> Feed for SqlFeed<S, P> {
         if let Some(e) = tx.take_failure() {
             return Err(failed(e));
         }
-        let reset = self.projection.reset(&mut tx);
+        let projection = &self.projection;
+        // A panic leaves the read model as it was: the transaction rolls back as it drops.
+        let reset =
+            catch_unwind(AssertUnwindSafe(|| projection.reset(&mut tx))).map_err(|panic| {
+                ProjectionError::ResetPanicked {
+                    projection: name.clone(),
+                    message: panic_message(&*panic),
+                }
+            })?;
         if let Some(e) = tx.take_failure() {
             return Err(failed(e));
         }
@@ -503,7 +515,27 @@ impl<S: AsRef<PostgresStore>, P: SqlProjection> Feed for SqlFeed<S, P> {
                             break;
                         }
                     };
-                    let result = self.projection.apply(&mut tx, Envelope::new(&e, &event));
+                    let projection = &self.projection;
+                    let envelope = Envelope::new(&e, &event);
+                    let result =
+                        catch_unwind(AssertUnwindSafe(|| projection.apply(&mut tx, envelope)));
+                    let result = match result {
+                        Ok(result) => result,
+                        Err(panic) => {
+                            // As a refusal: rolled back, and what precedes it applied.
+                            refusal = Some((
+                                position,
+                                ProjectionError::Panicked {
+                                    projection: name.clone(),
+                                    stream: e.stream.to_owned(),
+                                    version: e.version,
+                                    position,
+                                    message: panic_message(&*panic),
+                                },
+                            ));
+                            break;
+                        }
+                    };
                     if let Some(e) = tx.take_failure() {
                         return Err(failed(e));
                     }

@@ -1,7 +1,7 @@
 //! Bad bytes in an LMDB store are typed errors naming the record, never panics; a store of a
 //! newer format is refused at open.
 
-use std::ops::ControlFlow;
+use std::ops::{Bound, ControlFlow};
 use std::path::Path;
 
 use es_runtime::store::lmdb::FORMAT_VERSION;
@@ -28,6 +28,33 @@ fn raw_write(
         Ok(CommitOrAbort::<(), ()>::Commit(()))
     })
     .unwrap();
+}
+
+/// Writes the head of the stream under `key` as the store does: CRC-32 (LE) of the key and
+/// the rest, version, position, and the CRC-32 of the key before it in `heads`. The key must
+/// be there already (a new one would need the head after it linked to it).
+fn put_head(
+    db: &Database<'_, Bytes, Bytes>,
+    txn: &mut heed::RwTxn<'_>,
+    key: &[u8],
+    version: u64,
+    position: u64,
+) {
+    let before = db
+        .rev_range(txn, &(Bound::Unbounded, Bound::Excluded(key)))
+        .unwrap()
+        .next()
+        .map(|found| found.unwrap().0.to_vec())
+        .unwrap_or_default();
+    let mut value = vec![0; 4];
+    value.extend_from_slice(&version.to_be_bytes());
+    value.extend_from_slice(&position.to_be_bytes());
+    value.extend_from_slice(&crc32fast::hash(&before).to_be_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(key);
+    crc.update(&value[4..]);
+    value[..4].copy_from_slice(&crc.finalize().to_le_bytes());
+    db.put(txn, key, &value).unwrap();
 }
 
 fn position_key(p: u64) -> [u8; 8] {
@@ -118,9 +145,7 @@ fn garbled_and_truncated_records_and_heads_are_reported() {
     store_with_events_again(dir.path());
     // A stream head that points at the wrong event.
     raw_write(dir.path(), "heads", |db, txn| {
-        let mut head = 3u64.to_be_bytes().to_vec();
-        head.extend_from_slice(&2u64.to_be_bytes());
-        db.put(txn, b"acc-1", &head).unwrap();
+        put_head(db, txn, b"acc-1", 3, 2)
     });
     let store = LmdbStore::open(dir.path()).unwrap();
     let msg = expect_corrupt(store.read_stream(&s, 1, 3), &["event 3", "acc-1"]);
@@ -149,11 +174,9 @@ fn store_with_events_again(dir: &Path) {
     raw_write(dir, "log", |db, txn| {
         db.delete(txn, &position_key(3)).unwrap();
     });
-    raw_write(dir, "heads", |db, txn| {
-        let mut head = 2u64.to_be_bytes().to_vec();
-        head.extend_from_slice(&2u64.to_be_bytes());
-        db.put(txn, b"acc-1", &head).unwrap();
-    });
+    raw_write(dir, "heads", |db, txn| put_head(db, txn, b"acc-1", 2, 2));
+    // A repair that removes records takes the heads checkpoint back with them.
+    rewind_heads(dir, 2);
     let store = LmdbStore::open(dir).unwrap();
     store
         .append(
@@ -292,13 +315,8 @@ fn heads_are_rebuilt_from_the_log_after_an_unclean_close() {
     // b's is 2, and positions 5..=10 are the tail.
     rewind_heads(dir.path(), 4);
     raw_write(dir.path(), "heads", |db, txn| {
-        let head = |version: u64, position: u64| {
-            let mut v = version.to_be_bytes().to_vec();
-            v.extend_from_slice(&position.to_be_bytes());
-            v
-        };
-        db.put(txn, b"acc-1", &head(2, 3)).unwrap();
-        db.put(txn, b"acc-2", &head(2, 4)).unwrap();
+        put_head(db, txn, b"acc-1", 2, 3);
+        put_head(db, txn, b"acc-2", 2, 4);
     });
     let store = LmdbStore::open(dir.path()).unwrap();
     assert_eq!(store.stream_version(&a).unwrap(), 6);
@@ -436,7 +454,7 @@ fn a_format_1_store_is_upgraded_in_place() {
         format = db.get(txn, b"format").unwrap().map(|v| v.to_vec());
     });
     assert_eq!(format.unwrap(), FORMAT_VERSION.to_be_bytes());
-    assert_eq!(FORMAT_VERSION, 4);
+    assert_eq!(FORMAT_VERSION, 5);
 }
 
 #[test]
@@ -695,5 +713,75 @@ fn an_index_entry_pointing_into_another_stream_is_corrupt() {
             .unwrap()
             .len(),
         8
+    );
+}
+
+#[test]
+fn a_log_that_lost_its_last_records_is_an_error_not_a_shorter_log() {
+    // A damaged leaf or branch page can hide the log's last records from LMDB: the heads
+    // stored as of a later position say they were there.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = LmdbStore::open(dir.path()).unwrap();
+        for i in 0..10u64 {
+            store
+                .append(
+                    &stream(&format!("acc-{}", i % 3)),
+                    ExpectedVersion::Any,
+                    vec![NewEvent::raw("E", vec![0x80])],
+                )
+                .unwrap();
+        }
+    }
+    assert_eq!(heads_at(dir.path()), Some(10));
+    raw_write(dir.path(), "log", |db, txn| {
+        for p in 8..=10 {
+            db.delete(txn, &position_key(p)).unwrap();
+        }
+    });
+    let store = LmdbStore::open(dir.path()).unwrap();
+    assert_eq!(store.head_position().unwrap(), 10);
+    expect_corrupt(read_all(&store), &["position 8"]);
+    let events = store.read_all(0, usize::MAX);
+    expect_corrupt(events, &["position 8"]);
+    // acc-1's head is at position 10: its last events are missing.
+    expect_corrupt(
+        store.read_stream(&stream("acc-1"), 1, usize::MAX),
+        &["acc-1"],
+    );
+    // An append would give the lost positions to other events.
+    let appended = store.append(
+        &stream("acc-new"),
+        ExpectedVersion::NoStream,
+        vec![NewEvent::raw("E", vec![0x80])],
+    );
+    match appended {
+        Err(AppendError::Storage { source, .. }) => {
+            assert!(source.to_string().contains("position 8"), "{source}")
+        }
+        other => panic!("expected a Storage error, got {other:?}"),
+    }
+    let report = store.verify().unwrap();
+    assert!(!report.is_sound());
+}
+
+#[test]
+fn verify_names_a_database_the_store_does_not_keep() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_events(dir.path());
+    raw_write(dir.path(), "stray", |db, txn| {
+        db.put(txn, b"k", b"v").unwrap();
+    });
+    let report = es_runtime::store::lmdb::verify_path(dir.path()).unwrap();
+    assert!(
+        report
+            .damage
+            .iter()
+            .any(|d| d.reason.contains("\"stray\" is no database of the store")),
+        "{report}"
+    );
+    assert_eq!(
+        report.events, 3,
+        "the records are read all the same: {report}"
     );
 }

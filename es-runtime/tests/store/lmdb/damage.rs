@@ -6,8 +6,8 @@
 //! The children are this test binary run again with `ES_DAMAGE_DIR` naming the damaged
 //! store; the `child` test below reads it and prints what it found on one line. Where damage
 //! to LMDB's own pages still kills the reader (a signal), `verify_path` is run on the store in
-//! another child (`verify_child`): the trial passes when that child reports damage, or dies
-//! itself, which its parent reports as damage.
+//! another child (`verify_child`): the trial passes when that child reports the damage (it
+//! must not die itself). A truncated or emptied file must never end in a signal.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -175,9 +175,19 @@ fn verify_child() {
 
 const VERIFY_DIR: &str = "ES_VERIFY_DIR";
 
-/// Runs `verify_path` on `dir` in a child process: whether it found the store damaged (a
-/// report with damage, an error, or the child killed by a signal), and what it said.
-fn verify_in_child(dir: &Path) -> (bool, String) {
+/// What `verify_path` in a child process made of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verified {
+    /// A report with damage, or an error naming it.
+    Damaged,
+    /// The verifying child was killed by a signal: its parent knows the store is damaged.
+    Died,
+    /// A sound report, or no report at all.
+    Missed,
+}
+
+/// Runs `verify_path` on `dir` in a child process: what it found, and what it said.
+fn verify_in_child(dir: &Path) -> (Verified, String) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -191,17 +201,20 @@ fn verify_in_child(dir: &Path) -> (bool, String) {
         .expect("runs the verifying child");
     use std::os::unix::process::ExitStatusExt;
     if let Some(signal) = out.status.signal() {
-        return (true, format!("verify killed by signal {signal}"));
+        return (Verified::Died, format!("verify killed by signal {signal}"));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout
         .lines()
-        .find_map(|l| l.strip_prefix("VERIFY "))
+        // The harness prints `test NAME ... ` on the same line first.
+        .find_map(|l| l.split_once("VERIFY ").map(|(_, r)| r))
         .map_or_else(|| format!("no result ({})", out.status), str::to_owned);
-    (
-        line.starts_with("damaged") || line.starts_with("error"),
-        line,
-    )
+    let verified = if line.starts_with("damaged") || line.starts_with("error") {
+        Verified::Damaged
+    } else {
+        Verified::Missed
+    };
+    (verified, line)
 }
 
 /// How a trial ended.
@@ -216,8 +229,12 @@ enum Outcome {
     /// The child panicked or exited without a result.
     Panic,
     /// The child was killed by a signal (SIGBUS, SIGSEGV, SIGABRT from an LMDB assertion),
-    /// and `verify_path` in a child found the store damaged.
+    /// and `verify_path` in a child reported the store damaged.
     FaultCaughtByVerify,
+    /// The child was killed by a signal, and so was `verify_path` in a child (which walks
+    /// LMDB's pages with plain file I/O before it reads through LMDB, so that it reports such
+    /// damage instead).
+    FaultVerifyDied,
     /// The child was killed by a signal, and `verify_path` in a child found nothing.
     Fault,
     /// The child did not finish in time.
@@ -238,6 +255,13 @@ fn run_child(dir: &Path, expected: &[String]) -> (Outcome, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawns the child process");
+    // Read while it runs: a child that fills the pipe would otherwise wait for it forever.
+    let mut stdout = child.stdout.take().unwrap();
+    let reading = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+        out
+    });
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -250,8 +274,7 @@ fn run_child(dir: &Path, expected: &[String]) -> (Outcome, String) {
         }
         std::thread::sleep(Duration::from_millis(2));
     };
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    let out = reading.join().unwrap();
     let line = out
         .lines()
         .find_map(|l| l.split_once("RESULT ").map(|(_, r)| r))
@@ -279,31 +302,64 @@ fn run_child(dir: &Path, expected: &[String]) -> (Outcome, String) {
     (outcome, line)
 }
 
-/// The offsets in `file` of the keys of the log's leaf entries (8-byte big-endian positions
-/// up to `last`), found by LMDB's node layout: data size (u16 + u16), flags (u16), key size
-/// (u16, here 8), then the key, on a page whose flags say leaf.
+/// The offsets in `file` of the keys of the log's live leaf entries (8-byte big-endian
+/// positions), found by walking LMDB's pages as LMDB does: from the newer meta page to the
+/// main database, its `log` entry, and down the log's tree by the node pointers of each page.
+/// Stale copies (older versions of a page, and the unused middle of a live page, which LMDB
+/// leaves with whatever it held) are never taken for keys: damaging one of those would change
+/// nothing a reader sees.
 fn log_key_offsets(file: &[u8], last: u64) -> Vec<usize> {
-    let mut found = Vec::new();
-    for page in (2..file.len() / PAGE).map(|p| p * PAGE) {
-        let flags = u16::from_le_bytes([file[page + 10], file[page + 11]]);
-        if flags & 0x02 == 0 {
-            continue; // not a leaf page
-        }
-        let mut at = page + 16;
-        while at + 16 <= page + PAGE {
-            let node = &file[at..at + 16];
-            let size = u32::from(u16::from_le_bytes([node[0], node[1]]))
-                | u32::from(u16::from_le_bytes([node[2], node[3]])) << 16;
-            let key = u64::from_be_bytes(node[8..16].try_into().unwrap());
-            if node[4..8] == [0, 0, 8, 0] && (34..2048).contains(&size) && (1..=last).contains(&key)
-            {
-                found.push(at + 8);
-                at += 16;
-            } else {
-                at += 2;
+    let u16_at = |at: usize| usize::from(u16::from_le_bytes([file[at], file[at + 1]]));
+    let u64_at = |at: usize| u64::from_le_bytes(file[at..at + 8].try_into().unwrap());
+    let txn = |meta: usize| u64_at(meta + 144);
+    let meta = if txn(PAGE) > txn(0) { PAGE } else { 0 };
+    // The nodes of a page: (offset of the node, its flags' page-number bits, key offset, key length).
+    let nodes = |page: usize| {
+        let lower = u16_at(page + 12);
+        (0..(lower - 16) / 2).map(move |i| {
+            let node = page + u16_at(page + 16 + 2 * i);
+            (node, node + 8, u16_at(node + 6))
+        })
+    };
+    // Down a tree from `root` to its leaves, in key order.
+    let leaves = |root: u64| {
+        let mut found = Vec::new();
+        let mut stack = vec![root as usize * PAGE];
+        while let Some(page) = stack.pop() {
+            if file[page + 10] & 0x02 != 0 {
+                found.push(page);
+                continue;
             }
+            let children: Vec<usize> = nodes(page)
+                .map(|(node, ..)| {
+                    let child = u16_at(node) | u16_at(node + 2) << 16 | u16_at(node + 4) << 32;
+                    child * PAGE
+                })
+                .collect();
+            stack.extend(children.into_iter().rev());
         }
-    }
+        found
+    };
+    let main_root = u64_at(meta + 16 + 72 + 40);
+    let log_root = leaves(main_root)
+        .into_iter()
+        .flat_map(nodes)
+        .find(|&(_, key, len)| &file[key..key + len] == b"log")
+        .map(|(_, key, len)| u64_at(key + len + 40))
+        .expect("the main database names the log");
+    let found: Vec<usize> = leaves(log_root)
+        .into_iter()
+        .flat_map(nodes)
+        .filter(|&(_, _, len)| len == 8)
+        .map(|(_, key, _)| key)
+        .collect();
+    assert!(
+        found
+            .iter()
+            .all(|&at| (1..=last)
+                .contains(&u64::from_be_bytes(file[at..at + 8].try_into().unwrap()))),
+        "every log key is a position"
+    );
     found
 }
 
@@ -365,17 +421,18 @@ fn damage(kind: Kind, file: &mut Vec<u8>, keys: &[usize], rng: &mut Rng) -> Stri
     }
 }
 
-/// The trials of each kind in a run: `ES_DAMAGE_TRIALS` (default 40).
+/// The trials of each kind in a run: `ES_DAMAGE_TRIALS` (default 100, 500 trials in all,
+/// which take 10-40 s; a longer run sets it to 400 or more).
 fn trials_per_kind() -> u64 {
-    std::env::var("ES_DAMAGE_TRIALS").map_or(40, |s| s.parse().expect("a number"))
+    std::env::var("ES_DAMAGE_TRIALS").map_or(100, |s| s.parse().expect("a number"))
 }
 
 #[test]
-#[ignore = "a few random runs in 1,000 trials still read Ok with other data, or fault where verify finds nothing"]
 fn damaged_files_end_in_an_error_or_in_the_data_written() {
     let base = tempfile::tempdir().unwrap();
     let original = base.path().join("original");
     write_store(&original, 150);
+    let started = Instant::now();
     let (expected, last) = {
         let store = LmdbStore::open(&original).unwrap();
         let expected: Vec<String> = digest(&store).iter().map(show).collect();
@@ -391,6 +448,7 @@ fn damaged_files_end_in_an_error_or_in_the_data_written() {
     );
     let seed = seed();
     let mut rng = Rng(seed);
+    report(&format!("damage: expected {}", expected.join("; ")));
     report(&format!(
         "damage: {last} events, a data file of {} bytes, {} log keys found; ES_DAMAGE_SEED={seed}",
         bytes.len(),
@@ -416,18 +474,35 @@ fn damaged_files_end_in_an_error_or_in_the_data_written() {
             std::fs::copy(original.join("es-store"), trial.join("es-store")).unwrap();
             let (mut outcome, mut line) = run_child(&trial, &expected);
             if outcome == Outcome::Fault {
-                let (damaged, said) = verify_in_child(&trial);
-                if damaged {
-                    outcome = Outcome::FaultCaughtByVerify;
-                }
+                let (verified, said) = verify_in_child(&trial);
+                outcome = match verified {
+                    Verified::Damaged => Outcome::FaultCaughtByVerify,
+                    Verified::Died => Outcome::FaultVerifyDied,
+                    Verified::Missed => Outcome::Fault,
+                };
                 line = format!("{line}, {said}");
             }
             *tally.entry((kind, outcome)).or_default() += 1;
-            if !matches!(
-                outcome,
-                Outcome::Equal | Outcome::Error | Outcome::FaultCaughtByVerify
-            ) {
+            // A truncated or emptied file is caught at open, before anything is mapped: it
+            // never ends in a signal.
+            let allowed = match outcome {
+                Outcome::Equal | Outcome::Error => true,
+                Outcome::FaultCaughtByVerify => kind != Kind::Truncate,
+                Outcome::Wrong
+                | Outcome::Panic
+                | Outcome::Fault
+                | Outcome::FaultVerifyDied
+                | Outcome::Hang => false,
+            };
+            if !allowed {
                 bad.push(format!("round {round}, {what}: {outcome:?} {line}"));
+                if let Ok(keep) = std::env::var("ES_DAMAGE_KEEP") {
+                    let kept = Path::new(&keep).join(format!("round-{round}-{kind:?}"));
+                    std::fs::create_dir_all(&kept).unwrap();
+                    for name in ["data.mdb", "es-store"] {
+                        std::fs::copy(trial.join(name), kept.join(name)).unwrap();
+                    }
+                }
             }
         }
     }
@@ -443,7 +518,10 @@ fn damaged_files_end_in_an_error_or_in_the_data_written() {
     for ((_, outcome), n) in &tally {
         *totals.entry(*outcome).or_default() += n;
     }
-    report(&format!("damage: all kinds: {totals:?}"));
+    report(&format!(
+        "damage: all kinds: {totals:?} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
     assert!(
         bad.is_empty(),
         "{} bad trials:\n{}",
@@ -452,27 +530,21 @@ fn damaged_files_end_in_an_error_or_in_the_data_written() {
     );
 }
 
-/// A store of [`write_store`] with the highest byte of one log key flipped, in the middle of
-/// the log (in every copy of its page): the record moves far past the log's end, out of
-/// order. Returns the position whose key was changed.
+/// A store of [`write_store`] with a high byte of the live key of the record in the middle of
+/// the log flipped: the record moves far past the log's end, out of order. Returns the
+/// position whose key was changed.
 fn store_with_a_flipped_key(dir: &Path) -> u64 {
     write_store(dir, 100);
     let last = LmdbStore::open(dir).unwrap().head_position().unwrap();
     let path = dir.join("data.mdb");
     let mut bytes = std::fs::read(&path).unwrap();
     let keys = log_key_offsets(&bytes, last);
-    let at = keys
-        .iter()
-        .copied()
-        .find(|&at| u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap()) > last / 2)
-        .unwrap();
+    assert_eq!(keys.len() as u64, last, "one live key per position");
+    // The live key of the position in the middle of the log: the keys are in log order.
+    let at = keys[keys.len() / 2];
     let position = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
-    // Every copy of the key: LMDB keeps older copies of pages, one of them is the live one.
-    for at in keys {
-        if bytes[at..at + 8] == position.to_be_bytes() {
-            bytes[at + 3] ^= 0x45;
-        }
-    }
+    assert_eq!(position, last / 2 + 1);
+    bytes[at + 3] ^= 0x45;
     std::fs::write(&path, bytes).unwrap();
     position
 }
@@ -658,4 +730,222 @@ fn a_last_log_key_damaged_into_a_smaller_position_is_an_error_naming_the_positio
     let error = store.read_all(0, usize::MAX).unwrap_err();
     assert!(error.to_string().contains(&last.to_string()), "{error}");
     assert_eq!(store.head_position().unwrap(), last);
+}
+
+#[test]
+fn a_last_log_key_damaged_far_past_the_end_is_an_error_without_a_walk_of_the_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path(), 100);
+    let last = LmdbStore::open(dir.path())
+        .unwrap()
+        .head_position()
+        .unwrap();
+    let path = dir.path().join("data.mdb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut flipped = 0;
+    for at in log_key_offsets(&bytes, last) {
+        if bytes[at..at + 8] == last.to_be_bytes() {
+            // The highest byte: the key is now some 2^62 past the log's end.
+            bytes[at] ^= 0x40;
+            flipped += 1;
+        }
+    }
+    assert!(flipped > 0);
+    std::fs::write(&path, bytes).unwrap();
+    let store = LmdbStore::open(dir.path()).unwrap();
+    let started = Instant::now();
+    let error = store.read_all(0, usize::MAX).unwrap_err();
+    assert!(error.to_string().contains(&last.to_string()), "{error}");
+    // The stream heads after the heads checkpoint are read from the log's tail, which now
+    // reaches that far: each stream is answered (a version, or an error naming the missing
+    // position), at once instead of after a walk of 2^62 missing positions.
+    let mut failed = 0;
+    for n in 0..THREADS * STREAMS_PER_THREAD {
+        let id = stream(n);
+        match store.stream_version(&id) {
+            Ok(_) => {}
+            Err(e) => {
+                failed += 1;
+                // The damaged record's position, or the one after it: the gap starts there.
+                let text = e.to_string();
+                assert!(
+                    [last, last + 1]
+                        .iter()
+                        .any(|p| text.contains(&format!("position {p}:"))),
+                    "{e} (the last position {last})"
+                );
+            }
+        }
+        let appended = store.append(
+            &id,
+            ExpectedVersion::Any,
+            vec![NewEvent::raw("E", vec![0xc0])],
+        );
+        assert!(appended.is_err(), "an append after a damaged last key");
+    }
+    assert!(failed > 0, "the stream of the damaged record is unknown");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// The offsets in `file` of the stream heads' leaf entries: where each key starts, and the
+/// key's length (LMDB's node layout, as in [`log_key_offsets`]: a 24-byte value, a key of a
+/// stream of [`write_store`]).
+fn head_offsets(file: &[u8]) -> Vec<(usize, usize)> {
+    let mut found = Vec::new();
+    for at in 0..file.len().saturating_sub(8 + 24) {
+        let node = &file[at..at + 8];
+        let key_len = usize::from(u16::from_le_bytes([node[6], node[7]]));
+        if node[..6] == [24, 0, 0, 0, 0, 0]
+            && (9..=10).contains(&key_len)
+            && file[at + 8..].starts_with(b"account-")
+        {
+            found.push((at + 8, key_len));
+        }
+    }
+    found
+}
+
+#[test]
+fn a_flipped_byte_in_a_stream_head_is_an_error_never_another_version() {
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path(), 100);
+    let expected: Vec<(u64, usize)> = {
+        let store = LmdbStore::open(dir.path()).unwrap();
+        (0..THREADS * STREAMS_PER_THREAD)
+            .map(|n| {
+                let id = stream(n);
+                let events = store.read_stream(&id, 1, usize::MAX).unwrap();
+                (store.stream_version(&id).unwrap(), events.len())
+            })
+            .collect()
+    };
+    let path = dir.path().join("data.mdb");
+    let bytes = std::fs::read(&path).unwrap();
+    let heads = head_offsets(&bytes);
+    // The live head of one stream in the middle of the heads, and every older copy of it.
+    let key = b"account-17";
+    let copies: Vec<usize> = heads
+        .iter()
+        .filter(|&&(at, len)| &bytes[at..at + len] == key)
+        .map(|&(at, _)| at)
+        .collect();
+    assert!(!copies.is_empty(), "{} heads found", heads.len());
+    let mut errors = 0;
+    // Each byte of the key, then each byte of the value (checksum, version, position, link).
+    for i in 0..key.len() + 24 {
+        for flip in [0x01, 0x80] {
+            let mut damaged = bytes.clone();
+            for &at in &copies {
+                damaged[at + i] ^= flip;
+            }
+            std::fs::write(&path, &damaged).unwrap();
+            let store = LmdbStore::open(dir.path()).unwrap();
+            for n in 0..THREADS * STREAMS_PER_THREAD {
+                let id = stream(n);
+                let read = store.stream_version(&id).and_then(|version| {
+                    let events = store.read_stream(&id, 1, usize::MAX)?;
+                    Ok((version, events.len()))
+                });
+                if n == 17 {
+                    assert!(read.is_err(), "byte {i} ^ {flip:#x}: {read:?}");
+                }
+                match read {
+                    Ok(read) => assert_eq!(
+                        read, expected[n as usize],
+                        "{id}, byte {i} of the head of account-17 ^ {flip:#x}"
+                    ),
+                    Err(e) if n == 17 => {
+                        errors += 1;
+                        assert!(e.to_string().contains("account-17"), "{e}");
+                    }
+                    Err(_) => {}
+                }
+            }
+            let appended = store.append(
+                &stream(17),
+                ExpectedVersion::Any,
+                vec![NewEvent::raw("E", vec![0xc0])],
+            );
+            assert!(appended.is_err(), "byte {i} ^ {flip:#x}: {appended:?}");
+            drop(store);
+            let report = verify_path(dir.path()).unwrap();
+            assert!(!report.is_sound(), "byte {i} ^ {flip:#x}");
+        }
+    }
+    assert_eq!(errors, 2 * (key.len() + 24));
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(verify_path(dir.path()).unwrap().is_sound());
+}
+
+/// The newer meta page's record of LMDB's free list: its root page (see `pages` in the store).
+fn free_list_root(file: &[u8]) -> u64 {
+    let txn = |meta: usize| u64::from_le_bytes(file[meta + 144..meta + 152].try_into().unwrap());
+    let meta = if txn(PAGE) > txn(0) { PAGE } else { 0 };
+    u64::from_le_bytes(file[meta + 80..meta + 88].try_into().unwrap())
+}
+
+#[test]
+fn verify_walks_the_free_list_and_reports_a_page_outside_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path(), 150);
+    let report = verify_path(dir.path()).unwrap();
+    assert!(report.is_sound(), "{report}");
+    assert!(report.free_pages > 0 && report.pages > 0, "{report}");
+    let path = dir.path().join("data.mdb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let root = free_list_root(&bytes) as usize;
+    assert!(root * PAGE < bytes.len(), "a free list: {root}");
+    // The first node of the free list's (leaf) root: its data is a count, then page numbers.
+    let page = root * PAGE;
+    assert_eq!(bytes[page + 10] & 0x02, 0x02, "a leaf page");
+    let node = page + usize::from(u16::from_le_bytes([bytes[page + 16], bytes[page + 17]]));
+    let key_size = usize::from(u16::from_le_bytes([bytes[node + 6], bytes[node + 7]]));
+    let first = node + 8 + key_size + 8;
+    bytes[first..first + 8].copy_from_slice(&0x00ff_ffffu64.to_le_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let report = verify_path(dir.path()).unwrap();
+    assert!(
+        report
+            .damage
+            .iter()
+            .any(|d| d.reason.contains("the free list")
+                && d.reason.contains(&0x00ff_ffffu64.to_string())),
+        "{report}"
+    );
+}
+
+#[test]
+fn verify_reads_the_recorded_schemas_and_names_a_damaged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path(), 20);
+    let mut schema = es_runtime::OwnedSchema::default();
+    schema.name = "ledger".to_owned();
+    schema.docs = "MARKER-of-the-schema".to_owned();
+    {
+        let store = LmdbStore::open(dir.path()).unwrap();
+        store.save_schema(&schema).unwrap().unwrap();
+        let report = store.verify().unwrap();
+        assert!(report.is_sound(), "{report}");
+        assert_eq!(report.schemas, 1);
+    }
+    let path = dir.path().join("data.mdb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let marker = b"MARKER-of-the-schema";
+    let mut found = 0;
+    for at in 0..bytes.len() - marker.len() {
+        if &bytes[at..at + marker.len()] == marker {
+            bytes[at] ^= 0x20;
+            found += 1;
+        }
+    }
+    assert!(found > 0);
+    std::fs::write(&path, bytes).unwrap();
+    let report = verify_path(dir.path()).unwrap();
+    assert!(
+        report
+            .damage
+            .iter()
+            .any(|d| d.at == es_runtime::error::Location::Schema("ledger".to_owned())),
+        "{report}"
+    );
 }

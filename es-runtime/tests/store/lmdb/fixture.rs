@@ -1,4 +1,5 @@
-//! Stores written by older builds (`tests/fixtures/lmdb-format-2`, `lmdb-format-3`), opened and
+//! Stores written by older builds (`tests/fixtures/lmdb-format-2`, `lmdb-format-3`,
+//! `lmdb-format-4`), opened and
 //! read by this one: what an operator's existing store must still do after a format change.
 //!
 //! Each fixture was written by the build of its format from [`plan`] with a fixed clock and fixed event ids, so every
@@ -147,6 +148,11 @@ fn a_store_of_format_3_opens_and_reads_what_was_written() {
     opens_and_reads_what_was_written(3);
 }
 
+#[test]
+fn a_store_of_format_4_opens_and_reads_what_was_written() {
+    opens_and_reads_what_was_written(4);
+}
+
 fn opens_and_reads_what_was_written(format: u32) {
     let dir = copy_of_fixture(format);
     let expected = expected();
@@ -191,25 +197,44 @@ fn opens_and_reads_what_was_written(format: u32) {
 }
 
 #[test]
-fn a_store_of_format_2_opened_read_only_reads_as_it_is_and_is_left_unchanged() {
-    let dir = copy_of_fixture(2);
-    let before = std::fs::read(dir.path().join("data.mdb")).unwrap();
-    let expected = expected();
-    let store = LmdbOptions::new().read_only(true).open(dir.path()).unwrap();
-    assert_eq!(store.read_all(0, usize::MAX).unwrap(), expected);
-    let id = StreamId::parse("account-1").unwrap();
-    let snapshot = store.load_snapshot(&id).unwrap().unwrap();
-    assert_eq!(snapshot.payload, vec![1, 2, 3, 4]);
-    assert_eq!(store.load_checkpoint("balances").unwrap(), Some(42));
-    drop(store);
-    assert!(std::fs::read(dir.path().join("data.mdb")).unwrap() == before);
-    assert!(!dir.path().join("es-store").exists());
+fn a_store_of_an_older_format_opened_read_only_reads_as_it_is_and_is_left_unchanged() {
+    for format in [2, 3, 4] {
+        let dir = copy_of_fixture(format);
+        let identity = dir.path().join("es-store");
+        let had_identity = identity.exists();
+        let before = std::fs::read(dir.path().join("data.mdb")).unwrap();
+        let expected = expected();
+        let store = LmdbOptions::new().read_only(true).open(dir.path()).unwrap();
+        assert_eq!(store.read_all(0, usize::MAX).unwrap(), expected);
+        // Its stream heads are of the older form, without checksums: read as they are.
+        for stream in ["account-1", "account-2", "account-3", "order-7", "order-x9"] {
+            let id = StreamId::parse(stream).unwrap();
+            let mine = expected.iter().filter(|e| e.stream == id).count();
+            assert_eq!(store.stream_version(&id).unwrap(), mine as u64, "{format}");
+            assert_eq!(store.read_stream(&id, 1, usize::MAX).unwrap().len(), mine);
+        }
+        assert_eq!(
+            store
+                .stream_version(&StreamId::parse("new-1").unwrap())
+                .unwrap(),
+            0
+        );
+        let id = StreamId::parse("account-1").unwrap();
+        let snapshot = store.load_snapshot(&id).unwrap().unwrap();
+        assert_eq!(snapshot.payload, vec![1, 2, 3, 4]);
+        assert_eq!(store.load_checkpoint("balances").unwrap(), Some(42));
+        let report = store.verify().unwrap();
+        assert!(report.is_sound(), "format {format}: {report}");
+        drop(store);
+        assert!(std::fs::read(dir.path().join("data.mdb")).unwrap() == before);
+        assert_eq!(identity.exists(), had_identity);
+    }
 }
 
 #[test]
 fn a_store_written_before_schemas_were_recorded_gains_them_and_reads_as_before() {
     use es_runtime::OwnedSchema;
-    for format in [2, 3] {
+    for format in [2, 3, 4] {
         let dir = copy_of_fixture(format);
         let mut schema = OwnedSchema::default();
         schema.name = "account".to_owned();
