@@ -15,10 +15,11 @@ mod schemas;
 mod tables;
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use self::commit::{Append, Outcome};
+use self::commit::{Append, Known, Outcome};
 use self::pool::{Pool, Runtime, Statements};
 use self::schema::Sql;
 use crate::error::{AppendError, BoxError, Location, OpenError, ReadError, WriteError};
@@ -182,6 +183,9 @@ impl PostgresOptions {
             commits,
             clock: Arc::clone(&self.clock),
             hold_commits: self.hold_commits,
+            known: Mutex::new(None),
+            skip_one_trip: AtomicU32::new(0),
+            one_trip: OneTripCounts::default(),
             schema_sql: schemas::SchemaSql::new(&self.schema),
             runtime,
         })
@@ -234,12 +238,29 @@ pub struct PostgresStore {
     commits: tokio::sync::mpsc::UnboundedSender<u64>,
     clock: Arc<dyn Clock>,
     hold_commits: Option<Duration>,
+    /// The log as this process's last group found or left it: what the next group is
+    /// planned from, to be sent in one round trip. `None` after a failed group.
+    known: Mutex<Option<Known>>,
+    /// Groups still to plan under the lock after a one-round-trip group was refused (another
+    /// process moved the log meanwhile), so that contention does not pay for both.
+    skip_one_trip: AtomicU32,
+    one_trip: OneTripCounts,
     schema_sql: schemas::SchemaSql,
     // Last: shut down after everything that uses it.
     runtime: Runtime,
 }
 
 type Param = Box<dyn ToSql + Send + Sync>;
+
+/// Groups planned under the lock after a refused one-round-trip group.
+const SKIP_AFTER_REFUSAL: u32 = 8;
+
+/// How many groups were tried in one round trip, and how many of those it wrote.
+#[derive(Debug, Default)]
+struct OneTripCounts {
+    tried: AtomicU64,
+    written: AtomicU64,
+}
 
 impl PostgresStore {
     /// What the store is: its hosts, database and schema.
@@ -260,21 +281,58 @@ impl PostgresStore {
         })
     }
 
+    /// Groups sent in one round trip (planned from what the store last knew of the log) and,
+    /// of those, the ones that wrote; the others were planned again under the lock. For tests
+    /// and benchmarks.
+    #[doc(hidden)]
+    pub fn one_trip_groups(&self) -> (u64, u64) {
+        (
+            self.one_trip.tried.load(Ordering::Relaxed),
+            self.one_trip.written.load(Ordering::Relaxed),
+        )
+    }
+
+    /// What the next group may be planned from in one round trip, if anything.
+    fn guess(&self) -> Option<Known> {
+        let skip = self.skip_one_trip.load(Ordering::Relaxed);
+        if skip > 0 {
+            self.skip_one_trip.store(skip - 1, Ordering::Relaxed);
+            return None;
+        }
+        let known = (*self.known.lock().unwrap_or_else(|e| e.into_inner()))?;
+        // Another process's commit, notified: the head moved, its timestamp is not known.
+        Some(Known {
+            head: known.head.max(self.watch.head()),
+            timestamp: known.timestamp,
+        })
+    }
+
     /// Commits one group; called by the group's leader.
     fn commit_group(&self, group: Vec<Append>) -> Vec<Outcome> {
         let streams: Vec<StreamId> = group.iter().map(|a| a.stream.clone()).collect();
         let now = self.clock.now();
         let hold = self.hold_commits.map(random_below);
+        let guess = self.guess();
         let done = self.pool.with(&self.runtime, move |conn| async move {
-            Ok(commit::commit(conn, group, now, hold).await)
+            Ok(commit::commit(conn, group, now, hold, guess).await)
         });
         match done {
-            Ok((outcomes, head)) => {
-                if let Some(head) = head {
+            Ok(committed) => {
+                if committed.tried_one_trip {
+                    self.one_trip.tried.fetch_add(1, Ordering::Relaxed);
+                    if committed.one_trip {
+                        self.one_trip.written.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        self.skip_one_trip
+                            .store(SKIP_AFTER_REFUSAL, Ordering::Relaxed);
+                    }
+                }
+                *self.known.lock().unwrap_or_else(|e| e.into_inner()) = committed.known;
+                if let Some(head) = committed.head {
                     self.watch.publish(head);
                     let _ = self.commits.send(head);
                 }
-                outcomes
+                committed.outcomes
             }
             Err(e) => {
                 let message = e.to_string();
@@ -668,6 +726,8 @@ impl EventStore for PostgresStore {
         });
         match done {
             Ok(Ok((result, head))) => {
+                // Plan the next group under the lock, which reads the imported timestamps.
+                *self.known.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 self.watch.publish(head);
                 let _ = self.commits.send(head);
                 Ok(result)
