@@ -251,6 +251,8 @@ pub struct PostgresStore {
 }
 
 type Param = Box<dyn ToSql + Send + Sync>;
+/// Picks one of the prepared statements.
+type StatementOf = fn(&Statements) -> &tokio_postgres::Statement;
 
 /// Groups planned under the lock after a refused one-round-trip group.
 const SKIP_AFTER_REFUSAL: u32 = 8;
@@ -351,8 +353,15 @@ impl PostgresStore {
 
     /// Reads pages of rows of `statement` in key order from `from`: `page` gives the
     /// parameters of a page starting at a key with a limit, `key_column` is the column
-    /// holding the key (read back to continue). Each page is requested as soon as the one before it
-    /// arrived, on the same connection, so the database reads ahead while the visitor runs.
+    /// holding the key (read back to continue). Each page is requested as soon as the one
+    /// before it arrived, on the same connection, so the database reads ahead while the
+    /// visitor runs.
+    ///
+    /// With `last` (a statement returning the last key, and its parameters), the keys are
+    /// contiguous and a page asks for one range of them: that statement goes out with the
+    /// first page, the read ends at the key it returned (or at a short page, if the key
+    /// moved on meanwhile), and a page short of rows below it is a hole in the keys.
+    #[allow(clippy::too_many_arguments)]
     fn read_rows(
         &self,
         page: impl Fn(u64, i64) -> Vec<Param>,
@@ -360,6 +369,7 @@ impl PostgresStore {
         from: u64,
         key_column: usize,
         check: impl Fn(&EventRef<'_>) -> Result<(), String>,
+        last: Option<(StatementOf, Vec<Param>)>,
         visitor: &mut Visitor<'_>,
     ) -> Result<(), ReadError> {
         let conn = self
@@ -371,30 +381,82 @@ impl PostgresStore {
             conn: Some(conn),
             pending: None,
         };
-        let request = |reader: &mut Reader<'_>, from: u64, limit: i64| {
+        let ranged = last.is_some();
+        let mut last = last;
+        let mut request = |reader: &mut Reader<'_>, from: u64, limit: i64| {
             let conn = Arc::clone(reader.conn.as_ref().expect("held until the read ends"));
             let params = page(from, limit);
+            let last = last.take();
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             self.runtime.handle().spawn(async move {
                 let refs: Vec<&(dyn ToSql + Sync)> =
                     params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
-                let rows = conn.client.query(statement(&conn.st), &refs).await;
-                let _ = tx.send(rows.map_err(BoxError::from));
+                let rows = conn.client.query(statement(&conn.st), &refs);
+                let got = match &last {
+                    None => rows.await.map(|rows| (rows, None)),
+                    Some((last, params)) => {
+                        let last_refs: Vec<&(dyn ToSql + Sync)> =
+                            params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+                        // Sent together: one round trip.
+                        tokio::try_join!(conn.client.query(last(&conn.st), &last_refs), rows)
+                            .map(|(last, rows)| (rows, Some(last)))
+                    }
+                };
+                let _ = tx.send(got.map_err(BoxError::from));
             });
-            reader.pending = Some((rx, limit));
+            reader.pending = Some((rx, from, limit));
         };
         // Pages start small, so that a reader stopping after a few events reads little ahead.
         request(&mut reader, from, 32);
+        let mut end: Option<u64> = None;
         loop {
-            let (rows, limit) = reader.wait().map_err(ReadError::Storage)?;
-            let more = rows.len() as i64 == limit;
+            let (rows, first, limit, last_rows) = reader.wait().map_err(ReadError::Storage)?;
+            if let Some(last_rows) = last_rows {
+                let key = match last_rows.first() {
+                    None => 0,
+                    Some(row) => {
+                        row.try_get::<_, i64>(0)
+                            .map_err(|e| corrupt_row(None, &e))? as u64
+                    }
+                };
+                end = Some(key);
+            }
+            let full = rows.len() as i64 == limit;
+            let key_of = |row: &Row| -> Result<u64, ReadError> {
+                let key: i64 = row
+                    .try_get(key_column)
+                    .map_err(|e| corrupt_row(row.try_get(0).ok(), &e))?;
+                Ok(key as u64)
+            };
+            let next = match rows.last() {
+                Some(row) => key_of(row)? + 1,
+                None => first,
+            };
+            if let Some(end) = end.filter(|_| ranged) {
+                // Every key of the page's range up to the last one is stored.
+                let want = (end + 1).saturating_sub(first).min(limit as u64);
+                let mut got = rows.len() as u64;
+                if next > end + 1 {
+                    // The keys went on meanwhile: count the ones up to `end`.
+                    got = 0;
+                    for row in &rows {
+                        got += u64::from(key_of(row)? <= end);
+                    }
+                }
+                if got < want {
+                    return Err(ReadError::Corrupt {
+                        at: Location::Store,
+                        reason: format!(
+                            "keys {first} to {} should all be stored; {got} are",
+                            first + want - 1
+                        ),
+                    });
+                }
+            }
+            let more = full && end.is_none_or(|end| next <= end);
             if more {
                 // The next page starts after this one's last key: ask for it before visiting.
-                let last = rows.last().expect("a full page has rows");
-                let last: i64 = last
-                    .try_get(key_column)
-                    .map_err(|e| corrupt_row(last.try_get(0).ok(), &e))?;
-                request(&mut reader, last as u64 + 1, (limit * 4).min(4096));
+                request(&mut reader, next, (limit * 4).min(4096));
             }
             for row in &rows {
                 let event = event_ref(row)?;
@@ -418,25 +480,29 @@ impl PostgresStore {
 struct Reader<'a> {
     pool: &'a Pool,
     conn: Option<Arc<pool::Conn>>,
-    pending: Option<(RowsReceiver, i64)>,
+    /// The page's rows (and the last key's, when asked with it), its first key and limit.
+    pending: Option<(RowsReceiver, u64, i64)>,
 }
 
-type RowsReceiver = std::sync::mpsc::Receiver<Result<Vec<Row>, BoxError>>;
+type Page = (Vec<Row>, Option<Vec<Row>>);
+/// A page's rows, first key and limit, and the last key's rows when asked with it.
+type Received = (Vec<Row>, u64, i64, Option<Vec<Row>>);
+type RowsReceiver = std::sync::mpsc::Receiver<Result<Page, BoxError>>;
 
 impl Reader<'_> {
-    /// The page requested, and its limit.
-    fn wait(&mut self) -> Result<(Vec<Row>, i64), BoxError> {
-        let (rx, limit) = self.pending.take().expect("a page was requested");
-        let rows = rx
+    /// The page requested: its rows, first key, limit, and the last key's rows if asked.
+    fn wait(&mut self) -> Result<Received, BoxError> {
+        let (rx, first, limit) = self.pending.take().expect("a page was requested");
+        let (rows, last) = rx
             .recv()
             .unwrap_or_else(|_| Err("the store's database task ended without an answer".into()))?;
-        Ok((rows, limit))
+        Ok((rows, first, limit, last))
     }
 }
 
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
-        if let Some((rx, _)) = self.pending.take() {
+        if let Some((rx, _, _)) = self.pending.take() {
             let _ = rx.recv();
         }
         if let Some(conn) = self.conn.take() {
@@ -555,14 +621,16 @@ impl EventStore for PostgresStore {
         let name = stream.to_string();
         self.read_rows(
             |from, limit| {
+                // The page's range ends at from + limit, which must fit in a bigint.
                 vec![
                     Box::new(name.clone()),
-                    Box::new(to_i64(from)),
+                    Box::new(to_i64(from).min(i64::MAX - 4096)),
                     Box::new(limit),
                 ]
             },
             |st| &st.read_stream,
-            from,
+            // Versions start at 1.
+            from.max(1),
             2,
             |e| {
                 if e.stream == name {
@@ -571,6 +639,10 @@ impl EventStore for PostgresStore {
                     Err(format!("it belongs to stream {:?}", e.stream))
                 }
             },
+            Some((
+                |st: &Statements| &st.stream_version,
+                vec![Box::new(stream.to_string()) as Param],
+            )),
             visitor,
         )
     }
@@ -582,6 +654,7 @@ impl EventStore for PostgresStore {
             from.max(1),
             0,
             |_| Ok(()),
+            None,
             visitor,
         )
     }

@@ -414,3 +414,68 @@ fn one_round_trip_groups_fall_back_when_another_store_moved_the_log() {
     assert!(written >= 5 && tried > written, "({tried}, {written})");
     println!("one-trip groups of the store that was overtaken: {tried} tried, {written} written");
 }
+
+/// A stream is read in pages that each ask for one range of versions, up to the version its
+/// stream row holds (read with the first page): every page boundary reads whole, and a
+/// version missing below the stream's last one is reported as corruption, never read past
+/// or silently cut short.
+#[test]
+fn stream_pages_read_ranges_and_a_hole_is_corruption() {
+    let schema = server::fresh_schema();
+    let store = PostgresOptions::new(server::url())
+        .schema(schema.as_str())
+        .open()
+        .unwrap();
+    let s = StreamId::parse("long-1").unwrap();
+    // Pages of 32, 128, 512, 2048 and 4096 versions: boundaries at 32, 160, 672, 2720, 6816.
+    let total = 7000u64;
+    let mut v = 0;
+    while v < total {
+        let n = (total - v).min(1000);
+        let events = (v + 1..=v + n).map(event).collect();
+        store.append(&s, ExpectedVersion::Exact(v), events).unwrap();
+        v += n;
+    }
+    for from in [
+        0,
+        1,
+        31,
+        32,
+        33,
+        160,
+        161,
+        2720,
+        6816,
+        6817,
+        7000,
+        7001,
+        u64::MAX,
+    ] {
+        let versions: Vec<u64> = store
+            .read_stream(&s, from, usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|e| e.version)
+            .collect();
+        let want: Vec<u64> = (from.max(1)..=total).collect();
+        assert_eq!(versions, want, "from {from}");
+    }
+    let none = StreamId::parse("none-1").unwrap();
+    assert!(store.read_stream(&none, 1, usize::MAX).unwrap().is_empty());
+    // Streams of 200 versions (pages of 32 and 128, then 40), each with one version gone.
+    for hole in [40, 32, 160, 161, 200] {
+        let s = StreamId::new("hole", hole).unwrap();
+        let events = (1..=200).map(event).collect();
+        store.append(&s, ExpectedVersion::NoStream, events).unwrap();
+        assert_eq!(store.read_stream(&s, 1, usize::MAX).unwrap().len(), 200);
+        sql(&format!(
+            r#"DELETE FROM "{schema}".events WHERE stream = '{s}' AND version = {hole}"#
+        ));
+        let read = store.read_stream(&s, 1, usize::MAX);
+        assert!(
+            matches!(read, Err(es_runtime::ReadError::Corrupt { .. })),
+            "a hole at version {hole}: {:?}",
+            read.map(|r| r.len())
+        );
+    }
+}

@@ -242,9 +242,13 @@ impl Sql {
             ),
             head: format!(r#"SELECT position FROM "{s}".head WHERE id = 1"#),
             stream_version: format!(r#"SELECT version FROM "{s}".streams WHERE stream = $1"#),
+            // A stream's versions are contiguous: bounding the page's range as well as its
+            // length keeps every plan to the page's rows (without statistics, the planner
+            // would otherwise sort the stream's whole rest for each page).
             read_stream: format!(
                 r#"SELECT {EVENT} FROM "{s}".events
-                   WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"#
+                   WHERE stream = $1 AND version >= $2 AND version < $2 + $3
+                   ORDER BY version LIMIT $3"#
             ),
             read_all: format!(
                 r#"SELECT {EVENT} FROM "{s}".events
