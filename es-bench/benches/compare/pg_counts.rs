@@ -31,7 +31,8 @@ const HISTORY: u64 = 100_000;
 struct Counters {
     /// Calls, rows, shared buffers hit and read, by statement text (schema names replaced).
     statements: HashMap<String, [i64; 4]>,
-    transactions: i64,
+    commits: i64,
+    rollbacks: i64,
     wal_records: i64,
     wal_bytes: i64,
     wal_fsyncs: i64,
@@ -53,7 +54,8 @@ impl Counters {
         statements.retain(|_, s| s[0] != 0);
         Counters {
             statements,
-            transactions: self.transactions - before.transactions,
+            commits: self.commits - before.commits,
+            rollbacks: self.rollbacks - before.rollbacks,
             wal_records: self.wal_records - before.wal_records,
             wal_bytes: self.wal_bytes - before.wal_bytes,
             wal_fsyncs: self.wal_fsyncs - before.wal_fsyncs,
@@ -143,7 +145,7 @@ impl Stats {
             }
             let db = c
                 .query_one(
-                    "SELECT xact_commit + xact_rollback FROM pg_stat_database
+                    "SELECT xact_commit, xact_rollback FROM pg_stat_database
                      WHERE datname = 'postgres'",
                     &[],
                 )
@@ -158,7 +160,8 @@ impl Stats {
                 .unwrap();
             Counters {
                 statements,
-                transactions: db.get(0),
+                commits: db.get(0),
+                rollbacks: db.get(1),
                 wal_records: wal.get(0),
                 wal_bytes: wal.get(1),
                 wal_fsyncs: wal.get(2),
@@ -283,13 +286,17 @@ pub(crate) fn run(cfg: &Config, _: &mut Summary) {
          difference between a run of {k2} and one of {k1} commands over {ACCOUNTS} accounts, \
          each from opening its connections to closing them, over {}. Independent of the \
          machine's load, but for the NOTIFYs a store sends after its commits, which coalesce \
-         when commits queue up.\n",
+         when commits queue up. Statements as pg_stat_statements counts them: BEGIN and \
+         COMMIT prepared by tokio-postgres are not among them (those of sqlx, sent as simple \
+         queries, are). A commit is a transaction; a store's listening connection runs one \
+         more for each notification it receives, its own included.\n",
         k2 - k1
     );
     let mut t = Table::new(&[
         "per command",
         "statements",
-        "transactions",
+        "commits",
+        "rollbacks",
         "WAL records",
         "WAL bytes",
         "WAL fsyncs",
@@ -304,7 +311,8 @@ pub(crate) fn run(cfg: &Config, _: &mut Summary) {
         t.row(vec![
             name.to_owned(),
             p.of(c.calls()),
-            p.of(c.transactions),
+            p.of(c.commits),
+            p.of(c.rollbacks),
             p.of(c.wal_records),
             p.of(c.wal_bytes),
             p.of(c.wal_fsyncs),
@@ -331,68 +339,78 @@ pub(crate) fn run(cfg: &Config, _: &mut Summary) {
         t.print();
     }
 
-    // One rehydration of a stream of HISTORY events: its statements, rows and buffers.
+    // One rehydration of a stream of HISTORY events: its statements, rows and buffers, and
+    // the plan of one page, before the server has statistics of the table (right after it was
+    // written, as in the timed section) and after an ANALYZE (as autovacuum would do later).
     let history = store(&url, "rehydrate");
     let long = StreamId::new(BankAccount::NAME, "long").unwrap();
     bank::write_history(&history, &long, 1, HISTORY);
     let host = Host::<BankAccount, _>::builder(history)
         .snapshot_every(0)
         .build();
-    // As autovacuum would have by then: without statistics, the planner sorts the stream's
-    // rows from the page's start for each page (see the plan printed below).
-    stats.rt.block_on(async {
+    let (client, _conn) = stats.rt.block_on(async {
         let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
             .unwrap();
-        tokio::spawn(conn);
-        client
-            .batch_execute("ANALYZE rehydrate.events")
-            .await
-            .unwrap();
+        (client, stats.rt.spawn(conn))
     });
-    let before = stats.read("rehydrate");
-    assert_eq!(host.version("long").unwrap(), HISTORY);
-    let once = stats.read("rehydrate").minus(&before);
-    println!("Rehydrating a stream of {HISTORY} events (no snapshot), once:\n");
-    let mut t = Table::new(&["calls", "rows", "buffers hit", "buffers read", "statement"]);
-    let mut list: Vec<_> = once.statements.iter().collect();
-    list.sort_by(|a, b| b.1[0].cmp(&a.1[0]).then(a.0.cmp(b.0)));
-    for (text, s) in list {
-        t.row(vec![
-            s[0].to_string(),
-            s[1].to_string(),
-            s[2].to_string(),
-            s[3].to_string(),
-            format!("`{}`", text.chars().take(90).collect::<String>()),
-        ]);
+    let plan = || {
+        stats.rt.block_on(async {
+            let rows = client
+                .query(
+                    "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF)
+                     SELECT position, stream, version, event_type, event_id, timestamp_ns,
+                            metadata, payload, event_version
+                     FROM rehydrate.events
+                     WHERE stream = $1 AND version >= $2 AND version < $2 + $3
+                     ORDER BY version LIMIT $3",
+                    &[&long.to_string(), &50_000i64, &4096i64],
+                )
+                .await
+                .unwrap();
+            rows.iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+        })
+    };
+    for analyzed in [false, true] {
+        if analyzed {
+            stats
+                .rt
+                .block_on(client.batch_execute("ANALYZE rehydrate.events"))
+                .unwrap();
+        }
+        host.passivate("long");
+        let before = stats.read("rehydrate");
+        assert_eq!(host.version("long").unwrap(), HISTORY);
+        let once = stats.read("rehydrate").minus(&before);
+        let when = if analyzed {
+            "after ANALYZE"
+        } else {
+            "no statistics yet"
+        };
+        println!("Rehydrating a stream of {HISTORY} events (no snapshot), once, {when}:\n");
+        let mut t = Table::new(&["calls", "rows", "buffers hit", "buffers read", "statement"]);
+        let mut list: Vec<_> = once.statements.iter().collect();
+        list.sort_by(|a, b| b.1[0].cmp(&a.1[0]).then(a.0.cmp(b.0)));
+        for (text, s) in list {
+            t.row(vec![
+                s[0].to_string(),
+                s[1].to_string(),
+                s[2].to_string(),
+                s[3].to_string(),
+                format!("`{}`", text.chars().take(90).collect::<String>()),
+            ]);
+        }
+        t.print();
+        println!("The plan of one page of 4096 events of that stream, {when}:\n\n```");
+        for line in plan() {
+            println!("{line}");
+        }
+        println!("```\n");
     }
-    t.print();
+    drop(client);
     drop(host);
-    let plan = stats.rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let rows = client
-            .query(
-                "EXPLAIN (ANALYZE, BUFFERS, TIMING OFF)
-                 SELECT position, stream, version, event_type, event_id, timestamp_ns,
-                        metadata, payload, event_version
-                 FROM rehydrate.events WHERE stream = $1 AND version >= $2
-                 ORDER BY version LIMIT $3",
-                &[&long.to_string(), &50_000i64, &4096i64],
-            )
-            .await
-            .unwrap();
-        rows.iter()
-            .map(|r| r.get::<_, String>(0))
-            .collect::<Vec<_>>()
-    });
-    println!("The plan of one page of 4096 events of that stream:\n\n```");
-    for line in plan {
-        println!("{line}");
-    }
-    println!("```\n");
     drop(stats);
     drop(server);
 }
