@@ -315,9 +315,14 @@ impl PostgresStore {
         let now = self.clock.now();
         let hold = self.hold_commits.map(random_below);
         let guess = self.guess();
-        let done = self.pool.with(&self.runtime, move |conn| async move {
-            Ok(commit::commit(conn, group, now, hold, guess).await)
-        });
+        let commit =
+            move |conn| async move { Ok(commit::commit(conn, group, now, hold, guess).await) };
+        // Without a hold (a timer), a group only waits on its connection: it is polled on the
+        // leader's thread, saving two hand-offs between threads per group.
+        let done = match hold {
+            None => self.pool.with_here(&self.runtime, commit),
+            Some(_) => self.pool.with(&self.runtime, commit),
+        };
         match done {
             Ok(committed) => {
                 if committed.tried_one_trip {
