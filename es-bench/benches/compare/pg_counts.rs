@@ -117,8 +117,31 @@ impl Stats {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        // A backend leaves pg_stat_activity just before it hands over its counters.
-        std::thread::sleep(Duration::from_millis(300));
+        // A backend leaves pg_stat_activity just before it hands over its counters, which
+        // can take a while on a loaded machine: wait until they stay put for half a second.
+        let totals = || {
+            let c = self.read("");
+            (
+                c.commits,
+                c.rollbacks,
+                c.wal_records,
+                c.wal_bytes,
+                c.wal_fsyncs,
+            )
+        };
+        let mut last = totals();
+        loop {
+            std::thread::sleep(Duration::from_millis(500));
+            let now = totals();
+            if now == last {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server's counters do not settle"
+            );
+            last = now;
+        }
     }
 
     fn read(&self, schema: &str) -> Counters {
@@ -137,7 +160,11 @@ impl Stats {
                 .unwrap()
             {
                 let text: String = row.get(0);
-                let text = text.replace(schema, "S");
+                let text = if schema.is_empty() {
+                    text
+                } else {
+                    text.replace(schema, "S")
+                };
                 let e = statements.entry(text).or_default();
                 for (i, e) in e.iter_mut().enumerate() {
                     *e += row.get::<_, i64>(i + 1);
