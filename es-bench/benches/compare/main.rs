@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Sections: `memory`, `peer`, `history`, `rehydrate`, `durable`, `store`, `projection`,
-//! `idle`, `postgres` (on a throwaway PostgreSQL server it starts). Stores are written under `$ES_BENCH_DIR`, by default the target directory's
+//! `idle`, `postgres` (on a throwaway PostgreSQL server it starts), `pgcounts` (the server's
+//! own counts of statements, transactions and WAL per command, on another such server). Stores are written under `$ES_BENCH_DIR`, by default the target directory's
 //! scratch space (`target/tmp`). Unknown arguments (cargo passes `--bench`) are ignored.
 
 mod cqrs;
@@ -19,6 +20,8 @@ mod durable;
 mod history;
 mod idle;
 mod memory;
+mod pg_counts;
+mod pg_peer;
 mod plot;
 mod postgres;
 mod projection;
@@ -80,6 +83,7 @@ const SECTIONS: &[Section] = &[
     ("projection", projection::run),
     ("idle", idle::run),
     ("postgres", postgres::run),
+    ("pgcounts", pg_counts::run),
 ];
 
 fn main() {

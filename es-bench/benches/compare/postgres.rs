@@ -1,7 +1,8 @@
 //! The PostgreSQL store on a throwaway server of its own (fsync on, Unix socket): the host with
 //! one caller and with 64 over 1000 accounts, the store's appends, a 1000-event batch,
 //! rehydrating 100k events and a projection rebuild, each against raw SQL doing the same work
-//! on the same server in the same rounds.
+//! on the same server in the same rounds; and the peer, cqrs-es with `postgres-es`, on the same
+//! bank workload with one caller and with 64 (see [`crate::pg_peer`]).
 //!
 //! Without PostgreSQL binaries (`initdb`, `pg_ctl`: `ES_PG_BIN`, `/usr/lib/postgresql/*/bin`
 //! or `PATH`) the section prints that it is skipped.
@@ -17,6 +18,7 @@ use es_bench::bank::{self, BankAccount};
 use es_bench::{Table, alternate_samples, median, ms, per_sec, rate, speed_ratio, time};
 use tokio_postgres::types::ToSql;
 
+use crate::pg_peer::{self, Peer};
 use crate::projection::Balances;
 use crate::{Config, Summary};
 
@@ -28,13 +30,13 @@ const BATCH: u64 = 1000;
 const HISTORY: u64 = 100_000;
 
 /// A throwaway cluster in a temporary directory, stopped and removed on drop.
-struct Server {
+pub(crate) struct Server {
     bin: PathBuf,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
     as_postgres: bool,
 }
 
-fn find_bin() -> Option<PathBuf> {
+pub(crate) fn find_bin() -> Option<PathBuf> {
     if let Ok(dir) = std::env::var("ES_PG_BIN") {
         return Some(PathBuf::from(dir));
     }
@@ -58,9 +60,16 @@ fn find_bin() -> Option<PathBuf> {
 
 impl Server {
     fn start(bin: PathBuf) -> Server {
+        Server::start_with(bin, "")
+    }
+
+    /// Starts a cluster with `settings` (`-c name=value ...`) added to the server's options.
+    pub(crate) fn start_with(bin: PathBuf, settings: &str) -> Server {
         // The server refuses to run as root: then it runs as `postgres`, owning the directory.
         let as_postgres = unsafe { libc::geteuid() } == 0;
-        let dir = std::env::temp_dir().join(format!("es-bench-pg-{}", std::process::id()));
+        static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("es-bench-pg-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("creates the cluster's directory");
         let server = Server {
             bin,
@@ -93,7 +102,7 @@ impl Server {
             ],
         );
         let options = format!(
-            "-k {} -c listen_addresses='' -p 5432 -c max_connections=200",
+            "-k {} -c listen_addresses='' -p 5432 -c max_connections=200 {settings}",
             server.dir.display()
         );
         let log = server.dir.join("log");
@@ -137,7 +146,7 @@ impl Server {
         );
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!(
             "host={} port=5432 user=postgres dbname=postgres",
             self.dir.display()
@@ -159,17 +168,17 @@ impl Drop for Server {
 }
 
 /// A plain client for the raw baselines, on a runtime of its own.
-struct Raw {
+pub(crate) struct Raw {
     rt: tokio::runtime::Runtime,
     client: tokio_postgres::Client,
-    one: tokio_postgres::Statement,
+    pub(crate) one: tokio_postgres::Statement,
     group: tokio_postgres::Statement,
     batch: tokio_postgres::Statement,
     next: i64,
 }
 
 /// One row as the store writes it.
-struct RawRow {
+pub(crate) struct RawRow {
     stream: String,
     event_type: String,
     metadata: Vec<u8>,
@@ -187,7 +196,7 @@ fn values(rows: usize) -> String {
 }
 
 impl Raw {
-    fn connect(url: &str, schema: &str) -> Raw {
+    pub(crate) fn connect(url: &str, schema: &str) -> Raw {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -231,7 +240,7 @@ impl Raw {
     }
 
     /// Inserts `rows` in one statement, committed alone (autocommit).
-    fn insert(&mut self, statement: &tokio_postgres::Statement, rows: &[RawRow]) {
+    pub(crate) fn insert(&mut self, statement: &tokio_postgres::Statement, rows: &[RawRow]) {
         let ids: Vec<uuid::Uuid> = rows.iter().map(|_| uuid::Uuid::now_v7()).collect();
         let first = self.next;
         let numbers: Vec<(i64, i64, i64)> = (0..rows.len() as i64)
@@ -313,7 +322,7 @@ impl Raw {
     }
 }
 
-fn raw_row(stream: &StreamId, e: &NewEvent) -> RawRow {
+pub(crate) fn raw_row(stream: &StreamId, e: &NewEvent) -> RawRow {
     RawRow {
         stream: stream.to_string(),
         event_type: e.event_type.to_string(),
@@ -390,6 +399,9 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
     let store = opened("store_one");
     let store_64 = opened("store_many");
     let batches = open("batches");
+    let peer_url = pg_peer::url(&server.dir.display().to_string());
+    let peer = Peer::open(&peer_url, "peer_one", ACCOUNTS, CALLERS as u32);
+    let peer_64 = Peer::open(&peer_url, "peer_many", ACCOUNTS, CALLERS as u32);
     let mut raw = Raw::connect(&url, "raw");
     let rows: Vec<RawRow> = streams
         .iter()
@@ -448,10 +460,22 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
             }
         })
     };
+    let mut peer_next = 0u64;
+    let mut peer_one = || {
+        let d = peer.one(peer_next, n);
+        peer_next += n;
+        d
+    };
     let group_rows = (n as usize).div_ceil(GROUP) * GROUP;
-    let [host_one, store_one, raw_one, raw_group] = alternate_samples(
+    let [host_one, store_one, raw_one, raw_group, peer_one] = alternate_samples(
         cfg.rounds,
-        [&mut host_one, &mut store_one, &mut raw_one, &mut raw_group],
+        [
+            &mut host_one,
+            &mut store_one,
+            &mut raw_one,
+            &mut raw_group,
+            &mut peer_one,
+        ],
     );
 
     let mut host_groups = (0i64, 0i64);
@@ -480,7 +504,16 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         store_groups = (store_groups.0 + e, store_groups.1 + g);
         d
     };
-    let [host_many, store_many] = alternate_samples(cfg.rounds, [&mut host_many, &mut store_many]);
+    let mut peer_many = || peer_64.many(CALLERS, per_caller, account);
+    let [host_many, store_many, peer_many] = alternate_samples(
+        cfg.rounds,
+        [&mut host_many, &mut store_many, &mut peer_many],
+    );
+    let peer_retries = (
+        peer.retries.load(std::sync::atomic::Ordering::Relaxed),
+        peer_64.retries.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    drop((peer, peer_64));
 
     // One append of 1000 events to a new stream, against one INSERT of the same 1000 rows.
     let mut batch_no = 0u64;
@@ -541,13 +574,19 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
     let one_vs = |s: &[Duration]| speed_ratio(s, &raw_one);
     let (host_vs, store_vs, group_vs) = (one_vs(&host_one), one_vs(&store_one), 0.0);
     let _ = group_vs;
+    let (peer_one_vs, peer_many_vs) = (
+        speed_ratio(&host_one, &peer_one),
+        speed_ratio(&host_many, &peer_many),
+    );
     let one = |s: Vec<Duration>| rate(n, median(s));
+    let peer_one = one(peer_one);
     let (host_one, store_one, raw_one) = (one(host_one), one(store_one), one(raw_one));
     let raw_group = rate(group_rows as u64, median(raw_group));
     let many = CALLERS * per_caller;
-    let (host_many, store_many) = (
+    let (host_many, store_many, peer_many) = (
         rate(many, median(host_many)),
         rate(many, median(store_many)),
+        rate(many, median(peer_many)),
     );
     let mean = |(e, g): (i64, i64)| e as f64 / g.max(1) as f64;
 
@@ -596,6 +635,33 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         String::new(),
         String::new(),
         GROUP.to_string(),
+    ]);
+    t.print();
+
+    println!("## The peer over PostgreSQL: cqrs-es 0.5 with postgres-es 0.5 vs es\n");
+    println!(
+        "The same bank account and deposits on the same server, in the same rounds as the \
+         table above: es is `Host::execute` over `PostgresStore`; the peer is cqrs-es's \
+         `CqrsFramework` over postgres-es's `PostgresEventRepository` (a sqlx pool of \
+         {CALLERS} connections, a tokio runtime of two workers), which loads every event of the \
+         account on each command and commits its event in a transaction of its own. {CALLERS} \
+         callers are {CALLERS} threads for es and {CALLERS} tasks for the peer; the peer's \
+         commands that lost a race on their account were retried ({} with one caller, {} with \
+         {CALLERS}). \"es / peer\" is the median over the rounds of each round's ratio.\n",
+        peer_retries.0, peer_retries.1
+    );
+    let mut t = Table::new(&["workload", "es", "postgres-es", "es / postgres-es"]);
+    t.row(vec![
+        format!("1 caller, {n} deposits round robin over {ACCOUNTS} accounts"),
+        per_sec(host_one),
+        per_sec(peer_one),
+        format!("{peer_one_vs:.2}×"),
+    ]);
+    t.row(vec![
+        format!("{CALLERS} callers over {ACCOUNTS} accounts, {many} deposits"),
+        per_sec(host_many),
+        per_sec(peer_many),
+        format!("{peer_many_vs:.2}×"),
     ]);
     t.print();
 
@@ -650,6 +716,16 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         "≥ 50k commands/s",
         per_sec(host_many),
         host_many >= 50e3,
+    );
+    summary.goal(
+        "PostgreSQL host, 64 callers, vs postgres-es 0.5",
+        "≥ 10×",
+        format!(
+            "{} vs {}: {peer_many_vs:.2}×",
+            per_sec(host_many),
+            per_sec(peer_many)
+        ),
+        peer_many_vs >= 10.0,
     );
     summary.goal(
         "PostgreSQL 1000-event batch vs raw multi-row insert",

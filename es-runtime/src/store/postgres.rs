@@ -16,10 +16,11 @@ mod streams;
 mod tables;
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use self::commit::{Append, Outcome};
+use self::commit::{Append, Known, Outcome};
 use self::pool::{Pool, Runtime, Statements};
 use self::schema::Sql;
 use crate::error::{AppendError, BoxError, Location, OpenError, ReadError, WriteError};
@@ -186,6 +187,9 @@ impl PostgresOptions {
             commits,
             clock: Arc::clone(&self.clock),
             hold_commits: self.hold_commits,
+            known: Mutex::new(None),
+            skip_one_trip: AtomicU32::new(0),
+            one_trip: OneTripCounts::default(),
             schema_sql: schemas::SchemaSql::new(&self.schema),
             runtime,
         })
@@ -240,12 +244,31 @@ pub struct PostgresStore {
     commits: tokio::sync::mpsc::UnboundedSender<u64>,
     clock: Arc<dyn Clock>,
     hold_commits: Option<Duration>,
+    /// The log as this process's last group found or left it: what the next group is
+    /// planned from, to be sent in one round trip. `None` after a failed group.
+    known: Mutex<Option<Known>>,
+    /// Groups still to plan under the lock after a one-round-trip group was refused (another
+    /// process moved the log meanwhile), so that contention does not pay for both.
+    skip_one_trip: AtomicU32,
+    one_trip: OneTripCounts,
     schema_sql: schemas::SchemaSql,
     // Last: shut down after everything that uses it.
     runtime: Runtime,
 }
 
 type Param = Box<dyn ToSql + Send + Sync>;
+/// Picks one of the prepared statements.
+type StatementOf = fn(&Statements) -> &tokio_postgres::Statement;
+
+/// Groups planned under the lock after a refused one-round-trip group.
+const SKIP_AFTER_REFUSAL: u32 = 8;
+
+/// How many groups were tried in one round trip, and how many of those it wrote.
+#[derive(Debug, Default)]
+struct OneTripCounts {
+    tried: AtomicU64,
+    written: AtomicU64,
+}
 
 impl PostgresStore {
     /// What the store is: its hosts, database and schema.
@@ -266,21 +289,63 @@ impl PostgresStore {
         })
     }
 
+    /// Groups sent in one round trip (planned from what the store last knew of the log) and,
+    /// of those, the ones that wrote; the others were planned again under the lock. For tests
+    /// and benchmarks.
+    #[doc(hidden)]
+    pub fn one_trip_groups(&self) -> (u64, u64) {
+        (
+            self.one_trip.tried.load(Ordering::Relaxed),
+            self.one_trip.written.load(Ordering::Relaxed),
+        )
+    }
+
+    /// What the next group may be planned from in one round trip, if anything.
+    fn guess(&self) -> Option<Known> {
+        let skip = self.skip_one_trip.load(Ordering::Relaxed);
+        if skip > 0 {
+            self.skip_one_trip.store(skip - 1, Ordering::Relaxed);
+            return None;
+        }
+        let known = (*self.known.lock().unwrap_or_else(|e| e.into_inner()))?;
+        // Another process's commit, notified: the head moved, its timestamp is not known.
+        Some(Known {
+            head: known.head.max(self.watch.head()),
+            timestamp: known.timestamp,
+        })
+    }
+
     /// Commits one group; called by the group's leader.
     fn commit_group(&self, group: Vec<Append>) -> Vec<Outcome> {
         let streams: Vec<StreamId> = group.iter().map(|a| a.stream.clone()).collect();
         let now = self.clock.now();
         let hold = self.hold_commits.map(random_below);
-        let done = self.pool.with(&self.runtime, move |conn| async move {
-            Ok(commit::commit(conn, group, now, hold).await)
-        });
+        let guess = self.guess();
+        let commit =
+            move |conn| async move { Ok(commit::commit(conn, group, now, hold, guess).await) };
+        // Without a hold (a timer), a group only waits on its connection: it is polled on the
+        // leader's thread, saving two hand-offs between threads per group.
+        let done = match hold {
+            None => self.pool.with_here(&self.runtime, commit),
+            Some(_) => self.pool.with(&self.runtime, commit),
+        };
         match done {
-            Ok((outcomes, head)) => {
-                if let Some(head) = head {
+            Ok(committed) => {
+                if committed.tried_one_trip {
+                    self.one_trip.tried.fetch_add(1, Ordering::Relaxed);
+                    if committed.one_trip {
+                        self.one_trip.written.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        self.skip_one_trip
+                            .store(SKIP_AFTER_REFUSAL, Ordering::Relaxed);
+                    }
+                }
+                *self.known.lock().unwrap_or_else(|e| e.into_inner()) = committed.known;
+                if let Some(head) = committed.head {
                     self.watch.publish(head);
                     let _ = self.commits.send(head);
                 }
-                outcomes
+                committed.outcomes
             }
             Err(e) => {
                 let message = e.to_string();
@@ -299,8 +364,15 @@ impl PostgresStore {
 
     /// Reads pages of rows of `statement` in key order from `from`: `page` gives the
     /// parameters of a page starting at a key with a limit, `key_column` is the column
-    /// holding the key (read back to continue). Each page is requested as soon as the one before it
-    /// arrived, on the same connection, so the database reads ahead while the visitor runs.
+    /// holding the key (read back to continue). Each page is requested as soon as the one
+    /// before it arrived, on the same connection, so the database reads ahead while the
+    /// visitor runs.
+    ///
+    /// With `last` (a statement returning the last key, and its parameters), the keys are
+    /// contiguous and a page asks for one range of them: that statement goes out with the
+    /// first page, the read ends at the key it returned (or at a short page, if the key
+    /// moved on meanwhile), and a page short of rows below it is a hole in the keys.
+    #[allow(clippy::too_many_arguments)]
     fn read_rows(
         &self,
         page: impl Fn(u64, i64) -> Vec<Param>,
@@ -308,6 +380,7 @@ impl PostgresStore {
         from: u64,
         key_column: usize,
         check: impl Fn(&EventRef<'_>) -> Result<(), String>,
+        last: Option<(StatementOf, Vec<Param>)>,
         visitor: &mut Visitor<'_>,
     ) -> Result<(), ReadError> {
         let conn = self
@@ -319,30 +392,82 @@ impl PostgresStore {
             conn: Some(conn),
             pending: None,
         };
-        let request = |reader: &mut Reader<'_>, from: u64, limit: i64| {
+        let ranged = last.is_some();
+        let mut last = last;
+        let mut request = |reader: &mut Reader<'_>, from: u64, limit: i64| {
             let conn = Arc::clone(reader.conn.as_ref().expect("held until the read ends"));
             let params = page(from, limit);
+            let last = last.take();
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             self.runtime.handle().spawn(async move {
                 let refs: Vec<&(dyn ToSql + Sync)> =
                     params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
-                let rows = conn.client.query(statement(&conn.st), &refs).await;
-                let _ = tx.send(rows.map_err(BoxError::from));
+                let rows = conn.client.query(statement(&conn.st), &refs);
+                let got = match &last {
+                    None => rows.await.map(|rows| (rows, None)),
+                    Some((last, params)) => {
+                        let last_refs: Vec<&(dyn ToSql + Sync)> =
+                            params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+                        // Sent together: one round trip.
+                        tokio::try_join!(conn.client.query(last(&conn.st), &last_refs), rows)
+                            .map(|(last, rows)| (rows, Some(last)))
+                    }
+                };
+                let _ = tx.send(got.map_err(BoxError::from));
             });
-            reader.pending = Some((rx, limit));
+            reader.pending = Some((rx, from, limit));
         };
         // Pages start small, so that a reader stopping after a few events reads little ahead.
         request(&mut reader, from, 32);
+        let mut end: Option<u64> = None;
         loop {
-            let (rows, limit) = reader.wait().map_err(ReadError::Storage)?;
-            let more = rows.len() as i64 == limit;
+            let (rows, first, limit, last_rows) = reader.wait().map_err(ReadError::Storage)?;
+            if let Some(last_rows) = last_rows {
+                let key = match last_rows.first() {
+                    None => 0,
+                    Some(row) => {
+                        row.try_get::<_, i64>(0)
+                            .map_err(|e| corrupt_row(None, &e))? as u64
+                    }
+                };
+                end = Some(key);
+            }
+            let full = rows.len() as i64 == limit;
+            let key_of = |row: &Row| -> Result<u64, ReadError> {
+                let key: i64 = row
+                    .try_get(key_column)
+                    .map_err(|e| corrupt_row(row.try_get(0).ok(), &e))?;
+                Ok(key as u64)
+            };
+            let next = match rows.last() {
+                Some(row) => key_of(row)? + 1,
+                None => first,
+            };
+            if let Some(end) = end.filter(|_| ranged) {
+                // Every key of the page's range up to the last one is stored.
+                let want = (end + 1).saturating_sub(first).min(limit as u64);
+                let mut got = rows.len() as u64;
+                if next > end + 1 {
+                    // The keys went on meanwhile: count the ones up to `end`.
+                    got = 0;
+                    for row in &rows {
+                        got += u64::from(key_of(row)? <= end);
+                    }
+                }
+                if got < want {
+                    return Err(ReadError::Corrupt {
+                        at: Location::Store,
+                        reason: format!(
+                            "keys {first} to {} should all be stored; {got} are",
+                            first + want - 1
+                        ),
+                    });
+                }
+            }
+            let more = full && end.is_none_or(|end| next <= end);
             if more {
                 // The next page starts after this one's last key: ask for it before visiting.
-                let last = rows.last().expect("a full page has rows");
-                let last: i64 = last
-                    .try_get(key_column)
-                    .map_err(|e| corrupt_row(last.try_get(0).ok(), &e))?;
-                request(&mut reader, last as u64 + 1, (limit * 4).min(4096));
+                request(&mut reader, next, (limit * 4).min(4096));
             }
             for row in &rows {
                 let event = event_ref(row)?;
@@ -366,25 +491,29 @@ impl PostgresStore {
 struct Reader<'a> {
     pool: &'a Pool,
     conn: Option<Arc<pool::Conn>>,
-    pending: Option<(RowsReceiver, i64)>,
+    /// The page's rows (and the last key's, when asked with it), its first key and limit.
+    pending: Option<(RowsReceiver, u64, i64)>,
 }
 
-type RowsReceiver = std::sync::mpsc::Receiver<Result<Vec<Row>, BoxError>>;
+type Page = (Vec<Row>, Option<Vec<Row>>);
+/// A page's rows, first key and limit, and the last key's rows when asked with it.
+type Received = (Vec<Row>, u64, i64, Option<Vec<Row>>);
+type RowsReceiver = std::sync::mpsc::Receiver<Result<Page, BoxError>>;
 
 impl Reader<'_> {
-    /// The page requested, and its limit.
-    fn wait(&mut self) -> Result<(Vec<Row>, i64), BoxError> {
-        let (rx, limit) = self.pending.take().expect("a page was requested");
-        let rows = rx
+    /// The page requested: its rows, first key, limit, and the last key's rows if asked.
+    fn wait(&mut self) -> Result<Received, BoxError> {
+        let (rx, first, limit) = self.pending.take().expect("a page was requested");
+        let (rows, last) = rx
             .recv()
             .unwrap_or_else(|_| Err("the store's database task ended without an answer".into()))?;
-        Ok((rows, limit))
+        Ok((rows, first, limit, last))
     }
 }
 
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
-        if let Some((rx, _)) = self.pending.take() {
+        if let Some((rx, _, _)) = self.pending.take() {
             let _ = rx.recv();
         }
         if let Some(conn) = self.conn.take() {
@@ -503,14 +632,16 @@ impl EventStore for PostgresStore {
         let name = stream.to_string();
         self.read_rows(
             |from, limit| {
+                // The page's range ends at from + limit, which must fit in a bigint.
                 vec![
                     Box::new(name.clone()),
-                    Box::new(to_i64(from)),
+                    Box::new(to_i64(from).min(i64::MAX - 4096)),
                     Box::new(limit),
                 ]
             },
             |st| &st.read_stream,
-            from,
+            // Versions start at 1.
+            from.max(1),
             2,
             |e| {
                 if e.stream == name {
@@ -519,6 +650,10 @@ impl EventStore for PostgresStore {
                     Err(format!("it belongs to stream {:?}", e.stream))
                 }
             },
+            Some((
+                |st: &Statements| &st.stream_version,
+                vec![Box::new(stream.to_string()) as Param],
+            )),
             visitor,
         )
     }
@@ -530,6 +665,7 @@ impl EventStore for PostgresStore {
             from.max(1),
             0,
             |_| Ok(()),
+            None,
             visitor,
         )
     }
@@ -674,6 +810,8 @@ impl EventStore for PostgresStore {
         });
         match done {
             Ok(Ok((result, head))) => {
+                // Plan the next group under the lock, which reads the imported timestamps.
+                *self.known.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 self.watch.publish(head);
                 let _ = self.commits.send(head);
                 Ok(result)

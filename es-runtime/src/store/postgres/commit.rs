@@ -1,17 +1,26 @@
 //! One group of appends as one transaction.
 //!
-//! The rule: positions are assigned under the lock of the single `head` row, taken first and
-//! held until COMMIT, so transactions that write events commit in the order of their
-//! positions and every snapshot of the log is a gap-free prefix. Under the same lock the
-//! versions read are the streams' current ones: each append is checked against them (and
-//! against the appends before it in the group) and refused alone. A group reports success
-//! only when the rows written are exactly the rows planned and COMMIT returned.
+//! The rule: positions are assigned under the lock of the single `head` row, held until
+//! COMMIT, and a group writes only if the head it read is the head it moves from; so
+//! transactions that write events commit in the order of their positions and every snapshot
+//! of the log is a gap-free prefix. Each append is checked against its stream's version as it
+//! was under that lock (and against the appends before it in the group) and refused alone. A
+//! group reports success only when the rows written are exactly the rows planned and the
+//! commit returned.
+//!
+//! A group is first sent as one statement in a transaction of its own (one round trip, one
+//! WAL flush), planned from what this process last knew of the head and from the appends'
+//! own expected versions; the statement writes only if the head and every stream it writes
+//! are exactly as planned, and otherwise fails whole, writing nothing. Then, and for a group
+//! that cannot be planned that way (an append expecting `Any` or `Exists`, or writing no
+//! event), the group is planned from the head and versions read under the lock, in a
+//! transaction of two round trips: the conflicts it finds are the appends' own.
 //!
 //! An import (see `store::import`) is a transaction of its own under the same lock: its
 //! events keep their versions and timestamps, checked whole against the streams' versions
 //! and the log's last timestamp read under the lock.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,20 +43,46 @@ pub(super) struct Append {
 
 pub(super) type Outcome = Result<AppendResult, AppendError>;
 
+/// What this process last knew of the log: its last position and last event's timestamp.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Known {
+    pub(super) head: u64,
+    pub(super) timestamp: Timestamp,
+}
+
+/// How a group went: an outcome per append, what the log is known to be after it, and
+/// whether the group was sent in one round trip.
+#[derive(Debug)]
+pub(super) struct Committed {
+    pub(super) outcomes: Vec<Outcome>,
+    /// The new head, when events were written.
+    pub(super) head: Option<u64>,
+    /// The log as the group left it (or found it), when it got that far.
+    pub(super) known: Option<Known>,
+    /// Planned from `Known` and sent as one statement, whether or not that wrote.
+    pub(super) tried_one_trip: bool,
+    /// That one statement wrote the group.
+    pub(super) one_trip: bool,
+}
+
 /// What a group's transaction decided: an outcome per append, and the rows to write.
 #[derive(Debug, Default)]
-struct Plan {
+struct Plan<'a> {
     outcomes: Vec<Outcome>,
     positions: Vec<i64>,
-    streams: Vec<String>,
+    streams: Vec<&'a str>,
     versions: Vec<i64>,
-    types: Vec<String>,
+    types: Vec<&'a str>,
     ids: Vec<Uuid>,
     metadata: Vec<Vec<u8>>,
-    payloads: Vec<Vec<u8>>,
+    payloads: Vec<&'a [u8]>,
     event_versions: Vec<i32>,
-    /// Each written stream's last version and position.
-    heads: Vec<(String, i64, i64)>,
+    /// Each written stream, its version before the group (0: none), its last version and
+    /// its last position.
+    head_streams: Vec<&'a str>,
+    head_before: Vec<i64>,
+    head_versions: Vec<i64>,
+    head_positions: Vec<i64>,
 }
 
 fn storage(stream: &StreamId, source: impl Into<BoxError>) -> AppendError {
@@ -57,19 +92,22 @@ fn storage(stream: &StreamId, source: impl Into<BoxError>) -> AppendError {
     }
 }
 
-/// Checks each append against the versions read under the lock (and the appends before it in
-/// the group) and lays out the rows.
-fn plan(
-    group: Vec<Append>,
-    mut current: HashMap<String, u64>,
+/// Checks each append against the versions in `current` (and the appends before it in the
+/// group) and lays out the rows after position `head`.
+fn plan<'a>(
+    group: &'a [Append],
+    mut current: HashMap<&'a str, u64>,
     head: u64,
     timestamp: Timestamp,
-) -> Plan {
+) -> Plan<'a> {
+    let before = current.clone();
     let mut plan = Plan::default();
     let mut layout = Layout::new(head, timestamp);
-    let mut heads: HashMap<String, (i64, i64)> = HashMap::new();
+    // Ordered by stream, so that every group takes the rows of its streams in one order.
+    let mut heads: BTreeMap<&'a str, (i64, i64)> = BTreeMap::new();
     for append in group {
-        let version = current.get(append.stream.as_str()).copied().unwrap_or(0);
+        let stream = append.stream.as_str();
+        let version = current.get(stream).copied().unwrap_or(0);
         let count = append.events.len() as u64;
         let admitted = match layout.admit(&append.stream, append.expected, version, count) {
             Ok(admitted) => admitted,
@@ -82,67 +120,196 @@ fn plan(
         if count == 0 {
             continue;
         }
-        for (i, e) in append.events.into_iter().enumerate() {
+        for (i, e) in append.events.iter().enumerate() {
             let i = i as u64;
             plan.positions.push((admitted.first_position + i) as i64);
-            plan.streams.push(append.stream.to_string());
+            plan.streams.push(stream);
             plan.versions.push((admitted.first_version + i) as i64);
-            plan.types.push(e.event_type.into_owned());
+            plan.types.push(&e.event_type);
             plan.ids.push(e.event_id);
             plan.metadata.push(codec::encode_metadata(&e.metadata));
-            plan.payloads.push(e.payload);
+            plan.payloads.push(&e.payload);
             plan.event_versions
                 .push(i32::try_from(e.event_version).unwrap_or(i32::MAX));
         }
         let last = admitted.stream_version();
-        current.insert(append.stream.to_string(), last);
-        heads.insert(
-            append.stream.to_string(),
-            (last as i64, admitted.last_position() as i64),
-        );
+        current.insert(stream, last);
+        heads.insert(stream, (last as i64, admitted.last_position() as i64));
     }
-    plan.heads = heads.into_iter().map(|(s, (v, p))| (s, v, p)).collect();
+    for (stream, (version, position)) in heads {
+        plan.head_streams.push(stream);
+        plan.head_before
+            .push(before.get(stream).copied().unwrap_or(0) as i64);
+        plan.head_versions.push(version);
+        plan.head_positions.push(position);
+    }
     plan
 }
 
+/// The streams' versions as the group's appends expect them, when every append can be
+/// planned from its expectation alone: each expects an exact version (or no stream) and
+/// writes events.
+fn expected_versions(group: &[Append]) -> Option<HashMap<&str, u64>> {
+    let mut current = HashMap::with_capacity(group.len());
+    for append in group {
+        let expected = match append.expected {
+            _ if append.events.is_empty() => return None,
+            ExpectedVersion::Exact(v) => v,
+            ExpectedVersion::NoStream => 0,
+            ExpectedVersion::Any | ExpectedVersion::Exists => return None,
+        };
+        // A later append of a stream is checked against the earlier ones, in `plan`.
+        current.entry(append.stream.as_str()).or_insert(expected);
+    }
+    Some(current)
+}
+
+/// Runs `write_group` for `plan`, moving the head from `head`; its one row is 0.
+async fn write(
+    conn: &Conn,
+    plan: &Plan<'_>,
+    head: u64,
+    timestamp: Timestamp,
+) -> Result<(), tokio_postgres::Error> {
+    let new_head = (head + plan.positions.len() as u64) as i64;
+    let (head, ts) = (head as i64, timestamp.as_nanos() as i64);
+    let params: [&(dyn ToSql + Sync); 15] = [
+        &plan.positions,
+        &plan.streams,
+        &plan.versions,
+        &plan.types,
+        &plan.ids,
+        &ts,
+        &plan.metadata,
+        &plan.payloads,
+        &plan.head_streams,
+        &plan.head_versions,
+        &plan.head_positions,
+        &new_head,
+        &plan.event_versions,
+        &plan.head_before,
+        &head,
+    ];
+    conn.client
+        .query_one(&conn.st.write_group, &params)
+        .await
+        .map(drop)
+}
+
 /// Commits `group` on `conn`; `delay` holds the transaction open before COMMIT (tests).
-/// Returns the outcomes and the new head position when events were written.
+/// `known` is what this process last knew of the log, if the group may be tried in one
+/// round trip from it.
 pub(super) async fn commit(
     conn: Arc<Conn>,
     group: Vec<Append>,
     now: Timestamp,
     delay: Option<Duration>,
-) -> (Vec<Outcome>, Option<u64>) {
-    let streams: Vec<StreamId> = group.iter().map(|a| a.stream.clone()).collect();
-    let fail_all = |e: BoxError| -> Vec<Outcome> {
-        let message = e.to_string();
-        let source = Arc::new(e);
-        streams
-            .iter()
-            .map(|s| {
-                Err(storage(
-                    s,
-                    SharedError(Arc::clone(&source), message.clone()),
-                ))
-            })
-            .collect()
-    };
-    match transact(&conn, group, now, delay).await {
-        Ok((outcomes, head)) => (outcomes, head),
+    known: Option<Known>,
+) -> Committed {
+    let mut tried_one_trip = false;
+    if let (Some(known), Some(current)) = (known, expected_versions(&group)) {
+        tried_one_trip = true;
+        let timestamp = now.max(known.timestamp);
+        let plan = plan(&group, current, known.head, timestamp);
+        let written = plan.positions.len() as u64;
+        match one_trip(&conn, &plan, known.head, timestamp, delay).await {
+            Ok(true) => {
+                let head = known.head + written;
+                return Committed {
+                    outcomes: plan.outcomes,
+                    head: Some(head),
+                    known: Some(Known { head, timestamp }),
+                    tried_one_trip,
+                    one_trip: true,
+                };
+            }
+            // Refused by the database: nothing was written; plan again under the lock.
+            Ok(false) => {}
+            Err(e) => return failed(&group, e.into(), tried_one_trip),
+        }
+    }
+    match transact(&conn, &group, now, delay).await {
+        Ok((outcomes, known, written)) => Committed {
+            outcomes,
+            head: written.then_some(known.head),
+            known: Some(known),
+            tried_one_trip,
+            one_trip: false,
+        },
         Err(e) => {
             // The transaction is aborted (or the connection gone): end it before reuse.
             let _ = conn.client.execute(&conn.st.rollback, &[]).await;
-            (fail_all(e), None)
+            failed(&group, e, tried_one_trip)
         }
     }
 }
 
+/// Every append of `group` failed with `e`.
+fn failed(group: &[Append], e: BoxError, tried_one_trip: bool) -> Committed {
+    let message = e.to_string();
+    let source = Arc::new(e);
+    let outcomes = group
+        .iter()
+        .map(|a| {
+            Err(storage(
+                &a.stream,
+                SharedError(Arc::clone(&source), message.clone()),
+            ))
+        })
+        .collect();
+    Committed {
+        outcomes,
+        head: None,
+        known: None,
+        tried_one_trip,
+        one_trip: false,
+    }
+}
+
+/// Sends `plan` as one statement committed alone: `Ok(false)` when the database refused it
+/// (the head or a stream was not as planned, or it failed otherwise), which wrote nothing.
+/// Any other error may have come after the commit, so it is the group's.
+async fn one_trip(
+    conn: &Conn,
+    plan: &Plan<'_>,
+    head: u64,
+    timestamp: Timestamp,
+    delay: Option<Duration>,
+) -> Result<bool, tokio_postgres::Error> {
+    let refused = |e: tokio_postgres::Error| {
+        if e.as_db_error().is_some() {
+            Ok(false)
+        } else {
+            Err(e)
+        }
+    };
+    let Some(delay) = delay else {
+        return write(conn, plan, head, timestamp)
+            .await
+            .map_or_else(refused, |()| Ok(true));
+    };
+    let (c, st) = (&conn.client, &conn.st);
+    let written = tokio::try_join!(
+        c.execute(&st.begin, &[]),
+        write(conn, plan, head, timestamp)
+    );
+    if let Err(e) = written {
+        let _ = c.execute(&st.rollback, &[]).await;
+        return refused(e);
+    }
+    tokio::time::sleep(delay).await;
+    c.execute(&st.commit, &[]).await?;
+    Ok(true)
+}
+
+/// The group in a transaction that reads the head and the versions under the lock first.
+/// Returns the outcomes, the log as the transaction left it, and whether it wrote events.
 async fn transact(
     conn: &Conn,
-    group: Vec<Append>,
+    group: &[Append],
     now: Timestamp,
     delay: Option<Duration>,
-) -> Result<(Vec<Outcome>, Option<u64>), BoxError> {
+) -> Result<(Vec<Outcome>, Known, bool), BoxError> {
     let (c, st) = (&conn.client, &conn.st);
     let mut names: Vec<&str> = group.iter().map(|a| a.stream.as_str()).collect();
     names.sort_unstable();
@@ -155,65 +322,48 @@ async fn transact(
         c.query_one(&st.lock_head, &[]),
         c.query(&st.versions, &versions_params),
     )?;
-    let head: i64 = head_row.try_get(0)?;
-    let last_timestamp: i64 = head_row.try_get(1)?;
+    let head = head_row.try_get::<_, i64>(0)? as u64;
+    let last_timestamp = Timestamp(head_row.try_get::<_, i64>(1)? as u64);
     let mut current = HashMap::with_capacity(version_rows.len());
     for row in &version_rows {
+        let stream: &str = row.try_get(0)?;
         let version: i64 = row.try_get(1)?;
-        current.insert(row.try_get::<_, String>(0)?, version as u64);
+        if let Ok(i) = names.binary_search(&stream) {
+            current.insert(names[i], version as u64);
+        }
     }
-    let timestamp = now.max(Timestamp(last_timestamp as u64));
-    let plan = plan(group, current, head as u64, timestamp);
-    let written = plan.positions.len();
+    let timestamp = now.max(last_timestamp);
+    let plan = plan(group, current, head, timestamp);
+    let written = plan.positions.len() as u64;
     if written == 0 {
         c.execute(&st.rollback, &[]).await?;
-        return Ok((plan.outcomes, None));
+        let known = Known {
+            head,
+            timestamp: last_timestamp,
+        };
+        return Ok((plan.outcomes, known, false));
     }
-    let new_head = head + written as i64;
-    let (hs, hv, hp): (Vec<&str>, Vec<i64>, Vec<i64>) = {
-        let mut s = Vec::new();
-        let mut v = Vec::new();
-        let mut p = Vec::new();
-        for (stream, version, position) in &plan.heads {
-            s.push(stream.as_str());
-            v.push(*version);
-            p.push(*position);
-        }
-        (s, v, p)
-    };
-    let ts = timestamp.as_nanos() as i64;
-    let write: [&(dyn ToSql + Sync); 13] = [
-        &plan.positions,
-        &plan.streams,
-        &plan.versions,
-        &plan.types,
-        &plan.ids,
-        &ts,
-        &plan.metadata,
-        &plan.payloads,
-        &hs,
-        &hv,
-        &hp,
-        &new_head,
-        &plan.event_versions,
-    ];
     match delay {
         // The write fails unless it wrote every planned row, and a failed statement aborts the
         // transaction: the COMMIT sent behind it then rolls back, and the group reports the
         // write's error. So COMMIT need not wait for the write's answer.
         None => {
             tokio::try_join!(
-                c.query_one(&st.write_group, &write),
+                write(conn, &plan, head, timestamp),
                 c.execute(&st.commit, &[]),
             )?;
         }
         Some(delay) => {
-            c.query_one(&st.write_group, &write).await?;
+            write(conn, &plan, head, timestamp).await?;
             tokio::time::sleep(delay).await;
             c.execute(&st.commit, &[]).await?;
         }
     }
-    Ok((plan.outcomes, Some(new_head as u64)))
+    let known = Known {
+        head: head + written,
+        timestamp,
+    };
+    Ok((plan.outcomes, known, true))
 }
 
 /// Imports `events` (not empty) on `conn` in one transaction. Returns what was written and

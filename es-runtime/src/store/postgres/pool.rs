@@ -4,7 +4,9 @@
 //! The rule: the caller's thread never enters the store's runtime. A call hands its future to
 //! the runtime and waits on a plain channel, so it blocks the same way from a plain thread, a
 //! blocking pool or (against advice, but without panicking) from inside an async task of any
-//! executor, tokio's included.
+//! executor, tokio's included. A future that only talks to a connection (which the runtime
+//! drives) may instead be polled on the calling thread by [`block_here`], which parks the
+//! thread between wake-ups and needs no runtime at all.
 
 use std::future::Future;
 use std::sync::mpsc;
@@ -119,6 +121,31 @@ impl Drop for Runtime {
     }
 }
 
+/// Polls `future` to its end on the calling thread, parking it until a wake-up: for futures
+/// of the PostgreSQL client, whose connection task (on the store's runtime) wakes them. It
+/// saves the two hand-offs of [`Runtime::run`] (to a task of the runtime and back).
+pub(super) fn block_here<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        // A wake-up that came before the park leaves its token: park returns at once.
+        std::thread::park();
+    }
+}
+
 /// A bounded pool of connections, opened on demand and dropped once the server closed them.
 #[derive(Debug)]
 pub(super) struct Pool {
@@ -171,6 +198,19 @@ impl Pool {
 
     fn lock(&self) -> MutexGuard<'_, Idle> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `op` with a connection of the pool on the calling thread (see [`block_here`]):
+    /// `op` may only wait on the connection, never on a timer or on other I/O.
+    pub(super) fn with_here<T, F, Fut>(&self, runtime: &Runtime, op: F) -> Result<T, BoxError>
+    where
+        F: FnOnce(Arc<Conn>) -> Fut,
+        Fut: Future<Output = Result<T, BoxError>>,
+    {
+        let conn = self.acquire(runtime)?;
+        let result = block_here(op(Arc::clone(&conn)));
+        self.release(conn);
+        result
     }
 
     /// Runs `op` with a connection of the pool, on `runtime`.

@@ -197,31 +197,42 @@ impl Sql {
                 r#"SELECT stream, version FROM "{s}".streams WHERE stream = ANY($1::text[])"#
             ),
             // The group's rows, stream heads and log head in one statement, which fails
-            // (aborting the transaction, so that a COMMIT sent behind it rolls back) unless
-            // it wrote exactly the rows planned.
+            // (aborting its transaction, so that a COMMIT sent behind it rolls back) unless
+            // it wrote exactly the rows planned: the head moves only from the position it
+            // was planned after ($15) and from a timestamp no later than the group's, and
+            // each stream only from the version it was planned from ($14; 0: no stream).
+            // The head's update comes first, so that as PostgreSQL runs the statement the head
+            // row is taken before any stream's row.
             write_group: format!(
-                r#"WITH e AS (
+                r#"WITH h AS (
+                       UPDATE "{s}".head SET position = $12, timestamp_ns = $6::int8
+                       WHERE id = 1 AND position = $15::int8 AND timestamp_ns <= $6::int8
+                       RETURNING 1),
+                   e AS (
                        INSERT INTO "{s}".events ({EVENT})
                        SELECT p, st, v, t, i, $6::int8, m, d, ev
                        FROM unnest($1::int8[], $2::text[], $3::int8[], $4::text[], $5::uuid[],
                                    $7::bytea[], $8::bytea[], $13::int4[])
                             AS u(p, st, v, t, i, m, d, ev)
                        RETURNING 1),
-                   s AS (
+                   u AS (
+                       SELECT * FROM unnest($9::text[], $10::int8[], $11::int8[], $14::int8[])
+                            AS u(st, v, p, b)),
+                   si AS (
                        INSERT INTO "{s}".streams (stream, version, position)
-                       SELECT * FROM unnest($9::text[], $10::int8[], $11::int8[])
-                       ON CONFLICT (stream) DO UPDATE
-                       SET version = excluded.version, position = excluded.position
+                       SELECT st, v, p FROM u WHERE b = 0
+                       ON CONFLICT (stream) DO NOTHING
                        RETURNING 1),
-                   h AS (
-                       UPDATE "{s}".head SET position = $12, timestamp_ns = $6::int8
-                       WHERE id = 1 RETURNING 1),
+                   su AS (
+                       UPDATE "{s}".streams AS t SET version = u.v, position = u.p
+                       FROM u WHERE u.b > 0 AND t.stream = u.st AND t.version = u.b
+                       RETURNING 1),
                    n AS (
-                       SELECT (SELECT count(*) FROM e) AS e, (SELECT count(*) FROM s) AS s,
-                              (SELECT count(*) FROM h) AS h)
+                       SELECT (SELECT count(*) FROM h) AS h, (SELECT count(*) FROM e) AS e,
+                              (SELECT count(*) FROM si) + (SELECT count(*) FROM su) AS s)
                    SELECT CASE
-                       WHEN e = cardinality($1::int8[]) AND s = cardinality($9::text[])
-                            AND h = 1 THEN 0
+                       WHEN h = 1 AND e = cardinality($1::int8[])
+                            AND s = cardinality($9::text[]) THEN 0
                        ELSE format('the group wrote %s of %s events, %s of %s stream heads '
                                    'and %s of 1 log heads; nothing was committed',
                                    e, cardinality($1::int8[]), s, cardinality($9::text[]),
@@ -231,9 +242,13 @@ impl Sql {
             ),
             head: format!(r#"SELECT position FROM "{s}".head WHERE id = 1"#),
             stream_version: format!(r#"SELECT version FROM "{s}".streams WHERE stream = $1"#),
+            // A stream's versions are contiguous: bounding the page's range as well as its
+            // length keeps every plan to the page's rows (without statistics, the planner
+            // would otherwise sort the stream's whole rest for each page).
             read_stream: format!(
                 r#"SELECT {EVENT} FROM "{s}".events
-                   WHERE stream = $1 AND version >= $2 ORDER BY version LIMIT $3"#
+                   WHERE stream = $1 AND version >= $2 AND version < $2 + $3
+                   ORDER BY version LIMIT $3"#
             ),
             read_all: format!(
                 r#"SELECT {EVENT} FROM "{s}".events
