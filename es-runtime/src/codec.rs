@@ -18,7 +18,7 @@
 //! zero bytes.
 //!
 //! Every failure is a [`CodecError`], with the MessagePack library's error as its source;
-//! [`EncodeError`] and [`DecodeError`] wrap it with what was being written or read.
+//! [`EncodeError`] and [`DecodeError`](crate::DecodeError) wrap it with what was being written or read.
 //!
 //! [MessagePack]: https://msgpack.org
 
