@@ -23,9 +23,6 @@ use crate::error::{Location, WriteError};
 use crate::event::StreamId;
 use crate::store::{StreamHead, in_category};
 
-/// The position up to which the `heads` database is up to date (u64 BE).
-pub(super) const HEADS_AT_KEY: &[u8] = b"heads_at";
-
 impl Inner {
     /// The version of `stream` and the position of its last event, as `txn` sees them.
     pub(super) fn head_in(&self, txn: &RoTxn<'_>, stream: &StreamId) -> Result<(u64, u64), Fail> {
@@ -56,7 +53,7 @@ impl Inner {
 
     /// The heads checkpoint as `txn` sees it, for a log whose last position is `p`.
     pub(super) fn heads_at(&self, txn: &RoTxn<'_>, p: u64) -> Result<u64, Fail> {
-        let h = match self.meta.get(txn, HEADS_AT_KEY)? {
+        let h = match self.meta.get(txn, record::HEADS_AT_KEY)? {
             None => 0,
             Some(value) => record::read_position(value).ok_or_else(|| Fail::Corrupt {
                 at: Location::Store,
@@ -267,7 +264,8 @@ impl Inner {
         for (stream, version, position) in older.chain(newest) {
             self.put_head(txn, stream.as_bytes(), version, position)?;
         }
-        self.meta.put(txn, HEADS_AT_KEY, &to.to_be_bytes())?;
+        self.meta
+            .put(txn, record::HEADS_AT_KEY, &to.to_be_bytes())?;
         Ok(())
     }
 

@@ -3,8 +3,7 @@
 use heed::types::Bytes;
 use heed::{RoTxn, WithoutTls};
 
-use super::heads::HEADS_AT_KEY;
-use super::record;
+use super::record::{self, HEADS_AT_KEY};
 use super::{BytesDb, LogDb, Position};
 use crate::event::EventRef;
 

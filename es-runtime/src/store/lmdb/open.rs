@@ -21,8 +21,9 @@ use heed::{CommitOrAbort, Database, EnvFlags, EnvOpenOptions};
 
 use super::datafile::{self, Checked, DataFile, DataFileProblem};
 use super::env::{Environment, MIB, round_to_mib};
-use super::heads::{HEADS_AT_KEY, Tail, checksum_heads, new_heads};
+use super::heads::{Tail, checksum_heads, new_heads};
 use super::options::{Durability, LmdbOptions};
+use super::record::HEADS_AT_KEY;
 use super::{Inner, Position};
 use crate::error::OpenError;
 use crate::watch::HeadWatch;

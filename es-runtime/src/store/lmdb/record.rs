@@ -103,6 +103,9 @@ pub(super) fn position_value(position: u64) -> [u8; 8] {
 /// UTF-8, so no stream id sorts after it. Its value links it to the last stream's key.
 pub(super) const HEADS_END: &[u8] = &[0xff];
 
+/// The key in `meta` of the position up to which the `heads` database is up to date (u64 BE).
+pub(super) const HEADS_AT_KEY: &[u8] = b"heads_at";
+
 /// The length of a stream head (format 5): checksum, version, position, link.
 const HEAD_LEN: usize = 24;
 

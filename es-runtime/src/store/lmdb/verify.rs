@@ -19,7 +19,7 @@ use heed::{RoTxn, WithoutTls};
 
 use super::datafile::{self, DataFile};
 use super::fail::Fail;
-use super::heads::HEADS_AT_KEY;
+use super::record::HEADS_AT_KEY;
 use super::{LmdbOptions, LmdbStore, pages, record, schemas};
 use crate::error::{Location, OpenError, ReadError};
 use crate::event::StreamId;
