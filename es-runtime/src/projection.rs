@@ -33,13 +33,11 @@ use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::aggregate::DomainEvent;
-use crate::error::ReadError;
 use crate::host::error::panic_message;
 use crate::read::reads;
 use crate::runner::sealed::Sealed;
 use crate::runner::{Advanced, Chunk, Feed, Runner};
 use crate::store::EventStore;
-use crate::watch::HeadWatch;
 
 pub use crate::read::Envelope;
 pub use crate::runner::{Progress, ProjectionError};
@@ -150,19 +148,12 @@ impl<S, P> Sealed for StoreFeed<S, P> {}
 impl<S: EventStore, P: Projection> Feed for StoreFeed<S, P> {
     type Error = P::Error;
 
-    fn checkpoint(&self) -> Result<u64, ReadError> {
-        Ok(self
-            .store
-            .load_checkpoint(self.projection.name())?
-            .unwrap_or(0))
+    fn store(&self) -> &dyn EventStore {
+        &self.store
     }
 
-    fn head(&self) -> Result<u64, ReadError> {
-        self.store.head_position()
-    }
-
-    fn head_watch(&self) -> Option<&HeadWatch> {
-        self.store.head_watch()
+    fn name(&self) -> &str {
+        self.projection.name()
     }
 
     fn reset(&mut self) -> Result<(), ProjectionError<P::Error>> {

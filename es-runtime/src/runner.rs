@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use crate::error::{DecodeError, ReadError, WriteError};
 use crate::event::EventRef;
 use crate::read::Until;
+use crate::store::EventStore;
 use crate::watch::HeadWatch;
 
 /// Why a projection stopped.
@@ -151,14 +152,26 @@ pub trait Feed: sealed::Sealed {
     /// Why the projection can refuse an event.
     type Error: std::error::Error + Send + Sync + 'static;
 
+    /// The store whose log the projection reads and which keeps its checkpoint.
+    fn store(&self) -> &dyn EventStore;
+
+    /// The projection's name: the checkpoint's key.
+    fn name(&self) -> &str;
+
     /// The last position applied, as stored (0: none).
-    fn checkpoint(&self) -> Result<u64, ReadError>;
+    fn checkpoint(&self) -> Result<u64, ReadError> {
+        Ok(self.store().load_checkpoint(self.name())?.unwrap_or(0))
+    }
 
     /// The head of the store's global log.
-    fn head(&self) -> Result<u64, ReadError>;
+    fn head(&self) -> Result<u64, ReadError> {
+        self.store().head_position()
+    }
 
     /// The store's head watch, if it has one.
-    fn head_watch(&self) -> Option<&HeadWatch>;
+    fn head_watch(&self) -> Option<&HeadWatch> {
+        self.store().head_watch()
+    }
 
     /// Forgets the read model and its checkpoint.
     fn reset(&mut self) -> Result<(), ProjectionError<Self::Error>>;

@@ -27,7 +27,6 @@ use crate::read::{Envelope, reads};
 use crate::runner::sealed::Sealed;
 use crate::runner::{Advanced, Chunk, Feed, ProjectionError, Runner};
 use crate::store::EventStore;
-use crate::watch::HeadWatch;
 
 /// The longest projection name, in bytes.
 const MAX_NAME: usize = 200;
@@ -562,20 +561,12 @@ impl<S, P> Sealed for TableFeed<S, P> {}
 impl<S: AsRef<LmdbStore>, P: TableProjection> Feed for TableFeed<S, P> {
     type Error = P::Error;
 
-    fn checkpoint(&self) -> Result<u64, ReadError> {
-        Ok(self
-            .store
-            .as_ref()
-            .load_checkpoint(self.projection.name())?
-            .unwrap_or(0))
+    fn store(&self) -> &dyn EventStore {
+        self.store.as_ref()
     }
 
-    fn head(&self) -> Result<u64, ReadError> {
-        self.store.as_ref().head_position()
-    }
-
-    fn head_watch(&self) -> Option<&HeadWatch> {
-        self.store.as_ref().head_watch()
+    fn name(&self) -> &str {
+        self.projection.name()
     }
 
     /// Empties the table and resets the checkpoint in one transaction. A crash during the

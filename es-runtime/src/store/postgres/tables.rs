@@ -25,7 +25,6 @@ use crate::store::{EventStore, checkpoint_name};
 
 /// A statement's parameter, owned: `Box::new(value)`.
 pub type SqlParam = Param;
-use crate::watch::HeadWatch;
 
 /// A projection whose read model lives in tables of the PostgreSQL database, written through
 /// the [`SqlTransaction`] that also moves its checkpoint.
@@ -417,20 +416,12 @@ fn storage<E: std::error::Error + 'static>(name: &str) -> impl Fn(BoxError) -> P
 impl<S: AsRef<PostgresStore>, P: SqlProjection> Feed for SqlFeed<S, P> {
     type Error = P::Error;
 
-    fn checkpoint(&self) -> Result<u64, ReadError> {
-        Ok(self
-            .store
-            .as_ref()
-            .load_checkpoint(self.projection.name())?
-            .unwrap_or(0))
+    fn store(&self) -> &dyn EventStore {
+        self.store.as_ref()
     }
 
-    fn head(&self) -> Result<u64, ReadError> {
-        self.store.as_ref().head_position()
-    }
-
-    fn head_watch(&self) -> Option<&HeadWatch> {
-        self.store.as_ref().head_watch()
+    fn name(&self) -> &str {
+        self.projection.name()
     }
 
     /// Empties the read model (the projection's `reset`) and removes the checkpoint in one
