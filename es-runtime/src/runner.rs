@@ -3,7 +3,7 @@
 //! backend's [`Feed`] before the next one is read.
 //!
 //! [`ProjectionRunner`](crate::projection::ProjectionRunner) is a runner over any
-//! [`EventStore`](crate::EventStore), saving the checkpoint after each chunk;
+//! [`EventStore`], saving the checkpoint after each chunk;
 #![cfg_attr(
     feature = "lmdb",
     doc = "[`TableRunner`](crate::store::lmdb::TableRunner) is one over the LMDB store, writing a chunk's table updates and its checkpoint in one transaction."
