@@ -8,8 +8,9 @@
 //! counters over when it exits); the figure per command is the difference of the two runs'
 //! differences over `k2 - k1`, which cancels opening, setup and closing. The counters are read
 //! from another database of the server, so reading them is not counted. Only a store's
-//! notifications of its commits to other processes may coalesce under load (one NOTIFY for
-//! several commits), so their count can fall below one per command.
+//! notifications of its commits to other processes depend on timing (one NOTIFY per period at
+//! most, for several commits), so their count falls below one per command. The statements'
+//! server execution times are times, shown beside the counts as a profile.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -29,8 +30,9 @@ const HISTORY: u64 = 100_000;
 /// The server's counters that one run moves.
 #[derive(Debug, Clone, Default)]
 struct Counters {
-    /// Calls, rows, shared buffers hit and read, by statement text (schema names replaced).
-    statements: HashMap<String, [i64; 4]>,
+    /// Calls, rows, shared buffers hit and read, and the server's execution time in
+    /// nanoseconds, by statement text (schema names replaced).
+    statements: HashMap<String, [i64; 5]>,
     commits: i64,
     rollbacks: i64,
     wal_records: i64,
@@ -147,11 +149,12 @@ impl Stats {
     fn read(&self, schema: &str) -> Counters {
         self.rt.block_on(async {
             let c = &self.client;
-            let mut statements: HashMap<String, [i64; 4]> = HashMap::new();
+            let mut statements: HashMap<String, [i64; 5]> = HashMap::new();
             for row in c
                 .query(
                     "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, rows,
-                            shared_blks_hit, shared_blks_read
+                            shared_blks_hit, shared_blks_read,
+                            (total_exec_time * 1000000)::int8
                      FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
                      WHERE d.datname = 'postgres'",
                     &[],
@@ -332,11 +335,15 @@ pub(crate) fn run(cfg: &Config, _: &mut Summary) {
          throwaway cluster of its own (fsync on, autovacuum and timed checkpoints off): the \
          difference between a run of {k2} and one of {k1} commands over {ACCOUNTS} accounts, \
          each from opening its connections to closing them, over {}. Independent of the \
-         machine's load, but for the NOTIFYs a store sends after its commits, which coalesce \
-         when commits queue up. Statements as pg_stat_statements counts them: BEGIN and \
+         machine's load, but for the NOTIFYs a store sends after its commits: at most one per \
+         5 ms (`notify_every`), for the newest head, so their count per command falls as the \
+         store commits faster. Statements as pg_stat_statements counts them: BEGIN and \
          COMMIT prepared by tokio-postgres are not among them (those of sqlx, sent as simple \
          queries, are). A commit is a transaction; a store's listening connection runs one \
-         more for each notification it receives, its own included.\n",
+         more for each notification it receives, its own included. In the statement tables, \
+         \"server µs\" is the server's own execution time of the statement per command \
+         (pg_stat_statements' total_exec_time, without the commit's WAL flush): a time, so \
+         unlike the counts it moves with the machine's load.\n",
         k2 - k1
     );
     let mut t = Table::new(&[
@@ -366,9 +373,14 @@ pub(crate) fn run(cfg: &Config, _: &mut Summary) {
         ]);
     }
     t.print();
-    for (name, p) in [("Host::execute", &host), ("postgres-es 0.5", &peer)] {
+    for (name, p) in [
+        ("raw SQL", &raw),
+        ("PostgresStore::append", &append),
+        ("Host::execute", &host),
+        ("postgres-es 0.5", &peer),
+    ] {
         println!("Statements of {name}, per command (S: the schema):\n");
-        let mut t = Table::new(&["calls", "rows", "statement"]);
+        let mut t = Table::new(&["calls", "rows", "server µs", "statement"]);
         let mut list: Vec<_> = p.counters.statements.iter().collect();
         list.sort_by(|a, b| b.1[0].cmp(&a.1[0]).then(a.0.cmp(b.0)));
         for (text, s) in list {
@@ -381,7 +393,8 @@ pub(crate) fn run(cfg: &Config, _: &mut Summary) {
                 text.truncate(end);
                 text.push('…');
             }
-            t.row(vec![p.of(s[0]), p.of(s[1]), format!("`{text}`")]);
+            let micros = format!("{:.1}", s[4] as f64 / 1000.0 / p.commands);
+            t.row(vec![p.of(s[0]), p.of(s[1]), micros, format!("`{text}`")]);
         }
         t.print();
     }

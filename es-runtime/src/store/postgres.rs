@@ -57,6 +57,7 @@ pub struct PostgresOptions {
     max_connections: usize,
     pool_wait: Duration,
     poll_every: Duration,
+    notify_every: Duration,
     clock: Arc<dyn Clock>,
     hold_commits: Option<Duration>,
 }
@@ -71,6 +72,7 @@ impl PostgresOptions {
             max_connections: 8,
             pool_wait: Duration::from_secs(30),
             poll_every: Duration::from_secs(1),
+            notify_every: Duration::from_millis(5),
             clock: Arc::new(SystemClock),
             hold_commits: None,
         }
@@ -101,6 +103,16 @@ impl PostgresOptions {
     /// process's commit was lost (default 1 s).
     pub fn poll_every(mut self, period: Duration) -> Self {
         self.poll_every = period.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The least time between two notifications of this store's commits to other processes
+    /// (default 5 ms; zero: one per committed group). Groups that commit meanwhile go out
+    /// as one notification of the newest head, so a subscription in another process wakes
+    /// at most this much later, and the server runs at most one notifying transaction per
+    /// period however fast the store commits. Subscriptions in this process wake at once.
+    pub fn notify_every(mut self, period: Duration) -> Self {
+        self.notify_every = period;
         self
     }
 
@@ -174,7 +186,10 @@ impl PostgresOptions {
             channel(&self.schema),
             sql.head.clone(),
             Arc::clone(&watch),
-            self.poll_every,
+            listen::Periods {
+                poll: self.poll_every,
+                notify: self.notify_every,
+            },
             committed,
         ));
         tracing::debug!(store = %path, head = store_head, "opened PostgreSQL store");

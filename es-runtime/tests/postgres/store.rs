@@ -203,6 +203,64 @@ fn readers_wake_when_another_store_commits() {
     }
 }
 
+/// A store notifies other processes at most once per `notify_every`: commits within one period
+/// reach another store as one wake-up to the newest head, not one per commit.
+#[test]
+fn notifications_of_a_burst_of_commits_coalesce_within_the_period() {
+    let schema = server::fresh_schema();
+    let writer = PostgresOptions::new(server::url())
+        .schema(&schema)
+        .notify_every(Duration::from_secs(1))
+        .open()
+        .unwrap();
+    let reader = PostgresOptions::new(server::url())
+        .schema(&schema)
+        .poll_every(Duration::from_secs(3600))
+        .open()
+        .unwrap();
+    let watch = reader.head_watch().expect("a head watch");
+    let s = StreamId::parse("burst-1").unwrap();
+    // The first commit is notified at once (and waits out the reader's LISTEN starting).
+    writer
+        .append(&s, ExpectedVersion::NoStream, vec![event(1)])
+        .unwrap();
+    assert_eq!(watch.wait_beyond(0, Duration::from_secs(10)), 1);
+    let (seen, burst) = std::thread::scope(|scope| {
+        let seen = scope.spawn(|| {
+            let mut seen = vec![1];
+            while *seen.last().unwrap() < 40 {
+                let last = *seen.last().unwrap();
+                let head = watch.wait_beyond(last, Duration::from_secs(10));
+                assert!(head > last, "the reader was not woken");
+                seen.push(head);
+            }
+            seen
+        });
+        let burst = std::time::Instant::now();
+        for n in 2..=40u64 {
+            writer
+                .append(&s, ExpectedVersion::Exact(n - 1), vec![event(n)])
+                .unwrap();
+            // Spaced out, so that unpaced each commit would be notified alone.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        (seen.join().unwrap(), burst.elapsed())
+    });
+    assert_eq!(
+        *seen.last().unwrap(),
+        40,
+        "the last wake-up carries the newest head"
+    );
+    // One wake-up per period the burst spans (and the period it started in), not one per
+    // commit: unpaced, a commit every 10 ms is a wake-up each.
+    let periods = burst.as_secs() as usize + 2;
+    assert!(
+        seen.len() <= 1 + periods,
+        "{} wake-ups for 40 commits in {burst:?}: {seen:?}",
+        seen.len()
+    );
+}
+
 /// The server stopped and started again under a writer: calls fail with `Storage` errors
 /// while it is down, the store reconnects by itself, and every acknowledged append is in the
 /// log where it was reported.

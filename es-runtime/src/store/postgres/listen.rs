@@ -5,11 +5,14 @@
 //! The rule: only committed head positions travel (a NOTIFY is sent after its group's COMMIT
 //! returned, in a transaction of its own), so a wake-up never promises events a reader cannot
 //! see; a lost notification (a dropped connection, a server restart) delays a reader by at
-//! most one period. Commits never wait for their notification: heads queued meanwhile go out
-//! as one NOTIFY of the highest.
+//! most one period. Commits never wait for their notification: heads queued meanwhile, and
+//! those committed within the notification period after the last NOTIFY, go out as one NOTIFY
+//! of the highest.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -17,21 +20,38 @@ use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::watch::HeadWatch;
 
+/// How often the listener re-reads the head, and the least time between its NOTIFYs.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Periods {
+    pub(super) poll: Duration,
+    pub(super) notify: Duration,
+}
+
 /// Runs until the store's runtime shuts down.
 pub(super) async fn listen(
     config: tokio_postgres::Config,
     channel: String,
     head_sql: String,
     watch: Arc<HeadWatch>,
-    period: Duration,
+    periods: Periods,
     mut commits: UnboundedReceiver<u64>,
 ) {
+    // A head committed but not yet notified, kept across reconnections.
+    let mut pending = None;
     loop {
-        let once = listen_once(&config, &channel, &head_sql, &watch, period, &mut commits);
+        let once = listen_once(
+            &config,
+            &channel,
+            &head_sql,
+            &watch,
+            periods,
+            &mut commits,
+            &mut pending,
+        );
         if let Err(e) = once.await {
             tracing::debug!(error = %e, "the PostgreSQL listener reconnects");
         }
-        tokio::time::sleep(period).await;
+        tokio::time::sleep(periods.poll).await;
     }
 }
 
@@ -40,8 +60,9 @@ async fn listen_once(
     channel: &str,
     head_sql: &str,
     watch: &HeadWatch,
-    period: Duration,
+    periods: Periods,
     commits: &mut UnboundedReceiver<u64>,
+    pending: &mut Option<u64>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -68,7 +89,8 @@ async fn listen_once(
     client.batch_execute("SET synchronous_commit = off").await?;
     let head = client.prepare(head_sql).await?;
     let notify = client.prepare("SELECT pg_notify($1, $2)").await?;
-    let mut tick = tokio::time::interval(period);
+    let mut tick = tokio::time::interval(periods.poll);
+    let mut quiet_until = Instant::now();
     let result = loop {
         tokio::select! {
             payload = rx.recv() => match payload {
@@ -84,10 +106,16 @@ async fn listen_once(
                 while let Ok(p) = commits.try_recv() {
                     position = position.max(p);
                 }
+                *pending = Some(pending.map_or(position, |p| p.max(position)));
+            }
+            () = tokio::time::sleep_until(quiet_until), if pending.is_some() => {
+                let Some(position) = *pending else { continue };
                 let payload = position.to_string();
                 if let Err(e) = client.execute(&notify, &[&channel, &payload]).await {
                     break Err(e);
                 }
+                *pending = None;
+                quiet_until = Instant::now() + periods.notify;
             }
             _ = tick.tick() => match client.query_one(&head, &[]).await {
                 Ok(row) => {
