@@ -14,6 +14,8 @@ use es_runtime::{EventStore, LmdbOptions, LmdbStore, PostgresOptions, PostgresSt
 use crate::error::{CliError, Result};
 
 /// An open store.
+// One per run of the tool: the stores' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Store {
     Lmdb(LmdbStore),

@@ -24,7 +24,7 @@ pub use self::import::ImportResult;
 
 #[cfg(any(feature = "lmdb", feature = "postgres"))]
 pub(crate) use self::{
-    group::{GroupQueue, Layout},
+    group::{GroupQueue, Layout, Release},
     names::checkpoint_name,
 };
 

@@ -1,13 +1,14 @@
 //! Group commit for the durable stores: a leader/follower queue that hands whole groups of
 //! writes to one commit, and the layout of a group's appends in the log.
 //!
-//! The rule: at most one group commits at a time, and a write waits for at most the group in
-//! progress. A caller that finds no group committing leads at once with its own write (a lone
-//! caller never waits for company); callers arriving meanwhile queue up, and when the leader
-//! is done the first of them leads the next group with the whole queue (one transaction, one
-//! flush). The commit returns one outcome per write, in order, so a write that fails fails
-//! alone; inside the group each append is checked against its stream's version after the
-//! appends before it ([`Layout`]).
+//! The rule: at most one group commits at a time unless its leader releases the lead early,
+//! and then at most two; a write waits for at most the groups in progress. A caller that finds
+//! no group committing leads at once with its own write (a lone caller never waits for
+//! company); callers arriving meanwhile queue up, and when the leader is done (or has released
+//! the lead, see [`Release`]) the first of them leads the next group with the whole queue (one
+//! transaction, one flush). The commit returns one outcome per write, in order, so a write
+//! that fails fails alone; inside the group each append is checked against its stream's
+//! version after the appends before it ([`Layout`]).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -24,9 +25,57 @@ pub(crate) struct GroupQueue<R, O> {
 
 #[derive(Debug)]
 struct Queue<R, O> {
-    /// A leader is committing. Invariant: `waiting` is empty when this is false.
-    busy: bool,
+    /// Groups committing (or handed the lead and about to): at most [`MAX_LEADING`].
+    /// Invariant: `waiting` is empty when this is 0.
+    leading: usize,
+    /// The newest of those groups released the lead, or there is none: a next may start.
+    released: bool,
     waiting: Vec<(R, Arc<Place<O>>)>,
+}
+
+/// Groups in flight at once: one committing, and one more once the first released the lead.
+const MAX_LEADING: usize = 2;
+
+impl<R, O> Queue<R, O> {
+    /// A new group may start now.
+    fn may_lead(&self) -> bool {
+        self.leading == 0 || (self.released && self.leading < MAX_LEADING)
+    }
+
+    /// Counts a group starting.
+    fn start(&mut self) {
+        self.leading += 1;
+        self.released = false;
+    }
+
+    /// Hands the lead to the first waiting writer, if a group may start.
+    fn hand_over(&mut self) {
+        if self.may_lead()
+            && let Some((_, next)) = self.waiting.first()
+        {
+            next.set(PlaceState::Lead);
+            self.start();
+        }
+    }
+}
+
+/// Given to a group's commit: [`release`](Release::release) lets the next group start before
+/// this one is done. A commit calls it once the next group can no longer overtake this one
+/// (the backend orders them from there), or never: then the next starts when this one is done.
+pub(crate) struct Release<'a, R, O> {
+    queue: &'a GroupQueue<R, O>,
+    released: std::cell::Cell<bool>,
+}
+
+impl<R, O> Release<'_, R, O> {
+    /// Lets the next group start (once; later calls do nothing).
+    pub(crate) fn release(&self) {
+        if !self.released.replace(true) {
+            let mut queue = lock(&self.queue.queue);
+            queue.released = true;
+            queue.hand_over();
+        }
+    }
 }
 
 /// A writer's place in the queue, leader or follower: where its outcome, or the lead, is
@@ -90,7 +139,8 @@ impl<R, O> Default for GroupQueue<R, O> {
     fn default() -> Self {
         GroupQueue {
             queue: Mutex::new(Queue {
-                busy: false,
+                leading: 0,
+                released: true,
                 waiting: Vec::new(),
             }),
         }
@@ -109,19 +159,29 @@ impl<R, O> GroupQueue<R, O> {
         commit: impl FnOnce(Vec<R>) -> Vec<O>,
         failed: impl FnOnce() -> O,
     ) -> O {
+        self.submit_releasing(write, |group, _| commit(group), failed)
+    }
+
+    /// [`submit`](Self::submit), with a commit that may release the lead early.
+    pub(crate) fn submit_releasing(
+        &self,
+        write: R,
+        commit: impl FnOnce(Vec<R>, &Release<'_, R, O>) -> Vec<O>,
+        failed: impl FnOnce() -> O,
+    ) -> O {
         let place = Arc::new(Place::new());
         {
             let mut queue = lock(&self.queue);
             queue.waiting.push((write, Arc::clone(&place)));
-            if queue.busy {
+            if queue.may_lead() {
+                queue.start();
+            } else {
                 drop(queue);
                 match place.wait() {
                     Handed::Done(outcome) => return outcome,
                     Handed::Failed => return failed(),
                     Handed::Lead => {}
                 }
-            } else {
-                queue.busy = true;
             }
         }
         // This thread leads: commit everything queued so far, its own write included.
@@ -130,7 +190,11 @@ impl<R, O> GroupQueue<R, O> {
                 .into_iter()
                 .unzip();
         let count = group.len();
-        let outcomes = match catch_unwind(AssertUnwindSafe(|| commit(group))) {
+        let release = Release {
+            queue: self,
+            released: std::cell::Cell::new(false),
+        };
+        let outcomes = match catch_unwind(AssertUnwindSafe(|| commit(group, &release))) {
             Ok(outcomes) if outcomes.len() == count => Some(outcomes),
             _ => None,
         };
@@ -154,10 +218,12 @@ impl<R, O> GroupQueue<R, O> {
         }
         {
             let mut queue = lock(&self.queue);
-            match queue.waiting.first() {
-                Some((_, next)) => next.set(PlaceState::Lead),
-                None => queue.busy = false,
+            queue.leading -= 1;
+            // A group that never released is the newest (none could start after it).
+            if !release.released.get() {
+                queue.released = true;
             }
+            queue.hand_over();
         }
         own.unwrap_or_else(failed)
     }
@@ -270,6 +336,84 @@ mod tests {
         let sizes = sizes.into_inner().unwrap();
         assert_eq!(sizes.iter().sum::<usize>(), 1600);
         assert!(sizes.iter().any(|&n| n > 1), "some writes were grouped");
+    }
+
+    /// Without a release, groups never overlap; with one, at most two do, and every write
+    /// still gets its own outcome.
+    #[test]
+    fn groups_overlap_only_after_a_release_and_never_more_than_two() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        for releasing in [false, true] {
+            let queue = GroupQueue::<u64, u64>::default();
+            let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+            std::thread::scope(|s| {
+                for t in 0..8u64 {
+                    let (queue, now, most) = (&queue, &now, &most);
+                    s.spawn(move || {
+                        for i in 0..100 {
+                            let r = t * 1000 + i;
+                            let out = queue.submit_releasing(
+                                r,
+                                |group, release| {
+                                    let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                                    most.fetch_max(n, Ordering::SeqCst);
+                                    if releasing {
+                                        release.release();
+                                    }
+                                    std::thread::sleep(Duration::from_micros(300));
+                                    now.fetch_sub(1, Ordering::SeqCst);
+                                    group.iter().map(|r| r * 2).collect()
+                                },
+                                || 0,
+                            );
+                            assert_eq!(out, r * 2);
+                        }
+                    });
+                }
+            });
+            let most = most.into_inner();
+            if releasing {
+                assert_eq!(most, 2, "released groups overlap, two at most");
+            } else {
+                assert_eq!(most, 1, "groups that do not release never overlap");
+            }
+        }
+    }
+
+    /// A leader that released lets the next group commit while it is still committing.
+    #[test]
+    fn a_released_lead_starts_the_next_group_at_once() {
+        let queue = GroupQueue::<u64, u64>::default();
+        let (released, next_ran) = (std::sync::Barrier::new(2), std::sync::mpsc::channel());
+        std::thread::scope(|s| {
+            let (queue, released) = (&queue, &released);
+            let (tx, rx) = next_ran;
+            let first = s.spawn(move || {
+                queue.submit_releasing(
+                    1,
+                    |group, release| {
+                        release.release();
+                        released.wait();
+                        // The next group commits while this one has not returned.
+                        let overlapped = rx.recv_timeout(Duration::from_secs(10)).is_ok();
+                        assert!(overlapped, "the next group waited for this one");
+                        group
+                    },
+                    || 0,
+                )
+            });
+            released.wait();
+            let second = queue.submit(
+                2,
+                |group| {
+                    tx.send(()).unwrap();
+                    group
+                },
+                || 0,
+            );
+            assert_eq!(second, 2);
+            assert_eq!(first.join().unwrap(), 1);
+        });
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use self::commit::{Append, Known, Outcome};
+use self::commit::{Append, Committed, Known, OneTrip, Outcome};
 use self::pool::{Pool, Runtime, Statements};
 use self::schema::Sql;
 use crate::error::{AppendError, BoxError, Location, OpenError, ReadError, WriteError};
@@ -30,7 +30,7 @@ use crate::event::{
 use crate::schema::{OwnedSchema, RecordedSchema};
 use crate::store::checkpoint_name;
 use crate::store::{
-    AppendResult, EventStore, GroupQueue, ImportResult, Snapshot, StreamHead, Visitor,
+    AppendResult, EventStore, GroupQueue, ImportResult, Release, Snapshot, StreamHead, Visitor,
 };
 use crate::watch::HeadWatch;
 
@@ -202,7 +202,8 @@ impl PostgresOptions {
             commits,
             clock: Arc::clone(&self.clock),
             hold_commits: self.hold_commits,
-            known: Mutex::new(None),
+            known: Mutex::new(Knowledge::default()),
+            pipe: Mutex::new(None),
             skip_one_trip: AtomicU32::new(0),
             one_trip: OneTripCounts::default(),
             schema_sql: schemas::SchemaSql::new(&self.schema),
@@ -259,9 +260,10 @@ pub struct PostgresStore {
     commits: tokio::sync::mpsc::UnboundedSender<u64>,
     clock: Arc<dyn Clock>,
     hold_commits: Option<Duration>,
-    /// The log as this process's last group found or left it: what the next group is
-    /// planned from, to be sent in one round trip. `None` after a failed group.
-    known: Mutex<Option<Known>>,
+    /// What the next group is planned from, to be sent in one round trip.
+    known: Mutex<Knowledge>,
+    /// The connection of one-statement groups (see `commit_group`), taken from the pool.
+    pipe: Mutex<Option<Arc<pool::Conn>>>,
     /// Groups still to plan under the lock after a one-round-trip group was refused (another
     /// process moved the log meanwhile), so that contention does not pay for both.
     skip_one_trip: AtomicU32,
@@ -275,14 +277,26 @@ type Param = Box<dyn ToSql + Send + Sync>;
 /// Picks one of the prepared statements.
 type StatementOf = fn(&Statements) -> &tokio_postgres::Statement;
 
+/// What this process knows of the log, to plan groups from.
+#[derive(Debug, Clone, Copy, Default)]
+struct Knowledge {
+    /// The log as this process's last group found or left it. `None` after a failed group.
+    known: Option<Known>,
+    /// The log as the newest group sent on the pipe will leave it, once written.
+    ahead: Option<Known>,
+}
+
 /// Groups planned under the lock after a refused one-round-trip group.
 const SKIP_AFTER_REFUSAL: u32 = 8;
 
-/// How many groups were tried in one round trip, and how many of those it wrote.
+/// How many groups were tried in one round trip, and how many of those it wrote; how many
+/// are on the pipe now, and how many were sent behind another one still there.
 #[derive(Debug, Default)]
 struct OneTripCounts {
     tried: AtomicU64,
     written: AtomicU64,
+    on_pipe: AtomicU64,
+    behind: AtomicU64,
 }
 
 impl PostgresStore {
@@ -315,14 +329,25 @@ impl PostgresStore {
         )
     }
 
-    /// What the next group may be planned from in one round trip, if anything.
+    /// Groups sent in one round trip behind another group of this store still in flight
+    /// (pipelined on one connection, so that the server runs them in order). For tests and
+    /// benchmarks.
+    #[doc(hidden)]
+    pub fn pipelined_groups(&self) -> u64 {
+        self.one_trip.behind.load(Ordering::Relaxed)
+    }
+
+    /// What the next group may be planned from in one round trip, if anything: the log as
+    /// the newest group in flight will leave it, or as the last one left it.
     fn guess(&self) -> Option<Known> {
         let skip = self.skip_one_trip.load(Ordering::Relaxed);
         if skip > 0 {
             self.skip_one_trip.store(skip - 1, Ordering::Relaxed);
             return None;
         }
-        let known = (*self.known.lock().unwrap_or_else(|e| e.into_inner()))?;
+        let Knowledge { known, ahead } = *self.knowledge();
+        let known = known?;
+        let known = ahead.filter(|a| a.head > known.head).unwrap_or(known);
         // Another process's commit, notified: the head moved, its timestamp is not known.
         Some(Known {
             head: known.head.max(self.watch.head()),
@@ -330,14 +355,78 @@ impl PostgresStore {
         })
     }
 
+    fn knowledge(&self) -> std::sync::MutexGuard<'_, Knowledge> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The connection that carries one-statement groups, in the order they were planned.
+    /// `None` when the pool has room for one connection only.
+    fn pipe(&self) -> Option<Arc<pool::Conn>> {
+        if self.pool.max() < 2 {
+            return None;
+        }
+        let mut pipe = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(conn) = pipe.take_if(|c| c.client.is_closed()) {
+            self.pool.release(conn);
+        }
+        if pipe.is_none() {
+            *pipe = self.pool.acquire(&self.runtime).ok();
+        }
+        pipe.clone()
+    }
+
     /// Commits one group; called by the group's leader.
-    fn commit_group(&self, group: Vec<Append>) -> Vec<Outcome> {
+    ///
+    /// A group that can be planned from what the store knows goes out as one statement on
+    /// the store's pipe connection, and the lead is released as soon as it is queued there:
+    /// the next group, planned after it, is sent behind it on the same connection, so the
+    /// server runs it right after this one commits, with no round trip between them. If this
+    /// group is refused, the one behind it (planned on it) is refused too, and both are
+    /// planned again under the lock on connections of the pool.
+    fn commit_group(
+        &self,
+        group: Vec<Append>,
+        release: &Release<'_, Append, Outcome>,
+    ) -> Vec<Outcome> {
         let streams: Vec<StreamId> = group.iter().map(|a| a.stream.clone()).collect();
         let now = self.clock.now();
         let hold = self.hold_commits.map(random_below);
         let guess = self.guess();
-        let commit =
-            move |conn| async move { Ok(commit::commit(conn, group, now, hold, guess).await) };
+        let mut refused = false;
+        if hold.is_none()
+            && let Some(known) = guess
+            && let Some(trip) = OneTrip::plan(&group, known, now)
+            && let Some(pipe) = self.pipe()
+        {
+            self.knowledge().ahead = Some(trip.after());
+            if self.one_trip.on_pipe.fetch_add(1, Ordering::Relaxed) > 0 {
+                self.one_trip.behind.fetch_add(1, Ordering::Relaxed);
+            }
+            let sent = pool::block_here(commit::send_queued(&pipe, &trip, || release.release()));
+            self.one_trip.on_pipe.fetch_sub(1, Ordering::Relaxed);
+            match sent {
+                Ok(true) => return self.settle(trip.written()),
+                Ok(false) => refused = true,
+                Err(e) => {
+                    self.knowledge().ahead = None;
+                    return self.settle(commit::failed(&group, e.into(), true));
+                }
+            }
+        }
+        if refused {
+            self.knowledge().ahead = None;
+        }
+        // Not pipelined, or refused: on a connection of the pool, in one round trip or under
+        // the lock.
+        let guess = guess.filter(|_| !refused);
+        let commit = move |conn: Arc<pool::Conn>| async move {
+            let mut committed = match refused {
+                false => commit::commit(conn, group, now, hold, guess).await,
+                true => commit::transact_group(&conn, &group, now, hold, true).await,
+            };
+            committed.tried_one_trip |= refused;
+            Ok(committed)
+        };
         // Without a hold (a timer), a group only waits on its connection: it is polled on the
         // leader's thread, saving two hand-offs between threads per group.
         let done = match hold {
@@ -345,23 +434,7 @@ impl PostgresStore {
             Some(_) => self.pool.with(&self.runtime, commit),
         };
         match done {
-            Ok(committed) => {
-                if committed.tried_one_trip {
-                    self.one_trip.tried.fetch_add(1, Ordering::Relaxed);
-                    if committed.one_trip {
-                        self.one_trip.written.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        self.skip_one_trip
-                            .store(SKIP_AFTER_REFUSAL, Ordering::Relaxed);
-                    }
-                }
-                *self.known.lock().unwrap_or_else(|e| e.into_inner()) = committed.known;
-                if let Some(head) = committed.head {
-                    self.watch.publish(head);
-                    let _ = self.commits.send(head);
-                }
-                committed.outcomes
-            }
+            Ok(committed) => self.settle(committed),
             Err(e) => {
                 let message = e.to_string();
                 streams
@@ -375,6 +448,33 @@ impl PostgresStore {
                     .collect()
             }
         }
+    }
+
+    /// Records how a group went (what the log is known to be, the one-trip counts) and
+    /// publishes its head.
+    fn settle(&self, committed: Committed) -> Vec<Outcome> {
+        if committed.tried_one_trip {
+            self.one_trip.tried.fetch_add(1, Ordering::Relaxed);
+            if committed.one_trip {
+                self.one_trip.written.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.skip_one_trip
+                    .store(SKIP_AFTER_REFUSAL, Ordering::Relaxed);
+            }
+        }
+        {
+            let known = &mut self.knowledge().known;
+            // Groups in flight together settle in any order: the log only moves forward.
+            *known = match (committed.known, *known) {
+                (Some(new), Some(old)) if old.head > new.head => Some(old),
+                (new, _) => new,
+            };
+        }
+        if let Some(head) = committed.head {
+            self.watch.publish(head);
+            let _ = self.commits.send(head);
+        }
+        committed.outcomes
     }
 
     /// Reads pages of rows of `statement` in key order from `from`: `page` gives the
@@ -609,9 +709,9 @@ impl EventStore for PostgresStore {
             expected,
             events,
         };
-        self.group.submit(
+        self.group.submit_releasing(
             request,
-            |group| self.commit_group(group),
+            |group, release| self.commit_group(group, release),
             || {
                 Err(AppendError::Storage {
                     stream: stream.clone(),
@@ -826,7 +926,7 @@ impl EventStore for PostgresStore {
         match done {
             Ok(Ok((result, head))) => {
                 // Plan the next group under the lock, which reads the imported timestamps.
-                *self.known.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                self.knowledge().known = None;
                 self.watch.publish(head);
                 let _ = self.commits.send(head);
                 Ok(result)

@@ -16,6 +16,10 @@
 //! event), the group is planned from the head and versions read under the lock, in a
 //! transaction of two round trips: the conflicts it finds are the appends' own.
 //!
+//! A group sent in one statement may have another sent behind it on the same connection,
+//! planned on the head it leaves ([`send_queued`] tells its caller when that is safe): the
+//! server runs them in order, and the second is refused unless the first wrote.
+//!
 //! An import (see `store::import`) is a transaction of its own under the same lock: its
 //! events keep their versions and timestamps, checked whole against the streams' versions
 //! and the log's last timestamp read under the lock.
@@ -196,6 +200,79 @@ async fn write(
         .map(drop)
 }
 
+/// A group planned from what this process last knew of the log, to be sent as one statement.
+#[derive(Debug)]
+pub(super) struct OneTrip<'a> {
+    plan: Plan<'a>,
+    head: u64,
+    timestamp: Timestamp,
+}
+
+impl<'a> OneTrip<'a> {
+    /// Plans `group` after `known`, if every append can be planned from its expectation.
+    pub(super) fn plan(group: &'a [Append], known: Known, now: Timestamp) -> Option<Self> {
+        let current = expected_versions(group)?;
+        let timestamp = now.max(known.timestamp);
+        Some(OneTrip {
+            plan: plan(group, current, known.head, timestamp),
+            head: known.head,
+            timestamp,
+        })
+    }
+
+    /// The log as the group leaves it, once written.
+    pub(super) fn after(&self) -> Known {
+        Known {
+            head: self.head + self.plan.positions.len() as u64,
+            timestamp: self.timestamp,
+        }
+    }
+
+    /// The group as written.
+    pub(super) fn written(self) -> Committed {
+        let known = self.after();
+        Committed {
+            outcomes: self.plan.outcomes,
+            head: Some(known.head),
+            known: Some(known),
+            tried_one_trip: true,
+            one_trip: true,
+        }
+    }
+}
+
+/// Sends `trip` on `conn` and calls `queued` as soon as its statement is queued on the
+/// connection, ahead of any statement sent on it later: `Ok(false)` when the database refused
+/// it, which wrote nothing (see [`one_trip`]).
+pub(super) async fn send_queued(
+    conn: &Conn,
+    trip: &OneTrip<'_>,
+    queued: impl FnOnce(),
+) -> Result<bool, tokio_postgres::Error> {
+    let mut write = std::pin::pin!(write(conn, &trip.plan, trip.head, trip.timestamp));
+    let mut queued = Some(queued);
+    // The client queues a statement's messages when its future is first polled.
+    let written = std::future::poll_fn(|cx| {
+        let poll = write.as_mut().poll(cx);
+        if let Some(queued) = queued.take() {
+            queued();
+        }
+        poll
+    })
+    .await;
+    written.map_or_else(refused, |()| Ok(true))
+}
+
+/// A database's refusal of a one-statement group wrote nothing; any other error may have
+/// come after the commit, so it is the group's.
+fn refused(e: tokio_postgres::Error) -> Result<bool, tokio_postgres::Error> {
+    if e.as_db_error().is_some() {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
 /// Commits `group` on `conn`; `delay` holds the transaction open before COMMIT (tests).
 /// `known` is what this process last knew of the log, if the group may be tried in one
 /// round trip from it.
@@ -207,28 +284,27 @@ pub(super) async fn commit(
     known: Option<Known>,
 ) -> Committed {
     let mut tried_one_trip = false;
-    if let (Some(known), Some(current)) = (known, expected_versions(&group)) {
+    if let Some(trip) = known.and_then(|known| OneTrip::plan(&group, known, now)) {
         tried_one_trip = true;
-        let timestamp = now.max(known.timestamp);
-        let plan = plan(&group, current, known.head, timestamp);
-        let written = plan.positions.len() as u64;
-        match one_trip(&conn, &plan, known.head, timestamp, delay).await {
-            Ok(true) => {
-                let head = known.head + written;
-                return Committed {
-                    outcomes: plan.outcomes,
-                    head: Some(head),
-                    known: Some(Known { head, timestamp }),
-                    tried_one_trip,
-                    one_trip: true,
-                };
-            }
+        match one_trip(&conn, &trip, delay).await {
+            Ok(true) => return trip.written(),
             // Refused by the database: nothing was written; plan again under the lock.
             Ok(false) => {}
             Err(e) => return failed(&group, e.into(), tried_one_trip),
         }
     }
-    match transact(&conn, &group, now, delay).await {
+    transact_group(&conn, &group, now, delay, tried_one_trip).await
+}
+
+/// Commits `group` on `conn` in a transaction that reads the head and versions under the lock.
+pub(super) async fn transact_group(
+    conn: &Conn,
+    group: &[Append],
+    now: Timestamp,
+    delay: Option<Duration>,
+    tried_one_trip: bool,
+) -> Committed {
+    match transact(conn, group, now, delay).await {
         Ok((outcomes, known, written)) => Committed {
             outcomes,
             head: written.then_some(known.head),
@@ -239,13 +315,13 @@ pub(super) async fn commit(
         Err(e) => {
             // The transaction is aborted (or the connection gone): end it before reuse.
             let _ = conn.client.execute(&conn.st.rollback, &[]).await;
-            failed(&group, e, tried_one_trip)
+            failed(group, e, tried_one_trip)
         }
     }
 }
 
 /// Every append of `group` failed with `e`.
-fn failed(group: &[Append], e: BoxError, tried_one_trip: bool) -> Committed {
+pub(super) fn failed(group: &[Append], e: BoxError, tried_one_trip: bool) -> Committed {
     let message = e.to_string();
     let source = Arc::new(e);
     let outcomes = group
@@ -266,32 +342,21 @@ fn failed(group: &[Append], e: BoxError, tried_one_trip: bool) -> Committed {
     }
 }
 
-/// Sends `plan` as one statement committed alone: `Ok(false)` when the database refused it
+/// Sends `trip` as one statement committed alone: `Ok(false)` when the database refused it
 /// (the head or a stream was not as planned, or it failed otherwise), which wrote nothing.
 /// Any other error may have come after the commit, so it is the group's.
 async fn one_trip(
     conn: &Conn,
-    plan: &Plan<'_>,
-    head: u64,
-    timestamp: Timestamp,
+    trip: &OneTrip<'_>,
     delay: Option<Duration>,
 ) -> Result<bool, tokio_postgres::Error> {
-    let refused = |e: tokio_postgres::Error| {
-        if e.as_db_error().is_some() {
-            Ok(false)
-        } else {
-            Err(e)
-        }
-    };
     let Some(delay) = delay else {
-        return write(conn, plan, head, timestamp)
-            .await
-            .map_or_else(refused, |()| Ok(true));
+        return send_queued(conn, trip, || {}).await;
     };
     let (c, st) = (&conn.client, &conn.st);
     let written = tokio::try_join!(
         c.execute(&st.begin, &[]),
-        write(conn, plan, head, timestamp)
+        write(conn, &trip.plan, trip.head, trip.timestamp)
     );
     if let Err(e) = written {
         let _ = c.execute(&st.rollback, &[]).await;

@@ -196,6 +196,11 @@ impl Pool {
         }
     }
 
+    /// The most connections the pool opens.
+    pub(super) fn max(&self) -> usize {
+        self.max
+    }
+
     fn lock(&self) -> MutexGuard<'_, Idle> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
