@@ -131,10 +131,21 @@ pub fn new_event(version: u64) -> NewEvent {
 
 /// Writes events `from..=to` of `stream` in batches of 1000, straight to the store.
 pub fn write_history(store: &impl EventStore, stream: &StreamId, from: u64, to: u64) {
+    write_events(store, stream, from, to, new_event);
+}
+
+/// Writes the events `event(v)` for `v` in `from..=to` of `stream` in batches of 1000.
+fn write_events(
+    store: &impl EventStore,
+    stream: &StreamId,
+    from: u64,
+    to: u64,
+    event: fn(u64) -> NewEvent,
+) {
     let mut v = from;
     while v <= to {
         let end = (v + 999).min(to);
-        let batch = (v..=end).map(new_event).collect();
+        let batch = (v..=end).map(event).collect();
         store
             .append(stream, ExpectedVersion::Exact(v - 1), batch)
             .expect("history appends");
@@ -253,15 +264,7 @@ pub mod evolved {
     /// Writes events `from..=to` of `stream` at the current shapes in batches of 1000; the
     /// same history at version 1 is [`super::write_history`]'s.
     pub fn write_history(store: &impl EventStore, stream: &StreamId, from: u64, to: u64) {
-        let mut v = from;
-        while v <= to {
-            let end = (v + 999).min(to);
-            let batch = (v..=end).map(new_event).collect();
-            store
-                .append(stream, ExpectedVersion::Exact(v - 1), batch)
-                .expect("history appends");
-            v = end + 1;
-        }
+        super::write_events(store, stream, from, to, new_event);
     }
 }
 
