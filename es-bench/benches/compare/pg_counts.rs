@@ -25,6 +25,9 @@ use crate::{Config, Summary};
 
 /// Accounts of the one-caller runs.
 const ACCOUNTS: u64 = 10;
+/// Callers and accounts of the concurrent run.
+const CALLERS: u64 = 64;
+const MANY_ACCOUNTS: u64 = 1000;
 const HISTORY: u64 = 100_000;
 
 /// The server's counters that one run moves.
@@ -154,7 +157,7 @@ impl Stats {
                 .query(
                     "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, rows,
                             shared_blks_hit, shared_blks_read,
-                            (total_exec_time * 1000000)::int8
+                            ((total_exec_time + total_plan_time) * 1000000)::int8
                      FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
                      WHERE d.datname = 'postgres'",
                     &[],
@@ -247,6 +250,7 @@ pub(crate) fn run(cfg: &Config, _: &mut Summary) {
     let server = Server::start_with(
         bin,
         "-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track_utility=on \
+         -c pg_stat_statements.track_planning=on \
          -c autovacuum=off -c checkpoint_timeout=1h -c max_wal_size=10GB",
     );
     let url = server.url();
@@ -323,18 +327,41 @@ pub(crate) fn run(cfg: &Config, _: &mut Summary) {
             host.execute(i % ACCOUNTS, bank::deposit(1)).unwrap();
         }
     });
+    // 64 callers over 1000 accounts: the commands per group, and what the server does per
+    // command when groups are pipelined on one connection.
+    let (m1, m2) = (CALLERS * cfg.pick(20, 10), CALLERS * cfg.pick(100, 30));
+    let host_64 = stats.per_command("host_many", m1, m2, |schema, k| {
+        let host = Host::<BankAccount, _>::builder(store(&url, schema))
+            .snapshot_every(0)
+            .build();
+        for a in 0..MANY_ACCOUNTS {
+            host.execute(a, bank::open()).unwrap();
+        }
+        std::thread::scope(|s| {
+            for c in 0..CALLERS {
+                let host = &host;
+                s.spawn(move || {
+                    for i in 0..k / CALLERS {
+                        let account = (c * 7919 + i * 64) % MANY_ACCOUNTS;
+                        host.execute(account, bank::deposit(1)).unwrap();
+                    }
+                });
+            }
+        });
+    });
     let peer_url = pg_peer::url(&server.dir.display().to_string());
     let peer = stats.per_command("peer", k1, k2, |schema, k| {
         let peer = Peer::open(&peer_url, schema, ACCOUNTS, 1);
         peer.one(0, k);
     });
 
-    println!("## PostgreSQL, counted per command (one caller)\n");
+    println!("## PostgreSQL, counted per command\n");
     println!(
         "Counted by the server (pg_stat_statements, pg_stat_database, pg_stat_wal) on a \
          throwaway cluster of its own (fsync on, autovacuum and timed checkpoints off): the \
          difference between a run of {k2} and one of {k1} commands over {ACCOUNTS} accounts, \
-         each from opening its connections to closing them, over {}. Independent of the \
+         each from opening its connections to closing them, over {} (64 callers: {m2} and \
+         {m1} commands over {MANY_ACCOUNTS} accounts, over {}). Independent of the \
          machine's load, but for the NOTIFYs a store sends after its commits: at most one per \
          5 ms (`notify_every`), for the newest head, so their count per command falls as the \
          store commits faster. Statements as pg_stat_statements counts them: BEGIN and \
@@ -344,7 +371,8 @@ pub(crate) fn run(cfg: &Config, _: &mut Summary) {
          \"server µs\" is the server's own execution time of the statement per command \
          (pg_stat_statements' total_exec_time, without the commit's WAL flush): a time, so \
          unlike the counts it moves with the machine's load.\n",
-        k2 - k1
+        k2 - k1,
+        m2 - m1
     );
     let mut t = Table::new(&[
         "per command",
@@ -359,6 +387,7 @@ pub(crate) fn run(cfg: &Config, _: &mut Summary) {
         ("raw SQL, one INSERT committed alone", &raw),
         ("PostgresStore::append", &append),
         ("Host::execute", &host),
+        ("Host::execute, 64 callers", &host_64),
         ("postgres-es 0.5 (cqrs-es)", &peer),
     ] {
         let c = &p.counters;
@@ -377,6 +406,7 @@ pub(crate) fn run(cfg: &Config, _: &mut Summary) {
         ("raw SQL", &raw),
         ("PostgresStore::append", &append),
         ("Host::execute", &host),
+        ("Host::execute, 64 callers", &host_64),
         ("postgres-es 0.5", &peer),
     ] {
         println!("Statements of {name}, per command (S: the schema):\n");

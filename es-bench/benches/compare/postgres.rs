@@ -167,6 +167,79 @@ impl Drop for Server {
     }
 }
 
+/// CPU time spent by this process (every thread) and by the server's processes, summed
+/// over the samples of one contender.
+#[derive(Debug, Default, Clone, Copy)]
+struct Cpu {
+    bench: Duration,
+    server: Duration,
+    commands: u64,
+}
+
+impl Cpu {
+    /// Runs `f` (which does `commands` commands) and adds the CPU time it took.
+    fn add<T>(&mut self, server: &Server, commands: u64, f: impl FnOnce() -> T) -> T {
+        let before = (own_cpu(), server.cpu());
+        let out = f();
+        self.bench += own_cpu().saturating_sub(before.0);
+        self.server += server.cpu().saturating_sub(before.1);
+        self.commands += commands;
+        out
+    }
+
+    /// Microseconds of CPU per command: this process's, then the server's.
+    fn per_command(&self) -> String {
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / self.commands.max(1) as f64;
+        format!("{:.0} / {:.0}", per(self.bench), per(self.server))
+    }
+}
+
+/// User and system time of this process so far.
+fn own_cpu() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage fills the struct it is given.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+impl Server {
+    /// User and system time so far of the server's postmaster and of its children alive now
+    /// (from /proc, in clock ticks).
+    fn cpu(&self) -> Duration {
+        let pid_file = self.dir.join("data").join("postmaster.pid");
+        let Some(postmaster) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|s| s.lines().next()?.trim().parse::<u32>().ok())
+        else {
+            return Duration::ZERO;
+        };
+        // SAFETY: sysconf has no preconditions.
+        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let mut ticks = 0u64;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // The fields after the command's closing parenthesis: state, ppid, ...
+            let Some((head, rest)) = stat.rsplit_once(')') else {
+                continue;
+            };
+            let pid = head.split(' ').next().and_then(|p| p.parse::<u32>().ok());
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let ppid = fields.get(1).and_then(|p| p.parse::<u32>().ok());
+            if pid == Some(postmaster) || ppid == Some(postmaster) {
+                let n = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+                ticks += n(11).unwrap_or(0) + n(12).unwrap_or(0);
+            }
+        }
+        Duration::from_secs_f64(ticks as f64 / tick)
+    }
+}
+
 /// A plain client for the raw baselines, on a runtime of its own.
 pub(crate) struct Raw {
     rt: tokio::runtime::Runtime,
@@ -409,13 +482,17 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         .collect();
     raw.insert(&raw.one.clone(), &rows[..1]);
 
+    let (mut cpu_host_one, mut cpu_raw_one, mut cpu_host_many) =
+        (Cpu::default(), Cpu::default(), Cpu::default());
     let mut next = 0u64;
     let mut host_one = || {
-        let d = time(|| {
-            for i in next..next + n {
-                host.execute(i % ACCOUNTS, bank::deposit(1)).unwrap();
-            }
-            host.flush_snapshots();
+        let d = cpu_host_one.add(&server, n, || {
+            time(|| {
+                for i in next..next + n {
+                    host.execute(i % ACCOUNTS, bank::deposit(1)).unwrap();
+                }
+                host.flush_snapshots();
+            })
         });
         next += n;
         d
@@ -443,10 +520,12 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
     let mut raw_one = || {
         let mut raw = raw.borrow_mut();
         let one = raw.one.clone();
-        time(|| {
-            for i in 0..n as usize {
-                raw.insert(&one, &rows[i % rows.len()..][..1]);
-            }
+        cpu_raw_one.add(&server, n, || {
+            time(|| {
+                for i in 0..n as usize {
+                    raw.insert(&one, &rows[i % rows.len()..][..1]);
+                }
+            })
         })
     };
     // The same rows, 64 in one statement per commit (timed per row written).
@@ -481,9 +560,11 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
     let mut host_groups = (0i64, 0i64);
     let mut host_many = || {
         let before = raw.borrow().head("host_many");
-        let d = concurrently(per_caller, |c, i| {
-            host_64.execute(account(c, i), bank::deposit(1)).unwrap();
-        }) + time(|| host_64.flush_snapshots());
+        let d = cpu_host_many.add(&server, per_caller * CALLERS, || {
+            concurrently(per_caller, |c, i| {
+                host_64.execute(account(c, i), bank::deposit(1)).unwrap();
+            }) + time(|| host_64.flush_snapshots())
+        });
         let (e, g) = raw.borrow().groups("host_many", before);
         host_groups = (host_groups.0 + e, host_groups.1 + g);
         d
@@ -599,7 +680,11 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
          that wrote them. Raw SQL writes the store's rows (same columns, keys and payloads) \
          with prepared statements through tokio-postgres: one INSERT committed alone per row, \
          or {GROUP} rows in one multi-row INSERT per commit. \"vs raw\" is the median over \
-         the rounds of each round's ratio to raw one-row commits.\n"
+         the rounds of each round's ratio to raw one-row commits. CPU per command is this \
+         process's (every thread: callers, the store's runtime, its listener) and then the \
+         server's (the postmaster and its processes alive at the end of each sample, from \
+         /proc) over every sample of the contender; on this machine's two cores the two \
+         together bound the rate at about two million over their sum per second.\n"
     );
     let mut t = Table::new(&[
         "",
@@ -607,6 +692,8 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         "vs raw, paired by round",
         "64 callers",
         "mean group",
+        "CPU µs per command, 1 caller",
+        "64 callers",
     ]);
     t.row(vec![
         "Host::execute".into(),
@@ -614,6 +701,8 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         pct(host_vs),
         per_sec(host_many),
         format!("{:.1}", mean(host_groups)),
+        cpu_host_one.per_command(),
+        cpu_host_many.per_command(),
     ]);
     t.row(vec![
         "PostgresStore::append".into(),
@@ -621,6 +710,8 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         pct(store_vs),
         per_sec(store_many),
         format!("{:.1}", mean(store_groups)),
+        String::new(),
+        String::new(),
     ]);
     t.row(vec![
         "raw SQL, one INSERT + commit per row".into(),
@@ -628,6 +719,8 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         "100%".into(),
         String::new(),
         "1".into(),
+        cpu_raw_one.per_command(),
+        String::new(),
     ]);
     t.row(vec![
         format!("raw SQL, {GROUP} rows per INSERT + commit (rows/s)"),
@@ -635,6 +728,8 @@ pub(crate) fn run(cfg: &Config, summary: &mut Summary) {
         String::new(),
         String::new(),
         GROUP.to_string(),
+        String::new(),
+        String::new(),
     ]);
     t.print();
 
