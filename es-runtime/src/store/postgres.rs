@@ -86,8 +86,9 @@ impl PostgresOptions {
         self
     }
 
-    /// The most connections the store opens (default 8, at least 1), besides the one that
-    /// listens for other processes' commits. Appends in flight together share one.
+    /// The most connections the store's pool opens (default 8, at least 1), besides the one
+    /// that listens for other processes' commits and the one that carries groups of appends
+    /// sent in one statement. Appends in flight together share one.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self
@@ -181,6 +182,7 @@ impl PostgresOptions {
             .map_err(storage)?;
         let watch = Arc::new(HeadWatch::new(store_head));
         let (commits, committed) = tokio::sync::mpsc::unbounded_channel();
+        let epoch = Arc::new(AtomicU64::new(0));
         runtime.handle().spawn(listen::listen(
             config,
             channel(&self.schema),
@@ -191,6 +193,7 @@ impl PostgresOptions {
                 notify: self.notify_every,
             },
             committed,
+            Arc::clone(&epoch),
         ));
         tracing::debug!(store = %path, head = store_head, "opened PostgreSQL store");
         Ok(PostgresStore {
@@ -204,6 +207,7 @@ impl PostgresOptions {
             hold_commits: self.hold_commits,
             known: Mutex::new(Knowledge::default()),
             pipe: Mutex::new(None),
+            epoch,
             skip_one_trip: AtomicU32::new(0),
             one_trip: OneTripCounts::default(),
             schema_sql: schemas::SchemaSql::new(&self.schema),
@@ -262,8 +266,12 @@ pub struct PostgresStore {
     hold_commits: Option<Duration>,
     /// What the next group is planned from, to be sent in one round trip.
     known: Mutex<Knowledge>,
-    /// The connection of one-statement groups (see `commit_group`), taken from the pool.
-    pipe: Mutex<Option<Arc<pool::Conn>>>,
+    /// The connection of one-statement groups (see `commit_group`), and the listener's
+    /// epoch it was opened in.
+    pipe: Mutex<Option<(Arc<pool::Driven>, u64)>>,
+    /// Counts the listener's lost connections: a pipe opened before the last one may be
+    /// dead without knowing it (nothing polls it while idle), so it is opened again.
+    epoch: Arc<AtomicU64>,
     /// Groups still to plan under the lock after a one-round-trip group was refused (another
     /// process moved the log meanwhile), so that contention does not pay for both.
     skip_one_trip: AtomicU32,
@@ -359,20 +367,21 @@ impl PostgresStore {
         self.known.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The connection that carries one-statement groups, in the order they were planned.
-    /// `None` when the pool has room for one connection only.
-    fn pipe(&self) -> Option<Arc<pool::Conn>> {
-        if self.pool.max() < 2 {
+    /// The connection that carries one-statement groups, in the order they were planned,
+    /// connected on first use and again once the server closed it. `None` on a thread inside
+    /// an async runtime, or while the server cannot be reached.
+    fn pipe(&self) -> Option<Arc<pool::Driven>> {
+        if tokio::runtime::Handle::try_current().is_ok() {
             return None;
         }
         let mut pipe = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(conn) = pipe.take_if(|c| c.client.is_closed()) {
-            self.pool.release(conn);
-        }
+        let epoch = self.epoch.load(Ordering::Acquire);
+        pipe.take_if(|(p, at)| p.conn.client.is_closed() || *at != epoch);
         if pipe.is_none() {
-            *pipe = self.pool.acquire(&self.runtime).ok();
+            let connected = pool::Driven::connect(self.pool.config().clone(), self.pool.sql());
+            *pipe = connected.ok().map(|p| (Arc::new(p), epoch));
         }
-        pipe.clone()
+        pipe.as_ref().map(|(p, _)| Arc::clone(p))
     }
 
     /// Commits one group; called by the group's leader.
@@ -402,7 +411,7 @@ impl PostgresStore {
             if self.one_trip.on_pipe.fetch_add(1, Ordering::Relaxed) > 0 {
                 self.one_trip.behind.fetch_add(1, Ordering::Relaxed);
             }
-            let sent = pool::block_here(commit::send_queued(&pipe, &trip, || release.release()));
+            let sent = pipe.block_on(commit::send_queued(&pipe.conn, &trip, || release.release()));
             self.one_trip.on_pipe.fetch_sub(1, Ordering::Relaxed);
             match sent {
                 Ok(true) => return self.settle(trip.written()),

@@ -10,6 +10,7 @@
 //! of the highest.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -27,7 +28,7 @@ pub(super) struct Periods {
     pub(super) notify: Duration,
 }
 
-/// Runs until the store's runtime shuts down.
+/// Runs until the store's runtime shuts down; counts in `lost` each connection it lost.
 pub(super) async fn listen(
     config: tokio_postgres::Config,
     channel: String,
@@ -35,6 +36,7 @@ pub(super) async fn listen(
     watch: Arc<HeadWatch>,
     periods: Periods,
     mut commits: UnboundedReceiver<u64>,
+    lost: Arc<AtomicU64>,
 ) {
     // A head committed but not yet notified, kept across reconnections.
     let mut pending = None;
@@ -51,6 +53,8 @@ pub(super) async fn listen(
         if let Err(e) = once.await {
             tracing::debug!(error = %e, "the PostgreSQL listener reconnects");
         }
+        // Other connections opened before may be as dead as this one was.
+        lost.fetch_add(1, Ordering::Release);
         tokio::time::sleep(periods.poll).await;
     }
 }

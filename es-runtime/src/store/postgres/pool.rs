@@ -146,6 +146,50 @@ pub(super) fn block_here<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// A connection driven by the threads that wait on it, on a current-thread runtime of its
+/// own: a statement goes out and its answer comes in on the calling thread, with no hand-off
+/// to another thread either way. Only for threads outside any async runtime (a current-thread
+/// runtime cannot be entered from inside one); several may wait on it at once, the first
+/// driving it for all.
+#[derive(Debug)]
+pub(super) struct Driven {
+    pub(super) conn: Conn,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Driven {
+    /// Connects and prepares the statements, on the calling thread.
+    pub(super) fn connect(config: tokio_postgres::Config, sql: Arc<Sql>) -> Result<Self, BoxError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        // The connection's task is spawned on this runtime, which runs it while any thread
+        // waits in `block_on`.
+        let conn = runtime.block_on(connect(config, sql))?;
+        Ok(Driven {
+            conn,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Polls `future` on the calling thread, driving the connection meanwhile.
+    pub(super) fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.runtime
+            .as_ref()
+            .expect("dropped only with the connection")
+            .block_on(future)
+    }
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which panics inside another runtime; this does not.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 /// A bounded pool of connections, opened on demand and dropped once the server closed them.
 #[derive(Debug)]
 pub(super) struct Pool {
@@ -196,9 +240,14 @@ impl Pool {
         }
     }
 
-    /// The most connections the pool opens.
-    pub(super) fn max(&self) -> usize {
-        self.max
+    /// How the pool connects.
+    pub(super) fn config(&self) -> &tokio_postgres::Config {
+        &self.config
+    }
+
+    /// The statements every connection prepares.
+    pub(super) fn sql(&self) -> Arc<Sql> {
+        Arc::clone(&self.sql)
     }
 
     fn lock(&self) -> MutexGuard<'_, Idle> {
