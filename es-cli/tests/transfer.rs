@@ -39,6 +39,10 @@ fn source() -> &'static Path {
 
 /// Every event of the LMDB store at `path`.
 fn lmdb_events(path: &Path) -> Vec<RecordedEvent> {
+    // A process opens a directory once at a time, and tests run on threads of one process:
+    // reading the shared source from two of them at once would be refused.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let store = LmdbOptions::new().read_only(true).open(path).unwrap();
     store.read_all(1, usize::MAX).unwrap()
 }

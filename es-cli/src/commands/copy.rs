@@ -48,43 +48,12 @@ pub(crate) fn run(
         .progress_bar()
         .run()
         .map_err(|e| failure(&from, &to, e))?;
-    let schemas = carry_schemas(&from, &to)?;
     if json {
-        let mut doc = to_json(&from, &to, &report);
-        doc["schemas_recorded"] = json!(schemas);
-        output::json_document(out, &doc)?;
+        output::json_document(out, &to_json(&from, &to, &report))?;
     } else {
-        write_text(out, &from, &to, &report, schemas)?;
+        write_text(out, &from, &to, &report)?;
     }
     Ok(())
-}
-
-/// Records the source's schemas in the target, oldest first, when the target has none, so
-/// that `es docs` and `es show` read the copy as they read the source. (A target with
-/// schemas of its own keeps them: recording older ones after them would make them newest.)
-/// Each is stamped by the target's clock. Returns how many were recorded.
-fn carry_schemas(from: &Store, to: &Store) -> Result<u64> {
-    let records = from.events().schemas()?;
-    if records.is_empty() || !to.events().schemas()?.is_empty() {
-        return Ok(0);
-    }
-    let mut recorded = 0;
-    for r in &records {
-        let schema = r.schema().map_err(|e| {
-            CliError::failed(format_args!(
-                "the events were copied, but the schema of {:?} (revision {}) does not read: {e}",
-                r.name, r.revision
-            ))
-        })?;
-        let saved = to.events().save_schema(&schema).map_err(|e| {
-            CliError::failed(format_args!(
-                "the events were copied, but recording the schema of {:?} failed: {e}",
-                r.name
-            ))
-        })?;
-        recorded += u64::from(saved.is_some());
-    }
-    Ok(recorded)
 }
 
 /// A migration's error as the tool's: damage read in either store is damage (4), anything
@@ -120,6 +89,7 @@ fn to_json(from: &Store, to: &Store, r: &MigrateReport) -> serde_json::Value {
         "snapshots_copied": r.snapshots_copied,
         "snapshots_skipped": r.snapshots_skipped,
         "checkpoints_copied": r.checkpoints_copied,
+        "schemas_copied": r.schemas_copied,
         "verified": r.verified,
         "seconds": r.elapsed.as_secs_f64(),
     })
@@ -130,7 +100,6 @@ fn write_text(
     from: &Store,
     to: &Store,
     r: &MigrateReport,
-    schemas: u64,
 ) -> std::io::Result<()> {
     let positions = if r.written == 0 {
         "none".to_owned()
@@ -164,7 +133,7 @@ fn write_text(
                 ),
             ),
             ("checkpoints", format!("{} copied", r.checkpoints_copied)),
-            ("schemas", format!("{schemas} recorded")),
+            ("schemas", format!("{} copied", r.schemas_copied)),
             (
                 "verified",
                 if r.verified {
