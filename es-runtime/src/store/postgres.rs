@@ -8,19 +8,22 @@
 //! format version stored in the schema is checked at open.
 
 mod commit;
+mod group;
 mod listen;
 mod pool;
+mod read;
 mod schema;
 mod schemas;
 mod streams;
 mod tables;
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use self::commit::{Append, Committed, Known, OneTrip, Outcome};
+use self::commit::{Append, Outcome};
+use self::group::{Knowledge, OneTripCounts};
 use self::pool::{Pool, Runtime, Statements};
 use self::schema::Sql;
 use crate::error::{AppendError, BoxError, Location, OpenError, ReadError, WriteError};
@@ -30,7 +33,7 @@ use crate::event::{
 use crate::schema::{OwnedSchema, RecordedSchema};
 use crate::store::checkpoint_name;
 use crate::store::{
-    AppendResult, EventStore, GroupQueue, ImportResult, Release, Snapshot, StreamHead, Visitor,
+    AppendResult, EventStore, GroupQueue, ImportResult, Snapshot, StreamHead, Visitor,
 };
 use crate::watch::HeadWatch;
 
@@ -285,28 +288,6 @@ type Param = Box<dyn ToSql + Send + Sync>;
 /// Picks one of the prepared statements.
 type StatementOf = fn(&Statements) -> &tokio_postgres::Statement;
 
-/// What this process knows of the log, to plan groups from.
-#[derive(Debug, Clone, Copy, Default)]
-struct Knowledge {
-    /// The log as this process's last group found or left it. `None` after a failed group.
-    known: Option<Known>,
-    /// The log as the newest group sent on the pipe will leave it, once written.
-    ahead: Option<Known>,
-}
-
-/// Groups planned under the lock after a refused one-round-trip group.
-const SKIP_AFTER_REFUSAL: u32 = 8;
-
-/// How many groups were tried in one round trip, and how many of those it wrote; how many
-/// are on the pipe now, and how many were sent behind another one still there.
-#[derive(Debug, Default)]
-struct OneTripCounts {
-    tried: AtomicU64,
-    written: AtomicU64,
-    on_pipe: AtomicU64,
-    behind: AtomicU64,
-}
-
 impl PostgresStore {
     /// What the store is: its hosts, database and schema.
     pub fn describe(&self) -> &str {
@@ -325,335 +306,6 @@ impl PostgresStore {
             Ok(conn.client.query(statement(&conn.st), &refs).await?)
         })
     }
-
-    /// Groups sent in one round trip (planned from what the store last knew of the log) and,
-    /// of those, the ones that wrote; the others were planned again under the lock. For tests
-    /// and benchmarks.
-    #[doc(hidden)]
-    pub fn one_trip_groups(&self) -> (u64, u64) {
-        (
-            self.one_trip.tried.load(Ordering::Relaxed),
-            self.one_trip.written.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Groups sent in one round trip behind another group of this store still in flight
-    /// (pipelined on one connection, so that the server runs them in order). For tests and
-    /// benchmarks.
-    #[doc(hidden)]
-    pub fn pipelined_groups(&self) -> u64 {
-        self.one_trip.behind.load(Ordering::Relaxed)
-    }
-
-    /// What the next group may be planned from in one round trip, if anything: the log as
-    /// the newest group in flight will leave it, or as the last one left it.
-    fn guess(&self) -> Option<Known> {
-        let skip = self.skip_one_trip.load(Ordering::Relaxed);
-        if skip > 0 {
-            self.skip_one_trip.store(skip - 1, Ordering::Relaxed);
-            return None;
-        }
-        let Knowledge { known, ahead } = *self.knowledge();
-        let known = known?;
-        let known = ahead.filter(|a| a.head > known.head).unwrap_or(known);
-        // Another process's commit, notified: the head moved, its timestamp is not known.
-        Some(Known {
-            head: known.head.max(self.watch.head()),
-            timestamp: known.timestamp,
-        })
-    }
-
-    fn knowledge(&self) -> std::sync::MutexGuard<'_, Knowledge> {
-        self.known.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The connection that carries one-statement groups, in the order they were planned,
-    /// connected on first use and again once the server closed it. `None` on a thread inside
-    /// an async runtime, or while the server cannot be reached.
-    fn pipe(&self) -> Option<Arc<pool::Driven>> {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return None;
-        }
-        let mut pipe = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
-        let epoch = self.epoch.load(Ordering::Acquire);
-        pipe.take_if(|(p, at)| p.conn.client.is_closed() || *at != epoch);
-        if pipe.is_none() {
-            let connected = pool::Driven::connect(self.pool.config().clone(), self.pool.sql());
-            *pipe = connected.ok().map(|p| (Arc::new(p), epoch));
-        }
-        pipe.as_ref().map(|(p, _)| Arc::clone(p))
-    }
-
-    /// Commits one group; called by the group's leader.
-    ///
-    /// A group that can be planned from what the store knows goes out as one statement on
-    /// the store's pipe connection, and the lead is released as soon as it is queued there:
-    /// the next group, planned after it, is sent behind it on the same connection, so the
-    /// server runs it right after this one commits, with no round trip between them. If this
-    /// group is refused, the one behind it (planned on it) is refused too, and both are
-    /// planned again under the lock on connections of the pool.
-    fn commit_group(
-        &self,
-        group: Vec<Append>,
-        release: &Release<'_, Append, Outcome>,
-    ) -> Vec<Outcome> {
-        let streams: Vec<StreamId> = group.iter().map(|a| a.stream.clone()).collect();
-        let now = self.clock.now();
-        let hold = self.hold_commits.map(random_below);
-        let guess = self.guess();
-        let mut refused = false;
-        if hold.is_none()
-            && let Some(known) = guess
-            && let Some(trip) = OneTrip::plan(&group, known, now)
-            && let Some(pipe) = self.pipe()
-        {
-            self.knowledge().ahead = Some(trip.after());
-            if self.one_trip.on_pipe.fetch_add(1, Ordering::Relaxed) > 0 {
-                self.one_trip.behind.fetch_add(1, Ordering::Relaxed);
-            }
-            let sent = pipe.block_on(commit::send_queued(&pipe.conn, &trip, || release.release()));
-            self.one_trip.on_pipe.fetch_sub(1, Ordering::Relaxed);
-            match sent {
-                Ok(true) => return self.settle(trip.written()),
-                Ok(false) => refused = true,
-                Err(e) => {
-                    self.knowledge().ahead = None;
-                    return self.settle(commit::failed(&group, e.into(), true));
-                }
-            }
-        }
-        if refused {
-            self.knowledge().ahead = None;
-        }
-        // Not pipelined, or refused: on a connection of the pool, in one round trip or under
-        // the lock.
-        let guess = guess.filter(|_| !refused);
-        let commit = move |conn: Arc<pool::Conn>| async move {
-            let mut committed = match refused {
-                false => commit::commit(conn, group, now, hold, guess).await,
-                true => commit::transact_group(&conn, &group, now, hold, true).await,
-            };
-            committed.tried_one_trip |= refused;
-            Ok(committed)
-        };
-        // Without a hold (a timer), a group only waits on its connection: it is polled on the
-        // leader's thread, saving two hand-offs between threads per group.
-        let done = match hold {
-            None => self.pool.with_here(&self.runtime, commit),
-            Some(_) => self.pool.with(&self.runtime, commit),
-        };
-        match done {
-            Ok(committed) => self.settle(committed),
-            Err(e) => {
-                let message = e.to_string();
-                streams
-                    .iter()
-                    .map(|s| {
-                        Err(AppendError::Storage {
-                            stream: s.clone(),
-                            source: message.clone().into(),
-                        })
-                    })
-                    .collect()
-            }
-        }
-    }
-
-    /// Records how a group went (what the log is known to be, the one-trip counts) and
-    /// publishes its head.
-    fn settle(&self, committed: Committed) -> Vec<Outcome> {
-        if committed.tried_one_trip {
-            self.one_trip.tried.fetch_add(1, Ordering::Relaxed);
-            if committed.one_trip {
-                self.one_trip.written.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.skip_one_trip
-                    .store(SKIP_AFTER_REFUSAL, Ordering::Relaxed);
-            }
-        }
-        {
-            let known = &mut self.knowledge().known;
-            // Groups in flight together settle in any order: the log only moves forward.
-            *known = match (committed.known, *known) {
-                (Some(new), Some(old)) if old.head > new.head => Some(old),
-                (new, _) => new,
-            };
-        }
-        if let Some(head) = committed.head {
-            self.watch.publish(head);
-            let _ = self.commits.send(head);
-        }
-        committed.outcomes
-    }
-
-    /// Reads pages of rows of `statement` in key order from `from`: `page` gives the
-    /// parameters of a page starting at a key with a limit, `key_column` is the column
-    /// holding the key (read back to continue). Each page is requested as soon as the one
-    /// before it arrived, on the same connection, so the database reads ahead while the
-    /// visitor runs.
-    ///
-    /// With `last` (a statement returning the last key, and its parameters), the keys are
-    /// contiguous and a page asks for one range of them: that statement goes out with the
-    /// first page, the read ends at the key it returned (or at a short page, if the key
-    /// moved on meanwhile), and a page short of rows below it is a hole in the keys.
-    #[allow(clippy::too_many_arguments)]
-    fn read_rows(
-        &self,
-        page: impl Fn(u64, i64) -> Vec<Param>,
-        statement: fn(&Statements) -> &tokio_postgres::Statement,
-        from: u64,
-        key_column: usize,
-        check: impl Fn(&EventRef<'_>) -> Result<(), String>,
-        last: Option<(StatementOf, Vec<Param>)>,
-        visitor: &mut Visitor<'_>,
-    ) -> Result<(), ReadError> {
-        let conn = self
-            .pool
-            .acquire(&self.runtime)
-            .map_err(ReadError::Storage)?;
-        let mut reader = Reader {
-            pool: &self.pool,
-            conn: Some(conn),
-            pending: None,
-        };
-        let ranged = last.is_some();
-        let mut last = last;
-        let mut request = |reader: &mut Reader<'_>, from: u64, limit: i64| {
-            let conn = Arc::clone(reader.conn.as_ref().expect("held until the read ends"));
-            let params = page(from, limit);
-            let last = last.take();
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            self.runtime.handle().spawn(async move {
-                let refs: Vec<&(dyn ToSql + Sync)> =
-                    params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
-                let rows = conn.client.query(statement(&conn.st), &refs);
-                let got = match &last {
-                    None => rows.await.map(|rows| (rows, None)),
-                    Some((last, params)) => {
-                        let last_refs: Vec<&(dyn ToSql + Sync)> =
-                            params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
-                        // Sent together: one round trip.
-                        tokio::try_join!(conn.client.query(last(&conn.st), &last_refs), rows)
-                            .map(|(last, rows)| (rows, Some(last)))
-                    }
-                };
-                let _ = tx.send(got.map_err(BoxError::from));
-            });
-            reader.pending = Some((rx, from, limit));
-        };
-        // Pages start small, so that a reader stopping after a few events reads little ahead.
-        request(&mut reader, from, 32);
-        let mut end: Option<u64> = None;
-        loop {
-            let (rows, first, limit, last_rows) = reader.wait().map_err(ReadError::Storage)?;
-            if let Some(last_rows) = last_rows {
-                let key = match last_rows.first() {
-                    None => 0,
-                    Some(row) => {
-                        row.try_get::<_, i64>(0)
-                            .map_err(|e| corrupt_row(None, &e))? as u64
-                    }
-                };
-                end = Some(key);
-            }
-            let full = rows.len() as i64 == limit;
-            let key_of = |row: &Row| -> Result<u64, ReadError> {
-                let key: i64 = row
-                    .try_get(key_column)
-                    .map_err(|e| corrupt_row(row.try_get(0).ok(), &e))?;
-                Ok(key as u64)
-            };
-            let next = match rows.last() {
-                Some(row) => key_of(row)? + 1,
-                None => first,
-            };
-            if let Some(end) = end.filter(|_| ranged) {
-                // Every key of the page's range up to the last one is stored.
-                let want = (end + 1).saturating_sub(first).min(limit as u64);
-                let mut got = rows.len() as u64;
-                if next > end + 1 {
-                    // The keys went on meanwhile: count the ones up to `end`.
-                    got = 0;
-                    for row in &rows {
-                        got += u64::from(key_of(row)? <= end);
-                    }
-                }
-                if got < want {
-                    return Err(ReadError::Corrupt {
-                        at: Location::Store,
-                        reason: format!(
-                            "keys {first} to {} should all be stored; {got} are",
-                            first + want - 1
-                        ),
-                    });
-                }
-            }
-            let more = full && end.is_none_or(|end| next <= end);
-            if more {
-                // The next page starts after this one's last key: ask for it before visiting.
-                request(&mut reader, next, (limit * 4).min(4096));
-            }
-            for row in &rows {
-                let event = event_ref(row)?;
-                check(&event).map_err(|reason| ReadError::Corrupt {
-                    at: Location::Position(event.position),
-                    reason,
-                })?;
-                if visitor(event).is_break() {
-                    return Ok(());
-                }
-            }
-            if !more {
-                return Ok(());
-            }
-        }
-    }
-}
-
-/// A read in progress: its connection, and the page requested but not yet received. The
-/// connection goes back to the pool once no request of the read is in flight on it.
-struct Reader<'a> {
-    pool: &'a Pool,
-    conn: Option<Arc<pool::Conn>>,
-    /// The page's rows (and the last key's, when asked with it), its first key and limit.
-    pending: Option<(RowsReceiver, u64, i64)>,
-}
-
-type Page = (Vec<Row>, Option<Vec<Row>>);
-/// A page's rows, first key and limit, and the last key's rows when asked with it.
-type Received = (Vec<Row>, u64, i64, Option<Vec<Row>>);
-type RowsReceiver = std::sync::mpsc::Receiver<Result<Page, BoxError>>;
-
-impl Reader<'_> {
-    /// The page requested: its rows, first key, limit, and the last key's rows if asked.
-    fn wait(&mut self) -> Result<Received, BoxError> {
-        let (rx, first, limit) = self.pending.take().expect("a page was requested");
-        let (rows, last) = rx
-            .recv()
-            .unwrap_or_else(|_| Err("the store's database task ended without an answer".into()))?;
-        Ok((rows, first, limit, last))
-    }
-}
-
-impl Drop for Reader<'_> {
-    fn drop(&mut self) {
-        if let Some((rx, _, _)) = self.pending.take() {
-            let _ = rx.recv();
-        }
-        if let Some(conn) = self.conn.take() {
-            self.pool.release(conn);
-        }
-    }
-}
-
-fn random_below(max: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos() as u64);
-    let mut x = nanos.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    x ^= x >> 29;
-    let max = max.as_nanos().max(1) as u64;
-    Duration::from_nanos(x % max)
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -935,7 +587,7 @@ impl EventStore for PostgresStore {
         match done {
             Ok(Ok((result, head))) => {
                 // Plan the next group under the lock, which reads the imported timestamps.
-                self.knowledge().known = None;
+                self.forget_the_log();
                 self.watch.publish(head);
                 let _ = self.commits.send(head);
                 Ok(result)
