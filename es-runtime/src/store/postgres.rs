@@ -184,7 +184,7 @@ impl PostgresOptions {
             })
             .map_err(storage)?;
         let watch = Arc::new(HeadWatch::new(store_head));
-        let (commits, committed) = tokio::sync::mpsc::unbounded_channel();
+        let commits = Arc::new(listen::Unnotified::default());
         let epoch = Arc::new(AtomicU64::new(0));
         runtime.handle().spawn(listen::listen(
             config,
@@ -195,7 +195,7 @@ impl PostgresOptions {
                 poll: self.poll_every,
                 notify: self.notify_every,
             },
-            committed,
+            Arc::clone(&commits),
             Arc::clone(&epoch),
         ));
         tracing::debug!(store = %path, head = store_head, "opened PostgreSQL store");
@@ -264,7 +264,8 @@ pub struct PostgresStore {
     group: GroupQueue<Append, Outcome>,
     pool: Pool,
     watch: Arc<HeadWatch>,
-    commits: tokio::sync::mpsc::UnboundedSender<u64>,
+    /// This process's commits, for the listener to notify other processes of.
+    commits: Arc<listen::Unnotified>,
     clock: Arc<dyn Clock>,
     hold_commits: Option<Duration>,
     /// What the next group is planned from, to be sent in one round trip.
@@ -589,7 +590,7 @@ impl EventStore for PostgresStore {
                 // Plan the next group under the lock, which reads the imported timestamps.
                 self.forget_the_log();
                 self.watch.publish(head);
-                let _ = self.commits.send(head);
+                self.commits.committed(head);
                 Ok(result)
             }
             Ok(Err(refused)) => Err(refused),

@@ -201,7 +201,7 @@ impl PostgresStore {
         }
         if let Some(head) = committed.head {
             self.watch.publish(head);
-            let _ = self.commits.send(head);
+            self.commits.committed(head);
         }
         committed.outcomes
     }

@@ -5,18 +5,17 @@
 //! The rule: only committed head positions travel (a NOTIFY is sent after its group's COMMIT
 //! returned, in a transaction of its own), so a wake-up never promises events a reader cannot
 //! see; a lost notification (a dropped connection, a server restart) delays a reader by at
-//! most one period. Commits never wait for their notification: heads queued meanwhile, and
-//! those committed within the notification period after the last NOTIFY, go out as one NOTIFY
-//! of the highest.
+//! most one period. Commits never wait for their notification: heads committed within the
+//! notification period after the last NOTIFY, or while it was in flight, go out as one NOTIFY
+//! of the highest, and only the first commit of a period wakes the listener ([`Unnotified`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use futures_util::StreamExt;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::watch::HeadWatch;
@@ -28,6 +27,31 @@ pub(super) struct Periods {
     pub(super) notify: Duration,
 }
 
+/// This process's committed heads not yet notified to other processes: the newest, and
+/// whether the listener was woken for it since its last NOTIFY.
+#[derive(Debug, Default)]
+pub(super) struct Unnotified {
+    newest: AtomicU64,
+    woken: AtomicBool,
+    wake: Notify,
+}
+
+impl Unnotified {
+    /// Records a committed head, waking the listener unless it is already woken.
+    pub(super) fn committed(&self, head: u64) {
+        self.newest.fetch_max(head, Ordering::SeqCst);
+        if !self.woken.swap(true, Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The newest head, to notify now: a commit after this wakes the listener again.
+    fn take(&self) -> u64 {
+        self.woken.store(false, Ordering::SeqCst);
+        self.newest.load(Ordering::SeqCst)
+    }
+}
+
 /// Runs until the store's runtime shuts down; counts in `lost` each connection it lost.
 pub(super) async fn listen(
     config: tokio_postgres::Config,
@@ -35,11 +59,11 @@ pub(super) async fn listen(
     head_sql: String,
     watch: Arc<HeadWatch>,
     periods: Periods,
-    mut commits: UnboundedReceiver<u64>,
+    commits: Arc<Unnotified>,
     lost: Arc<AtomicU64>,
 ) {
-    // A head committed but not yet notified, kept across reconnections.
-    let mut pending = None;
+    // Woken for a head not yet notified, kept across reconnections.
+    let mut pending = false;
     loop {
         let once = listen_once(
             &config,
@@ -47,7 +71,7 @@ pub(super) async fn listen(
             &head_sql,
             &watch,
             periods,
-            &mut commits,
+            &commits,
             &mut pending,
         );
         if let Err(e) = once.await {
@@ -65,8 +89,8 @@ async fn listen_once(
     head_sql: &str,
     watch: &HeadWatch,
     periods: Periods,
-    commits: &mut UnboundedReceiver<u64>,
-    pending: &mut Option<u64>,
+    commits: &Unnotified,
+    pending: &mut bool,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -105,20 +129,16 @@ async fn listen_once(
                 }
                 None => break Ok(()),
             },
-            committed = commits.recv() => {
-                let Some(mut position) = committed else { break Ok(()) };
-                while let Ok(p) = commits.try_recv() {
-                    position = position.max(p);
-                }
-                *pending = Some(pending.map_or(position, |p| p.max(position)));
-            }
-            () = tokio::time::sleep_until(quiet_until), if pending.is_some() => {
-                let Some(position) = *pending else { continue };
+            () = commits.wake.notified(), if !*pending => *pending = true,
+            () = tokio::time::sleep_until(quiet_until), if *pending => {
+                let position = commits.take();
+                *pending = false;
                 let payload = position.to_string();
                 if let Err(e) = client.execute(&notify, &[&channel, &payload]).await {
+                    // Not sent: notified after the reconnection.
+                    commits.committed(position);
                     break Err(e);
                 }
-                *pending = None;
                 quiet_until = Instant::now() + periods.notify;
             }
             _ = tick.tick() => match client.query_one(&head, &[]).await {
