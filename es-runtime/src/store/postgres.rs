@@ -89,9 +89,9 @@ impl PostgresOptions {
         self
     }
 
-    /// The most connections the store's pool opens (default 8, at least 1), besides the one
-    /// that listens for other processes' commits and the one that carries groups of appends
-    /// sent in one statement. Appends in flight together share one.
+    /// The most connections the store opens (default 8, at least 1), besides the one that
+    /// listens for other processes' commits. Appends in flight together share one; with two or
+    /// more, one of them carries the groups of appends sent in one statement.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self

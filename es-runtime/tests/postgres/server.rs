@@ -180,6 +180,24 @@ impl Cluster {
         );
     }
 
+    /// Runs `sql` with `psql` over the cluster's socket; returns its unaligned output.
+    pub(crate) fn psql(&self, sql: &str) -> String {
+        let out = self
+            .command("psql")
+            .args(["-h"])
+            .arg(&self.dir)
+            .args(["-U", "postgres", "-d", "postgres", "-At", "-c", sql])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run psql from {}: {e}", self.bin.display()));
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// Starts the server (again) and waits until it accepts connections.
     pub(crate) fn start_server(&self) {
         let options = format!(

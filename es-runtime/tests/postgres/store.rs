@@ -583,6 +583,68 @@ fn pipelined_groups_lose_nothing_when_another_store_moves_the_log() {
     );
 }
 
+/// `max_connections` bounds every connection of a store but its listener's, the one that
+/// carries pipelined groups included: under 32 writers and 8 readers at once, the server
+/// never sees more than `max + 1` of them, and with `max_connections(1)` nothing is pipelined.
+#[test]
+fn max_connections_bounds_the_pool_and_the_pipe() {
+    let cluster = server::Cluster::start();
+    for max in [3usize, 1] {
+        let schema = format!("bounded_{max}");
+        let store = PostgresOptions::new(cluster.url())
+            .schema(schema.as_str())
+            .max_connections(max)
+            .open()
+            .unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let most = std::thread::scope(|s| {
+            let (store, stop) = (&store, &stop);
+            for t in 0..32u64 {
+                s.spawn(move || {
+                    let stream = StreamId::new("bounded", t).unwrap();
+                    for v in 0..30 {
+                        store
+                            .append(&stream, ExpectedVersion::Exact(v), vec![event(v)])
+                            .unwrap();
+                    }
+                });
+            }
+            for t in 0..8u64 {
+                s.spawn(move || {
+                    let stream = StreamId::new("bounded", t).unwrap();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        store.read_stream(&stream, 1, usize::MAX).unwrap();
+                    }
+                });
+            }
+            let mut most = 0usize;
+            for _ in 0..20 {
+                let n: usize = cluster
+                    .psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'es'")
+                    .parse()
+                    .unwrap();
+                most = most.max(n);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            most
+        });
+        assert!(
+            most <= max + 1,
+            "{most} connections for max_connections({max})"
+        );
+        let behind = store.pipelined_groups();
+        if max == 1 {
+            assert_eq!(behind, 0, "one connection: nothing pipelined");
+        }
+        assert_eq!(store.read_all(1, usize::MAX).unwrap().len(), 32 * 30);
+        println!(
+            "max_connections({max}): at most {most} connections seen, {behind} groups pipelined"
+        );
+        drop(store);
+    }
+}
+
 /// A stream is read in pages that each ask for one range of versions, up to the version its
 /// stream row holds (read with the first page): every page boundary reads whole, and a
 /// version missing below the stream's last one is reported as corruption, never read past

@@ -89,17 +89,26 @@ impl PostgresStore {
 
     /// The connection that carries one-statement groups, in the order they were planned,
     /// connected on first use and again once the server closed it. `None` on a thread inside
-    /// an async runtime, or while the server cannot be reached.
+    /// an async runtime, with `max_connections(1)`, while the pool has no place free, or
+    /// while the server cannot be reached.
     fn pipe(&self) -> Option<Arc<pool::Driven>> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return None;
         }
         let mut pipe = self.pipe.lock().unwrap_or_else(|e| e.into_inner());
         let epoch = self.epoch.load(Ordering::Acquire);
-        pipe.take_if(|(p, at)| p.conn.client.is_closed() || *at != epoch);
-        if pipe.is_none() {
-            let connected = pool::Driven::connect(self.pool.config().clone(), self.pool.sql());
-            *pipe = connected.ok().map(|p| (Arc::new(p), epoch));
+        if pipe
+            .take_if(|(p, at)| p.conn.client.is_closed() || *at != epoch)
+            .is_some()
+        {
+            self.pool.unreserve();
+        }
+        // The pipe takes one of the pool's places: `max_connections` bounds it too.
+        if pipe.is_none() && self.pool.reserve() {
+            match pool::Driven::connect(self.pool.config().clone(), self.pool.sql()) {
+                Ok(p) => *pipe = Some((Arc::new(p), epoch)),
+                Err(_) => self.pool.unreserve(),
+            }
         }
         pipe.as_ref().map(|(p, _)| Arc::clone(p))
     }

@@ -319,6 +319,30 @@ impl Pool {
         }
     }
 
+    /// Takes one of the pool's places for a connection kept outside it, if the pool has at
+    /// least two (one stays for its own use) and one is free or idle (then closed).
+    pub(super) fn reserve(&self) -> bool {
+        let mut idle = self.lock();
+        if self.max < 2 {
+            return false;
+        }
+        if idle.open >= self.max && idle.conns.pop().is_some() {
+            idle.open -= 1;
+        }
+        if idle.open < self.max {
+            idle.open += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Gives back a place taken by [`reserve`](Self::reserve).
+    pub(super) fn unreserve(&self) {
+        self.lock().open -= 1;
+        self.returned.notify_one();
+    }
+
     pub(super) fn release(&self, conn: Arc<Conn>) {
         let mut idle = self.lock();
         if conn.client.is_closed() {
