@@ -277,23 +277,23 @@ fn refused(e: tokio_postgres::Error) -> Result<bool, tokio_postgres::Error> {
 /// `known` is what this process last knew of the log, if the group may be tried in one
 /// round trip from it.
 pub(super) async fn commit(
-    conn: Arc<Conn>,
-    group: Vec<Append>,
+    conn: &Conn,
+    group: &[Append],
     now: Timestamp,
     delay: Option<Duration>,
     known: Option<Known>,
 ) -> Committed {
     let mut tried_one_trip = false;
-    if let Some(trip) = known.and_then(|known| OneTrip::plan(&group, known, now)) {
+    if let Some(trip) = known.and_then(|known| OneTrip::plan(group, known, now)) {
         tried_one_trip = true;
-        match one_trip(&conn, &trip, delay).await {
+        match one_trip(conn, &trip, delay).await {
             Ok(true) => return trip.written(),
             // Refused by the database: nothing was written; plan again under the lock.
             Ok(false) => {}
-            Err(e) => return failed(&group, e.into(), tried_one_trip),
+            Err(e) => return failed(group, e.into(), tried_one_trip),
         }
     }
-    transact_group(&conn, &group, now, delay, tried_one_trip).await
+    transact_group(conn, group, now, delay, tried_one_trip).await
 }
 
 /// Commits `group` on `conn` in a transaction that reads the head and versions under the lock.

@@ -14,8 +14,7 @@ use std::time::Duration;
 
 use super::commit::{self, Append, Committed, Known, OneTrip, Outcome};
 use super::{PostgresStore, pool};
-use crate::error::AppendError;
-use crate::event::StreamId;
+use crate::event::Timestamp;
 use crate::store::Release;
 
 /// What this process knows of the log, to plan groups from.
@@ -126,7 +125,6 @@ impl PostgresStore {
         group: Vec<Append>,
         release: &Release<'_, Append, Outcome>,
     ) -> Vec<Outcome> {
-        let streams: Vec<StreamId> = group.iter().map(|a| a.stream.clone()).collect();
         let now = self.clock.now();
         let hold = self.hold_commits.map(random_below);
         let guess = self.guess();
@@ -157,34 +155,31 @@ impl PostgresStore {
         // Not pipelined, or refused: on a connection of the pool, in one round trip or under
         // the lock.
         let guess = guess.filter(|_| !refused);
-        let commit = move |conn: Arc<pool::Conn>| async move {
-            let mut committed = match refused {
-                false => commit::commit(conn, group, now, hold, guess).await,
-                true => commit::transact_group(&conn, &group, now, hold, true).await,
-            };
-            committed.tried_one_trip |= refused;
-            Ok(committed)
-        };
-        // Without a hold (a timer), a group only waits on its connection: it is polled on the
-        // leader's thread, saving two hand-offs between threads per group.
         let done = match hold {
-            None => self.pool.with_here(&self.runtime, commit),
-            Some(_) => self.pool.with(&self.runtime, commit),
+            // Without a hold (a timer), a group only waits on its connection: it is polled on
+            // the leader's thread, saving two hand-offs between threads per group.
+            None => {
+                let group = &group;
+                self.pool
+                    .with_here(&self.runtime, |conn| async move {
+                        Ok(pooled(&conn, group, now, None, guess, refused).await)
+                    })
+                    .map_err(|e| commit::failed(group, e, refused))
+            }
+            Some(_) => {
+                let group = Arc::new(group);
+                let shared = Arc::clone(&group);
+                self.pool
+                    .with(&self.runtime, move |conn| async move {
+                        Ok(pooled(&conn, &shared, now, hold, guess, refused).await)
+                    })
+                    .map_err(|e| commit::failed(&group, e, refused))
+            }
         };
         match done {
             Ok(committed) => self.settle(committed),
-            Err(e) => {
-                let message = e.to_string();
-                streams
-                    .iter()
-                    .map(|s| {
-                        Err(AppendError::Storage {
-                            stream: s.clone(),
-                            source: message.clone().into(),
-                        })
-                    })
-                    .collect()
-            }
+            // No connection, or no answer from the store's runtime: every append fails.
+            Err(failed) => failed.outcomes,
         }
     }
 
@@ -214,6 +209,24 @@ impl PostgresStore {
         }
         committed.outcomes
     }
+}
+
+/// Commits `group` on a connection of the pool: in one round trip from `guess` when it can be
+/// planned so, else (or when the pipe refused it) under the lock.
+async fn pooled(
+    conn: &pool::Conn,
+    group: &[Append],
+    now: Timestamp,
+    hold: Option<Duration>,
+    guess: Option<Known>,
+    refused: bool,
+) -> Committed {
+    let mut committed = match refused {
+        false => commit::commit(conn, group, now, hold, guess).await,
+        true => commit::transact_group(conn, group, now, hold, true).await,
+    };
+    committed.tried_one_trip |= refused;
+    committed
 }
 
 fn random_below(max: Duration) -> Duration {
